@@ -1,0 +1,95 @@
+# podidentity-operator
+
+IMG ?= ghcr.io/podidentity/podidentity-operator:latest
+CLUSTER_NAME ?= dev
+
+LOCALBIN ?= $(shell pwd)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+ENVTEST_K8S_VERSION ?= 1.37.2
+
+GO_TEST_FLAGS ?=
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRD and RBAC manifests under config/.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail if the committed generated files are stale.
+	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+		echo "generated files are stale; run 'make manifests generate' and commit:"; \
+		git status --porcelain -- api config; git --no-pager diff -- api config | head -50; exit 1; fi
+
+.PHONY: test
+test: verify-generated fmt-check vet envtest moto ## Run all tests: unit tests and the envtest + moto integration suites.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" \
+		go test ./... $(GO_TEST_FLAGS)
+
+.PHONY: fmt-check
+fmt-check: ## Fail if gofmt would change a file.
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+.PHONY: bench
+bench: ## Run the benchmarks of the pure packages.
+	go test -run '^$$' -bench . -benchmem ./internal/...
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager binary.
+	go build -o bin/manager .
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the operator against the cluster in your kubeconfig.
+	go run . --cluster-name=$(CLUSTER_NAME)
+
+.PHONY: demo
+demo: envtest moto ## Run the operator on an embedded API server and moto, apply a sample and exchange a token for credentials.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" \
+		go run ./hack/demo $(DEMO_ARGS)
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster in your kubeconfig.
+	kubectl apply -f config/crd/bases
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+##@ Dependencies
+
+.PHONY: envtest
+envtest: ## Provide kube-apiserver, etcd and kubectl for envtest (cached, built from source when they cannot be downloaded).
+	@hack/envtest-assets.sh >/dev/null
+
+.PHONY: moto
+moto: ## Install the moto IAM/STS emulator into bin/moto-venv.
+	@hack/moto.sh >/dev/null
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN)
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

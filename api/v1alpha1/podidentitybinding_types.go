@@ -1,0 +1,234 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Effect of a permission statement.
+// +kubebuilder:validation:Enum=Allow;Deny
+type Effect string
+
+const (
+	EffectAllow Effect = "Allow"
+	EffectDeny  Effect = "Deny"
+)
+
+// DeletionPolicy says what happens to the IAM role when the binding is deleted.
+// +kubebuilder:validation:Enum=Delete;Retain
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete deletes the role, its inline policies and attachments.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyRetain leaves the role in IAM untouched.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+)
+
+// PermissionStatement is one statement of the role's inline permission policy.
+type PermissionStatement struct {
+	// Sid is an optional statement identifier, unique within the binding.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]+$`
+	// +kubebuilder:validation:MaxLength=100
+	// +optional
+	Sid string `json:"sid,omitempty"`
+
+	// Effect of the statement: Allow (the default) or Deny.
+	// +kubebuilder:default=Allow
+	// +optional
+	Effect Effect `json:"effect,omitempty"`
+
+	// Actions the statement applies to, as "service:Action" (for example
+	// "dynamodb:GetItem"); "*" and "?" wildcards are allowed in the action part.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^(\*|[a-zA-Z0-9-]+:[a-zA-Z0-9*?]+)$`
+	// +listType=atomic
+	Actions []string `json:"actions"`
+
+	// Resources the statement applies to: ARNs (wildcards allowed) or "*".
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:items:Pattern=`^(\*|arn:[^:]+:[^:]*:[^:]*:[^:]*:.+)$`
+	// +listType=atomic
+	Resources []string `json:"resources"`
+
+	// Conditions is an IAM condition block: operator -> condition key -> values,
+	// for example {"StringLike": {"s3:prefix": ["home/*"]}}.
+	// +optional
+	Conditions map[string]map[string][]string `json:"conditions,omitempty"`
+}
+
+// ServiceAccountTokenSettings are written as the pod identity webhook's
+// annotations on the ServiceAccount.
+type ServiceAccountTokenSettings struct {
+	// Audience of the projected token (annotation eks.amazonaws.com/audience).
+	// The role's trust policy requires exactly this audience. Defaults to
+	// sts.amazonaws.com.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[^\s"]+$`
+	// +optional
+	Audience string `json:"audience,omitempty"`
+
+	// STSRegionalEndpoints makes the SDK use the regional STS endpoint
+	// (annotation eks.amazonaws.com/sts-regional-endpoints).
+	// +optional
+	STSRegionalEndpoints *bool `json:"stsRegionalEndpoints,omitempty"`
+
+	// ExpirationSeconds is the lifetime of the projected token
+	// (annotation eks.amazonaws.com/token-expiration).
+	// +kubebuilder:validation:Minimum=600
+	// +kubebuilder:validation:Maximum=86400
+	// +optional
+	ExpirationSeconds *int64 `json:"expirationSeconds,omitempty"`
+}
+
+// PodIdentityBindingSpec declares a ServiceAccount in the binding's namespace
+// and the AWS permissions its pods receive through an IAM role.
+// +kubebuilder:validation:XValidation:rule="!has(self.tags) || self.tags.all(k, !k.startsWith('podidentity.io/'))",message="tag keys with the prefix podidentity.io/ are reserved for ownership tags"
+type PodIdentityBindingSpec struct {
+	// ServiceAccountName is the ServiceAccount in this namespace that receives
+	// the role. It is created if it does not exist; an existing one only gets
+	// the eks.amazonaws.com/role-arn annotation (and the token annotations).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccountName string `json:"serviceAccountName"`
+
+	// Permissions are rendered as the role's inline permission policy.
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=atomic
+	// +optional
+	Permissions []PermissionStatement `json:"permissions,omitempty"`
+
+	// ManagedPolicyArns are IAM managed policies attached to the role.
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:Pattern=`^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]+$`
+	// +listType=set
+	// +optional
+	ManagedPolicyArns []string `json:"managedPolicyArns,omitempty"`
+
+	// RoleName overrides the generated IAM role name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[\w+=,.@-]+$`
+	// +optional
+	RoleName string `json:"roleName,omitempty"`
+
+	// MaxSessionDuration of the role in seconds (3600 to 43200). IAM's
+	// default of 3600 applies when unset.
+	// +kubebuilder:validation:Minimum=3600
+	// +kubebuilder:validation:Maximum=43200
+	// +optional
+	MaxSessionDuration *int32 `json:"maxSessionDuration,omitempty"`
+
+	// Description of the IAM role.
+	// +kubebuilder:validation:MaxLength=1000
+	// +kubebuilder:validation:Pattern=`^[\x{0009}\x{000A}\x{000D}\x{0020}-\x{007E}\x{00A1}-\x{00FF}]*$`
+	// +optional
+	Description string `json:"description,omitempty"`
+
+	// Tags added to the IAM role, besides the operator's ownership tags.
+	// +kubebuilder:validation:MaxProperties=45
+	// +optional
+	Tags map[string]string `json:"tags,omitempty"`
+
+	// ServiceAccountToken settings for the projected token.
+	// +optional
+	ServiceAccountToken *ServiceAccountTokenSettings `json:"serviceAccountToken,omitempty"`
+
+	// DeletionPolicy says what happens to the IAM role when the binding is
+	// deleted: Delete (the default) removes it, Retain leaves it in IAM.
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// Condition types.
+const (
+	// ConditionReady is True when the role, its trust and permission policies
+	// and the ServiceAccount annotation all match the current generation.
+	ConditionReady = "Ready"
+	// ConditionRoleSynced is True when the IAM role matches the spec.
+	ConditionRoleSynced = "RoleSynced"
+	// ConditionServiceAccountSynced is True when the ServiceAccount carries the
+	// role annotation.
+	ConditionServiceAccountSynced = "ServiceAccountSynced"
+)
+
+// Condition reasons. Each names something a user can act on.
+const (
+	ReasonAvailable              = "Available"
+	ReasonSynced                 = "Synced"
+	ReasonReconciling            = "Reconciling"
+	ReasonInvalidSpec            = "InvalidSpec"
+	ReasonRoleConflict           = "RoleConflict"
+	ReasonServiceAccountConflict = "ServiceAccountConflict"
+	ReasonIAMRequestRejected     = "IAMRequestRejected"
+	ReasonIAMUnavailable         = "IAMUnavailable"
+	ReasonServiceAccountError    = "ServiceAccountError"
+	ReasonWaitingForRole         = "WaitingForRole"
+	ReasonDeleting               = "Deleting"
+	ReasonDeleteFailed           = "DeleteFailed"
+)
+
+// PodIdentityBindingStatus is the observed state of a PodIdentityBinding.
+type PodIdentityBindingStatus struct {
+	// RoleArn is the ARN of the IAM role; the ServiceAccount is annotated with it.
+	// +optional
+	RoleArn string `json:"roleArn,omitempty"`
+	// RoleName is the name of the IAM role the operator manages for this binding.
+	// +optional
+	RoleName string `json:"roleName,omitempty"`
+	// ServiceAccountName is the ServiceAccount that currently carries the
+	// operator's annotation.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// ObservedGeneration is the generation last reconciled successfully.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, RoleSynced and ServiceAccountSynced.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// PodIdentityBinding gives the pods of one ServiceAccount in its namespace an
+// IAM role (IRSA): the operator creates the role, trusts the cluster's OIDC
+// provider for exactly that ServiceAccount, grants the declared permissions
+// and annotates the ServiceAccount with the role ARN.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=pib,categories=podidentity
+// +kubebuilder:printcolumn:name="Service Account",type=string,JSONPath=`.spec.serviceAccountName`
+// +kubebuilder:printcolumn:name="Role ARN",type=string,JSONPath=`.status.roleArn`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type PodIdentityBinding struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired state.
+	// +required
+	Spec PodIdentityBindingSpec `json:"spec"`
+	// Status is the observed state, written by the operator only.
+	// +optional
+	Status PodIdentityBindingStatus `json:"status,omitempty"`
+}
+
+// PodIdentityBindingList is a list of PodIdentityBindings.
+// +kubebuilder:object:root=true
+type PodIdentityBindingList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []PodIdentityBinding `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&PodIdentityBinding{}, &PodIdentityBindingList{})
+}
