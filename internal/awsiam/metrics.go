@@ -1,0 +1,50 @@
+package awsiam
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/smithy-go/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Calls counts IAM API calls by operation and outcome (success, not_found,
+// retryable, terminal). One logical call counts once, whatever the SDK's
+// internal retries.
+var Calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "podidentity_iam_api_calls_total",
+	Help: "IAM API calls made by the operator, by operation and outcome.",
+}, []string{"operation", "outcome"})
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(Calls)
+}
+
+// Outcome names the result of a call in the Calls metric.
+func Outcome(err error) string {
+	if err == nil {
+		return "success"
+	}
+	switch Classify(err) {
+	case NotFound:
+		return "not_found"
+	case Terminal:
+		return "terminal"
+	default:
+		return "retryable"
+	}
+}
+
+// WithMetrics adds the call-counting middleware to an SDK config, so every
+// client built from it is counted.
+func WithMetrics(cfg *aws.Config) {
+	cfg.APIOptions = append(cfg.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("podidentityCallMetrics",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				Calls.WithLabelValues(middleware.GetOperationName(ctx), Outcome(err)).Inc()
+				return out, md, err
+			}), middleware.Before)
+	})
+}

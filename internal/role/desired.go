@@ -1,0 +1,123 @@
+// Package role computes the IAM role a binding should have, observes the role
+// IAM has, diffs the two by meaning and applies only the differences.
+package role
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/naming"
+	"github.com/podidentity/podidentity-operator/internal/policy"
+)
+
+// Ownership tag keys. A role is modified or deleted only when all three match
+// the binding.
+const (
+	TagCluster   = "podidentity.io/cluster"
+	TagNamespace = "podidentity.io/namespace"
+	TagBinding   = "podidentity.io/binding"
+)
+
+// InlinePolicyName is the name of the inline policy holding spec.permissions.
+const InlinePolicyName = "podidentity-permissions"
+
+// DefaultMaxSessionDuration is IAM's default for a role.
+const DefaultMaxSessionDuration int32 = 3600
+
+// Config is the operator-level configuration that shapes every role.
+type Config struct {
+	ClusterName            string
+	RoleNamePrefix         string
+	RolePath               string
+	PermissionsBoundaryARN string
+	// ProviderARN is the IAM OIDC identity provider of the cluster.
+	ProviderARN string
+	// Issuer is the normalised issuer (see policy.NormaliseIssuer).
+	Issuer string
+}
+
+// Desired is the role a binding should have.
+type Desired struct {
+	Name               string
+	Path               string
+	Description        string
+	MaxSessionDuration int32
+	Trust              policy.Document
+	// Permissions is the inline policy, nil when the binding declares none.
+	Permissions *policy.Document
+	// ManagedPolicies is sorted.
+	ManagedPolicies []string
+	Tags            map[string]string
+	// Boundary is the permissions boundary ARN; empty means the operator
+	// does not manage the role's boundary.
+	Boundary string
+}
+
+// Name returns the IAM role name of a binding: spec.roleName or the generated one.
+func Name(cfg Config, b *v1alpha1.PodIdentityBinding) string {
+	if b.Spec.RoleName != "" {
+		return b.Spec.RoleName
+	}
+	return naming.RoleName(cfg.RoleNamePrefix, cfg.ClusterName, b.Namespace, b.Name)
+}
+
+// OwnershipTags are the tags that mark a role as a binding's.
+func OwnershipTags(cfg Config, namespace, name string) map[string]string {
+	return map[string]string{TagCluster: cfg.ClusterName, TagNamespace: namespace, TagBinding: name}
+}
+
+// OwnedBy reports whether a role's tags mark it as the binding's.
+func OwnedBy(tags map[string]string, cfg Config, namespace, name string) bool {
+	for k, v := range OwnershipTags(cfg, namespace, name) {
+		if tags[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Audience returns the token audience a binding's trust policy requires.
+func Audience(b *v1alpha1.PodIdentityBinding) string {
+	if t := b.Spec.ServiceAccountToken; t != nil && t.Audience != "" {
+		return t.Audience
+	}
+	return policy.DefaultAudience
+}
+
+// DesiredFor is the role a binding should have under the operator config.
+func DesiredFor(cfg Config, b *v1alpha1.PodIdentityBinding) Desired {
+	d := Desired{
+		Name:               Name(cfg, b),
+		Path:               cfg.RolePath,
+		Description:        b.Spec.Description,
+		MaxSessionDuration: DefaultMaxSessionDuration,
+		Trust: policy.TrustPolicy(policy.TrustInput{
+			ProviderARN:    cfg.ProviderARN,
+			Issuer:         cfg.Issuer,
+			Namespace:      b.Namespace,
+			ServiceAccount: b.Spec.ServiceAccountName,
+			Audience:       Audience(b),
+		}),
+		Tags:     map[string]string{},
+		Boundary: cfg.PermissionsBoundaryARN,
+	}
+	if d.Description == "" {
+		d.Description = fmt.Sprintf("IRSA role for %s/%s in cluster %s, managed by podidentity-operator", b.Namespace, b.Spec.ServiceAccountName, cfg.ClusterName)
+	}
+	if b.Spec.MaxSessionDuration != nil {
+		d.MaxSessionDuration = *b.Spec.MaxSessionDuration
+	}
+	if doc, ok := policy.PermissionPolicy(b.Spec.Permissions); ok {
+		d.Permissions = &doc
+	}
+	d.ManagedPolicies = append([]string(nil), b.Spec.ManagedPolicyArns...)
+	sort.Strings(d.ManagedPolicies)
+	for k, v := range b.Spec.Tags {
+		d.Tags[k] = v
+	}
+	for k, v := range OwnershipTags(cfg, b.Namespace, b.Name) {
+		d.Tags[k] = v
+	}
+	return d
+}

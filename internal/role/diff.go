@@ -1,0 +1,171 @@
+package role
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/podidentity/podidentity-operator/internal/policy"
+)
+
+// Observed is the role as IAM reports it.
+type Observed struct {
+	ARN                string
+	Path               string
+	Description        string
+	MaxSessionDuration int32
+	// Trust is the parsed trust policy; TrustErr is set when IAM returned a
+	// document that does not parse (it is then rewritten).
+	Trust    policy.Document
+	TrustErr error
+	Boundary string
+	Tags     map[string]string
+	// Inline maps inline policy names to their parsed documents; a policy
+	// that does not parse is recorded in InlineErr.
+	Inline    map[string]policy.Document
+	InlineErr map[string]error
+	// ManagedPolicies is sorted.
+	ManagedPolicies []string
+}
+
+// Plan is the set of IAM writes that bring an observed role to the desired one.
+type Plan struct {
+	UpdateTrust    bool
+	UpdateRole     bool // description and max session duration
+	PutBoundary    bool
+	PutPermissions bool
+	DeleteInline   []string
+	Attach, Detach []string
+	SetTags        map[string]string
+	Untag          []string
+	changes        []string
+}
+
+// Empty reports whether the role is in sync.
+func (p Plan) Empty() bool { return len(p.changes) == 0 }
+
+// Changes describes each difference, for events and logs.
+func (p Plan) Changes() []string { return p.changes }
+
+// Kinds lists the kinds of difference (TrustPolicy, InlinePolicy, ...), for metrics.
+func (p Plan) Kinds() []string {
+	var kinds []string
+	for _, c := range p.changes {
+		kinds = append(kinds, strings.SplitN(c, ":", 2)[0])
+	}
+	return kinds
+}
+
+// Diff compares the desired and the observed role by meaning.
+func Diff(d Desired, o Observed) Plan {
+	var p Plan
+	add := func(kind, detail string) { p.changes = append(p.changes, kind+": "+detail) }
+
+	if o.TrustErr != nil || !policy.Equal(o.Trust, d.Trust) {
+		p.UpdateTrust = true
+		add("TrustPolicy", "trust policy differs from the binding")
+	}
+	if o.Description != d.Description {
+		p.UpdateRole = true
+		add("Description", strconv.Quote(o.Description)+" -> "+strconv.Quote(d.Description))
+	}
+	if o.MaxSessionDuration != d.MaxSessionDuration {
+		p.UpdateRole = true
+		add("MaxSessionDuration", strconv.Itoa(int(o.MaxSessionDuration))+" -> "+strconv.Itoa(int(d.MaxSessionDuration)))
+	}
+	// With no boundary configured the operator leaves any boundary alone:
+	// removing one would widen access.
+	if d.Boundary != "" && o.Boundary != d.Boundary {
+		p.PutBoundary = true
+		add("PermissionsBoundary", strconv.Quote(o.Boundary)+" -> "+strconv.Quote(d.Boundary))
+	}
+
+	for _, name := range sortedKeys(o.Inline, o.InlineErr) {
+		if name == InlinePolicyName && d.Permissions != nil {
+			continue
+		}
+		p.DeleteInline = append(p.DeleteInline, name)
+		if name == InlinePolicyName {
+			add("InlinePolicy", "permissions removed from the binding")
+		} else {
+			add("ExtraInlinePolicy", "inline policy "+name+" not declared by the binding")
+		}
+	}
+	if d.Permissions != nil {
+		got, ok := o.Inline[InlinePolicyName]
+		if !ok || o.InlineErr[InlinePolicyName] != nil || !policy.Equal(got, *d.Permissions) {
+			p.PutPermissions = true
+			if ok {
+				add("InlinePolicy", "permission policy differs from the binding")
+			} else {
+				add("InlinePolicy", "permission policy missing")
+			}
+		}
+	}
+
+	attach, detach := setDiff(d.ManagedPolicies, o.ManagedPolicies)
+	p.Attach, p.Detach = attach, detach
+	for _, a := range attach {
+		add("ManagedPolicies", "attach "+a)
+	}
+	for _, a := range detach {
+		add("ManagedPolicies", "detach "+a)
+	}
+
+	for _, k := range sortedKeys[string, error](d.Tags, nil) {
+		if v, ok := o.Tags[k]; !ok || v != d.Tags[k] {
+			if p.SetTags == nil {
+				p.SetTags = map[string]string{}
+			}
+			p.SetTags[k] = d.Tags[k]
+			add("Tags", "set "+k)
+		}
+	}
+	for _, k := range sortedKeys[string, error](o.Tags, nil) {
+		if _, ok := d.Tags[k]; !ok && !strings.HasPrefix(k, "aws:") {
+			p.Untag = append(p.Untag, k)
+			add("Tags", "remove "+k)
+		}
+	}
+	return p
+}
+
+// setDiff returns what is in want but not in have, and what is in have but not in want.
+func setDiff(want, have []string) (add, remove []string) {
+	w, h := map[string]bool{}, map[string]bool{}
+	for _, x := range want {
+		w[x] = true
+	}
+	for _, x := range have {
+		h[x] = true
+	}
+	for _, x := range want {
+		if !h[x] {
+			add = append(add, x)
+		}
+	}
+	for _, x := range have {
+		if !w[x] {
+			remove = append(remove, x)
+		}
+	}
+	sort.Strings(add)
+	sort.Strings(remove)
+	return add, remove
+}
+
+func sortedKeys[V any, W any](a map[string]V, b map[string]W) []string {
+	seen := map[string]bool{}
+	for k := range a {
+		seen[k] = true
+	}
+	for k := range b {
+		seen[k] = true
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

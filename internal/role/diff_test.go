@@ -1,0 +1,154 @@
+package role
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/policy"
+)
+
+var testConfig = Config{
+	ClusterName: "dev", RolePath: "/podidentity/",
+	ProviderARN: "arn:aws:iam::123456789012:oidc-provider/issuer.example/id/1", Issuer: "issuer.example/id/1",
+}
+
+func testBinding() *v1alpha1.PodIdentityBinding {
+	return &v1alpha1.PodIdentityBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cart"},
+		Spec: v1alpha1.PodIdentityBindingSpec{
+			ServiceAccountName: "cart",
+			Permissions: []v1alpha1.PermissionStatement{{
+				Actions: []string{"dynamodb:GetItem"}, Resources: []string{"arn:aws:dynamodb:*:*:table/cart"}}},
+			ManagedPolicyArns: []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"},
+			Tags:              map[string]string{"team": "shop"},
+		},
+	}
+}
+
+// observedFrom is what IAM would report for a role created from d.
+func observedFrom(d Desired) Observed {
+	o := Observed{
+		Description: d.Description, MaxSessionDuration: d.MaxSessionDuration, Trust: d.Trust,
+		Boundary: d.Boundary, Tags: map[string]string{}, Inline: map[string]policy.Document{},
+		ManagedPolicies: append([]string(nil), d.ManagedPolicies...),
+	}
+	for k, v := range d.Tags {
+		o.Tags[k] = v
+	}
+	if d.Permissions != nil {
+		o.Inline[InlinePolicyName] = *d.Permissions
+	}
+	return o
+}
+
+func TestDesiredFor(t *testing.T) {
+	d := DesiredFor(testConfig, testBinding())
+	if d.Name != "dev_shop_cart" || d.Path != "/podidentity/" || d.MaxSessionDuration != 3600 {
+		t.Errorf("unexpected desired role: %+v", d)
+	}
+	wantTags := map[string]string{"team": "shop", TagCluster: "dev", TagNamespace: "shop", TagBinding: "cart"}
+	if diff := cmp.Diff(wantTags, d.Tags); diff != "" {
+		t.Errorf("tags (-want +got):\n%s", diff)
+	}
+	b := testBinding()
+	b.Spec.RoleName = "custom"
+	b.Spec.Tags[TagCluster] = "other" // ownership tags always win
+	if d := DesiredFor(testConfig, b); d.Name != "custom" || d.Tags[TagCluster] != "dev" {
+		t.Errorf("override or ownership tags wrong: %s %v", d.Name, d.Tags)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	desired := DesiredFor(testConfig, testBinding())
+	withBoundary := desired
+	withBoundary.Boundary = "arn:aws:iam::123456789012:policy/boundary"
+
+	tests := []struct {
+		name    string
+		desired Desired
+		mutate  func(o *Observed)
+		want    []string
+	}{
+		{name: "in sync", desired: desired, mutate: func(*Observed) {}},
+		{name: "trust widened", desired: desired, mutate: func(o *Observed) {
+			o.Trust = policy.TrustPolicy(policy.TrustInput{ProviderARN: testConfig.ProviderARN, Issuer: testConfig.Issuer, Namespace: "shop", ServiceAccount: "other"})
+		}, want: []string{"TrustPolicy"}},
+		{name: "unparseable trust is rewritten", desired: desired, mutate: func(o *Observed) { o.TrustErr = errors.New("bad") }, want: []string{"TrustPolicy"}},
+		{name: "inline policy edited", desired: desired, mutate: func(o *Observed) {
+			o.Inline[InlinePolicyName] = policy.Document{Version: policy.Version, Statement: []policy.Statement{{Effect: "Allow", Action: policy.StringList{"*"}, Resource: policy.StringList{"*"}}}}
+		}, want: []string{"InlinePolicy"}},
+		{name: "inline policy deleted", desired: desired, mutate: func(o *Observed) { delete(o.Inline, InlinePolicyName) }, want: []string{"InlinePolicy"}},
+		{name: "extra inline policy", desired: desired, mutate: func(o *Observed) { o.Inline["admin"] = policy.Document{} }, want: []string{"ExtraInlinePolicy"}},
+		{name: "managed policy attached and detached", desired: desired, mutate: func(o *Observed) {
+			o.ManagedPolicies = []string{"arn:aws:iam::aws:policy/AdministratorAccess"}
+		}, want: []string{"ManagedPolicies", "ManagedPolicies"}},
+		{name: "max session duration", desired: desired, mutate: func(o *Observed) { o.MaxSessionDuration = 43200 }, want: []string{"MaxSessionDuration"}},
+		{name: "boundary removed", desired: withBoundary, mutate: func(o *Observed) { o.Boundary = "" }, want: []string{"PermissionsBoundary"}},
+		{name: "unmanaged boundary left alone", desired: desired, mutate: func(o *Observed) { o.Boundary = "arn:aws:iam::123456789012:policy/x" }},
+		{name: "tags changed", desired: desired, mutate: func(o *Observed) { o.Tags["team"] = "x"; o.Tags["extra"] = "y"; o.Tags["aws:cloudformation:stack"] = "z" },
+			want: []string{"Tags", "Tags"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := observedFrom(tt.desired)
+			if tt.desired.Boundary != "" && tt.name != "boundary removed" {
+				o.Boundary = tt.desired.Boundary
+			}
+			tt.mutate(&o)
+			p := Diff(tt.desired, o)
+			if diff := cmp.Diff(tt.want, p.Kinds()); diff != "" {
+				t.Errorf("kinds (-want +got):\n%s\nchanges: %v", diff, p.Changes())
+			}
+			if p.Empty() != (len(tt.want) == 0) {
+				t.Errorf("Empty() = %v", p.Empty())
+			}
+		})
+	}
+}
+
+func TestDiffPlan(t *testing.T) {
+	d := DesiredFor(testConfig, testBinding())
+	o := observedFrom(d)
+	o.ManagedPolicies = []string{"arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/ReadOnlyAccess"}
+	o.Inline["admin"] = policy.Document{}
+	o.Tags["extra"] = "1"
+	p := Diff(d, o)
+	if diff := cmp.Diff([]string{"arn:aws:iam::aws:policy/AdministratorAccess"}, p.Detach); diff != "" {
+		t.Errorf("detach: %s", diff)
+	}
+	if len(p.Attach) != 0 || p.PutPermissions || p.UpdateTrust {
+		t.Errorf("unexpected writes: %+v", p)
+	}
+	if diff := cmp.Diff([]string{"admin"}, p.DeleteInline); diff != "" {
+		t.Errorf("delete inline: %s", diff)
+	}
+	if diff := cmp.Diff([]string{"extra"}, p.Untag); diff != "" {
+		t.Errorf("untag: %s", diff)
+	}
+
+	noPerms := testBinding()
+	noPerms.Spec.Permissions = nil
+	p = Diff(DesiredFor(testConfig, noPerms), o)
+	if !cmp.Equal([]string{"admin", InlinePolicyName}, p.DeleteInline) {
+		t.Errorf("permissions removed from spec should delete our inline policy: %v", p.DeleteInline)
+	}
+}
+
+func TestOwnedBy(t *testing.T) {
+	tags := OwnershipTags(testConfig, "shop", "cart")
+	if !OwnedBy(tags, testConfig, "shop", "cart") {
+		t.Error("own tags not recognised")
+	}
+	if OwnedBy(tags, testConfig, "shop", "other") || OwnedBy(map[string]string{}, testConfig, "shop", "cart") {
+		t.Error("foreign role recognised as owned")
+	}
+	other := testConfig
+	other.ClusterName = "prod"
+	if OwnedBy(tags, other, "shop", "cart") {
+		t.Error("another cluster's role recognised as owned")
+	}
+}
