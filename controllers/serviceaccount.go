@@ -1,0 +1,245 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/naming"
+)
+
+// ServiceAccount annotations read by the EKS pod identity webhook.
+const (
+	AnnotationRoleARN              = "eks.amazonaws.com/role-arn"
+	AnnotationAudience             = "eks.amazonaws.com/audience"
+	AnnotationSTSRegionalEndpoints = "eks.amazonaws.com/sts-regional-endpoints"
+	AnnotationTokenExpiration      = "eks.amazonaws.com/token-expiration"
+)
+
+// LabelManagedBy marks a ServiceAccount the operator created.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedByValue = "podidentity-operator"
+)
+
+// desiredAnnotations are the annotations the binding sets on its ServiceAccount.
+func desiredAnnotations(b *v1alpha1.PodIdentityBinding, roleARN string) map[string]string {
+	a := map[string]string{AnnotationRoleARN: roleARN}
+	if t := b.Spec.ServiceAccountToken; t != nil {
+		if t.Audience != "" {
+			a[AnnotationAudience] = t.Audience
+		}
+		if t.STSRegionalEndpoints != nil {
+			a[AnnotationSTSRegionalEndpoints] = strconv.FormatBool(*t.STSRegionalEndpoints)
+		}
+		if t.ExpirationSeconds != nil {
+			a[AnnotationTokenExpiration] = strconv.FormatInt(*t.ExpirationSeconds, 10)
+		}
+	}
+	return a
+}
+
+// createdBy reports whether the binding created the ServiceAccount: it is
+// labelled as managed and controlled by the binding (same UID).
+func createdBy(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding) bool {
+	if sa.Labels[LabelManagedBy] != ManagedByValue {
+		return false
+	}
+	ref := metav1.GetControllerOf(sa)
+	return ref != nil && ref.UID == b.UID
+}
+
+// syncServiceAccount sets the binding's annotations on its ServiceAccount by
+// server-side apply with the binding's own field manager, creating the
+// ServiceAccount (labelled, owned by the binding) when it does not exist.
+// Nothing else on an existing ServiceAccount is touched.
+func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIdentityBinding, roleARN string) error {
+	key := types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.ServiceAccountName}
+	sa := &corev1.ServiceAccount{}
+	err := r.Get(ctx, key, sa)
+	if apierrors.IsNotFound(err) {
+		// The cache may lag: confirm with a live read before creating, so a
+		// ServiceAccount someone else just created is never taken over.
+		err = r.APIReader.Get(ctx, key, sa)
+	}
+	exists := err == nil
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	owned := !exists || createdBy(sa, b)
+	want := desiredAnnotations(b, roleARN)
+
+	if exists && inSync(sa, b, want, owned) {
+		return nil
+	}
+	ac := corev1ac.ServiceAccount(key.Name, key.Namespace).WithAnnotations(want)
+	if owned {
+		ac = ac.WithLabels(map[string]string{LabelManagedBy: ManagedByValue}).
+			WithOwnerReferences(metav1ac.OwnerReference().
+				WithAPIVersion(v1alpha1.GroupVersion.String()).WithKind("PodIdentityBinding").
+				WithName(b.Name).WithUID(b.UID).WithController(true).WithBlockOwnerDeletion(true))
+	}
+	if err := r.Apply(ctx, ac, client.FieldOwner(naming.FieldManager(b.Name)), client.ForceOwnership); err != nil {
+		return err
+	}
+	verb := "annotated"
+	if !exists {
+		verb = "created"
+	}
+	r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, fmt.Sprintf("%s ServiceAccount %s with role ARN %s", verb, key.Name, roleARN))
+	logf.FromContext(ctx).Info("ServiceAccount "+verb, "serviceAccount", key.Name)
+	return nil
+}
+
+// inSync reports whether the ServiceAccount already has every annotation the
+// binding sets, and no token annotation the binding dropped.
+func inSync(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding, want map[string]string, owned bool) bool {
+	for k, v := range want {
+		if sa.Annotations[k] != v {
+			return false
+		}
+	}
+	for _, k := range []string{AnnotationAudience, AnnotationSTSRegionalEndpoints, AnnotationTokenExpiration} {
+		if _, wanted := want[k]; !wanted && ownsAnnotation(sa, b, k) {
+			return false
+		}
+	}
+	return !owned || sa.Labels[LabelManagedBy] == ManagedByValue
+}
+
+// ownsAnnotation reports whether the binding's field manager set the annotation.
+func ownsAnnotation(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding, key string) bool {
+	manager := naming.FieldManager(b.Name)
+	for _, mf := range sa.ManagedFields {
+		if mf.Manager == manager && mf.FieldsV1 != nil && containsAnnotation(mf.FieldsV1.Raw, key) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsAnnotation(fieldsV1 []byte, key string) bool {
+	return strings.Contains(string(fieldsV1), `"f:`+key+`"`)
+}
+
+// serviceAccountHolder returns the binding that holds the ServiceAccount when
+// it is not b: the oldest binding naming it (ties broken by name).
+func (r *Reconciler) serviceAccountHolder(ctx context.Context, b *v1alpha1.PodIdentityBinding) (*v1alpha1.PodIdentityBinding, error) {
+	list := &v1alpha1.PodIdentityBindingList{}
+	if err := r.List(ctx, list, client.InNamespace(b.Namespace), client.MatchingFields{indexSpecServiceAccount: b.Spec.ServiceAccountName}); err != nil {
+		return nil, err
+	}
+	items := list.Items
+	sort.Slice(items, func(i, j int) bool {
+		ti, tj := items[i].CreationTimestamp, items[j].CreationTimestamp
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		return items[i].Name < items[j].Name
+	})
+	for i := range items {
+		if items[i].Name == b.Name {
+			return nil, nil
+		}
+		return &items[i], nil
+	}
+	return nil, nil
+}
+
+// releaseOldServiceAccounts lets go of the ServiceAccount the binding
+// annotated before (spec.serviceAccountName changed, or a conflict).
+func (r *Reconciler) releaseOldServiceAccounts(ctx context.Context, b *v1alpha1.PodIdentityBinding, current string) error {
+	old := b.Status.ServiceAccountName
+	if old == "" || old == current {
+		return nil
+	}
+	if err := r.releaseServiceAccounts(ctx, b, []string{old}, true); err != nil {
+		return err
+	}
+	b.Status.ServiceAccountName = ""
+	return nil
+}
+
+// releaseServiceAccounts removes what the binding set on each ServiceAccount.
+// A ServiceAccount the binding created, and that nobody else has written to
+// since, is deleted when deleteCreated is set. Otherwise the binding's field
+// manager applies an empty configuration: the fields only it owned (our
+// annotations, and label and owner reference on one we created) go away, and
+// everything else stays.
+func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.PodIdentityBinding, names []string, deleteCreated bool) error {
+	manager := naming.FieldManager(b.Name)
+	for _, name := range names {
+		sa := &corev1.ServiceAccount{}
+		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, sa); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return err
+		}
+		if deleteCreated && createdBy(sa, b) && onlyManager(sa, manager) {
+			err := r.Delete(ctx, sa, client.Preconditions{UID: &sa.UID, ResourceVersion: &sa.ResourceVersion})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting ServiceAccount %s: %w", name, err)
+			}
+			r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, "deleted ServiceAccount "+name+" that the binding created")
+			continue
+		}
+		if !hasManager(sa, manager) {
+			continue
+		}
+		ac := corev1ac.ServiceAccount(name, b.Namespace)
+		if !deleteCreated && createdBy(sa, b) {
+			// Retain: keep the annotations so workloads keep working, but drop
+			// the owner reference so the ServiceAccount outlives the binding.
+			ac = ac.WithAnnotations(currentAnnotations(sa, b))
+		}
+		if err := r.Apply(ctx, ac, client.FieldOwner(manager), client.ForceOwnership); err != nil {
+			return fmt.Errorf("releasing ServiceAccount %s: %w", name, err)
+		}
+		r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, "removed the operator's annotations from ServiceAccount "+name)
+	}
+	return nil
+}
+
+// currentAnnotations are the binding's annotations as they are on the ServiceAccount.
+func currentAnnotations(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding) map[string]string {
+	out := map[string]string{}
+	for _, k := range []string{AnnotationRoleARN, AnnotationAudience, AnnotationSTSRegionalEndpoints, AnnotationTokenExpiration} {
+		if v, ok := sa.Annotations[k]; ok && ownsAnnotation(sa, b, k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func hasManager(sa *corev1.ServiceAccount, manager string) bool {
+	for _, mf := range sa.ManagedFields {
+		if mf.Manager == manager {
+			return true
+		}
+	}
+	return false
+}
+
+// onlyManager reports whether every field on the ServiceAccount was written
+// by the given manager (the API server's own bookkeeping aside).
+func onlyManager(sa *corev1.ServiceAccount, manager string) bool {
+	for _, mf := range sa.ManagedFields {
+		if mf.Manager != manager {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,265 @@
+// Package operator wires the manager: flags, AWS configuration, OIDC issuer
+// and provider discovery, and the PodIdentityBinding controller. main.go and
+// the local demo both run it.
+package operator
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/controllers"
+	"github.com/podidentity/podidentity-operator/internal/awsiam"
+	"github.com/podidentity/podidentity-operator/internal/policy"
+	"github.com/podidentity/podidentity-operator/internal/role"
+)
+
+// Options are the operator's flags.
+type Options struct {
+	ClusterName             string
+	OIDCIssuerURL           string
+	OIDCProviderARN         string
+	RoleNamePrefix          string
+	RolePath                string
+	PermissionsBoundaryARN  string
+	SyncPeriod              time.Duration
+	MaxConcurrentReconciles int
+
+	MetricsBindAddress      string
+	MetricsSecure           bool
+	HealthProbeBindAddress  string
+	LeaderElect             bool
+	LeaderElectionID        string
+	LeaderElectionNamespace string
+}
+
+// BindFlags registers the flags on fs with their defaults.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.ClusterName, "cluster-name", "", "Name of this cluster (required). Goes into ownership tags and generated role names.")
+	fs.StringVar(&o.OIDCIssuerURL, "oidc-issuer-url", "", "Service-account token issuer. Default: read from the API server's /.well-known/openid-configuration.")
+	fs.StringVar(&o.OIDCProviderARN, "oidc-provider-arn", "", "ARN of the cluster's IAM OIDC identity provider. Default: arn:<partition>:iam::<account>:oidc-provider/<issuer>, account and partition from STS GetCallerIdentity.")
+	fs.StringVar(&o.RoleNamePrefix, "role-name-prefix", "", "Prefix of generated IAM role names.")
+	fs.StringVar(&o.RolePath, "role-path", "/podidentity/", "IAM path of every role the operator creates.")
+	fs.StringVar(&o.PermissionsBoundaryARN, "permissions-boundary-arn", "", "Permissions boundary applied to every role (empty: none is set, and an existing one is left alone).")
+	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Minute, "How often each binding is checked for drift in IAM (jittered by up to 10%).")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bindings reconciled in parallel.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (\"0\" disables it).")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes (\"0\" disables them).")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Enable leader election, so only one replica reconciles.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the operator's namespace).")
+	o.LeaderElectionID = "podidentity-operator.iam.podidentity.io"
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.ClusterName == "" {
+		errs = append(errs, errors.New("--cluster-name is required"))
+	} else if !clusterNameRE.MatchString(o.ClusterName) {
+		errs = append(errs, fmt.Errorf("--cluster-name %q: use 1-100 letters, digits and + = , . @ _ -", o.ClusterName))
+	}
+	if !strings.HasPrefix(o.RolePath, "/") || !strings.HasSuffix(o.RolePath, "/") || len(o.RolePath) > 512 {
+		errs = append(errs, fmt.Errorf("--role-path %q must start and end with / and be at most 512 characters", o.RolePath))
+	}
+	if o.RoleNamePrefix != "" && !prefixRE.MatchString(o.RoleNamePrefix) {
+		errs = append(errs, fmt.Errorf("--role-name-prefix %q: use at most 32 letters, digits and + = , . @ _ -", o.RoleNamePrefix))
+	}
+	if o.PermissionsBoundaryARN != "" && !arn.IsARN(o.PermissionsBoundaryARN) {
+		errs = append(errs, fmt.Errorf("--permissions-boundary-arn %q is not an ARN", o.PermissionsBoundaryARN))
+	}
+	if o.OIDCProviderARN != "" && !arn.IsARN(o.OIDCProviderARN) {
+		errs = append(errs, fmt.Errorf("--oidc-provider-arn %q is not an ARN", o.OIDCProviderARN))
+	}
+	if o.SyncPeriod < 10*time.Second {
+		errs = append(errs, fmt.Errorf("--sync-period %s is below the 10s minimum", o.SyncPeriod))
+	}
+	if o.MaxConcurrentReconciles < 1 {
+		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	clusterNameRE = regexp.MustCompile(`^[\w+=,.@-]{1,100}$`)
+	prefixRE      = regexp.MustCompile(`^[\w+=,.@-]{1,32}$`)
+)
+
+// Scheme knows the core types and the operator's API.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// Run starts the operator and blocks until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	awsCfg, err := LoadAWSConfig(ctx)
+	if err != nil {
+		return err
+	}
+	roleCfg, err := ResolveRoleConfig(ctx, cfg, o, sts.NewFromConfig(awsCfg))
+	if err != nil {
+		return err
+	}
+	log.Info("operator configuration", "cluster", roleCfg.ClusterName, "issuer", roleCfg.Issuer,
+		"providerARN", roleCfg.ProviderARN, "rolePath", roleCfg.RolePath, "permissionsBoundary", roleCfg.PermissionsBoundaryARN)
+	iamClient := iam.NewFromConfig(awsCfg)
+	if _, err := iamClient.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(roleCfg.ProviderARN)}); err != nil {
+		// Not fatal: the operator's policy may not allow the read, and roles
+		// can be prepared before the provider exists. Tokens are rejected by
+		// STS until it does.
+		log.Error(err, "could not read the OIDC identity provider; pods cannot assume roles until it exists in IAM", "providerARN", roleCfg.ProviderARN)
+	}
+
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure}
+	if o.MetricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        Scheme(),
+		Logger:                        log,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	r := &controllers.Reconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("podidentity-operator"),
+		Roles:                   role.Client{IAM: iamClient},
+		Config:                  roleCfg,
+		SyncPeriod:              o.SyncPeriod,
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// LoadAWSConfig loads the SDK's default configuration chain (environment,
+// shared config, web identity, container and instance credentials, and the
+// AWS_ENDPOINT_URL* variables) and counts every call in the metrics.
+func LoadAWSConfig(ctx context.Context) (aws.Config, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		// IAM is global; STS needs some region to sign for.
+		cfg.Region = "us-east-1"
+	}
+	awsiam.WithMetrics(&cfg)
+	return cfg, nil
+}
+
+// CallerIdentityAPI is the STS call used to find the account and partition.
+type CallerIdentityAPI interface {
+	GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, optFns ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
+}
+
+// ResolveRoleConfig turns flags into the role configuration, discovering the
+// issuer from the API server and the provider ARN from STS when not given.
+func ResolveRoleConfig(ctx context.Context, cfg *rest.Config, o Options, stsClient CallerIdentityAPI) (role.Config, error) {
+	issuer := o.OIDCIssuerURL
+	if issuer == "" {
+		var err error
+		if issuer, err = DiscoverIssuer(ctx, cfg); err != nil {
+			return role.Config{}, fmt.Errorf("discovering the service-account issuer (set --oidc-issuer-url to skip): %w", err)
+		}
+	}
+	normalised := policy.NormaliseIssuer(issuer)
+	if normalised == "" {
+		return role.Config{}, fmt.Errorf("issuer %q is empty after normalisation", issuer)
+	}
+	provider := o.OIDCProviderARN
+	if provider == "" {
+		id, err := stsClient.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return role.Config{}, fmt.Errorf("finding the AWS account with STS GetCallerIdentity (set --oidc-provider-arn to skip): %w", err)
+		}
+		caller, err := arn.Parse(aws.ToString(id.Arn))
+		if err != nil {
+			return role.Config{}, fmt.Errorf("parsing caller ARN: %w", err)
+		}
+		provider = ProviderARN(caller.Partition, aws.ToString(id.Account), normalised)
+	}
+	return role.Config{
+		ClusterName:            o.ClusterName,
+		RoleNamePrefix:         o.RoleNamePrefix,
+		RolePath:               o.RolePath,
+		PermissionsBoundaryARN: o.PermissionsBoundaryARN,
+		ProviderARN:            provider,
+		Issuer:                 normalised,
+	}, nil
+}
+
+// ProviderARN is the ARN IAM gives the OIDC provider of an issuer.
+func ProviderARN(partition, account, normalisedIssuer string) string {
+	return "arn:" + partition + ":iam::" + account + ":oidc-provider/" + normalisedIssuer
+}
+
+// DiscoverIssuer reads `issuer` from the API server's OIDC discovery document.
+func DiscoverIssuer(ctx context.Context, cfg *rest.Config) (string, error) {
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = nil
+	c.NegotiatedSerializer = clientgoscheme.Codecs.WithoutConversion()
+	rc, err := rest.UnversionedRESTClientFor(c)
+	if err != nil {
+		return "", err
+	}
+	body, err := rc.Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
+	if err != nil {
+		return "", err
+	}
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return "", fmt.Errorf("parsing the discovery document: %w", err)
+	}
+	if doc.Issuer == "" {
+		return "", errors.New("the discovery document has no issuer")
+	}
+	return doc.Issuer, nil
+}

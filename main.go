@@ -1,0 +1,43 @@
+// Command podidentity-operator runs the PodIdentityBinding operator.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/podidentity/podidentity-operator/internal/operator"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	var opts operator.Options
+	opts.BindFlags(flag.CommandLine)
+	showVersion := flag.Bool("version", false, "Print the version and exit.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	// --kubeconfig is registered by controller-runtime's config package.
+	flag.Parse()
+
+	if *showVersion {
+		fmt.Println("podidentity-operator", version)
+		return
+	}
+	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	ctrl.SetLogger(log)
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "loading kubeconfig")
+		os.Exit(1)
+	}
+	if err := operator.Run(ctrl.SetupSignalHandler(), cfg, opts, log.WithName("podidentity")); err != nil {
+		log.Error(err, "operator stopped")
+		os.Exit(1)
+	}
+}
