@@ -51,10 +51,30 @@ var terminalCodes = map[string]bool{
 	"OpenIdIdpCommunicationErr": true,
 }
 
+// terminalError marks an error that retrying the same request cannot fix,
+// whatever its AWS code says.
+type terminalError struct{ err error }
+
+func (e terminalError) Error() string { return e.err.Error() }
+func (e terminalError) Unwrap() error { return e.err }
+
+// AsTerminal marks err as terminal (for example NoSuchEntity for a managed
+// policy ARN the binding names: the binding must change, not the role).
+func AsTerminal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return terminalError{err}
+}
+
 // Classify returns the class of an error returned by the IAM client.
 func Classify(err error) Class {
 	if err == nil {
 		return Retryable
+	}
+	var t terminalError
+	if errors.As(err, &t) {
+		return Terminal
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {

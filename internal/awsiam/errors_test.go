@@ -48,3 +48,16 @@ func TestMessage(t *testing.T) {
 		t.Errorf("Message() = %q", got)
 	}
 }
+
+func TestAsTerminal(t *testing.T) {
+	err := AsTerminal(&types.NoSuchEntityException{Message: new("policy not found")})
+	if Classify(err) != Terminal {
+		t.Errorf("Classify(AsTerminal(NoSuchEntity)) = %v, want Terminal", Classify(err))
+	}
+	if got := Message(err); got != "NoSuchEntity: policy not found" {
+		t.Errorf("Message() = %q", got)
+	}
+	if AsTerminal(nil) != nil {
+		t.Error("AsTerminal(nil) != nil")
+	}
+}

@@ -93,8 +93,8 @@ func (o *Options) Validate() error {
 	if o.OIDCProviderARN != "" && !arn.IsARN(o.OIDCProviderARN) {
 		errs = append(errs, fmt.Errorf("--oidc-provider-arn %q is not an ARN", o.OIDCProviderARN))
 	}
-	if o.SyncPeriod < 10*time.Second {
-		errs = append(errs, fmt.Errorf("--sync-period %s is below the 10s minimum", o.SyncPeriod))
+	if o.SyncPeriod < time.Second {
+		errs = append(errs, fmt.Errorf("--sync-period %s is below the 1s minimum", o.SyncPeriod))
 	}
 	if o.MaxConcurrentReconciles < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))

@@ -182,6 +182,10 @@ func (c Client) Apply(ctx context.Context, d Desired, p Plan) error {
 	}
 	for _, arn := range p.Attach {
 		if _, err := c.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: name, PolicyArn: aws.String(arn)}); err != nil {
+			if awsiam.IsNotFound(err) {
+				// The role exists (we just observed it): the policy does not.
+				return awsiam.AsTerminal(fmt.Errorf("attaching managed policy %s: %w", arn, err))
+			}
 			return fmt.Errorf("attaching %s: %w", arn, err)
 		}
 	}

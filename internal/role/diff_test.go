@@ -89,7 +89,11 @@ func TestDiff(t *testing.T) {
 		{name: "max session duration", desired: desired, mutate: func(o *Observed) { o.MaxSessionDuration = 43200 }, want: []string{"MaxSessionDuration"}},
 		{name: "boundary removed", desired: withBoundary, mutate: func(o *Observed) { o.Boundary = "" }, want: []string{"PermissionsBoundary"}},
 		{name: "unmanaged boundary left alone", desired: desired, mutate: func(o *Observed) { o.Boundary = "arn:aws:iam::123456789012:policy/x" }},
-		{name: "tags changed", desired: desired, mutate: func(o *Observed) { o.Tags["team"] = "x"; o.Tags["extra"] = "y"; o.Tags["aws:cloudformation:stack"] = "z" },
+		{name: "tags changed", desired: desired, mutate: func(o *Observed) {
+			o.Tags["team"] = "x"
+			o.Tags["extra"] = "y"
+			o.Tags["aws:cloudformation:stack"] = "z"
+		},
 			want: []string{"Tags", "Tags"}},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,147 @@
+package controllers_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/podidentity/podidentity-operator/internal/operator"
+	"github.com/podidentity/podidentity-operator/internal/testenv"
+)
+
+const (
+	clusterName = "envtest"
+	rolePath    = "/podidentity/"
+	syncPeriod  = 2 * time.Second
+)
+
+var (
+	ctx       context.Context
+	cancel    context.CancelFunc
+	env       *envtest.Environment
+	cfg       *rest.Config
+	k8s       client.Client
+	clientset *kubernetes.Clientset
+	moto      *testenv.Moto
+	proxy     *testenv.Proxy
+	// iamc and stsc talk to moto directly, never through the operator's code
+	// or the outage proxy.
+	iamc *iam.Client
+	stsc *sts.Client
+	// issuerURL is the API server's issuer as its discovery document says.
+	issuerURL   string
+	providerARN string
+	boundaryARN string
+	operatorErr = make(chan error, 1)
+)
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "PodIdentityBinding controller suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	ctx, cancel = context.WithCancel(context.Background())
+
+	var err error
+	moto, err = testenv.StartMoto()
+	Expect(err).NotTo(HaveOccurred())
+	proxy, err = testenv.StartProxy(moto.URL)
+	Expect(err).NotTo(HaveOccurred())
+
+	// The operator reaches IAM and STS through the standard SDK variables,
+	// pointed at the proxy in front of moto.
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL":      proxy.URL,
+		"AWS_ACCESS_KEY_ID":     "testing",
+		"AWS_SECRET_ACCESS_KEY": "testing",
+		"AWS_REGION":            "us-east-1",
+		"AWS_MAX_ATTEMPTS":      "2",
+	} {
+		Expect(os.Setenv(k, v)).To(Succeed())
+	}
+	creds := credentials.NewStaticCredentialsProvider("testing", "testing", "")
+	awsCfg := aws.Config{Region: "us-east-1", Credentials: creds}
+	iamc = iam.NewFromConfig(awsCfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+	stsc = sts.NewFromConfig(awsCfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+
+	env, err = testenv.NewEnvironment()
+	Expect(err).NotTo(HaveOccurred())
+	cfg, err = env.Start()
+	Expect(err).NotTo(HaveOccurred())
+	k8s, err = client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	Expect(err).NotTo(HaveOccurred())
+	clientset, err = kubernetes.NewForConfig(cfg)
+	Expect(err).NotTo(HaveOccurred())
+
+	// Read the issuer straight from the API server.
+	raw, err := clientset.RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	var disco struct {
+		Issuer string `json:"issuer"`
+	}
+	Expect(json.Unmarshal(raw, &disco)).To(Succeed())
+	Expect(disco.Issuer).To(HavePrefix("https://"))
+	issuerURL = disco.Issuer
+
+	// The cluster's OIDC provider, as an admin registers it. envtest's issuer
+	// ends in "/"; EKS issuers do not, and IAM provider URLs are written
+	// without it.
+	prov, err := iamc.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
+		Url:            aws.String(strings.TrimSuffix(issuerURL, "/")),
+		ClientIDList:   []string{"sts.amazonaws.com"},
+		ThumbprintList: []string{"0000000000000000000000000000000000000000"},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	providerARN = aws.ToString(prov.OpenIDConnectProviderArn)
+
+	boundary, err := iamc.CreatePolicy(ctx, &iam.CreatePolicyInput{
+		PolicyName:     aws.String("podidentity-boundary"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["dynamodb:*","s3:*"],"Resource":"*"}]}`),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	boundaryARN = aws.ToString(boundary.Policy.Arn)
+
+	opts := operator.Options{}
+	opts.BindFlags(flagSet())
+	opts.ClusterName = clusterName
+	opts.RolePath = rolePath
+	opts.PermissionsBoundaryARN = boundaryARN
+	opts.SyncPeriod = syncPeriod
+	opts.MetricsBindAddress = "0"
+	opts.HealthProbeBindAddress = "0"
+	go func() {
+		defer GinkgoRecover()
+		operatorErr <- operator.Run(ctx, cfg, opts, logf.Log.WithName("operator"))
+	}()
+	// The operator discovered the same provider ARN that the admin created.
+	Consistently(operatorErr, 2*time.Second).ShouldNot(Receive())
+})
+
+var _ = AfterSuite(func() {
+	if cancel != nil {
+		cancel()
+	}
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
+	}
+	proxy.Stop()
+	moto.Stop()
+})

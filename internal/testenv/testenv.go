@@ -1,0 +1,161 @@
+// Package testenv starts the local parts the integration tests and the demo
+// run against: a real kube-apiserver and etcd (envtest) and the moto IAM/STS
+// emulator, plus a switchable proxy in front of moto to simulate an outage.
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Account is the AWS account moto answers for.
+const Account = "123456789012"
+
+// RepoRoot finds the module root from the working directory.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// NewEnvironment is an envtest environment with the operator's CRDs. It uses
+// KUBEBUILDER_ASSETS (see hack/envtest-assets.sh).
+func NewEnvironment() (*envtest.Environment, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run through `make test`/`make demo`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
+	}
+	return &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}, nil
+}
+
+// Moto is a running moto server.
+type Moto struct {
+	URL string
+	cmd *exec.Cmd
+}
+
+// StartMoto starts the moto server from MOTO_SERVER (see hack/moto.sh) on a
+// free loopback port and waits until it answers.
+func StartMoto() (*Moto, error) {
+	bin := os.Getenv("MOTO_SERVER")
+	if bin == "" {
+		return nil, errors.New("MOTO_SERVER is not set: run through `make test`/`make demo`, or export MOTO_SERVER=$(hack/moto.sh)")
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if os.Getenv("MOTO_LOG") != "" {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	}
+	// AWS managed policies (arn:aws:iam::aws:policy/...) exist in real IAM.
+	cmd.Env = append(os.Environ(), "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting moto: %w", err)
+	}
+	m := &Moto{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(m.URL + "/moto-api/")
+		if err == nil {
+			_ = resp.Body.Close()
+			return m, nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	m.Stop()
+	return nil, errors.New("moto did not answer within 60s")
+}
+
+// Stop ends the moto server.
+func (m *Moto) Stop() {
+	if m == nil || m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+	_ = m.cmd.Wait()
+}
+
+// Proxy forwards to a target and can be switched to answer every request
+// with 503 Service Unavailable, as an unreachable or failing AWS endpoint does.
+type Proxy struct {
+	URL    string
+	down   atomic.Bool
+	server *http.Server
+}
+
+// StartProxy starts a proxy to target on a free loopback port.
+func StartProxy(target string) (*Proxy, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{URL: "http://" + l.Addr().String()}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	p.server = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.down.Load() {
+			w.Header().Set("Content-Type", "text/xml")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprint(w, `<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>test outage</Message></Error></ErrorResponse>`)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go func() { _ = p.server.Serve(l) }()
+	return p, nil
+}
+
+// SetDown switches the outage on or off.
+func (p *Proxy) SetDown(down bool) { p.down.Store(down) }
+
+// Stop closes the proxy.
+func (p *Proxy) Stop() {
+	if p != nil && p.server != nil {
+		_ = p.server.Close()
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
