@@ -1,0 +1,260 @@
+// Command demo runs the operator on an embedded local setup: a real
+// kube-apiserver and etcd (envtest) and the moto IAM/STS emulator. It applies
+// the sample binding from config/samples, prints the IAM role the operator
+// made, and exchanges a ServiceAccount token for AWS credentials, the way a
+// pod's SDK does under IRSA.
+//
+//	make demo                      # run the demo and exit
+//	make demo DEMO_ARGS=-hold      # keep everything running; use the printed kubeconfig
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	authv1 "k8s.io/api/authentication/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/operator"
+	"github.com/podidentity/podidentity-operator/internal/policy"
+	"github.com/podidentity/podidentity-operator/internal/testenv"
+)
+
+func main() {
+	hold := flag.Bool("hold", false, "Keep the API server, moto and the operator running until interrupted.")
+	verbose := flag.Bool("v", false, "Show the operator's logs.")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Stdout, *hold, *verbose); err != nil {
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return err
+	}
+
+	say("==> starting moto (IAM and STS emulator)")
+	moto, err := testenv.StartMoto()
+	if err != nil {
+		return err
+	}
+	defer moto.Stop()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL": moto.URL, "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_REGION": "us-east-1",
+	} {
+		if err := os.Setenv(k, v); err != nil {
+			return err
+		}
+	}
+	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("demo", "demo", "")}
+	iamc := iam.NewFromConfig(awsCfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+	stsc := sts.NewFromConfig(awsCfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+
+	say("==> starting kube-apiserver and etcd (envtest), installing the CRD from config/crd/bases")
+	env, err := testenv.NewEnvironment()
+	if err != nil {
+		return err
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, env.Stop()) }()
+	k8s, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	if err != nil {
+		return err
+	}
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+
+	issuer, err := operator.DiscoverIssuer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	say("==> registering the cluster's issuer %s as an IAM OIDC provider", issuer)
+	prov, err := iamc.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
+		Url: aws.String("https://" + policy.NormaliseIssuer(issuer)), ClientIDList: []string{policy.DefaultAudience},
+		ThumbprintList: []string{strings.Repeat("0", 40)},
+	})
+	if err != nil {
+		return err
+	}
+	say("    %s", aws.ToString(prov.OpenIDConnectProviderArn))
+
+	say("==> starting the operator: --cluster-name=demo")
+	opts := operator.Options{}
+	opts.BindFlags(flag.NewFlagSet("operator", flag.ContinueOnError))
+	opts.ClusterName = "demo"
+	opts.MetricsBindAddress = "0"
+	opts.HealthProbeBindAddress = "0"
+	opts.SyncPeriod = 30 * time.Second
+	logOut := io.Discard
+	if verbose {
+		logOut = os.Stderr
+	}
+	opCtx, stopOperator := context.WithCancel(ctx)
+	defer stopOperator()
+	opErr := make(chan error, 1)
+	go func() { opErr <- operator.Run(opCtx, cfg, opts, zap.New(zap.WriteTo(logOut), zap.UseDevMode(true))) }()
+
+	samplePath := filepath.Join(root, "config", "samples", "iam_v1alpha1_podidentitybinding.yaml")
+	raw, err := os.ReadFile(samplePath)
+	if err != nil {
+		return err
+	}
+	b := &v1alpha1.PodIdentityBinding{}
+	if err := yaml.UnmarshalStrict(raw, b); err != nil {
+		return fmt.Errorf("reading %s: %w", samplePath, err)
+	}
+	say("==> applying %s (%s/%s)", filepath.Join("config", "samples", filepath.Base(samplePath)), b.Namespace, b.Name)
+	if err := k8s.Create(ctx, b); err != nil {
+		return err
+	}
+
+	say("==> waiting for Ready")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady)
+		if c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == b.Generation {
+			say("    Ready=True reason=%s: %s", c.Reason, c.Message)
+			break
+		}
+		select {
+		case err := <-opErr:
+			return fmt.Errorf("operator stopped: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("binding not Ready after 60s: %+v", b.Status.Conditions)
+		}
+	}
+
+	role, err := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(b.Status.RoleName)})
+	if err != nil {
+		return err
+	}
+	say("==> IAM role %s", aws.ToString(role.Role.Arn))
+	say("--- trust policy")
+	say("%s", pretty(aws.ToString(role.Role.AssumeRolePolicyDocument)))
+	pol, err := iamc.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: role.Role.RoleName, PolicyName: aws.String("podidentity-permissions")})
+	if err != nil {
+		return err
+	}
+	say("--- permission policy (inline, %s)", aws.ToString(pol.PolicyName))
+	say("%s", pretty(aws.ToString(pol.PolicyDocument)))
+
+	sa, err := clientset.CoreV1().ServiceAccounts(b.Namespace).Get(ctx, b.Spec.ServiceAccountName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	say("==> ServiceAccount %s/%s annotations:", sa.Namespace, sa.Name)
+	for k, v := range sa.Annotations {
+		say("    %s: %s", k, v)
+	}
+
+	say("==> requesting a token for the ServiceAccount (audience %s), as the kubelet does for a pod", policy.DefaultAudience)
+	tr, err := clientset.CoreV1().ServiceAccounts(sa.Namespace).CreateToken(ctx, sa.Name, &authv1.TokenRequest{
+		Spec: authv1.TokenRequestSpec{Audiences: []string{policy.DefaultAudience}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	if claims, err := jwtClaims(tr.Status.Token); err == nil {
+		say("    claims: iss=%v sub=%v aud=%v", claims["iss"], claims["sub"], claims["aud"])
+	}
+	say("==> STS AssumeRoleWithWebIdentity with that token, as the AWS SDK in the pod does")
+	creds, err := stsc.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
+		RoleArn: aws.String(b.Status.RoleArn), RoleSessionName: aws.String("demo"), WebIdentityToken: aws.String(tr.Status.Token),
+	})
+	if err != nil {
+		return err
+	}
+	say("    temporary credentials: AccessKeyId=%s, expires %s", aws.ToString(creds.Credentials.AccessKeyId), aws.ToTime(creds.Credentials.Expiration).Format(time.RFC3339))
+	say("    assumed role: %s", aws.ToString(creds.AssumedRoleUser.Arn))
+
+	if !hold {
+		say("==> done (run with DEMO_ARGS=-hold to keep it running)")
+		return nil
+	}
+	user, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(root, "bin", "demo.kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		return err
+	}
+	say("==> running; try:\n    export KUBECONFIG=%s\n    kubectl get pib -A\n    AWS_ENDPOINT_URL=%s (moto)\n  Ctrl-C to stop.", path, moto.URL)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-opErr:
+		return err
+	}
+}
+
+func pretty(doc string) string {
+	text, err := url.PathUnescape(doc)
+	if err != nil {
+		return doc
+	}
+	var v any
+	if err := json.Unmarshal([]byte(text), &v); err != nil {
+		return text
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
+
+func jwtClaims(token string) (map[string]any, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("not a JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(payload, &m)
+}
