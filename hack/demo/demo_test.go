@@ -22,7 +22,7 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{
 		"Ready=True",
 		`"sts:AssumeRoleWithWebIdentity"`,
-		`:sub": "system:serviceaccount:default:orders-api"`,
+		`"system:serviceaccount:default:orders-api"`,
 		`"dynamodb:GetItem"`,
 		"eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/podidentity/demo_default_orders-reader",
 		"sub=system:serviceaccount:default:orders-api aud=[sts.amazonaws.com]",

@@ -1,0 +1,101 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+func validOptions() Options {
+	return Options{ClusterName: "dev", RolePath: "/podidentity/", SyncPeriod: 10 * time.Minute, MaxConcurrentReconciles: 1}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*Options)
+		wantErr string
+	}{
+		{name: "valid", mutate: func(*Options) {}},
+		{name: "cluster name required", mutate: func(o *Options) { o.ClusterName = "" }, wantErr: "--cluster-name is required"},
+		{name: "cluster name characters", mutate: func(o *Options) { o.ClusterName = "a/b" }, wantErr: "--cluster-name"},
+		{name: "role path", mutate: func(o *Options) { o.RolePath = "podidentity" }, wantErr: "--role-path"},
+		{name: "prefix", mutate: func(o *Options) { o.RoleNamePrefix = "bad prefix" }, wantErr: "--role-name-prefix"},
+		{name: "boundary ARN", mutate: func(o *Options) { o.PermissionsBoundaryARN = "boundary" }, wantErr: "--permissions-boundary-arn"},
+		{name: "provider ARN", mutate: func(o *Options) { o.OIDCProviderARN = "provider" }, wantErr: "--oidc-provider-arn"},
+		{name: "sync period", mutate: func(o *Options) { o.SyncPeriod = time.Millisecond }, wantErr: "--sync-period"},
+		{name: "concurrency", mutate: func(o *Options) { o.MaxConcurrentReconciles = 0 }, wantErr: "--max-concurrent-reconciles"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := validOptions()
+			tt.mutate(&o)
+			err := o.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+type fakeSTS struct {
+	arn, account string
+	err          error
+}
+
+func (f fakeSTS) GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error) {
+	return &sts.GetCallerIdentityOutput{Arn: aws.String(f.arn), Account: aws.String(f.account)}, f.err
+}
+
+func TestResolveRoleConfig(t *testing.T) {
+	tests := []struct {
+		name         string
+		issuer       string
+		provider     string
+		sts          fakeSTS
+		wantIssuer   string
+		wantProvider string
+		wantErr      string
+	}{
+		{name: "provider from caller identity", issuer: "https://oidc.eks.us-east-1.amazonaws.com/id/ABC/",
+			sts:        fakeSTS{arn: "arn:aws:sts::111122223333:assumed-role/op/x", account: "111122223333"},
+			wantIssuer: "oidc.eks.us-east-1.amazonaws.com/id/ABC", wantProvider: "arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"},
+		{name: "partition aware", issuer: "https://oidc.eks.cn-north-1.amazonaws.com.cn/id/X",
+			sts:        fakeSTS{arn: "arn:aws-cn:sts::111122223333:assumed-role/op/x", account: "111122223333"},
+			wantIssuer: "oidc.eks.cn-north-1.amazonaws.com.cn/id/X", wantProvider: "arn:aws-cn:iam::111122223333:oidc-provider/oidc.eks.cn-north-1.amazonaws.com.cn/id/X"},
+		{name: "explicit provider skips STS", issuer: "https://issuer", provider: "arn:aws:iam::1:oidc-provider/issuer",
+			sts: fakeSTS{err: errors.New("must not be called")}, wantIssuer: "issuer", wantProvider: "arn:aws:iam::1:oidc-provider/issuer"},
+		{name: "STS failure is explained", issuer: "https://issuer", sts: fakeSTS{err: errors.New("no credentials")}, wantErr: "set --oidc-provider-arn to skip"},
+		{name: "empty issuer", issuer: "https:///", wantErr: "empty after normalisation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := validOptions()
+			o.OIDCIssuerURL, o.OIDCProviderARN = tt.issuer, tt.provider
+			got, err := ResolveRoleConfig(context.Background(), nil, o, tt.sts)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Issuer != tt.wantIssuer || got.ProviderARN != tt.wantProvider {
+				t.Errorf("got issuer %q provider %q, want %q %q", got.Issuer, got.ProviderARN, tt.wantIssuer, tt.wantProvider)
+			}
+		})
+	}
+}
