@@ -136,7 +136,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, b *v1alpha1.PodIdentit
 	}
 
 	desired := role.DesiredFor(r.Config, b)
-	arn, err := r.syncRole(ctx, b, desired)
+	arn, roleID, err := r.syncRole(ctx, b, desired)
 	if err != nil {
 		return r.iamFailure(ctx, b, err, v1alpha1.ConditionRoleSynced)
 	}
@@ -145,6 +145,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, b *v1alpha1.PodIdentit
 	}
 	b.Status.RoleArn = arn
 	b.Status.RoleName = desired.Name
+	b.Status.RoleID = roleID
 	setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced, "IAM role "+desired.Name+" matches the binding")
 
 	if err := r.syncServiceAccount(ctx, b, arn); err != nil {
@@ -165,21 +166,22 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, b *v1alpha1.PodIdentit
 	return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
 }
 
-// syncRole creates or updates the role. It returns "" and no error when the
-// role name is taken by a role this binding does not own.
-func (r *Reconciler) syncRole(ctx context.Context, b *v1alpha1.PodIdentityBinding, d role.Desired) (string, error) {
+// syncRole creates or updates the role and returns its ARN and unique ID. It
+// returns "" and no error when the role name is taken by a role this binding
+// does not own.
+func (r *Reconciler) syncRole(ctx context.Context, b *v1alpha1.PodIdentityBinding, d role.Desired) (string, string, error) {
 	log := logf.FromContext(ctx).WithValues("role", d.Name)
 	// Spec already applied once for this generation: any difference is drift.
 	wasSynced := isTrueForGeneration(b, v1alpha1.ConditionRoleSynced)
 
 	obs, err := r.Roles.Observe(ctx, d.Name)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if obs == nil {
-		arn, err := r.Roles.Create(ctx, d)
+		arn, id, err := r.Roles.Create(ctx, d)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		if wasSynced && b.Status.RoleName == d.Name {
 			driftCorrections.WithLabelValues("RoleDeleted").Inc()
@@ -188,20 +190,20 @@ func (r *Reconciler) syncRole(ctx context.Context, b *v1alpha1.PodIdentityBindin
 			r.event(b, corev1.EventTypeNormal, EventRoleCreated, "created IAM role "+arn)
 		}
 		log.Info("created role", "arn", arn)
-		return arn, r.cleanupOldRole(ctx, b, d.Name)
+		return arn, id, r.cleanupOldRole(ctx, b, d.Name)
 	}
-	if !role.OwnedBy(obs.Tags, r.Config, b.Namespace, b.Name) {
+	if !role.OwnedBy(obs, r.knownRoleID(b, d.Name), r.Config, b.Namespace, b.Name) {
 		msg := fmt.Sprintf("IAM role %s exists but is not tagged as owned by this binding (%s=%s, %s=%s, %s=%s); the operator will not modify it. Set spec.roleName to another name or remove the other role",
 			d.Name, role.TagCluster, r.Config.ClusterName, role.TagNamespace, b.Namespace, role.TagBinding, b.Name)
 		r.event(b, corev1.EventTypeWarning, EventRoleConflict, msg)
 		setFailed(b, v1alpha1.ReasonRoleConflict, msg, v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
-		return "", nil
+		return "", "", nil
 	}
 	plan := role.Diff(d, *obs)
 	if !plan.Empty() {
 		log.V(1).Info("role differs", "changes", plan.Changes())
 		if err := r.Roles.Apply(ctx, d, plan); err != nil {
-			return "", err
+			return "", "", err
 		}
 		if wasSynced {
 			for _, k := range plan.Kinds() {
@@ -214,7 +216,15 @@ func (r *Reconciler) syncRole(ctx context.Context, b *v1alpha1.PodIdentityBindin
 			log.Info("updated role", "changes", plan.Changes())
 		}
 	}
-	return obs.ARN, r.cleanupOldRole(ctx, b, d.Name)
+	return obs.ARN, obs.ID, r.cleanupOldRole(ctx, b, d.Name)
+}
+
+// knownRoleID is the unique ID the binding recorded for a role name, if any.
+func (r *Reconciler) knownRoleID(b *v1alpha1.PodIdentityBinding, name string) string {
+	if b.Status.RoleName == name {
+		return b.Status.RoleID
+	}
+	return ""
 }
 
 // cleanupOldRole deletes the role the binding used before its role name
@@ -233,7 +243,7 @@ func (r *Reconciler) deleteOwnedRole(ctx context.Context, b *v1alpha1.PodIdentit
 	if err != nil || obs == nil {
 		return err
 	}
-	if !role.OwnedBy(obs.Tags, r.Config, b.Namespace, b.Name) {
+	if !role.OwnedBy(obs, r.knownRoleID(b, name), r.Config, b.Namespace, b.Name) {
 		logf.FromContext(ctx).Info("not deleting role: not owned by this binding", "role", name)
 		return nil
 	}
@@ -270,8 +280,11 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, b *v1alpha1.PodIdentit
 		}
 	}
 
-	retain := b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain
-	if err := r.releaseServiceAccounts(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), !retain); err != nil {
+	mode := release
+	if b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain {
+		mode = retain
+	}
+	if err := r.releaseServiceAccounts(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), mode); err != nil {
 		return ctrl.Result{}, err
 	}
 

@@ -165,20 +165,31 @@ func (r *Reconciler) releaseOldServiceAccounts(ctx context.Context, b *v1alpha1.
 	if old == "" || old == current {
 		return nil
 	}
-	if err := r.releaseServiceAccounts(ctx, b, []string{old}, true); err != nil {
+	if err := r.releaseServiceAccounts(ctx, b, []string{old}, release); err != nil {
 		return err
 	}
 	b.Status.ServiceAccountName = ""
 	return nil
 }
 
-// releaseServiceAccounts removes what the binding set on each ServiceAccount.
-// A ServiceAccount the binding created, and that nobody else has written to
-// since, is deleted when deleteCreated is set. Otherwise the binding's field
-// manager applies an empty configuration: the fields only it owned (our
-// annotations, and label and owner reference on one we created) go away, and
-// everything else stays.
-func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.PodIdentityBinding, names []string, deleteCreated bool) error {
+// releaseMode says how a binding lets go of a ServiceAccount.
+type releaseMode int
+
+const (
+	// release removes what the binding set; a ServiceAccount it created,
+	// and that nobody else has written to since, is deleted.
+	release releaseMode = iota
+	// retain keeps the annotations (workloads keep working) and only drops
+	// the owner reference and label from a ServiceAccount the binding
+	// created, so the garbage collector does not delete it with the binding.
+	retain
+)
+
+// releaseServiceAccounts lets go of each named ServiceAccount. Releasing is
+// an empty apply by the binding's field manager: the fields only it owned go
+// away and everything else stays. Every step is idempotent, so a repeated
+// reconcile (after a conflict, say) does the same thing again.
+func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.PodIdentityBinding, names []string, mode releaseMode) error {
 	manager := naming.FieldManager(b.Name)
 	for _, name := range names {
 		sa := &corev1.ServiceAccount{}
@@ -188,27 +199,33 @@ func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.Pod
 			}
 			return err
 		}
-		if deleteCreated && createdBy(sa, b) && onlyManager(sa, manager) {
+		created := createdBy(sa, b)
+		var ac *corev1ac.ServiceAccountApplyConfiguration
+		switch {
+		case mode == retain && !created:
+			continue
+		case mode == retain:
+			ac = corev1ac.ServiceAccount(name, b.Namespace).WithAnnotations(currentAnnotations(sa, b))
+		case created && onlyManager(sa, manager):
 			err := r.Delete(ctx, sa, client.Preconditions{UID: &sa.UID, ResourceVersion: &sa.ResourceVersion})
 			if err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("deleting ServiceAccount %s: %w", name, err)
 			}
 			r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, "deleted ServiceAccount "+name+" that the binding created")
 			continue
-		}
-		if !hasManager(sa, manager) {
+		case !hasManager(sa, manager):
 			continue
-		}
-		ac := corev1ac.ServiceAccount(name, b.Namespace)
-		if !deleteCreated && createdBy(sa, b) {
-			// Retain: keep the annotations so workloads keep working, but drop
-			// the owner reference so the ServiceAccount outlives the binding.
-			ac = ac.WithAnnotations(currentAnnotations(sa, b))
+		default:
+			ac = corev1ac.ServiceAccount(name, b.Namespace)
 		}
 		if err := r.Apply(ctx, ac, client.FieldOwner(manager), client.ForceOwnership); err != nil {
 			return fmt.Errorf("releasing ServiceAccount %s: %w", name, err)
 		}
-		r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, "removed the operator's annotations from ServiceAccount "+name)
+		if mode == retain {
+			r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, "kept the annotations on ServiceAccount "+name+" and removed its owner reference")
+		} else {
+			r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, "removed the operator's annotations from ServiceAccount "+name)
+		}
 	}
 	return nil
 }

@@ -28,7 +28,9 @@ import (
 const (
 	clusterName = "envtest"
 	rolePath    = "/podidentity/"
-	syncPeriod  = 2 * time.Second
+	// syncPeriod is long enough that a correction arriving well within it
+	// must have come from a watch, and short enough for drift tests.
+	syncPeriod = 4 * time.Second
 )
 
 var (

@@ -183,6 +183,10 @@ type PodIdentityBindingStatus struct {
 	// RoleName is the name of the IAM role the operator manages for this binding.
 	// +optional
 	RoleName string `json:"roleName,omitempty"`
+	// RoleID is IAM's unique ID of that role. With the ownership tags it
+	// proves the role is this binding's, even if the tags were removed.
+	// +optional
+	RoleID string `json:"roleId,omitempty"`
 	// ServiceAccountName is the ServiceAccount that currently carries the
 	// operator's annotation.
 	// +optional

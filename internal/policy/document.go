@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -67,19 +66,19 @@ func (l *StringList) UnmarshalJSON(b []byte) error {
 }
 
 func scalar(b []byte) (string, error) {
-	var v any
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		return "", err
-	}
-	switch t := v.(type) {
-	case string:
-		return t, nil
-	case bool:
-		return strconv.FormatBool(t), nil
-	case json.Number:
-		return t.String(), nil
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		err := json.Unmarshal(b, &s)
+		return s, err
+	case string(b) == "true" || string(b) == "false":
+		return string(b), nil
+	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return "", err
+		}
+		return n.String(), nil
 	default:
 		return "", fmt.Errorf("expected a string, got %s", string(b))
 	}

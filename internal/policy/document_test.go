@@ -176,3 +176,15 @@ func TestSize(t *testing.T) {
 		t.Errorf("Size = %d, want 11", got)
 	}
 }
+
+func TestParseRejectsNonScalars(t *testing.T) {
+	for _, raw := range []string{
+		`{"Statement":[{"Effect":"Allow","Action":null}]}`,
+		`{"Statement":[{"Effect":"Allow","Action":{"a":1}}]}`,
+		`{"Statement":[{"Effect":"Allow","Action":[["x"]]}]}`,
+	} {
+		if _, err := Parse(raw); err == nil {
+			t.Errorf("Parse(%s) succeeded, want an error", raw)
+		}
+	}
+}

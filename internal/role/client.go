@@ -31,6 +31,7 @@ func (c Client) Observe(ctx context.Context, name string) (*Observed, error) {
 	r := out.Role
 	o := &Observed{
 		ARN:                aws.ToString(r.Arn),
+		ID:                 aws.ToString(r.RoleId),
 		Path:               aws.ToString(r.Path),
 		Description:        aws.ToString(r.Description),
 		MaxSessionDuration: aws.ToInt32(r.MaxSessionDuration),
@@ -104,12 +105,12 @@ func (c Client) attachedPolicies(ctx context.Context, role string) ([]string, er
 
 // Create creates the role in one CreateRole call (path, trust policy, max
 // session duration, boundary and tags), then writes its permissions. It
-// returns the role ARN. A crash between the calls is repaired by the next
+// returns the role ARN and unique ID. A crash between the calls is repaired by the next
 // Observe/Diff, since the role is found by its deterministic name.
-func (c Client) Create(ctx context.Context, d Desired) (string, error) {
+func (c Client) Create(ctx context.Context, d Desired) (arn, id string, err error) {
 	trust, err := d.Trust.JSON()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	in := &iam.CreateRoleInput{
 		RoleName:                 aws.String(d.Name),
@@ -124,13 +125,13 @@ func (c Client) Create(ctx context.Context, d Desired) (string, error) {
 	}
 	out, err := c.IAM.CreateRole(ctx, in)
 	if err != nil {
-		return "", fmt.Errorf("creating role %s: %w", d.Name, err)
+		return "", "", fmt.Errorf("creating role %s: %w", d.Name, err)
 	}
 	plan := Plan{PutPermissions: d.Permissions != nil, Attach: d.ManagedPolicies}
 	if err := c.Apply(ctx, d, plan); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return aws.ToString(out.Role.Arn), nil
+	return aws.ToString(out.Role.Arn), aws.ToString(out.Role.RoleId), nil
 }
 
 // Apply makes the IAM writes of a plan. Permissions are narrowed before they

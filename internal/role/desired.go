@@ -67,10 +67,16 @@ func OwnershipTags(cfg Config, namespace, name string) map[string]string {
 	return map[string]string{TagCluster: cfg.ClusterName, TagNamespace: namespace, TagBinding: name}
 }
 
-// OwnedBy reports whether a role's tags mark it as the binding's.
-func OwnedBy(tags map[string]string, cfg Config, namespace, name string) bool {
+// OwnedBy reports whether an observed role is the binding's: its unique ID
+// is the one the binding recorded when it created the role (knownID), or
+// its tags mark it as the binding's. The ID keeps a role whose ownership tags
+// were removed out of band recognisable, so the tags can be restored.
+func OwnedBy(o *Observed, knownID string, cfg Config, namespace, name string) bool {
+	if knownID != "" && o.ID == knownID {
+		return true
+	}
 	for k, v := range OwnershipTags(cfg, namespace, name) {
-		if tags[k] != v {
+		if o.Tags[k] != v {
 			return false
 		}
 	}

@@ -11,6 +11,7 @@ import (
 // Observed is the role as IAM reports it.
 type Observed struct {
 	ARN                string
+	ID                 string
 	Path               string
 	Description        string
 	MaxSessionDuration int32

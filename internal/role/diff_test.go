@@ -143,16 +143,30 @@ func TestDiffPlan(t *testing.T) {
 }
 
 func TestOwnedBy(t *testing.T) {
-	tags := OwnershipTags(testConfig, "shop", "cart")
-	if !OwnedBy(tags, testConfig, "shop", "cart") {
-		t.Error("own tags not recognised")
-	}
-	if OwnedBy(tags, testConfig, "shop", "other") || OwnedBy(map[string]string{}, testConfig, "shop", "cart") {
-		t.Error("foreign role recognised as owned")
-	}
 	other := testConfig
 	other.ClusterName = "prod"
-	if OwnedBy(tags, other, "shop", "cart") {
-		t.Error("another cluster's role recognised as owned")
+	tagged := &Observed{ID: "AROA1", Tags: OwnershipTags(testConfig, "shop", "cart")}
+	untagged := &Observed{ID: "AROA1", Tags: map[string]string{}}
+	tests := []struct {
+		name    string
+		o       *Observed
+		knownID string
+		cfg     Config
+		binding string
+		want    bool
+	}{
+		{name: "own tags", o: tagged, cfg: testConfig, binding: "cart", want: true},
+		{name: "other binding's tags", o: tagged, cfg: testConfig, binding: "other", want: false},
+		{name: "other cluster", o: tagged, cfg: other, binding: "cart", want: false},
+		{name: "no tags, unknown ID", o: untagged, cfg: testConfig, binding: "cart", want: false},
+		{name: "tags removed, recorded ID", o: untagged, knownID: "AROA1", cfg: testConfig, binding: "cart", want: true},
+		{name: "no tags, different ID", o: untagged, knownID: "AROA2", cfg: testConfig, binding: "cart", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := OwnedBy(tt.o, tt.knownID, tt.cfg, "shop", tt.binding); got != tt.want {
+				t.Errorf("OwnedBy() = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
