@@ -197,6 +197,23 @@ func eventNotes(ns, name, reason string) string {
 	return strings.Join(notes, "\n")
 }
 
+// iamCalls sums the operator's calls of one IAM operation, from its metrics.
+func iamCalls(operation string) float64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() == "podidentity_iam_api_calls_total" {
+			for _, m := range f.GetMetric() {
+				if labelValue(m, "operation") == operation {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
 // iamWrites sums the operator's IAM calls other than reads, from its metrics.
 func iamWrites() float64 {
 	families, err := ctrlmetrics.Registry.Gather()

@@ -466,6 +466,14 @@ var _ = Describe("PodIdentityBinding", func() {
 		Expect(k8s.Create(ctx, b)).To(Succeed())
 		Eventually(readyReason(ns, "rejected"), timeout, interval).Should(Equal("IAMRequestRejected"))
 		Expect(condition(ns, "rejected", v1alpha1.ConditionReady).Message).To(ContainSubstring("does-not-exist"))
+		Expect(eventReasons(ns, "rejected")).To(ContainElement("IAMRequestRejected"))
+
+		By("retrying only at the sync period, not through the fast back-off")
+		attempts := iamCalls("AttachRolePolicy")
+		time.Sleep(syncPeriod * 3 / 2)
+		// A hot loop through the rate limiter (5ms, 10ms, 20ms, ...) would
+		// make about ten attempts in this time.
+		Expect(iamCalls("AttachRolePolicy") - attempts).To(BeNumerically("<=", 2))
 
 		By("fixing the spec makes it Ready")
 		b = getBinding(ns, "rejected")
