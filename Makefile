@@ -22,8 +22,9 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRD and RBAC manifests under config/.
+manifests: controller-gen ## Generate the CRD and RBAC manifests and the Argo CD health check ConfigMap under config/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	hack/argocd-cm.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.

@@ -1,0 +1,81 @@
+package argocd
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+func script(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "argocd", "health.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func object(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestHealth(t *testing.T) {
+	tests := []struct {
+		name       string
+		obj        string
+		wantStatus string
+		wantMsg    string
+	}{
+		{name: "new", obj: `{"metadata":{"generation":1}}`, wantStatus: "Progressing", wantMsg: "Waiting for the operator"},
+		{name: "ready", obj: `{"metadata":{"generation":2},"status":{"conditions":[{"type":"RoleSynced","status":"True","reason":"Synced","observedGeneration":2},{"type":"Ready","status":"True","reason":"Available","message":"ok","observedGeneration":2}]}}`,
+			wantStatus: "Healthy", wantMsg: "Available: ok"},
+		{name: "generation lags", obj: `{"metadata":{"generation":3},"status":{"conditions":[{"type":"Ready","status":"True","reason":"Available","observedGeneration":2}]}}`,
+			wantStatus: "Progressing", wantMsg: "generation 3"},
+		{name: "conflict", obj: `{"metadata":{"generation":1},"status":{"conditions":[{"type":"Ready","status":"False","reason":"RoleConflict","message":"not ours","observedGeneration":1}]}}`,
+			wantStatus: "Degraded", wantMsg: "RoleConflict: not ours"},
+		{name: "guardrail", obj: `{"metadata":{"generation":1},"status":{"conditions":[{"type":"Ready","status":"False","reason":"GuardrailViolation","message":"x","observedGeneration":1}]}}`,
+			wantStatus: "Degraded", wantMsg: "GuardrailViolation"},
+		{name: "retrying", obj: `{"metadata":{"generation":1},"status":{"conditions":[{"type":"Ready","status":"False","reason":"IAMUnavailable","message":"503","observedGeneration":1}]}}`,
+			wantStatus: "Progressing", wantMsg: "IAMUnavailable: 503"},
+		{name: "deleting", obj: `{"metadata":{"generation":2,"deletionTimestamp":"2026-01-01T00:00:00Z"},"status":{"conditions":[{"type":"Ready","status":"True","reason":"Available","observedGeneration":2}]}}`,
+			wantStatus: "Progressing", wantMsg: "Deleting"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := Evaluate(script(t), object(t, tt.obj))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Status != tt.wantStatus || !strings.Contains(h.Message, tt.wantMsg) {
+				t.Errorf("got %+v, want %s containing %q", h, tt.wantStatus, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// TestConfigMapPatchCarriesTheScript keeps the argocd-cm snippet identical to health.lua.
+func TestConfigMapPatchCarriesTheScript(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "argocd", "argocd-cm.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := yaml.Unmarshal(raw, &cm); err != nil {
+		t.Fatal(err)
+	}
+	got := cm.Data["resource.customizations.health.iam.podidentity.io_PodIdentityBinding"]
+	if strings.TrimSpace(got) != strings.TrimSpace(script(t)) {
+		t.Errorf("config/argocd/argocd-cm.yaml is out of date with health.lua; run `make manifests`")
+	}
+}
