@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -49,6 +50,8 @@ var (
 	// issuerURL is the API server's issuer as its discovery document says.
 	issuerURL   string
 	providerARN string
+	// metricsURL is the operator's secure metrics endpoint.
+	metricsURL string
 	boundaryARN string
 	operatorErr = make(chan error, 1)
 )
@@ -127,7 +130,11 @@ var _ = BeforeSuite(func() {
 	opts.RolePath = rolePath
 	opts.PermissionsBoundaryARN = boundaryARN
 	opts.SyncPeriod = syncPeriod
-	opts.MetricsBindAddress = "0"
+	metricsPort, err := testenv.FreePort()
+	Expect(err).NotTo(HaveOccurred())
+	metricsURL = fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort)
+	opts.MetricsBindAddress = fmt.Sprintf("127.0.0.1:%d", metricsPort)
+	opts.MetricsSecure = true
 	opts.HealthProbeBindAddress = "0"
 	go func() {
 		defer GinkgoRecover()

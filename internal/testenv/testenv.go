@@ -70,7 +70,7 @@ func StartMoto() (*Moto, error) {
 	if bin == "" {
 		return nil, errors.New("MOTO_SERVER is not set: run through `make test`/`make demo`, or export MOTO_SERVER=$(hack/moto.sh)")
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,8 @@ func (p *Proxy) Stop() {
 	}
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port that is free on the loopback interface.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -1,0 +1,196 @@
+package controllers_test
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/testenv"
+)
+
+// render builds a kustomization under config/ with kustomize's own library.
+func render(dir string) []*unstructured.Unstructured {
+	root, err := testenv.RepoRoot()
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, "config", dir))
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	var objs []*unstructured.Unstructured
+	for _, r := range resMap.Resources() {
+		m, err := r.Map()
+		ExpectWithOffset(1, err).NotTo(HaveOccurred())
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+	return objs
+}
+
+var _ = Describe("Installation manifests", func() {
+	It("config/default renders with kustomize and the API server accepts every object (server-side dry run)", func() {
+		objs := render("default")
+		kinds := map[string]int{}
+		for _, o := range objs {
+			kinds[o.GetKind()]++
+		}
+		Expect(kinds).To(HaveKeyWithValue("CustomResourceDefinition", 1))
+		Expect(kinds).To(HaveKeyWithValue("Deployment", 1))
+		Expect(kinds).To(HaveKeyWithValue("Namespace", 1))
+		Expect(kinds).To(HaveKeyWithValue("Service", 1))
+		Expect(kinds).To(HaveKey("ClusterRole"))
+
+		for _, o := range objs {
+			if o.GetKind() == "Namespace" {
+				Expect(o.GetName()).To(Equal("podidentity-system"))
+				// Namespaces cannot be dry-run created for the objects inside them.
+				err := k8s.Create(ctx, o.DeepCopy())
+				if !apierrors.IsAlreadyExists(err) {
+					Expect(err).NotTo(HaveOccurred())
+				}
+			}
+		}
+		for _, o := range objs {
+			if o.GetKind() == "Namespace" {
+				continue
+			}
+			err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
+				client.FieldOwner("install-test"), client.ForceOwnership)
+			Expect(err).NotTo(HaveOccurred(), "%s %s", o.GetKind(), o.GetName())
+		}
+
+		By("the Deployment is hardened")
+		for _, o := range objs {
+			if o.GetKind() != "Deployment" {
+				continue
+			}
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			Expect(containers).To(HaveLen(1))
+			c := containers[0].(map[string]any)
+			sc := c["securityContext"].(map[string]any)
+			Expect(sc["readOnlyRootFilesystem"]).To(BeTrue())
+			Expect(sc["allowPrivilegeEscalation"]).To(BeFalse())
+			Expect(c).To(HaveKey("livenessProbe"))
+			Expect(c).To(HaveKey("readinessProbe"))
+			Expect(c["args"]).To(ContainElement("--leader-elect"))
+			podSC, _, _ := unstructured.NestedMap(o.Object, "spec", "template", "spec", "securityContext")
+			Expect(podSC["runAsNonRoot"]).To(BeTrue())
+		}
+	})
+
+	It("the Prometheus overlay adds a ServiceMonitor for the metrics Service", func() {
+		objs := render("overlays/prometheus")
+		var monitor, service *unstructured.Unstructured
+		for _, o := range objs {
+			switch o.GetKind() {
+			case "ServiceMonitor":
+				monitor = o
+			case "Service":
+				service = o
+			}
+		}
+		Expect(monitor).NotTo(BeNil())
+		Expect(monitor.GetNamespace()).To(Equal("podidentity-system"))
+		sel, _, _ := unstructured.NestedStringMap(monitor.Object, "spec", "selector", "matchLabels")
+		for k, v := range sel {
+			Expect(service.GetLabels()).To(HaveKeyWithValue(k, v))
+		}
+		Expect(len(objs)).To(Equal(len(render("default")) + 1))
+	})
+
+	It("every sample in config/samples becomes Ready", func() {
+		ns := newNamespace()
+		objs := render("samples")
+		Expect(objs).To(HaveLen(3))
+		for _, o := range objs {
+			b := &v1alpha1.PodIdentityBinding{}
+			raw, err := yaml.Marshal(o.Object)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(yaml.UnmarshalStrict(raw, b)).To(Succeed())
+			b.Namespace = ns
+			Expect(k8s.Create(ctx, b)).To(Succeed())
+		}
+		for _, o := range objs {
+			b := waitReady(ns, o.GetName())
+			_, err := getRole(b.Status.RoleName)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		Expect(attachedPolicies(getBinding(ns, "reporting").Status.RoleName)).To(Equal([]string{"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"}))
+		for _, o := range objs {
+			deleteBinding(ns, o.GetName())
+		}
+		// "reporting" is Retain: its role stays; clean it up for the other specs.
+		Expect(roleGone(roleNameFor(ns, "uploads-writer"))()).To(BeTrue())
+		_, err := getRole(roleNameFor(ns, "reporting"))
+		Expect(err).NotTo(HaveOccurred())
+	})
+})
+
+var _ = Describe("Metrics", func() {
+	It("serves the operator's metrics to an authorized scraper only", func() {
+		ns := newNamespace()
+		Expect(k8s.Create(ctx, newBinding(ns, "metered", "metered"))).To(Succeed())
+		waitReady(ns, "metered")
+
+		By("a ServiceAccount bound to config/rbac's metrics reader role")
+		root, err := testenv.RepoRoot()
+		Expect(err).NotTo(HaveOccurred())
+		raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", "metrics_reader_role.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		reader := &rbacv1.ClusterRole{}
+		Expect(yaml.UnmarshalStrict(raw, reader)).To(Succeed())
+		Expect(k8s.Create(ctx, reader)).To(Succeed())
+		Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "prometheus"}})).To(Succeed())
+		Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "stranger"}})).To(Succeed())
+		Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "prometheus-" + ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: reader.Name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: "prometheus"}},
+		})).To(Succeed())
+
+		scrape := func(sa string) (int, string) {
+			tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authv1.TokenRequest{}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+			Expect(err).NotTo(HaveOccurred())
+			req.Header.Set("Authorization", "Bearer "+tr.Status.Token)
+			// The manager serves a self-signed certificate in this setup.
+			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
+			resp, err := c.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			defer func() { _ = resp.Body.Close() }()
+			body, err := io.ReadAll(resp.Body)
+			Expect(err).NotTo(HaveOccurred())
+			return resp.StatusCode, string(body)
+		}
+
+		Eventually(func() int { code, _ := scrape("stranger"); return code }, timeout, interval).Should(Equal(http.StatusForbidden))
+		var body string
+		Eventually(func() int { code, b := scrape("prometheus"); body = b; return code }, timeout, interval).Should(Equal(http.StatusOK))
+		for _, want := range []string{
+			`podidentity_iam_api_calls_total{operation="CreateRole",outcome="success"}`,
+			`podidentity_iam_api_calls_total{operation="GetRole",outcome="success"}`,
+			`podidentity_bindings{ready="True"}`,
+			`controller_runtime_reconcile_time_seconds_bucket{controller="podidentitybinding"`,
+			`podidentity_drift_corrections_total{kind="`,
+		} {
+			Expect(body).To(ContainSubstring(want))
+		}
+		Expect(strings.Contains(body, `podidentity_bindings{ready="False"}`)).To(BeTrue())
+		deleteBinding(ns, "metered")
+	})
+})
+
