@@ -193,4 +193,3 @@ var _ = Describe("Metrics", func() {
 		deleteBinding(ns, "metered")
 	})
 })
-

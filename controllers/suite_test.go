@@ -51,7 +51,7 @@ var (
 	issuerURL   string
 	providerARN string
 	// metricsURL is the operator's secure metrics endpoint.
-	metricsURL string
+	metricsURL  string
 	boundaryARN string
 	operatorErr = make(chan error, 1)
 )
