@@ -59,6 +59,12 @@ bench: ## Run the benchmarks of the pure packages.
 
 ##@ Build
 
+VERSION ?= 0.1.0
+
+.PHONY: bundle
+bundle: manifests ## Generate the OLM bundle under bundle/ from config/.
+	go run ./hack/bundle -version $(VERSION) -out bundle
+
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager binary.
 	go build -o bin/manager .

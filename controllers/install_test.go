@@ -33,9 +33,11 @@ func render(dir string) []*unstructured.Unstructured {
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	var objs []*unstructured.Unstructured
 	for _, r := range resMap.Resources() {
-		m, err := r.Map()
+		j, err := r.MarshalJSON()
 		ExpectWithOffset(1, err).NotTo(HaveOccurred())
-		objs = append(objs, &unstructured.Unstructured{Object: m})
+		u := &unstructured.Unstructured{}
+		ExpectWithOffset(1, u.UnmarshalJSON(j)).To(Succeed())
+		objs = append(objs, u)
 	}
 	return objs
 }

@@ -74,6 +74,26 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	o.LeaderElectionID = "podidentity-operator.iam.podidentity.io"
 }
 
+// EnvPrefix prefixes the environment variables that set flags: PODIDENTITY_CLUSTER_NAME
+// sets --cluster-name. A flag on the command line wins over its variable. This
+// is how OLM users configure the operator (Subscription spec.config.env).
+const EnvPrefix = "PODIDENTITY_"
+
+// FlagsFromEnv sets every flag of fs that has an environment variable.
+// Call it before fs.Parse.
+func FlagsFromEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := EnvPrefix + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(f.Name))
+		if v, ok := lookup(name); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
 // Validate checks the flags.
 func (o *Options) Validate() error {
 	var errs []error

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"errors"
+	"flag"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +98,25 @@ func TestResolveRoleConfig(t *testing.T) {
 				t.Errorf("got issuer %q provider %q, want %q %q", got.Issuer, got.ProviderARN, tt.wantIssuer, tt.wantProvider)
 			}
 		})
+	}
+}
+
+func TestFlagsFromEnv(t *testing.T) {
+	var o Options
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	o.BindFlags(fs)
+	env := map[string]string{"PODIDENTITY_CLUSTER_NAME": "prod", "PODIDENTITY_SYNC_PERIOD": "5m"}
+	if err := FlagsFromEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse([]string{"--sync-period=1m"}); err != nil {
+		t.Fatal(err)
+	}
+	if o.ClusterName != "prod" || o.SyncPeriod != time.Minute {
+		t.Errorf("got cluster %q sync %s; want prod and the command line's 1m", o.ClusterName, o.SyncPeriod)
+	}
+	env = map[string]string{"PODIDENTITY_SYNC_PERIOD": "soon"}
+	if err := FlagsFromEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil || !strings.Contains(err.Error(), "PODIDENTITY_SYNC_PERIOD") {
+		t.Errorf("bad value not reported: %v", err)
 	}
 }

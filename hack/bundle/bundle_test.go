@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/operator-framework/api/pkg/manifests"
+	"github.com/operator-framework/api/pkg/validation"
+	"github.com/operator-framework/api/pkg/validation/errors"
+	interfaces "github.com/operator-framework/api/pkg/validation/interfaces"
+)
+
+const root = "../.."
+
+// TestBundleIsUpToDate regenerates the bundle from config/ and compares it
+// with the committed bundle/: they must not drift.
+func TestBundleIsUpToDate(t *testing.T) {
+	want, err := Generate(root, bundleVersion(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "bundle")
+	got := map[string][]byte{}
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		got[rel], err = os.ReadFile(path)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range want {
+		if !bytes.Equal(got[name], content) {
+			t.Errorf("bundle/%s is stale or missing: run `make bundle` and commit", name)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("bundle/%s is not generated any more: run `make bundle` and commit", name)
+		}
+	}
+}
+
+// TestBundleValidates runs operator-framework's validators on the committed bundle.
+func TestBundleValidates(t *testing.T) {
+	bundle, err := manifests.GetBundleFromDir(filepath.Join(root, "bundle", "manifests"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	validators := interfaces.Validators{
+		validation.ClusterServiceVersionValidator,
+		validation.CustomResourceDefinitionValidator,
+		validation.BundleValidator,
+		validation.OperatorHubV2Validator,
+		validation.StandardCategoriesValidator,
+		validation.StandardCapabilitiesValidator,
+		validation.ObjectValidator,
+		validation.GoodPracticesValidator,
+		validation.AlphaDeprecatedAPIsValidator,
+	}
+	objs := append(bundle.ObjectsToValidate(), map[string]string{"k8s-version": "1.37"})
+	results := validators.Validate(objs...)
+	if len(results) == 0 {
+		t.Fatal("the validators returned no results: nothing was validated")
+	}
+	for _, r := range results {
+		for _, e := range r.Errors {
+			t.Errorf("%s: %v", r.Name, e)
+		}
+		for _, w := range r.Warnings {
+			if w.Level == errors.LevelWarn {
+				t.Logf("warning: %s: %v", r.Name, w)
+			}
+		}
+	}
+}
+
+// bundleVersion is the version of the committed bundle (make bundle VERSION=...).
+func bundleVersion(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "bundle", "manifests", packageName+".clusterserviceversion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "  version: "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatal("no spec.version in the committed CSV")
+	return ""
+}
+
+// TestValidatorsCatchABrokenBundle shows the validators used above do fail:
+// a CSV that owns a CRD the bundle lacks is an error.
+func TestValidatorsCatchABrokenBundle(t *testing.T) {
+	files, err := Generate(root, "0.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(files, "manifests/podidentitybindings.iam.podidentity.io.yaml")
+	dir := t.TempDir()
+	if err := Write(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := manifests.GetBundleFromDir(filepath.Join(dir, "manifests"))
+	if err != nil {
+		return // refusing to load is also a failure we want
+	}
+	errs := 0
+	for _, r := range validation.DefaultBundleValidators.Validate(bundle.ObjectsToValidate()...) {
+		errs += len(r.Errors)
+	}
+	if errs == 0 {
+		t.Error("a bundle missing its owned CRD passed validation")
+	}
+}

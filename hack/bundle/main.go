@@ -1,0 +1,368 @@
+// Command bundle generates the OLM bundle under bundle/ from config/, so the
+// two never drift: `make bundle`. The bundle test regenerates it and fails
+// when the committed files differ, then runs operator-framework's validators.
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/blang/semver/v4"
+	"github.com/operator-framework/api/pkg/lib/version"
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	packageName = "podidentity-operator"
+	channel     = "alpha"
+)
+
+func main() {
+	version := flag.String("version", "0.1.0", "Bundle version (semver).")
+	root := flag.String("root", ".", "Repository root.")
+	out := flag.String("out", "bundle", "Output directory.")
+	flag.Parse()
+	files, err := Generate(*root, *version)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := Write(*out, files); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// Write replaces dir with the generated files.
+func Write(dir string, files map[string][]byte) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Generate renders config/default and config/samples and returns the bundle's
+// files by path relative to the bundle directory.
+func Generate(root, version string) (map[string][]byte, error) {
+	objs, err := render(filepath.Join(root, "config", "default"))
+	if err != nil {
+		return nil, err
+	}
+	samples, err := render(filepath.Join(root, "config", "samples"))
+	if err != nil {
+		return nil, err
+	}
+	icon, err := os.ReadFile(filepath.Join(root, "config", "manifests", "icon.svg"))
+	if err != nil {
+		return nil, err
+	}
+	description, err := os.ReadFile(filepath.Join(root, "config", "manifests", "description.md"))
+	if err != nil {
+		return nil, err
+	}
+
+	files := map[string][]byte{}
+	var (
+		deployment   *appsv1.Deployment
+		clusterRoles = map[string]rbacv1.ClusterRole{}
+		roles        = map[string]rbacv1.Role{}
+		saName       string
+		crdKinds     []operatorsv1alpha1.CRDDescription
+	)
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "CustomResourceDefinition":
+			b, err := yaml.Marshal(o.Object)
+			if err != nil {
+				return nil, err
+			}
+			files["manifests/"+o.GetName()+".yaml"] = b
+		case "Deployment":
+			deployment = &appsv1.Deployment{}
+			if err := fromUnstructured(o, deployment); err != nil {
+				return nil, err
+			}
+		case "ClusterRole":
+			cr := rbacv1.ClusterRole{}
+			if err := fromUnstructured(o, &cr); err != nil {
+				return nil, err
+			}
+			clusterRoles[cr.Name] = cr
+		case "Role":
+			r := rbacv1.Role{}
+			if err := fromUnstructured(o, &r); err != nil {
+				return nil, err
+			}
+			roles[r.Name] = r
+		case "ServiceAccount":
+			saName = o.GetName()
+		case "Service":
+			// OLM creates Services shipped in the bundle; drop the namespace,
+			// OLM installs into the OperatorGroup's namespace.
+			u := o.DeepCopy()
+			u.SetNamespace("")
+			b, err := yaml.Marshal(u.Object)
+			if err != nil {
+				return nil, err
+			}
+			files["manifests/"+u.GetName()+"_v1_service.yaml"] = b
+		}
+	}
+	if deployment == nil || saName == "" {
+		return nil, errors.New("config/default has no Deployment or ServiceAccount")
+	}
+
+	// Roles bound to the operator's ServiceAccount become the CSV's permissions.
+	var clusterPerms, perms []operatorsv1alpha1.StrategyDeploymentPermissions
+	boundCluster, bound := map[string]bool{}, map[string]bool{}
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "ClusterRoleBinding":
+			b := rbacv1.ClusterRoleBinding{}
+			if err := fromUnstructured(o, &b); err != nil {
+				return nil, err
+			}
+			if bindsSA(b.Subjects, saName) {
+				boundCluster[b.RoleRef.Name] = true
+			}
+		case "RoleBinding":
+			b := rbacv1.RoleBinding{}
+			if err := fromUnstructured(o, &b); err != nil {
+				return nil, err
+			}
+			if bindsSA(b.Subjects, saName) {
+				bound[b.RoleRef.Name] = true
+			}
+		}
+	}
+	for _, name := range sortedKeys(boundCluster) {
+		clusterPerms = append(clusterPerms, operatorsv1alpha1.StrategyDeploymentPermissions{ServiceAccountName: saName, Rules: clusterRoles[name].Rules})
+	}
+	for _, name := range sortedKeys(bound) {
+		perms = append(perms, operatorsv1alpha1.StrategyDeploymentPermissions{ServiceAccountName: saName, Rules: roles[name].Rules})
+	}
+	// ClusterRoles nobody is bound to yet (metrics reader, editor, viewer) ship as
+	// plain manifests for admins to bind.
+	for _, name := range sortedKeys(clusterRoles) {
+		if boundCluster[name] {
+			continue
+		}
+		cr := clusterRoles[name]
+		b, err := yaml.Marshal(map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+			"metadata": map[string]any{"name": cr.Name, "labels": cr.Labels}, "rules": cr.Rules})
+		if err != nil {
+			return nil, err
+		}
+		files["manifests/"+name+"_rbac.authorization.k8s.io_v1_clusterrole.yaml"] = b
+	}
+
+	// OLM users set the cluster name through the Subscription's
+	// spec.config.env (PODIDENTITY_CLUSTER_NAME), not by editing args.
+	spec := deployment.Spec.DeepCopy()
+	for i := range spec.Template.Spec.Containers {
+		c := &spec.Template.Spec.Containers[i]
+		var args []string
+		for _, a := range c.Args {
+			if !strings.HasPrefix(a, "--cluster-name=") {
+				args = append(args, a)
+			}
+		}
+		c.Args = args
+	}
+	image := spec.Template.Spec.Containers[0].Image
+
+	crdKinds = append(crdKinds, operatorsv1alpha1.CRDDescription{
+		Name: "podidentitybindings.iam.podidentity.io", Version: "v1alpha1", Kind: "PodIdentityBinding",
+		DisplayName: "Pod Identity Binding",
+		Description: "Gives the pods of one ServiceAccount an IAM role with exactly the declared permissions (IRSA).",
+		Resources:   []operatorsv1alpha1.APIResourceReference{{Kind: "ServiceAccount", Name: "", Version: "v1"}},
+		SpecDescriptors: []operatorsv1alpha1.SpecDescriptor{
+			{Path: "serviceAccountName", DisplayName: "Service Account", Description: "ServiceAccount in this namespace that receives the role.", XDescriptors: []string{"urn:alm:descriptor:io.kubernetes:ServiceAccount"}},
+			{Path: "permissions", DisplayName: "Permissions", Description: "Statements of the role's inline permission policy."},
+			{Path: "managedPolicyArns", DisplayName: "Managed Policy ARNs", Description: "IAM managed policies attached to the role."},
+			{Path: "roleName", DisplayName: "Role Name", Description: "Overrides the generated IAM role name.", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:text"}},
+			{Path: "maxSessionDuration", DisplayName: "Max Session Duration", Description: "Seconds, 3600 to 43200.", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:number"}},
+			{Path: "description", DisplayName: "Description", Description: "Description of the IAM role.", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:text"}},
+			{Path: "tags", DisplayName: "Tags", Description: "Extra tags on the IAM role."},
+			{Path: "serviceAccountToken", DisplayName: "Token Settings", Description: "Audience, regional STS and token lifetime annotations."},
+			{Path: "deletionPolicy", DisplayName: "Deletion Policy", Description: "Delete or Retain the IAM role when the binding is deleted.", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:select:Delete", "urn:alm:descriptor:com.tectonic.ui:select:Retain"}},
+		},
+		StatusDescriptors: []operatorsv1alpha1.StatusDescriptor{
+			{Path: "roleArn", DisplayName: "Role ARN", Description: "ARN of the IAM role.", XDescriptors: []string{"urn:alm:descriptor:text"}},
+			{Path: "roleName", DisplayName: "Role Name", Description: "Name of the IAM role.", XDescriptors: []string{"urn:alm:descriptor:text"}},
+			{Path: "serviceAccountName", DisplayName: "Annotated ServiceAccount", Description: "ServiceAccount carrying the role annotation.", XDescriptors: []string{"urn:alm:descriptor:text"}},
+			{Path: "conditions", DisplayName: "Conditions", Description: "Ready, RoleSynced and ServiceAccountSynced.", XDescriptors: []string{"urn:alm:descriptor:io.kubernetes.conditions"}},
+		},
+	})
+
+	var examples []map[string]any
+	for _, s := range samples {
+		m := s.DeepCopy().Object
+		delete(m["metadata"].(map[string]any), "namespace")
+		examples = append(examples, m)
+	}
+	almExamples, err := json.MarshalIndent(examples, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+
+	csv := operatorsv1alpha1.ClusterServiceVersion{}
+	csv.APIVersion = "operators.coreos.com/v1alpha1"
+	csv.Kind = "ClusterServiceVersion"
+	csv.Name = packageName + ".v" + version
+	csv.Annotations = map[string]string{
+		"alm-examples":   string(almExamples),
+		"capabilities":   "Full Lifecycle",
+		"categories":     "Security",
+		"containerImage": image,
+		"description":    "Declarative IAM Roles for Service Accounts: least-privilege AWS permissions for pods, kept in sync.",
+		"repository":     "https://github.com/podidentity/podidentity-operator",
+		"support":        "podidentity-operator maintainers",
+		"operators.operatorframework.io/builder":               "podidentity-operator-hack-bundle",
+		"operators.operatorframework.io/project_layout":        "go.kubebuilder.io/v4",
+		"operatorframework.io/suggested-namespace":             "podidentity-system",
+		"features.operators.openshift.io/token-auth-aws":       "true",
+		"operatorframework.io/cluster-monitoring":             "false",
+	}
+	csv.Spec = operatorsv1alpha1.ClusterServiceVersionSpec{
+		DisplayName:    "Pod Identity Operator",
+		Description:    string(description),
+		Version:        mustVersion(version),
+		Maturity:       channel,
+		MinKubeVersion: "1.30.0",
+		Keywords:       []string{"aws", "iam", "irsa", "eks", "security", "service account"},
+		Maintainers:    []operatorsv1alpha1.Maintainer{{Name: "podidentity-operator maintainers", Email: "maintainers@podidentity.io"}},
+		Provider:       operatorsv1alpha1.AppLink{Name: "podidentity-operator project"},
+		Links:          []operatorsv1alpha1.AppLink{{Name: "Source", URL: "https://github.com/podidentity/podidentity-operator"}},
+		Icon:           []operatorsv1alpha1.Icon{{Data: base64.StdEncoding.EncodeToString(icon), MediaType: "image/svg+xml"}},
+		InstallModes: []operatorsv1alpha1.InstallMode{
+			{Type: operatorsv1alpha1.InstallModeTypeOwnNamespace, Supported: false},
+			{Type: operatorsv1alpha1.InstallModeTypeSingleNamespace, Supported: false},
+			{Type: operatorsv1alpha1.InstallModeTypeMultiNamespace, Supported: false},
+			{Type: operatorsv1alpha1.InstallModeTypeAllNamespaces, Supported: true},
+		},
+		CustomResourceDefinitions: operatorsv1alpha1.CustomResourceDefinitions{Owned: crdKinds},
+		InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{
+			StrategyName: operatorsv1alpha1.InstallStrategyNameDeployment,
+			StrategySpec: operatorsv1alpha1.StrategyDetailsDeployment{
+				DeploymentSpecs:    []operatorsv1alpha1.StrategyDeploymentSpec{{Name: deployment.Name, Label: deployment.Labels, Spec: *spec}},
+				ClusterPermissions: clusterPerms,
+				Permissions:        perms,
+			},
+		},
+	}
+	csvYAML, err := yaml.Marshal(&csv)
+	if err != nil {
+		return nil, err
+	}
+	csvYAML = dropNulls(csvYAML)
+	files["manifests/"+packageName+".clusterserviceversion.yaml"] = csvYAML
+
+	annotations := map[string]string{
+		"operators.operatorframework.io.bundle.mediatype.v1":       "registry+v1",
+		"operators.operatorframework.io.bundle.manifests.v1":       "manifests/",
+		"operators.operatorframework.io.bundle.metadata.v1":        "metadata/",
+		"operators.operatorframework.io.bundle.package.v1":         packageName,
+		"operators.operatorframework.io.bundle.channels.v1":        channel,
+		"operators.operatorframework.io.bundle.channel.default.v1": channel,
+	}
+	ann, err := yaml.Marshal(map[string]any{"annotations": annotations})
+	if err != nil {
+		return nil, err
+	}
+	files["metadata/annotations.yaml"] = ann
+
+	var df bytes.Buffer
+	df.WriteString("# Generated by `make bundle`; do not edit.\nFROM scratch\n\n")
+	for _, k := range sortedKeys(annotations) {
+		fmt.Fprintf(&df, "LABEL %s=%s\n", k, annotations[k])
+	}
+	df.WriteString("\nCOPY manifests /manifests/\nCOPY metadata /metadata/\n")
+	files["bundle.Dockerfile"] = df.Bytes()
+	return files, nil
+}
+
+func render(dir string) ([]*unstructured.Unstructured, error) {
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
+	}
+	var objs []*unstructured.Unstructured
+	for _, r := range resMap.Resources() {
+		// Through JSON, so numbers are the float64/int64 unstructured expects.
+		j, err := r.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(j); err != nil {
+			return nil, err
+		}
+		objs = append(objs, u)
+	}
+	return objs, nil
+}
+
+func fromUnstructured(u *unstructured.Unstructured, into any) error {
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into)
+}
+
+func bindsSA(subjects []rbacv1.Subject, sa string) bool {
+	for _, s := range subjects {
+		if s.Kind == "ServiceAccount" && s.Name == sa {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// dropNulls removes `creationTimestamp: null` and empty status blocks that
+// typed marshalling adds.
+func dropNulls(b []byte) []byte {
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		t := strings.TrimSpace(l)
+		if t == "creationTimestamp: null" || t == "status: {}" || t == "resources: {}" || t == "strategy: {}" {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return []byte(strings.Join(lines, "\n"))
+}
+
+func mustVersion(v string) version.OperatorVersion {
+	return version.OperatorVersion{Version: semver.MustParse(v)}
+}
