@@ -235,18 +235,18 @@ func Generate(root, version string) (map[string][]byte, error) {
 	csv.Kind = "ClusterServiceVersion"
 	csv.Name = packageName + ".v" + version
 	csv.Annotations = map[string]string{
-		"alm-examples":   string(almExamples),
-		"capabilities":   "Full Lifecycle",
-		"categories":     "Security",
-		"containerImage": image,
-		"description":    "Declarative IAM Roles for Service Accounts: least-privilege AWS permissions for pods, kept in sync.",
-		"repository":     "https://github.com/podidentity/podidentity-operator",
-		"support":        "podidentity-operator maintainers",
-		"operators.operatorframework.io/builder":               "podidentity-operator-hack-bundle",
-		"operators.operatorframework.io/project_layout":        "go.kubebuilder.io/v4",
-		"operatorframework.io/suggested-namespace":             "podidentity-system",
-		"features.operators.openshift.io/token-auth-aws":       "true",
-		"operatorframework.io/cluster-monitoring":             "false",
+		"alm-examples":                           string(almExamples),
+		"capabilities":                           "Full Lifecycle",
+		"categories":                             "Security",
+		"containerImage":                         image,
+		"description":                            "Declarative IAM Roles for Service Accounts: least-privilege AWS permissions for pods, kept in sync.",
+		"repository":                             "https://github.com/podidentity/podidentity-operator",
+		"support":                                "podidentity-operator maintainers",
+		"operators.operatorframework.io/builder": "podidentity-operator-hack-bundle",
+		"operators.operatorframework.io/project_layout":  "go.kubebuilder.io/v4",
+		"operatorframework.io/suggested-namespace":       "podidentity-system",
+		"features.operators.openshift.io/token-auth-aws": "true",
+		"operatorframework.io/cluster-monitoring":        "false",
 	}
 	csv.Spec = operatorsv1alpha1.ClusterServiceVersionSpec{
 		DisplayName:    "Pod Identity Operator",
