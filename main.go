@@ -9,6 +9,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/operator"
 )
 
@@ -30,6 +31,7 @@ func main() {
 
 	if *showVersion {
 		fmt.Println("podidentity-operator", version)
+		fmt.Println("IAM action catalog:", catalog.DataVersion())
 		return
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
