@@ -173,6 +173,7 @@ const (
 	ReasonWaitingForRole         = "WaitingForRole"
 	ReasonDeleting               = "Deleting"
 	ReasonDeleteFailed           = "DeleteFailed"
+	ReasonGuardrailViolation     = "GuardrailViolation"
 )
 
 // PodIdentityBindingStatus is the observed state of a PodIdentityBinding.

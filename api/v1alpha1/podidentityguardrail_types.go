@@ -1,0 +1,107 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// PodIdentityGuardrailSpec constrains the PodIdentityBindings of the
+// namespaces it selects. Every guardrail that selects a namespace applies; a
+// deny always wins over an allow.
+type PodIdentityGuardrailSpec struct {
+	// NamespaceSelector selects the namespaces whose bindings this guardrail
+	// constrains. An empty selector selects every namespace.
+	// +optional
+	NamespaceSelector metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// AllowedActions, when set, is the only set of actions an Allow statement
+	// may grant: every real action a binding's pattern matches must match one
+	// of these patterns ("service:Action", wildcards allowed).
+	// +kubebuilder:validation:MaxItems=500
+	// +listType=set
+	// +optional
+	AllowedActions []string `json:"allowedActions,omitempty"`
+
+	// DeniedActions may not be granted by an Allow statement: a binding whose
+	// pattern matches any real action that one of these patterns matches
+	// violates the guardrail.
+	// +kubebuilder:validation:MaxItems=500
+	// +listType=set
+	// +optional
+	DeniedActions []string `json:"deniedActions,omitempty"`
+
+	// AllowedResources, when set, is the only set of resources an Allow
+	// statement may name: each resource must be covered by one of these ARN
+	// patterns (* and ? wildcards).
+	// +kubebuilder:validation:MaxItems=500
+	// +listType=set
+	// +optional
+	AllowedResources []string `json:"allowedResources,omitempty"`
+
+	// AllowedManagedPolicyArns, when set, is the only set of managed policies a
+	// binding may attach (ARN patterns, wildcards allowed). To forbid managed
+	// policies, set a pattern no ARN matches, such as "none".
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=set
+	// +optional
+	AllowedManagedPolicyArns []string `json:"allowedManagedPolicyArns,omitempty"`
+
+	// RequiredPermissionsBoundary is set as the permissions boundary of every
+	// selected binding's role.
+	// +kubebuilder:validation:Pattern=`^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]+$`
+	// +optional
+	RequiredPermissionsBoundary string `json:"requiredPermissionsBoundary,omitempty"`
+
+	// MaxSessionDuration caps spec.maxSessionDuration of selected bindings (seconds).
+	// +kubebuilder:validation:Minimum=3600
+	// +kubebuilder:validation:Maximum=43200
+	// +optional
+	MaxSessionDuration *int32 `json:"maxSessionDuration,omitempty"`
+}
+
+// PodIdentityGuardrailStatus reports what the guardrail applies to.
+type PodIdentityGuardrailStatus struct {
+	// SelectedBindings is the number of bindings in the selected namespaces.
+	// +optional
+	SelectedBindings int32 `json:"selectedBindings"`
+	// ViolatingBindings is the number of those that violate this guardrail.
+	// +optional
+	ViolatingBindings int32 `json:"violatingBindings"`
+	// Violations lists up to 20 violating bindings as namespace/name: reason.
+	// +optional
+	Violations []string `json:"violations,omitempty"`
+	// ObservedGeneration is the generation these counts were computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// PodIdentityGuardrail is a cluster-wide policy that admins use to constrain
+// what PodIdentityBindings in selected namespaces may grant.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=pig,categories=podidentity
+// +kubebuilder:printcolumn:name="Selected",type=integer,JSONPath=`.status.selectedBindings`
+// +kubebuilder:printcolumn:name="Violating",type=integer,JSONPath=`.status.violatingBindings`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type PodIdentityGuardrail struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the policy.
+	// +required
+	Spec PodIdentityGuardrailSpec `json:"spec"`
+	// Status is written by the operator.
+	// +optional
+	Status PodIdentityGuardrailStatus `json:"status,omitempty"`
+}
+
+// PodIdentityGuardrailList is a list of PodIdentityGuardrails.
+// +kubebuilder:object:root=true
+type PodIdentityGuardrailList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []PodIdentityGuardrail `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&PodIdentityGuardrail{}, &PodIdentityGuardrailList{})
+}

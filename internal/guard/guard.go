@@ -1,0 +1,457 @@
+// Package guard decides whether a PodIdentityBinding may be applied: the
+// shape checks the schema cannot express, IAM quotas, the IAM action catalog,
+// the built-in guardrails and the admin's PodIdentityGuardrails. The webhook
+// and the reconciler both call it, so a binding that slipped past admission
+// is caught before anything reaches IAM. Pure logic, no I/O.
+package guard
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/catalog"
+	"github.com/podidentity/podidentity-operator/internal/policy"
+	"github.com/podidentity/podidentity-operator/internal/role"
+)
+
+// IAM quotas (IAM counts policy sizes without whitespace).
+const (
+	DefaultTrustPolicySize        = 2048
+	MaxTrustPolicySize            = 4096
+	InlinePolicySizePerRole       = 10240
+	DefaultManagedPoliciesPerRole = 10
+	MaxManagedPoliciesPerRole     = 20
+	TagsPerRole                   = 50
+	RoleNameLength                = 64
+	PathLength                    = 512
+)
+
+// BuiltinName names the built-in guardrail in messages.
+const BuiltinName = "built-in"
+
+// Rule is one guardrail in effect for a namespace.
+type Rule struct {
+	Name                        string
+	AllowedActions              []string
+	DeniedActions               []string
+	AllowedResources            []string
+	AllowedManagedPolicyArns    []string
+	RequiredPermissionsBoundary string
+	MaxSessionDuration          *int32
+}
+
+// FromGuardrail turns a PodIdentityGuardrail into a Rule.
+func FromGuardrail(g *v1alpha1.PodIdentityGuardrail) Rule {
+	return Rule{
+		Name: g.Name, AllowedActions: g.Spec.AllowedActions, DeniedActions: g.Spec.DeniedActions,
+		AllowedResources: g.Spec.AllowedResources, AllowedManagedPolicyArns: g.Spec.AllowedManagedPolicyArns,
+		RequiredPermissionsBoundary: g.Spec.RequiredPermissionsBoundary, MaxSessionDuration: g.Spec.MaxSessionDuration,
+	}
+}
+
+// Finding is one problem with a binding.
+type Finding struct {
+	Field   string
+	Rule    string // guardrail name for violations
+	Message string
+}
+
+func (f Finding) String() string {
+	if f.Rule != "" {
+		return fmt.Sprintf("%s: %s (guardrail %s)", f.Field, f.Message, f.Rule)
+	}
+	return f.Field + ": " + f.Message
+}
+
+// Result of checking a binding.
+type Result struct {
+	// Invalid findings make the spec unusable (InvalidSpec).
+	Invalid []Finding
+	// Violations break a guardrail (GuardrailViolation).
+	Violations []Finding
+	// Warnings are risky but allowed.
+	Warnings []string
+
+	// What fail-closed narrowing removes from the role.
+	DropStatements map[int]bool
+	DropManaged    map[string]bool
+	SessionCap     *int32
+	// Boundary is the permissions boundary the guardrails require ("" none).
+	Boundary string
+}
+
+// Message joins the findings of a kind for a condition or admission message.
+func Message(fs []Finding) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = f.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Checker holds what checks depend on besides the binding.
+type Checker struct {
+	Catalog *catalog.Catalog
+	// RoleConfig renders the documents whose sizes are checked.
+	RoleConfig role.Config
+	// TrustPolicySize and ManagedPoliciesPerRole are the account's quotas.
+	TrustPolicySize        int
+	ManagedPoliciesPerRole int
+	// Builtins enables the built-in guardrails.
+	Builtins bool
+}
+
+// Check runs every check on a binding under the rules selecting its namespace.
+func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule) Result {
+	r := Result{DropStatements: map[int]bool{}, DropManaged: map[string]bool{}}
+	expansions := map[string][]catalog.Action{}
+
+	// Shape and catalog.
+	sids := map[string]bool{}
+	for i, s := range b.Spec.Permissions {
+		field := fmt.Sprintf("spec.permissions[%d]", i)
+		if len(s.Actions) == 0 {
+			r.Invalid = append(r.Invalid, Finding{Field: field + ".actions", Message: "must not be empty"})
+		}
+		if len(s.Resources) == 0 {
+			r.Invalid = append(r.Invalid, Finding{Field: field + ".resources", Message: "must not be empty"})
+		}
+		if s.Effect != "" && s.Effect != v1alpha1.EffectAllow && s.Effect != v1alpha1.EffectDeny {
+			r.Invalid = append(r.Invalid, Finding{Field: field + ".effect", Message: "must be Allow or Deny"})
+		}
+		if s.Sid != "" {
+			if sids[s.Sid] {
+				r.Invalid = append(r.Invalid, Finding{Field: field + ".sid", Message: fmt.Sprintf("%q is used twice", s.Sid)})
+			}
+			sids[s.Sid] = true
+		}
+		for j, a := range s.Actions {
+			exp, err := c.Catalog.Expand(a)
+			if err != nil {
+				r.Invalid = append(r.Invalid, Finding{Field: fmt.Sprintf("%s.actions[%d]", field, j), Message: err.Error()})
+				continue
+			}
+			expansions[a] = exp
+		}
+	}
+	for k := range b.Spec.Tags {
+		if strings.HasPrefix(k, "podidentity.io/") {
+			r.Invalid = append(r.Invalid, Finding{Field: "spec.tags", Message: fmt.Sprintf("key %q uses the reserved prefix podidentity.io/", k)})
+		}
+	}
+	c.checkQuotas(b, &r)
+	if len(r.Invalid) > 0 {
+		return r
+	}
+
+	// Warnings.
+	for i, s := range b.Spec.Permissions {
+		if isDeny(s) || !contains(s.Resources, "*") {
+			continue
+		}
+		if w := firstWrite(s.Actions, expansions); w != "" {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("spec.permissions[%d] grants write actions (such as %s) on every resource (\"*\"); name the resources it needs", i, w))
+		}
+	}
+
+	// Guardrails.
+	if c.Builtins {
+		c.builtins(b, expansions, &r)
+	}
+	for _, rule := range rules {
+		c.rule(b, rule, expansions, &r)
+	}
+	if c.RoleConfig.PermissionsBoundaryARN != "" && r.Boundary != "" && r.Boundary != c.RoleConfig.PermissionsBoundaryARN {
+		r.Violations = append(r.Violations, Finding{Field: "spec", Rule: BuiltinName,
+			Message: fmt.Sprintf("a guardrail requires permissions boundary %s, which would replace the operator's boundary %s", r.Boundary, c.RoleConfig.PermissionsBoundaryARN)})
+		r.Boundary = c.RoleConfig.PermissionsBoundaryARN
+	}
+	return r
+}
+
+func (c Checker) checkQuotas(b *v1alpha1.PodIdentityBinding, r *Result) {
+	d := role.DesiredFor(c.RoleConfig, b)
+	if trust, err := d.Trust.JSON(); err == nil {
+		if n := policy.Size(trust); n > c.trustLimit() {
+			r.Invalid = append(r.Invalid, Finding{Field: "spec", Message: fmt.Sprintf("the trust policy would be %d characters, over IAM's limit of %d", n, c.trustLimit())})
+		}
+	}
+	if d.Permissions != nil {
+		if doc, err := d.Permissions.JSON(); err == nil {
+			if n := policy.Size(doc); n > InlinePolicySizePerRole {
+				r.Invalid = append(r.Invalid, Finding{Field: "spec.permissions",
+					Message: fmt.Sprintf("the permission policy would be %d characters (whitespace excluded), over IAM's limit of %d per role; use fewer statements, wildcards or managed policies", n, InlinePolicySizePerRole)})
+			}
+		}
+	}
+	if n := len(b.Spec.ManagedPolicyArns); n > c.managedLimit() {
+		r.Invalid = append(r.Invalid, Finding{Field: "spec.managedPolicyArns", Message: fmt.Sprintf("%d managed policies, over the limit of %d per role", n, c.managedLimit())})
+	}
+	if n := len(d.Tags); n > TagsPerRole {
+		r.Invalid = append(r.Invalid, Finding{Field: "spec.tags", Message: fmt.Sprintf("%d tags with the 3 ownership tags, over IAM's limit of %d", n, TagsPerRole)})
+	}
+	if len(d.Name) > RoleNameLength {
+		r.Invalid = append(r.Invalid, Finding{Field: "spec.roleName", Message: fmt.Sprintf("longer than %d characters", RoleNameLength)})
+	}
+	if len(d.Path) > PathLength {
+		r.Invalid = append(r.Invalid, Finding{Field: "spec", Message: fmt.Sprintf("role path longer than %d characters", PathLength)})
+	}
+}
+
+func (c Checker) trustLimit() int {
+	if c.TrustPolicySize > 0 {
+		return c.TrustPolicySize
+	}
+	return DefaultTrustPolicySize
+}
+
+func (c Checker) managedLimit() int {
+	if c.ManagedPoliciesPerRole > 0 {
+		return c.ManagedPoliciesPerRole
+	}
+	return DefaultManagedPoliciesPerRole
+}
+
+// builtins: no "*", no IAM writes, no sts:AssumeRole* on "*", no
+// organizations or account actions. They keep a binding from granting its
+// pods a way out of their role.
+func (c Checker) builtins(b *v1alpha1.PodIdentityBinding, exp map[string][]catalog.Action, r *Result) {
+	for i, s := range b.Spec.Permissions {
+		if isDeny(s) {
+			continue
+		}
+		field := fmt.Sprintf("spec.permissions[%d]", i)
+		violate := func(msg string) {
+			r.Violations = append(r.Violations, Finding{Field: field, Rule: BuiltinName, Message: msg})
+			r.DropStatements[i] = true
+		}
+		for _, a := range s.Actions {
+			if a == "*" || a == "*:*" {
+				violate(fmt.Sprintf("grants every action (%q)", a))
+				continue
+			}
+			for _, x := range exp[a] {
+				switch {
+				case x.Service == "iam" && x.Level.IsWrite():
+					violate(fmt.Sprintf("%q grants the IAM write action %s", a, x))
+				case x.Service == "sts" && strings.HasPrefix(x.Name, "AssumeRole") && contains(s.Resources, "*"):
+					violate(fmt.Sprintf("%q grants %s on every resource", a, x))
+				case x.Service == "organizations" || x.Service == "account":
+					violate(fmt.Sprintf("%q grants the %s action %s", a, x.Service, x))
+				default:
+					continue
+				}
+				break
+			}
+		}
+	}
+}
+
+func (c Checker) rule(b *v1alpha1.PodIdentityBinding, rule Rule, exp map[string][]catalog.Action, r *Result) {
+	for i, s := range b.Spec.Permissions {
+		if isDeny(s) {
+			continue
+		}
+		field := fmt.Sprintf("spec.permissions[%d]", i)
+		violate := func(msg string) {
+			r.Violations = append(r.Violations, Finding{Field: field, Rule: rule.Name, Message: msg})
+			r.DropStatements[i] = true
+		}
+		for _, a := range s.Actions {
+			if denied := firstMatch(exp[a], rule.DeniedActions); denied != "" {
+				violate(fmt.Sprintf("%q grants %s, which is denied", a, denied))
+			}
+			if len(rule.AllowedActions) > 0 {
+				if out := firstNotMatched(exp[a], rule.AllowedActions); out != "" {
+					violate(fmt.Sprintf("%q grants %s, which is not among the allowed actions", a, out))
+				}
+			}
+		}
+		if len(rule.AllowedResources) > 0 {
+			for _, res := range s.Resources {
+				if !coveredByAny(res, rule.AllowedResources) {
+					violate(fmt.Sprintf("resource %q is not among the allowed resources", res))
+				}
+			}
+		}
+	}
+	if len(rule.AllowedManagedPolicyArns) > 0 {
+		for _, arn := range b.Spec.ManagedPolicyArns {
+			if !coveredByAny(arn, rule.AllowedManagedPolicyArns) {
+				r.Violations = append(r.Violations, Finding{Field: "spec.managedPolicyArns", Rule: rule.Name, Message: fmt.Sprintf("%s is not an allowed managed policy", arn)})
+				r.DropManaged[arn] = true
+			}
+		}
+	}
+	if rule.MaxSessionDuration != nil {
+		session := role.DefaultMaxSessionDuration
+		if b.Spec.MaxSessionDuration != nil {
+			session = *b.Spec.MaxSessionDuration
+		}
+		if session > *rule.MaxSessionDuration {
+			r.Violations = append(r.Violations, Finding{Field: "spec.maxSessionDuration", Rule: rule.Name,
+				Message: fmt.Sprintf("%d seconds is over the cap of %d", session, *rule.MaxSessionDuration)})
+			if r.SessionCap == nil || *rule.MaxSessionDuration < *r.SessionCap {
+				v := *rule.MaxSessionDuration
+				r.SessionCap = &v
+			}
+		}
+	}
+	if rule.RequiredPermissionsBoundary != "" {
+		if r.Boundary != "" && r.Boundary != rule.RequiredPermissionsBoundary {
+			r.Violations = append(r.Violations, Finding{Field: "spec", Rule: rule.Name,
+				Message: fmt.Sprintf("requires permissions boundary %s but another guardrail requires %s", rule.RequiredPermissionsBoundary, r.Boundary)})
+			return
+		}
+		r.Boundary = rule.RequiredPermissionsBoundary
+	}
+}
+
+// Narrow returns a copy of the binding without what violates the guardrails:
+// violating statements and managed policies removed, the session duration
+// capped. Applying it can only narrow the role's access (fail closed).
+func (r Result) Narrow(b *v1alpha1.PodIdentityBinding) *v1alpha1.PodIdentityBinding {
+	out := b.DeepCopy()
+	out.Spec.Permissions = nil
+	for i, s := range b.Spec.Permissions {
+		if !r.DropStatements[i] {
+			out.Spec.Permissions = append(out.Spec.Permissions, s)
+		}
+	}
+	out.Spec.ManagedPolicyArns = nil
+	for _, arn := range b.Spec.ManagedPolicyArns {
+		if !r.DropManaged[arn] {
+			out.Spec.ManagedPolicyArns = append(out.Spec.ManagedPolicyArns, arn)
+		}
+	}
+	if r.SessionCap != nil {
+		out.Spec.MaxSessionDuration = r.SessionCap
+	}
+	return out
+}
+
+// Removed describes what Narrow removes, for the condition message.
+func (r Result) Removed(b *v1alpha1.PodIdentityBinding) string {
+	var parts []string
+	idx := make([]int, 0, len(r.DropStatements))
+	for i := range r.DropStatements {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		s := b.Spec.Permissions[i]
+		name := fmt.Sprintf("statement %d", i)
+		if s.Sid != "" {
+			name += " (" + s.Sid + ")"
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s on %s", name, strings.Join(s.Actions, ","), strings.Join(s.Resources, ",")))
+	}
+	for _, arn := range sortedKeys(r.DropManaged) {
+		parts = append(parts, "managed policy "+arn)
+	}
+	if r.SessionCap != nil {
+		parts = append(parts, fmt.Sprintf("max session duration capped at %d", *r.SessionCap))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func isDeny(s v1alpha1.PermissionStatement) bool { return s.Effect == v1alpha1.EffectDeny }
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func firstWrite(actions []string, exp map[string][]catalog.Action) string {
+	for _, a := range actions {
+		for _, x := range exp[a] {
+			if x.Level.IsWrite() {
+				return x.String()
+			}
+		}
+	}
+	return ""
+}
+
+// MatchAction reports whether an action pattern matches a real action (case-insensitive).
+func MatchAction(pattern string, a catalog.Action) bool {
+	p := strings.ToLower(pattern)
+	if p == "*" || p == "*:*" {
+		return true
+	}
+	m, _ := path.Match(p, strings.ToLower(a.String()))
+	return m
+}
+
+func firstMatch(actions []catalog.Action, patterns []string) string {
+	for _, x := range actions {
+		for _, p := range patterns {
+			if MatchAction(p, x) {
+				return x.String()
+			}
+		}
+	}
+	return ""
+}
+
+func firstNotMatched(actions []catalog.Action, patterns []string) string {
+	for _, x := range actions {
+		ok := false
+		for _, p := range patterns {
+			ok = ok || MatchAction(p, x)
+		}
+		if !ok {
+			return x.String()
+		}
+	}
+	return ""
+}
+
+func coveredByAny(value string, patterns []string) bool {
+	for _, p := range patterns {
+		if Covers(p, value) {
+			return true
+		}
+	}
+	return false
+}
+
+// Covers reports whether every string the pattern value can stand for
+// (value's own * and ? are wildcards) is matched by pattern. It is
+// conservative: a wildcard in value is covered only by a * in pattern (or a
+// single-character ? by ?).
+func Covers(pattern, value string) bool {
+	if pattern == "" {
+		return value == ""
+	}
+	switch pattern[0] {
+	case '*':
+		// * consumes any prefix of value, wildcards included.
+		for i := 0; i <= len(value); i++ {
+			if Covers(pattern[1:], value[i:]) {
+				return true
+			}
+		}
+		return false
+	case '?':
+		return value != "" && value[0] != '*' && Covers(pattern[1:], value[1:])
+	default:
+		return value != "" && value[0] == pattern[0] && Covers(pattern[1:], value[1:])
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,178 @@
+package guard
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/catalog"
+	"github.com/podidentity/podidentity-operator/internal/role"
+)
+
+var checker = Checker{
+	Catalog:  catalog.Default(),
+	Builtins: true,
+	RoleConfig: role.Config{ClusterName: "dev", RolePath: "/podidentity/",
+		ProviderARN: "arn:aws:iam::123456789012:oidc-provider/oidc.example.com/id/X", Issuer: "oidc.example.com/id/X"},
+}
+
+func binding(stmts ...v1alpha1.PermissionStatement) *v1alpha1.PodIdentityBinding {
+	return &v1alpha1.PodIdentityBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "app"},
+		Spec:       v1alpha1.PodIdentityBindingSpec{ServiceAccountName: "app", Permissions: stmts},
+	}
+}
+
+func allow(actions []string, resources ...string) v1alpha1.PermissionStatement {
+	return v1alpha1.PermissionStatement{Effect: v1alpha1.EffectAllow, Actions: actions, Resources: resources}
+}
+
+func TestCheck(t *testing.T) {
+	table := "arn:aws:dynamodb:us-east-1:123456789012:table/orders"
+	tests := []struct {
+		name          string
+		b             *v1alpha1.PodIdentityBinding
+		rules         []Rule
+		wantInvalid   string
+		wantViolation string
+		wantWarning   string
+		wantDropped   []int
+	}{
+		{name: "clean", b: binding(allow([]string{"dynamodb:GetItem"}, table))},
+		{name: "typo in service", b: binding(allow([]string{"dyanmodb:GetItem"}, table)), wantInvalid: `did you mean "dynamodb:GetItem"`},
+		{name: "typo in action", b: binding(allow([]string{"s3:GetObjects"}, "arn:aws:s3:::b/*")), wantInvalid: `did you mean "s3:GetObject"`},
+		{name: "typo in a deny is invalid too", b: binding(v1alpha1.PermissionStatement{Effect: v1alpha1.EffectDeny, Actions: []string{"s3:DeleteObjectz"}, Resources: []string{"*"}}),
+			wantInvalid: "s3:DeleteObject"},
+		{name: "wildcard matching nothing", b: binding(allow([]string{"s3:Fly*"}, "*")), wantInvalid: "matches no action"},
+		{name: "star", b: binding(allow([]string{"*"}, "*")), wantViolation: "grants every action", wantDropped: []int{0}},
+		{name: "iam write", b: binding(allow([]string{"iam:*"}, "*")), wantViolation: "IAM write action", wantDropped: []int{0}},
+		{name: "iam read is fine", b: binding(allow([]string{"iam:GetRole"}, "*"))},
+		{name: "passrole", b: binding(allow([]string{"iam:PassRole"}, "*")), wantViolation: "iam:PassRole", wantDropped: []int{0}},
+		{name: "assume role on star", b: binding(allow([]string{"sts:AssumeRole"}, "*")), wantViolation: "on every resource", wantDropped: []int{0}},
+		{name: "assume a named role is fine", b: binding(allow([]string{"sts:AssumeRole"}, "arn:aws:iam::123456789012:role/reader"))},
+		{name: "organizations", b: binding(allow([]string{"organizations:List*"}, "*")), wantViolation: "organizations", wantDropped: []int{0}},
+		{name: "deny statements never violate", b: binding(v1alpha1.PermissionStatement{Effect: v1alpha1.EffectDeny, Actions: []string{"iam:*"}, Resources: []string{"*"}})},
+		{name: "write on star warns", b: binding(allow([]string{"s3:PutObject"}, "*")), wantWarning: "s3:PutObject"},
+		{name: "guardrail deny overlaps a wildcard", b: binding(allow([]string{"s3:*"}, "*")),
+			rules: []Rule{{Name: "no-deletes", DeniedActions: []string{"s3:Delete*"}}}, wantViolation: "which is denied (guardrail no-deletes)", wantDropped: []int{0}},
+		{name: "guardrail allow list", b: binding(allow([]string{"dynamodb:GetItem"}, table), allow([]string{"s3:GetObject"}, "arn:aws:s3:::b/*")),
+			rules: []Rule{{Name: "dynamo-only", AllowedActions: []string{"dynamodb:Get*", "dynamodb:Query"}}}, wantViolation: "s3:GetObject, which is not among the allowed", wantDropped: []int{1}},
+		{name: "deny beats allow", b: binding(allow([]string{"dynamodb:GetItem"}, table)),
+			rules: []Rule{{Name: "allow", AllowedActions: []string{"dynamodb:*"}}, {Name: "deny", DeniedActions: []string{"dynamodb:GetItem"}}}, wantViolation: "guardrail deny", wantDropped: []int{0}},
+		{name: "allowed resources", b: binding(allow([]string{"s3:GetObject"}, "arn:aws:s3:::team-a-*/x", "arn:aws:s3:::other/x")),
+			rules: []Rule{{Name: "buckets", AllowedResources: []string{"arn:aws:s3:::team-a-*"}}}, wantViolation: `"arn:aws:s3:::other/x"`, wantDropped: []int{0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := checker.Check(tt.b, tt.rules)
+			check := func(kind, want string, got string) {
+				if want == "" && got != "" {
+					t.Errorf("unexpected %s: %s", kind, got)
+				}
+				if want != "" && !strings.Contains(got, want) {
+					t.Errorf("%s = %q, want containing %q", kind, got, want)
+				}
+			}
+			check("invalid", tt.wantInvalid, Message(r.Invalid))
+			check("violation", tt.wantViolation, Message(r.Violations))
+			if tt.wantWarning != "" {
+				check("warning", tt.wantWarning, strings.Join(r.Warnings, "; "))
+			}
+			var dropped []int
+			for i := range tt.b.Spec.Permissions {
+				if r.DropStatements[i] {
+					dropped = append(dropped, i)
+				}
+			}
+			if len(dropped) != len(tt.wantDropped) {
+				t.Errorf("dropped %v, want %v", dropped, tt.wantDropped)
+			}
+		})
+	}
+}
+
+func TestQuotas(t *testing.T) {
+	many := make([]string, 0, 400)
+	for range 400 {
+		many = append(many, "arn:aws:s3:::a-rather-long-bucket-name-for-testing/some/prefix/*")
+	}
+	b := binding(allow([]string{"s3:GetObject"}, many...))
+	if got := Message(checker.Check(b, nil).Invalid); !strings.Contains(got, "over IAM's limit of 10240") {
+		t.Errorf("inline size not checked: %q", got)
+	}
+	b = binding(allow([]string{"s3:GetObject"}, "*"))
+	for i := range 11 {
+		b.Spec.ManagedPolicyArns = append(b.Spec.ManagedPolicyArns, "arn:aws:iam::aws:policy/P"+string(rune('a'+i)))
+	}
+	if got := Message(checker.Check(b, nil).Invalid); !strings.Contains(got, "11 managed policies, over the limit of 10") {
+		t.Errorf("managed policy count not checked: %q", got)
+	}
+	c := checker
+	c.ManagedPoliciesPerRole = 20
+	if got := Message(c.Check(b, nil).Invalid); got != "" {
+		t.Errorf("raised limit not used: %q", got)
+	}
+	b = binding(allow([]string{"s3:GetObject"}, "*"))
+	b.Spec.Tags = map[string]string{}
+	for i := range 48 {
+		b.Spec.Tags[strings.Repeat("k", i+1)] = "v"
+	}
+	if got := Message(checker.Check(b, nil).Invalid); !strings.Contains(got, "51 tags") {
+		t.Errorf("tag count not checked: %q", got)
+	}
+}
+
+func TestSessionBoundaryAndNarrow(t *testing.T) {
+	cap := int32(3600)
+	b := binding(allow([]string{"dynamodb:GetItem"}, "*"), allow([]string{"iam:CreateRole"}, "*"))
+	b.Spec.MaxSessionDuration = new(int32(7200))
+	b.Spec.ManagedPolicyArns = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/AdministratorAccess"}
+	r := checker.Check(b, []Rule{{Name: "g", MaxSessionDuration: &cap, AllowedManagedPolicyArns: []string{"arn:aws:iam::aws:policy/ReadOnly*"},
+		RequiredPermissionsBoundary: "arn:aws:iam::123456789012:policy/boundary"}})
+	if r.Boundary != "arn:aws:iam::123456789012:policy/boundary" {
+		t.Errorf("boundary = %q", r.Boundary)
+	}
+	n := r.Narrow(b)
+	if len(n.Spec.Permissions) != 1 || n.Spec.Permissions[0].Actions[0] != "dynamodb:GetItem" {
+		t.Errorf("narrowed permissions: %+v", n.Spec.Permissions)
+	}
+	if len(n.Spec.ManagedPolicyArns) != 1 || *n.Spec.MaxSessionDuration != 3600 {
+		t.Errorf("narrowed: %v %d", n.Spec.ManagedPolicyArns, *n.Spec.MaxSessionDuration)
+	}
+	removed := r.Removed(b)
+	for _, want := range []string{"statement 1: iam:CreateRole on *", "managed policy arn:aws:iam::aws:policy/AdministratorAccess", "capped at 3600"} {
+		if !strings.Contains(removed, want) {
+			t.Errorf("Removed() = %q lacks %q", removed, want)
+		}
+	}
+
+	c := checker
+	c.RoleConfig.PermissionsBoundaryARN = "arn:aws:iam::123456789012:policy/operator"
+	r = c.Check(binding(allow([]string{"dynamodb:GetItem"}, "*")), []Rule{{Name: "g", RequiredPermissionsBoundary: "arn:aws:iam::123456789012:policy/other"}})
+	if !strings.Contains(Message(r.Violations), "would replace the operator's boundary") || r.Boundary != c.RoleConfig.PermissionsBoundaryARN {
+		t.Errorf("replacing the operator boundary not refused: %v %s", r.Violations, r.Boundary)
+	}
+}
+
+func TestCovers(t *testing.T) {
+	tests := []struct {
+		pattern, value string
+		want           bool
+	}{
+		{"arn:aws:s3:::team-a-*", "arn:aws:s3:::team-a-logs/x", true},
+		{"arn:aws:s3:::team-a-*", "arn:aws:s3:::team-a-*", true},
+		{"arn:aws:s3:::team-a-*", "arn:aws:s3:::team-*", false},
+		{"arn:aws:s3:::team-a-*", "*", false},
+		{"*", "*", true},
+		{"arn:aws:s3:::b?", "arn:aws:s3:::b*", false},
+		{"arn:aws:s3:::b?", "arn:aws:s3:::b?", true},
+		{"arn:aws:s3:::b/x", "arn:aws:s3:::b/x", true},
+	}
+	for _, tt := range tests {
+		if got := Covers(tt.pattern, tt.value); got != tt.want {
+			t.Errorf("Covers(%q, %q) = %v, want %v", tt.pattern, tt.value, got, tt.want)
+		}
+	}
+}
