@@ -44,6 +44,13 @@ func newNamespace() string {
 	return name
 }
 
+// newNamespaceWithLabels creates a namespace with labels.
+func newNamespaceWithLabels(labels map[string]string) string {
+	name := fmt.Sprintf("test-%d-%d", GinkgoParallelProcess(), nsCounter.Add(1))
+	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}})).To(Succeed())
+	return name
+}
+
 func newBinding(ns, name, sa string) *v1alpha1.PodIdentityBinding {
 	return &v1alpha1.PodIdentityBinding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},

@@ -28,6 +28,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
+	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
 
@@ -54,6 +55,7 @@ const (
 	EventIAMRequestRejected     = "IAMRequestRejected"
 	EventDeleteFailed           = "DeleteFailed"
 	EventInvalidSpec            = "InvalidSpec"
+	EventGuardrailViolation     = "GuardrailViolation"
 )
 
 // Reconciler converges a PodIdentityBinding: the IAM role, its trust and
@@ -65,6 +67,9 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	Roles     role.Client
 	Config    role.Config
+	// Guard checks specs, quotas and guardrails before anything reaches IAM.
+	Guard      guard.Checker
+	Guardrails GuardrailSource
 	// SyncPeriod is how often an in-sync binding is checked for drift (jittered by up to 10%).
 	SyncPeriod              time.Duration
 	MaxConcurrentReconciles int
@@ -113,10 +118,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 func (r *Reconciler) reconcileNormal(ctx context.Context, b *v1alpha1.PodIdentityBinding) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 
-	if err := validate(b); err != nil {
-		r.event(b, corev1.EventTypeWarning, EventInvalidSpec, err.Error())
-		setFailed(b, v1alpha1.ReasonInvalidSpec, err.Error(), v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
+	rules, err := r.Guardrails.RulesFor(ctx, b.Namespace)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	check := r.Guard.Check(b, rules)
+	if len(check.Invalid) > 0 {
+		msg := "invalid spec: " + guard.Message(check.Invalid)
+		r.event(b, corev1.EventTypeWarning, EventInvalidSpec, msg)
+		setFailed(b, v1alpha1.ReasonInvalidSpec, msg, v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
 		return ctrl.Result{}, nil
+	}
+	// Fail closed: a binding that breaks a guardrail never widens a role. A
+	// new one gets nothing in IAM; an existing role loses what violates.
+	effective := b
+	if len(check.Violations) > 0 {
+		msg := "violates guardrails: " + guard.Message(check.Violations)
+		if b.Status.RoleName == "" {
+			r.event(b, corev1.EventTypeWarning, EventGuardrailViolation, msg)
+			setFailed(b, v1alpha1.ReasonGuardrailViolation, msg, v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
+			return ctrl.Result{}, nil
+		}
+		effective = check.Narrow(b)
 	}
 
 	holder, err := r.serviceAccountHolder(ctx, b)
@@ -135,7 +158,10 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, b *v1alpha1.PodIdentit
 		return ctrl.Result{}, nil
 	}
 
-	desired := role.DesiredFor(r.Config, b)
+	desired := role.DesiredFor(r.Config, effective)
+	if check.Boundary != "" {
+		desired.Boundary = check.Boundary
+	}
 	arn, roleID, err := r.syncRole(ctx, b, desired)
 	if err != nil {
 		return r.iamFailure(ctx, b, err, v1alpha1.ConditionRoleSynced)
@@ -159,6 +185,12 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, b *v1alpha1.PodIdentit
 	b.Status.ServiceAccountName = b.Spec.ServiceAccountName
 	setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
 		"ServiceAccount "+b.Spec.ServiceAccountName+" is annotated with the role ARN")
+	if len(check.Violations) > 0 {
+		msg := "violates guardrails: " + guard.Message(check.Violations) + ". Removed from the role: " + check.Removed(b)
+		r.event(b, corev1.EventTypeWarning, EventGuardrailViolation, msg)
+		setFailed(b, v1alpha1.ReasonGuardrailViolation, msg, v1alpha1.ConditionRoleSynced)
+		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
+	}
 	setCondition(b, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAvailable,
 		"pods using ServiceAccount "+b.Spec.ServiceAccountName+" can assume "+arn)
 	b.Status.ObservedGeneration = b.Generation
@@ -372,9 +404,35 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 				UpdateFunc:  func(event.UpdateEvent) bool { return false },
 				GenericFunc: func(event.GenericEvent) bool { return false },
 			})).
+		// A guardrail change can tighten or loosen any binding.
+		Watches(&v1alpha1.PodIdentityGuardrail{}, handler.EnqueueRequestsFromMapFunc(r.allBindings)).
+		// Namespace labels decide which guardrails select a namespace.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.bindingsInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("podidentitybinding").
 		Complete(r)
+}
+
+func (r *Reconciler) allBindings(ctx context.Context, _ client.Object) []reconcile.Request {
+	return r.listRequests(ctx)
+}
+
+func (r *Reconciler) bindingsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.listRequests(ctx, client.InNamespace(o.GetName()))
+}
+
+func (r *Reconciler) listRequests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	list := &v1alpha1.PodIdentityBindingList{}
+	if err := r.List(ctx, list, opts...); err != nil {
+		logf.FromContext(ctx).Error(err, "listing bindings")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
 }
 
 func deletionStarted() predicate.Funcs {

@@ -501,14 +501,15 @@ var _ = Describe("PodIdentityBinding", func() {
 		Expect(k8s.Create(ctx, bad)).NotTo(Succeed())
 	})
 
-	It("reports InvalidSpec for what the schema cannot check", func() {
+	It("re-checks what admission checks when the webhook was bypassed, and reports InvalidSpec", func() {
+		ns := newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true"})
 		b := newBinding(ns, "dupsid", "dupsid")
 		b.Spec.Permissions = append(b.Spec.Permissions, b.Spec.Permissions[0])
 		b.Spec.Permissions[0].Sid = "Same"
 		b.Spec.Permissions[1].Sid = "Same"
 		Expect(k8s.Create(ctx, b)).To(Succeed())
 		Eventually(readyReason(ns, "dupsid"), timeout, interval).Should(Equal("InvalidSpec"))
-		Expect(condition(ns, "dupsid", v1alpha1.ConditionReady).Message).To(ContainSubstring(`sid "Same" is used twice`))
+		Expect(condition(ns, "dupsid", v1alpha1.ConditionReady).Message).To(ContainSubstring(`"Same" is used twice`))
 		Expect(roleGone(roleNameFor(ns, "dupsid"))()).To(BeTrue(), "nothing reaches IAM")
 		deleteBinding(ns, "dupsid")
 	})

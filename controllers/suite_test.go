@@ -2,7 +2,9 @@ package controllers_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"net"
 	"fmt"
 	"os"
 	"strings"
@@ -13,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/client-go/kubernetes"
@@ -27,7 +31,8 @@ import (
 )
 
 const (
-	clusterName = "envtest"
+	bypassWebhookLabel = "test.podidentity.io/bypass-webhook"
+	clusterName        = "envtest"
 	rolePath    = "/podidentity/"
 	// syncPeriod is long enough that a correction arriving well within it
 	// must have come from a watch, and short enough for drift tests.
@@ -96,6 +101,21 @@ var _ = BeforeSuite(func() {
 	clientset, err = kubernetes.NewForConfig(cfg)
 	Expect(err).NotTo(HaveOccurred())
 
+	// Namespaces labelled bypassWebhookLabel are not sent to the webhook, so
+	// specs can check what the reconciler does when admission was bypassed
+	// (webhook down, installed later, or failurePolicy Ignore).
+	vwcs := &admissionregistrationv1.ValidatingWebhookConfigurationList{}
+	Expect(k8s.List(ctx, vwcs)).To(Succeed())
+	Expect(vwcs.Items).NotTo(BeEmpty())
+	for i := range vwcs.Items {
+		vwc := &vwcs.Items[i]
+		for j := range vwc.Webhooks {
+			vwc.Webhooks[j].NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				{Key: bypassWebhookLabel, Operator: metav1.LabelSelectorOpDoesNotExist}}}
+		}
+		Expect(k8s.Update(ctx, vwc)).To(Succeed())
+	}
+
 	// Read the issuer straight from the API server.
 	raw, err := clientset.RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
 	Expect(err).NotTo(HaveOccurred())
@@ -135,13 +155,24 @@ var _ = BeforeSuite(func() {
 	metricsURL = fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort)
 	opts.MetricsBindAddress = fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	opts.MetricsSecure = true
+	wh := env.WebhookInstallOptions
+	opts.EnableWebhooks = true
+	opts.WebhookHost, opts.WebhookPort, opts.WebhookCertDir = wh.LocalServingHost, wh.LocalServingPort, wh.LocalServingCertDir
 	opts.HealthProbeBindAddress = "0"
 	go func() {
 		defer GinkgoRecover()
 		operatorErr <- operator.Run(ctx, cfg, opts, logf.Log.WithName("operator"))
 	}()
-	// The operator discovered the same provider ARN that the admin created.
-	Consistently(operatorErr, 2*time.Second).ShouldNot(Receive())
+	// The operator is up and its webhook server answers TLS.
+	Eventually(func() error {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second},
+			"tcp", net.JoinHostPort(wh.LocalServingHost, fmt.Sprint(wh.LocalServingPort)), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+	Consistently(operatorErr, time.Second).ShouldNot(Receive())
 })
 
 var _ = AfterSuite(func() {

@@ -119,6 +119,9 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 	opts.MetricsBindAddress = "0"
 	opts.HealthProbeBindAddress = "0"
 	opts.SyncPeriod = 30 * time.Second
+	opts.EnableWebhooks = true
+	wh := env.WebhookInstallOptions
+	opts.WebhookHost, opts.WebhookPort, opts.WebhookCertDir = wh.LocalServingHost, wh.LocalServingPort, wh.LocalServingCertDir
 	logOut := io.Discard
 	if verbose {
 		logOut = os.Stderr
@@ -138,8 +141,16 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 		return fmt.Errorf("reading %s: %w", samplePath, err)
 	}
 	say("==> applying %s (%s/%s)", filepath.Join("config", "samples", filepath.Base(samplePath)), b.Namespace, b.Name)
-	if err := k8s.Create(ctx, b); err != nil {
-		return err
+	// Retry while the operator's admission webhook starts.
+	for start := time.Now(); ; {
+		err := k8s.Create(ctx, b)
+		if err == nil {
+			break
+		}
+		if time.Since(start) > 30*time.Second || !strings.Contains(err.Error(), "webhook") {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 
 	say("==> waiting for Ready")

@@ -29,10 +29,13 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/controllers"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
+	"github.com/podidentity/podidentity-operator/internal/catalog"
+	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
@@ -47,6 +50,15 @@ type Options struct {
 	PermissionsBoundaryARN  string
 	SyncPeriod              time.Duration
 	MaxConcurrentReconciles int
+
+	BuiltinGuardrails      bool
+	TrustPolicySizeLimit   int
+	ManagedPoliciesPerRole int
+
+	EnableWebhooks bool
+	WebhookHost    string
+	WebhookPort    int
+	WebhookCertDir string
 
 	MetricsBindAddress      string
 	MetricsSecure           bool
@@ -66,6 +78,13 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PermissionsBoundaryARN, "permissions-boundary-arn", "", "Permissions boundary applied to every role (empty: none is set, and an existing one is left alone).")
 	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Minute, "How often each binding is checked for drift in IAM (jittered by up to 10%).")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bindings reconciled in parallel.")
+	fs.BoolVar(&o.BuiltinGuardrails, "builtin-guardrails", true, "Apply the built-in guardrails: no \"*\" actions, no IAM writes, no sts:AssumeRole* on \"*\", no organizations or account actions.")
+	fs.IntVar(&o.TrustPolicySizeLimit, "trust-policy-size-limit", guard.DefaultTrustPolicySize, "The account's IAM quota for trust policy size (2048 by default, up to 4096 after a quota increase).")
+	fs.IntVar(&o.ManagedPoliciesPerRole, "managed-policies-per-role", guard.DefaultManagedPoliciesPerRole, "The account's IAM quota of managed policies per role (10 by default, up to 20).")
+	fs.BoolVar(&o.EnableWebhooks, "enable-webhooks", false, "Serve the validating admission webhooks (needs a serving certificate, see config/overlays).")
+	fs.StringVar(&o.WebhookHost, "webhook-host", "", "Address the webhook server listens on (default: all).")
+	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port of the webhook server.")
+	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook server (default: controller-runtime's /tmp/k8s-webhook-server/serving-certs).")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (\"0\" disables it).")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes (\"0\" disables them).")
@@ -117,6 +136,12 @@ func (o *Options) Validate() error {
 	if o.SyncPeriod < time.Second {
 		errs = append(errs, fmt.Errorf("--sync-period %s is below the 1s minimum", o.SyncPeriod))
 	}
+	if o.TrustPolicySizeLimit < 1 || o.TrustPolicySizeLimit > guard.MaxTrustPolicySize {
+		errs = append(errs, fmt.Errorf("--trust-policy-size-limit must be between 1 and %d", guard.MaxTrustPolicySize))
+	}
+	if o.ManagedPoliciesPerRole < 1 || o.ManagedPoliciesPerRole > guard.MaxManagedPoliciesPerRole {
+		errs = append(errs, fmt.Errorf("--managed-policies-per-role must be between 1 and %d", guard.MaxManagedPoliciesPerRole))
+	}
 	if o.MaxConcurrentReconciles < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
 	}
@@ -164,7 +189,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                        Scheme(),
 		Logger:                        log,
 		Metrics:                       metricsOpts,
@@ -173,11 +198,25 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
-	})
+	}
+	if o.EnableWebhooks {
+		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir})
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
+	checker := guard.Checker{
+		Catalog:                catalog.Default(),
+		RoleConfig:             roleCfg,
+		TrustPolicySize:        o.TrustPolicySizeLimit,
+		ManagedPoliciesPerRole: o.ManagedPoliciesPerRole,
+		Builtins:               o.BuiltinGuardrails,
+	}
+	guardrails := controllers.GuardrailSource{Reader: mgr.GetClient()}
 	r := &controllers.Reconciler{
+		Guard:                   checker,
+		Guardrails:              guardrails,
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("podidentity-operator"),
@@ -188,6 +227,15 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
+	}
+	if err := (&controllers.GuardrailReconciler{Client: mgr.GetClient(), Guard: checker}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up guardrail controller: %w", err)
+	}
+	if o.EnableWebhooks {
+		if err := controllers.SetupWebhooks(mgr, &controllers.BindingValidator{Guard: checker, Guardrails: guardrails},
+			&controllers.GuardrailValidator{Catalog: checker.Catalog}); err != nil {
+			return fmt.Errorf("setting up webhooks: %w", err)
+		}
 	}
 	collector := newBindingsCollector(mgr.GetCache())
 	if err := ctrlmetrics.Registry.Register(collector); err != nil {

@@ -13,7 +13,8 @@ import (
 )
 
 func validOptions() Options {
-	return Options{ClusterName: "dev", RolePath: "/podidentity/", SyncPeriod: 10 * time.Minute, MaxConcurrentReconciles: 1}
+	return Options{ClusterName: "dev", RolePath: "/podidentity/", SyncPeriod: 10 * time.Minute, MaxConcurrentReconciles: 1,
+		TrustPolicySizeLimit: 2048, ManagedPoliciesPerRole: 10}
 }
 
 func TestValidate(t *testing.T) {
@@ -31,6 +32,8 @@ func TestValidate(t *testing.T) {
 		{name: "provider ARN", mutate: func(o *Options) { o.OIDCProviderARN = "provider" }, wantErr: "--oidc-provider-arn"},
 		{name: "sync period", mutate: func(o *Options) { o.SyncPeriod = time.Millisecond }, wantErr: "--sync-period"},
 		{name: "concurrency", mutate: func(o *Options) { o.MaxConcurrentReconciles = 0 }, wantErr: "--max-concurrent-reconciles"},
+		{name: "trust size quota", mutate: func(o *Options) { o.TrustPolicySizeLimit = 5000 }, wantErr: "--trust-policy-size-limit"},
+		{name: "managed quota", mutate: func(o *Options) { o.ManagedPoliciesPerRole = 21 }, wantErr: "--managed-policies-per-role"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,6 +54,8 @@ func NewEnvironment() (*envtest.Environment, error) {
 	return &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		// The validating webhooks, pointed by envtest at a local server.
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}},
 	}, nil
 }
 

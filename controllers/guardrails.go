@@ -1,0 +1,48 @@
+package controllers
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/guard"
+)
+
+// +kubebuilder:rbac:groups=iam.podidentity.io,resources=podidentityguardrails,verbs=get;list;watch
+// +kubebuilder:rbac:groups=iam.podidentity.io,resources=podidentityguardrails/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// GuardrailSource finds the guardrails that apply to a namespace.
+type GuardrailSource struct {
+	Reader client.Reader
+}
+
+// RulesFor returns the rules of every PodIdentityGuardrail selecting the namespace.
+func (s GuardrailSource) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, error) {
+	ns := &corev1.Namespace{}
+	if err := s.Reader.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		return nil, err
+	}
+	list := &v1alpha1.PodIdentityGuardrailList{}
+	if err := s.Reader.List(ctx, list); err != nil {
+		return nil, err
+	}
+	var rules []guard.Rule
+	for i := range list.Items {
+		g := &list.Items[i]
+		sel, err := metav1.LabelSelectorAsSelector(&g.Spec.NamespaceSelector)
+		if err != nil {
+			// Admission rejects bad selectors; one that got through selects
+			// every namespace, so the guardrail still applies (fail closed).
+			sel = labels.Everything()
+		}
+		if sel.Matches(labels.Set(ns.Labels)) {
+			rules = append(rules, guard.FromGuardrail(g))
+		}
+	}
+	return rules, nil
+}

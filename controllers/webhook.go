@@ -1,0 +1,129 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/catalog"
+	"github.com/podidentity/podidentity-operator/internal/guard"
+)
+
+// +kubebuilder:webhook:path=/validate-iam-podidentity-io-v1alpha1-podidentitybinding,mutating=false,failurePolicy=fail,sideEffects=None,groups=iam.podidentity.io,resources=podidentitybindings,verbs=create;update,versions=v1alpha1,name=vpodidentitybinding.iam.podidentity.io,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/validate-iam-podidentity-io-v1alpha1-podidentityguardrail,mutating=false,failurePolicy=fail,sideEffects=None,groups=iam.podidentity.io,resources=podidentityguardrails,verbs=create;update,versions=v1alpha1,name=vpodidentityguardrail.iam.podidentity.io,admissionReviewVersions=v1
+
+// BindingValidator is the admission webhook for PodIdentityBindings: it runs
+// the same checks as the reconciler and denies with their messages.
+type BindingValidator struct {
+	Guard      guard.Checker
+	Guardrails GuardrailSource
+}
+
+var bindingGK = schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "PodIdentityBinding"}
+
+// ValidateCreate checks a new binding.
+func (v *BindingValidator) ValidateCreate(ctx context.Context, b *v1alpha1.PodIdentityBinding) (admission.Warnings, error) {
+	return v.validate(ctx, b)
+}
+
+// ValidateUpdate checks a changed binding. A binding being deleted is let
+// through, so its finalizer can always be removed.
+func (v *BindingValidator) ValidateUpdate(ctx context.Context, _, b *v1alpha1.PodIdentityBinding) (admission.Warnings, error) {
+	if !b.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
+	return v.validate(ctx, b)
+}
+
+// ValidateDelete allows every deletion.
+func (v *BindingValidator) ValidateDelete(context.Context, *v1alpha1.PodIdentityBinding) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (v *BindingValidator) validate(ctx context.Context, b *v1alpha1.PodIdentityBinding) (admission.Warnings, error) {
+	rules, err := v.Guardrails.RulesFor(ctx, b.Namespace)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("reading guardrails: %w", err))
+	}
+	res := v.Guard.Check(b, rules)
+	var errs field.ErrorList
+	for _, f := range res.Invalid {
+		errs = append(errs, field.Invalid(field.NewPath(f.Field), "", f.Message))
+	}
+	for _, f := range res.Violations {
+		errs = append(errs, field.Forbidden(field.NewPath(f.Field), f.Message+" (guardrail "+f.Rule+")"))
+	}
+	if len(errs) > 0 {
+		return res.Warnings, apierrors.NewInvalid(bindingGK, b.Name, errs)
+	}
+	return res.Warnings, nil
+}
+
+// GuardrailValidator is the admission webhook for PodIdentityGuardrails:
+// action patterns must name real actions and the selector must parse.
+type GuardrailValidator struct {
+	Catalog *catalog.Catalog
+}
+
+var guardrailGK = schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "PodIdentityGuardrail"}
+
+// ValidateCreate checks a new guardrail.
+func (v *GuardrailValidator) ValidateCreate(_ context.Context, g *v1alpha1.PodIdentityGuardrail) (admission.Warnings, error) {
+	return v.validate(g)
+}
+
+// ValidateUpdate checks a changed guardrail.
+func (v *GuardrailValidator) ValidateUpdate(_ context.Context, _, g *v1alpha1.PodIdentityGuardrail) (admission.Warnings, error) {
+	return v.validate(g)
+}
+
+// ValidateDelete allows every deletion.
+func (v *GuardrailValidator) ValidateDelete(context.Context, *v1alpha1.PodIdentityGuardrail) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (v *GuardrailValidator) validate(g *v1alpha1.PodIdentityGuardrail) (admission.Warnings, error) {
+	var errs field.ErrorList
+	if _, err := metav1.LabelSelectorAsSelector(&g.Spec.NamespaceSelector); err != nil {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "namespaceSelector"), "", err.Error()))
+	}
+	for _, list := range []struct {
+		name     string
+		patterns []string
+	}{{"allowedActions", g.Spec.AllowedActions}, {"deniedActions", g.Spec.DeniedActions}} {
+		for i, p := range list.patterns {
+			if _, err := v.Catalog.Expand(p); err != nil {
+				errs = append(errs, field.Invalid(field.NewPath("spec", list.name).Index(i), p, err.Error()))
+			}
+		}
+	}
+	for i, p := range g.Spec.AllowedResources {
+		if p != "*" && !strings.HasPrefix(p, "arn:") {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "allowedResources").Index(i), p, `must be an ARN pattern or "*"`))
+		}
+	}
+	var warnings admission.Warnings
+	if len(g.Spec.NamespaceSelector.MatchLabels) == 0 && len(g.Spec.NamespaceSelector.MatchExpressions) == 0 {
+		warnings = append(warnings, "spec.namespaceSelector is empty: this guardrail applies to every namespace")
+	}
+	if len(errs) > 0 {
+		return warnings, apierrors.NewInvalid(guardrailGK, g.Name, errs)
+	}
+	return warnings, nil
+}
+
+// SetupWebhooks registers both validating webhooks with the manager.
+func SetupWebhooks(mgr ctrl.Manager, b *BindingValidator, g *GuardrailValidator) error {
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.PodIdentityBinding{}).WithValidator(b).Complete(); err != nil {
+		return err
+	}
+	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.PodIdentityGuardrail{}).WithValidator(g).Complete()
+}
