@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"net"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,7 +33,7 @@ import (
 const (
 	bypassWebhookLabel = "test.podidentity.io/bypass-webhook"
 	clusterName        = "envtest"
-	rolePath    = "/podidentity/"
+	rolePath           = "/podidentity/"
 	// syncPeriod is long enough that a correction arriving well within it
 	// must have come from a watch, and short enough for drift tests.
 	syncPeriod = 4 * time.Second
