@@ -123,3 +123,12 @@ func TestFlagsFromEnv(t *testing.T) {
 		t.Errorf("bad value not reported: %v", err)
 	}
 }
+
+// TestDefaultRolePath pins the default that config/iam/operator-policy.json assumes.
+func TestDefaultRolePath(t *testing.T) {
+	var o Options
+	o.BindFlags(flag.NewFlagSet("t", flag.ContinueOnError))
+	if o.RolePath != "/podidentity/" {
+		t.Errorf("default --role-path is %q; update config/iam/operator-policy.json and its test too", o.RolePath)
+	}
+}

@@ -1,0 +1,138 @@
+package awsiam_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/podidentity/podidentity-operator/internal/awsiam"
+	"github.com/podidentity/podidentity-operator/internal/policy"
+	"github.com/podidentity/podidentity-operator/internal/role"
+)
+
+func readPolicy(t *testing.T, name string) policy.Document {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "iam", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := policy.Parse(string(raw))
+	if err != nil {
+		t.Fatalf("%s does not parse: %v", name, err)
+	}
+	return d
+}
+
+// TestOperatorPolicyMatchesTheCode keeps config/iam/operator-policy.json
+// least-privilege and in step with what the operator calls.
+func TestOperatorPolicyMatchesTheCode(t *testing.T) {
+	d := readPolicy(t, "operator-policy.json")
+
+	granted := map[string]bool{}
+	for _, s := range d.Statement {
+		if s.Effect != "Allow" {
+			t.Errorf("statement %s: unexpected effect %s", s.Sid, s.Effect)
+		}
+		for _, a := range s.Action {
+			granted[a] = true
+			if strings.Contains(a, "*") {
+				t.Errorf("statement %s grants a wildcard action %s", s.Sid, a)
+			}
+		}
+		for _, r := range s.Resource {
+			if r == "*" {
+				t.Errorf("statement %s applies to every resource", s.Sid)
+			}
+		}
+	}
+
+	// Every IAM operation of the narrow interface, plus the start-up check.
+	called := map[string]bool{"iam:GetOpenIDConnectProvider": true}
+	api := reflect.TypeOf((*awsiam.API)(nil)).Elem()
+	for i := range api.NumMethod() {
+		called["iam:"+api.Method(i).Name] = true
+	}
+	if !reflect.DeepEqual(sortedKeys(granted), sortedKeys(called)) {
+		t.Errorf("the policy grants %v\nbut the code calls %v", sortedKeys(granted), sortedKeys(called))
+	}
+	for _, forbidden := range []string{"iam:PassRole", "iam:DeleteRolePermissionsBoundary", "iam:CreateUser", "iam:CreatePolicy",
+		"iam:CreateOpenIDConnectProvider", "iam:DeleteOpenIDConnectProvider", "iam:AddUserToGroup"} {
+		if granted[forbidden] {
+			t.Errorf("the policy grants %s", forbidden)
+		}
+	}
+	for a := range granted {
+		if strings.Contains(a, "User") || strings.Contains(a, "Group") || (strings.Contains(a, "OpenIDConnectProvider") && a != "iam:GetOpenIDConnectProvider") {
+			t.Errorf("the policy grants %s", a)
+		}
+	}
+
+	writes := 0
+	for _, s := range d.Statement {
+		for _, a := range s.Action {
+			read := strings.HasPrefix(a, "iam:Get") || strings.HasPrefix(a, "iam:List")
+			if read {
+				continue
+			}
+			writes++
+			// Writes only under the operator's default role path...
+			for _, r := range s.Resource {
+				if !strings.HasSuffix(r, ":role/podidentity/*") || "/podidentity/" != defaultRolePath {
+					t.Errorf("%s is granted on %s, outside the role path %s", a, r, defaultRolePath)
+				}
+			}
+			// ...and only on this cluster's roles, with its ownership tag key.
+			eq := s.Condition["StringEquals"]
+			if first(eq["aws:ResourceTag/"+role.TagCluster]) != "${CLUSTER_NAME}" && first(eq["aws:RequestTag/"+role.TagCluster]) != "${CLUSTER_NAME}" {
+				t.Errorf("%s (statement %s) is not conditioned on the ownership tag %s", a, s.Sid, role.TagCluster)
+			}
+			if (a == "iam:CreateRole" || a == "iam:PutRolePermissionsBoundary") && first(eq["iam:PermissionsBoundary"]) != "${BOUNDARY_ARN}" {
+				t.Errorf("%s does not require the configured permissions boundary", a)
+			}
+		}
+	}
+	if writes == 0 {
+		t.Fatal("no write statements found: is the policy read correctly?")
+	}
+}
+
+// defaultRolePath mirrors the --role-path default (internal/operator); the
+// test in internal/operator pins that default.
+const defaultRolePath = "/podidentity/"
+
+func TestOperatorTrustPolicy(t *testing.T) {
+	d := readPolicy(t, "operator-trust-policy.json")
+	if len(d.Statement) != 1 {
+		t.Fatalf("%d statements", len(d.Statement))
+	}
+	s := d.Statement[0]
+	eq := s.Condition["StringEquals"]
+	if got := eq["${OIDC_ISSUER}:sub"]; len(got) != 1 || got[0] != "system:serviceaccount:podidentity-system:podidentity-controller-manager" {
+		t.Errorf("sub = %v: must be exactly the operator's ServiceAccount from config/default", got)
+	}
+	if got := eq["${OIDC_ISSUER}:aud"]; len(got) != 1 || got[0] != "sts.amazonaws.com" {
+		t.Errorf("aud = %v", got)
+	}
+	if len(s.Action) != 1 || s.Action[0] != "sts:AssumeRoleWithWebIdentity" || s.Condition["StringLike"] != nil {
+		t.Errorf("trust must allow only AssumeRoleWithWebIdentity with StringEquals: %+v", s)
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func first(l policy.StringList) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return l[0]
+}
