@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -19,10 +21,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/operator"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
+	"github.com/podidentity/podidentity-operator/internal/webhookcert"
 )
 
 // render builds a kustomization under config/ with kustomize's own library.
@@ -93,6 +98,88 @@ var _ = Describe("Installation manifests", func() {
 		}
 	})
 
+	It("the webhook overlays render, the API server accepts them, and the names line up", func() {
+		var opts operator.Options
+		opts.BindFlags(flagSet())
+		for _, overlay := range []string{"overlays/webhook-cert-manager", "overlays/webhook-self-managed"} {
+			By(overlay)
+			objs := render(overlay)
+			var vwc, svc, deploy *unstructured.Unstructured
+			for _, o := range objs {
+				switch o.GetKind() {
+				case "ValidatingWebhookConfiguration":
+					vwc = o
+				case "Service":
+					if strings.Contains(o.GetName(), "webhook") {
+						svc = o
+					}
+				case "Deployment":
+					deploy = o
+				case "Certificate":
+					names, _, _ := unstructured.NestedStringSlice(o.Object, "spec", "dnsNames")
+					Expect(names).To(ContainElement(opts.WebhookServiceName + "." + opts.WebhookNamespace + ".svc"))
+				}
+			}
+			Expect(vwc).NotTo(BeNil())
+			Expect(svc).NotTo(BeNil())
+			// The operator's defaults name exactly what the manifests create.
+			Expect(svc.GetName()).To(Equal(opts.WebhookServiceName))
+			Expect(svc.GetNamespace()).To(Equal(opts.WebhookNamespace))
+			Expect(vwc.GetName()).To(Equal(opts.WebhookConfigName))
+			webhooks, _, _ := unstructured.NestedSlice(vwc.Object, "webhooks")
+			Expect(webhooks).To(HaveLen(2))
+			for _, w := range webhooks {
+				ref := w.(map[string]any)["clientConfig"].(map[string]any)["service"].(map[string]any)
+				Expect(ref["name"]).To(Equal(svc.GetName()))
+				Expect(ref["namespace"]).To(Equal(svc.GetNamespace()))
+			}
+			containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+			Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-webhooks"))
+
+			for _, o := range objs {
+				switch o.GetKind() {
+				case "Namespace", "Issuer", "Certificate": // namespace exists; cert-manager's kinds are not installed here
+					continue
+				}
+				// Do not really register the webhook: it would send this suite's
+				// requests to a Service that does not exist.
+				Expect(k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
+					client.FieldOwner("install-test"), client.ForceOwnership)).To(Succeed(), "%s %s", o.GetKind(), o.GetName())
+			}
+		}
+	})
+
+	It("the self-managed webhook certificate is served for the Service and its CA is injected", func() {
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: "selfmanaged-test"},
+			Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+				Name: "v.selfmanaged.test", AdmissionReviewVersions: []string{"v1"}, SideEffects: ptr.To(admissionregistrationv1.SideEffectClassNone),
+				ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: "ns", Name: "svc", Path: ptr.To("/x")}},
+				// Matches nothing, so it never intercepts this suite's requests.
+				Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{"example.invalid"}, APIVersions: []string{"v1"}, Resources: []string{"nothing"}}}},
+			}},
+		}
+		Expect(k8s.Create(ctx, vwc)).To(Succeed())
+		dir := GinkgoT().TempDir()
+		Expect(webhookcert.Ensure(ctx, k8s, webhookcert.Options{ServiceName: "podidentity-webhook-service", Namespace: "podidentity-system",
+			CertDir: dir, WebhookConfigName: "selfmanaged-test"})).To(Succeed())
+
+		got := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: "selfmanaged-test"}, got)).To(Succeed())
+		pool := x509.NewCertPool()
+		Expect(pool.AppendCertsFromPEM(got.Webhooks[0].ClientConfig.CABundle)).To(BeTrue())
+		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+		Expect(err).NotTo(HaveOccurred())
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		Expect(err).NotTo(HaveOccurred())
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "podidentity-webhook-service.podidentity-system.svc"})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "evil.example.com"})
+		Expect(err).To(HaveOccurred())
+		Expect(k8s.Delete(ctx, got)).To(Succeed())
+	})
+
 	It("the Prometheus overlay adds a ServiceMonitor for the metrics Service", func() {
 		objs := render("overlays/prometheus")
 		var monitor, service *unstructured.Unstructured
@@ -114,8 +201,21 @@ var _ = Describe("Installation manifests", func() {
 	})
 
 	It("every sample in config/samples becomes Ready", func() {
-		ns := newNamespace()
-		objs := render("samples")
+		ns := newNamespaceWithLabels(map[string]string{"podidentity.io/profile": "restricted"})
+		var objs []*unstructured.Unstructured
+		for _, o := range render("samples") {
+			if o.GetKind() != "PodIdentityGuardrail" {
+				objs = append(objs, o)
+				continue
+			}
+			// The sample guardrail selects this namespace; the samples satisfy it.
+			g := &v1alpha1.PodIdentityGuardrail{}
+			raw, err := yaml.Marshal(o.Object)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(yaml.UnmarshalStrict(raw, g)).To(Succeed())
+			Expect(k8s.Create(ctx, g)).To(Succeed())
+			DeferCleanup(func() { Expect(k8s.Delete(ctx, g)).To(Succeed()) })
+		}
 		Expect(objs).To(HaveLen(3))
 		for _, o := range objs {
 			b := &v1alpha1.PodIdentityBinding{}

@@ -18,10 +18,12 @@ import (
 	"github.com/blang/semver/v4"
 	"github.com/operator-framework/api/pkg/lib/version"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -195,6 +197,31 @@ func Generate(root, version string) (map[string][]byte, error) {
 	}
 	image := spec.Template.Spec.Containers[0].Image
 
+	// OLM issues and mounts the webhook's certificate itself.
+	spec.Template.Spec.Containers[0].Args = append(spec.Template.Spec.Containers[0].Args, "--enable-webhooks")
+	webhooks, err := webhookDefinitions(root, deployment.Name)
+	if err != nil {
+		return nil, err
+	}
+
+	crdKinds = append(crdKinds, operatorsv1alpha1.CRDDescription{
+		Name: "podidentityguardrails.iam.podidentity.io", Version: "v1alpha1", Kind: "PodIdentityGuardrail",
+		DisplayName: "Pod Identity Guardrail",
+		Description: "Cluster-wide policy that constrains what the bindings of selected namespaces may grant.",
+		SpecDescriptors: []operatorsv1alpha1.SpecDescriptor{
+			{Path: "namespaceSelector", DisplayName: "Namespace Selector", Description: "Namespaces whose bindings this guardrail constrains.", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:selector:core:v1:Namespace"}},
+			{Path: "allowedActions", DisplayName: "Allowed Actions", Description: "The only actions bindings may grant."},
+			{Path: "deniedActions", DisplayName: "Denied Actions", Description: "Actions bindings may never grant."},
+			{Path: "allowedResources", DisplayName: "Allowed Resources", Description: "The only resources bindings may name."},
+			{Path: "allowedManagedPolicyArns", DisplayName: "Allowed Managed Policies", Description: "The only managed policies bindings may attach."},
+			{Path: "requiredPermissionsBoundary", DisplayName: "Required Permissions Boundary", Description: "Boundary set on every selected role.", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:text"}},
+			{Path: "maxSessionDuration", DisplayName: "Max Session Duration", Description: "Cap on the roles' session duration.", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:number"}},
+		},
+		StatusDescriptors: []operatorsv1alpha1.StatusDescriptor{
+			{Path: "selectedBindings", DisplayName: "Selected Bindings", Description: "Bindings in the selected namespaces.", XDescriptors: []string{"urn:alm:descriptor:text"}},
+			{Path: "violatingBindings", DisplayName: "Violating Bindings", Description: "Selected bindings that violate this guardrail.", XDescriptors: []string{"urn:alm:descriptor:text"}},
+		},
+	})
 	crdKinds = append(crdKinds, operatorsv1alpha1.CRDDescription{
 		Name: "podidentitybindings.iam.podidentity.io", Version: "v1alpha1", Kind: "PodIdentityBinding",
 		DisplayName: "Pod Identity Binding",
@@ -266,6 +293,7 @@ func Generate(root, version string) (map[string][]byte, error) {
 			{Type: operatorsv1alpha1.InstallModeTypeAllNamespaces, Supported: true},
 		},
 		CustomResourceDefinitions: operatorsv1alpha1.CustomResourceDefinitions{Owned: crdKinds},
+		WebhookDefinitions:        webhooks,
 		InstallStrategy: operatorsv1alpha1.NamedInstallStrategy{
 			StrategyName: operatorsv1alpha1.InstallStrategyNameDeployment,
 			StrategySpec: operatorsv1alpha1.StrategyDetailsDeployment{
@@ -304,6 +332,40 @@ func Generate(root, version string) (map[string][]byte, error) {
 	df.WriteString("\nCOPY manifests /manifests/\nCOPY metadata /metadata/\n")
 	files["bundle.Dockerfile"] = df.Bytes()
 	return files, nil
+}
+
+// webhookDefinitions turns config/webhook/manifests.yaml into the CSV's
+// webhook definitions, served by the operator's Deployment.
+func webhookDefinitions(root, deploymentName string) ([]operatorsv1alpha1.WebhookDescription, error) {
+	raw, err := os.ReadFile(filepath.Join(root, "config", "webhook", "manifests.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var out []operatorsv1alpha1.WebhookDescription
+	for _, doc := range strings.Split(string(raw), "\n---") {
+		if strings.TrimSpace(strings.Trim(doc, "-")) == "" {
+			continue
+		}
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		if err := yaml.UnmarshalStrict([]byte(doc), vwc); err != nil {
+			return nil, err
+		}
+		for _, w := range vwc.Webhooks {
+			out = append(out, operatorsv1alpha1.WebhookDescription{
+				GenerateName:            w.Name,
+				Type:                    operatorsv1alpha1.ValidatingAdmissionWebhook,
+				DeploymentName:          deploymentName,
+				ContainerPort:           443,
+				TargetPort:              &intstr.IntOrString{Type: intstr.Int, IntVal: 9443},
+				Rules:                   w.Rules,
+				FailurePolicy:           w.FailurePolicy,
+				SideEffects:             w.SideEffects,
+				AdmissionReviewVersions: w.AdmissionReviewVersions,
+				WebhookPath:             w.ClientConfig.Service.Path,
+			})
+		}
+	}
+	return out, nil
 }
 
 func render(dir string) ([]*unstructured.Unstructured, error) {

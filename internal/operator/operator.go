@@ -10,6 +10,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -25,6 +27,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -38,6 +41,7 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
+	"github.com/podidentity/podidentity-operator/internal/webhookcert"
 )
 
 // Options are the operator's flags.
@@ -59,6 +63,11 @@ type Options struct {
 	WebhookHost    string
 	WebhookPort    int
 	WebhookCertDir string
+	// Self-managed webhook certificate.
+	WebhookCertSelfManaged bool
+	WebhookServiceName     string
+	WebhookNamespace       string
+	WebhookConfigName      string
 
 	MetricsBindAddress      string
 	MetricsSecure           bool
@@ -85,6 +94,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.WebhookHost, "webhook-host", "", "Address the webhook server listens on (default: all).")
 	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port of the webhook server.")
 	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook server (default: controller-runtime's /tmp/k8s-webhook-server/serving-certs).")
+	fs.BoolVar(&o.WebhookCertSelfManaged, "webhook-cert-self-managed", false, "Generate the webhook's serving certificate at start-up and put its CA into the ValidatingWebhookConfiguration (instead of cert-manager).")
+	fs.StringVar(&o.WebhookServiceName, "webhook-service-name", "podidentity-webhook-service", "Webhook Service the self-managed certificate is for.")
+	fs.StringVar(&o.WebhookNamespace, "webhook-namespace", "podidentity-system", "Namespace of that Service.")
+	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", "podidentity-validating-webhook-configuration", "ValidatingWebhookConfiguration that receives the self-managed CA.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (\"0\" disables it).")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes (\"0\" disables them).")
@@ -198,6 +211,20 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+	}
+	if o.EnableWebhooks && o.WebhookCertSelfManaged {
+		if o.WebhookCertDir == "" {
+			o.WebhookCertDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+		}
+		c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+		if err != nil {
+			return err
+		}
+		if err := webhookcert.Ensure(ctx, c, webhookcert.Options{ServiceName: o.WebhookServiceName, Namespace: o.WebhookNamespace,
+			CertDir: o.WebhookCertDir, WebhookConfigName: o.WebhookConfigName}); err != nil {
+			return fmt.Errorf("self-managed webhook certificate: %w", err)
+		}
+		log.Info("generated the webhook serving certificate", "service", o.WebhookServiceName, "namespace", o.WebhookNamespace)
 	}
 	if o.EnableWebhooks {
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir})
