@@ -47,6 +47,20 @@ func render(dir string) []*unstructured.Unstructured {
 	return objs
 }
 
+// createNamespaces really creates the rendered Namespaces: objects inside a
+// namespace cannot be dry-run created without it.
+func createNamespaces(objs []*unstructured.Unstructured) {
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" {
+			ExpectWithOffset(1, o.GetName()).To(Equal("podidentity-system"))
+			err := k8s.Create(ctx, o.DeepCopy())
+			if !apierrors.IsAlreadyExists(err) {
+				ExpectWithOffset(1, err).NotTo(HaveOccurred())
+			}
+		}
+	}
+}
+
 var _ = Describe("Installation manifests", func() {
 	It("config/default renders with kustomize and the API server accepts every object (server-side dry run)", func() {
 		objs := render("default")
@@ -60,16 +74,7 @@ var _ = Describe("Installation manifests", func() {
 		Expect(kinds).To(HaveKeyWithValue("Service", 1))
 		Expect(kinds).To(HaveKey("ClusterRole"))
 
-		for _, o := range objs {
-			if o.GetKind() == "Namespace" {
-				Expect(o.GetName()).To(Equal("podidentity-system"))
-				// Namespaces cannot be dry-run created for the objects inside them.
-				err := k8s.Create(ctx, o.DeepCopy())
-				if !apierrors.IsAlreadyExists(err) {
-					Expect(err).NotTo(HaveOccurred())
-				}
-			}
-		}
+		createNamespaces(objs)
 		for _, o := range objs {
 			if o.GetKind() == "Namespace" {
 				continue
@@ -104,6 +109,7 @@ var _ = Describe("Installation manifests", func() {
 		for _, overlay := range []string{"overlays/webhook-cert-manager", "overlays/webhook-self-managed"} {
 			By(overlay)
 			objs := render(overlay)
+			resourceNames := map[string]bool{}
 			var vwc, svc, deploy *unstructured.Unstructured
 			for _, o := range objs {
 				switch o.GetKind() {
@@ -118,6 +124,14 @@ var _ = Describe("Installation manifests", func() {
 				case "Certificate":
 					names, _, _ := unstructured.NestedStringSlice(o.Object, "spec", "dnsNames")
 					Expect(names).To(ContainElement(opts.WebhookServiceName + "." + opts.WebhookNamespace + ".svc"))
+				case "Role", "ClusterRole":
+					rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+					for _, r := range rules {
+						names, _ := r.(map[string]any)["resourceNames"].([]any)
+						for _, n := range names {
+							resourceNames[n.(string)] = true
+						}
+					}
 				}
 			}
 			Expect(vwc).NotTo(BeNil())
@@ -135,10 +149,16 @@ var _ = Describe("Installation manifests", func() {
 			}
 			containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
 			Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-webhooks"))
+			if strings.HasSuffix(overlay, "self-managed") {
+				// The self-managed certificate's RBAC names what the operator touches.
+				Expect(resourceNames).To(HaveKey(opts.WebhookConfigName))
+				Expect(resourceNames).To(HaveKey(opts.WebhookSecretName))
+			}
 
+			createNamespaces(objs)
 			for _, o := range objs {
 				switch o.GetKind() {
-				case "Namespace", "Issuer", "Certificate": // namespace exists; cert-manager's kinds are not installed here
+				case "Namespace", "Issuer", "Certificate": // cert-manager's kinds are not installed here
 					continue
 				}
 				// Do not really register the webhook: it would send this suite's
@@ -161,19 +181,37 @@ var _ = Describe("Installation manifests", func() {
 			}},
 		}
 		Expect(k8s.Create(ctx, vwc)).To(Succeed())
+		ns := newNamespace()
+		opts := webhookcert.Options{ServiceName: "podidentity-webhook-service", Namespace: "podidentity-system",
+			WebhookConfigName: "selfmanaged-test", SecretName: "webhook-cert-" + ns}
+		// The Secret lives in the operator's namespace; use a fresh one per run.
+		opts.Namespace = ns
+		opts.ServiceName = "svc"
 		dir := GinkgoT().TempDir()
-		Expect(webhookcert.Ensure(ctx, k8s, webhookcert.Options{ServiceName: "podidentity-webhook-service", Namespace: "podidentity-system",
-			CertDir: dir, WebhookConfigName: "selfmanaged-test"})).To(Succeed())
+		opts.CertDir = dir
+		Expect(webhookcert.Ensure(ctx, k8s, opts)).To(Succeed())
+
+		By("a second replica serves the same certificate and keeps the CA")
+		first, err := os.ReadFile(filepath.Join(dir, "tls.crt"))
+		Expect(err).NotTo(HaveOccurred())
+		opts.CertDir = GinkgoT().TempDir()
+		Expect(webhookcert.Ensure(ctx, k8s, opts)).To(Succeed())
+		second, err := os.ReadFile(filepath.Join(opts.CertDir, "tls.crt"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(second).To(Equal(first))
 
 		got := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 		Expect(k8s.Get(ctx, client.ObjectKey{Name: "selfmanaged-test"}, got)).To(Succeed())
 		pool := x509.NewCertPool()
 		Expect(pool.AppendCertsFromPEM(got.Webhooks[0].ClientConfig.CABundle)).To(BeTrue())
 		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+		sec := &corev1.Secret{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: opts.SecretName}, sec)).To(Succeed())
+		Expect(sec.Data["ca.crt"]).To(Equal(got.Webhooks[0].ClientConfig.CABundle))
 		Expect(err).NotTo(HaveOccurred())
 		leaf, err := x509.ParseCertificate(pair.Certificate[0])
 		Expect(err).NotTo(HaveOccurred())
-		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "podidentity-webhook-service.podidentity-system.svc"})
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "svc." + ns + ".svc"})
 		Expect(err).NotTo(HaveOccurred())
 		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "evil.example.com"})
 		Expect(err).To(HaveOccurred())

@@ -68,6 +68,7 @@ type Options struct {
 	WebhookServiceName     string
 	WebhookNamespace       string
 	WebhookConfigName      string
+	WebhookSecretName      string
 
 	MetricsBindAddress      string
 	MetricsSecure           bool
@@ -98,6 +99,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.WebhookServiceName, "webhook-service-name", "podidentity-webhook-service", "Webhook Service the self-managed certificate is for.")
 	fs.StringVar(&o.WebhookNamespace, "webhook-namespace", "podidentity-system", "Namespace of that Service.")
 	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", "podidentity-validating-webhook-configuration", "ValidatingWebhookConfiguration that receives the self-managed CA.")
+	fs.StringVar(&o.WebhookSecretName, "webhook-secret-name", "podidentity-webhook-server-cert", "Secret (in --webhook-namespace) that stores the self-managed certificate, shared by all replicas.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (\"0\" disables it).")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes (\"0\" disables them).")
@@ -221,7 +223,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 			return err
 		}
 		if err := webhookcert.Ensure(ctx, c, webhookcert.Options{ServiceName: o.WebhookServiceName, Namespace: o.WebhookNamespace,
-			CertDir: o.WebhookCertDir, WebhookConfigName: o.WebhookConfigName}); err != nil {
+			CertDir: o.WebhookCertDir, WebhookConfigName: o.WebhookConfigName, SecretName: o.WebhookSecretName}); err != nil {
 			return fmt.Errorf("self-managed webhook certificate: %w", err)
 		}
 		log.Info("generated the webhook serving certificate", "service", o.WebhookServiceName, "namespace", o.WebhookNamespace)

@@ -1,9 +1,10 @@
 // Package webhookcert is the self-managed option for the admission webhook's
-// serving certificate: at start-up the operator makes a CA and a serving
-// certificate for its webhook Service, writes them where the webhook server
-// reads them, and puts the CA into its ValidatingWebhookConfiguration. A
-// restart rotates both. Clusters with cert-manager use the cert-manager
-// overlay instead.
+// serving certificate. At start-up the operator reads the certificate from a
+// Secret, or, when there is none or it expires within 30 days, makes a CA and
+// a serving certificate for its webhook Service and stores them there (every
+// replica then serves the same certificate). It writes them where the webhook
+// server reads them and puts the CA into its ValidatingWebhookConfiguration.
+// Clusters with cert-manager use the cert-manager overlay instead.
 package webhookcert
 
 import (
@@ -12,6 +13,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -22,6 +24,8 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -34,6 +38,8 @@ type Options struct {
 	CertDir string
 	// WebhookConfigName is the ValidatingWebhookConfiguration to update.
 	WebhookConfigName string
+	// SecretName holds the CA and certificate in Namespace.
+	SecretName string
 	// Validity of the certificates.
 	Validity time.Duration
 }
@@ -48,13 +54,13 @@ func (o Options) DNSNames() []string {
 	}
 }
 
-// Ensure generates the CA and serving certificate, writes them to CertDir
-// and sets the CA bundle of every webhook in the configuration.
+// Ensure makes sure a valid certificate is stored, written to CertDir and
+// trusted by the webhook configuration.
 func Ensure(ctx context.Context, c client.Client, o Options) error {
 	if o.Validity == 0 {
 		o.Validity = 365 * 24 * time.Hour
 	}
-	caPEM, certPEM, keyPEM, err := generate(o)
+	caPEM, certPEM, keyPEM, err := stored(ctx, c, o)
 	if err != nil {
 		return err
 	}
@@ -79,6 +85,62 @@ func Ensure(ctx context.Context, c client.Client, o Options) error {
 		return fmt.Errorf("setting the CA bundle of %s: %w", o.WebhookConfigName, err)
 	}
 	return nil
+}
+
+// stored returns the certificate in the Secret, replacing it when it is
+// missing, unusable or expires within 30 days. When two replicas race, the
+// one whose write loses reads the winner's.
+func stored(ctx context.Context, c client.Client, o Options) (caPEM, certPEM, keyPEM []byte, err error) {
+	key := client.ObjectKey{Namespace: o.Namespace, Name: o.SecretName}
+	for range 3 {
+		sec := &corev1.Secret{}
+		err := c.Get(ctx, key, sec)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, nil, nil, fmt.Errorf("reading Secret %s: %w", key, err)
+		}
+		found := err == nil
+		if found && usable(sec.Data, o) {
+			return sec.Data["ca.crt"], sec.Data["tls.crt"], sec.Data["tls.key"], nil
+		}
+		caPEM, certPEM, keyPEM, err := generate(o)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		sec.Name, sec.Namespace, sec.Type = o.SecretName, o.Namespace, corev1.SecretTypeTLS
+		sec.Data = map[string][]byte{"ca.crt": caPEM, "tls.crt": certPEM, "tls.key": keyPEM}
+		if found {
+			err = c.Update(ctx, sec)
+		} else {
+			err = c.Create(ctx, sec)
+		}
+		if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
+			continue // another replica stored one first: use it
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("storing Secret %s: %w", key, err)
+		}
+		return caPEM, certPEM, keyPEM, nil
+	}
+	return nil, nil, nil, fmt.Errorf("could not settle the certificate in Secret %s", key)
+}
+
+// usable reports whether stored data is a pair for the Service, signed by the
+// stored CA and valid for at least 30 more days.
+func usable(data map[string][]byte, o Options) bool {
+	pair, err := tls.X509KeyPair(data["tls.crt"], data["tls.key"])
+	if err != nil {
+		return false
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil || time.Until(leaf.NotAfter) < 30*24*time.Hour {
+		return false
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data["ca.crt"]) {
+		return false
+	}
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: o.DNSNames()[2]})
+	return err == nil
 }
 
 func generate(o Options) (caPEM, certPEM, keyPEM []byte, err error) {
