@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -199,6 +200,23 @@ var _ = Describe("Installation manifests", func() {
 		second, err := os.ReadFile(filepath.Join(opts.CertDir, "tls.crt"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(second).To(Equal(first))
+
+		By("a certificate that expires within 30 days is replaced")
+		short := opts
+		short.SecretName = "short-" + ns
+		short.Validity = 10 * 24 * time.Hour
+		short.CertDir = GinkgoT().TempDir()
+		Expect(webhookcert.Ensure(ctx, k8s, short)).To(Succeed())
+		expiring, err := os.ReadFile(filepath.Join(short.CertDir, "tls.crt"))
+		Expect(err).NotTo(HaveOccurred())
+		short.Validity = 0 // the default, a year
+		Expect(webhookcert.Ensure(ctx, k8s, short)).To(Succeed())
+		renewed, err := os.ReadFile(filepath.Join(short.CertDir, "tls.crt"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(renewed).NotTo(Equal(expiring))
+		// Put the long-lived CA back for the checks below.
+		opts.CertDir = dir
+		Expect(webhookcert.Ensure(ctx, k8s, opts)).To(Succeed())
 
 		got := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 		Expect(k8s.Get(ctx, client.ObjectKey{Name: "selfmanaged-test"}, got)).To(Succeed())
