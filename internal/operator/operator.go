@@ -222,11 +222,28 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		if err != nil {
 			return err
 		}
-		if err := webhookcert.Ensure(ctx, c, webhookcert.Options{ServiceName: o.WebhookServiceName, Namespace: o.WebhookNamespace,
-			CertDir: o.WebhookCertDir, WebhookConfigName: o.WebhookConfigName, SecretName: o.WebhookSecretName}); err != nil {
+		certOpts := webhookcert.Options{ServiceName: o.WebhookServiceName, Namespace: o.WebhookNamespace,
+			CertDir: o.WebhookCertDir, WebhookConfigName: o.WebhookConfigName, SecretName: o.WebhookSecretName}
+		if err := webhookcert.Ensure(ctx, c, certOpts); err != nil {
 			return fmt.Errorf("self-managed webhook certificate: %w", err)
 		}
-		log.Info("generated the webhook serving certificate", "service", o.WebhookServiceName, "namespace", o.WebhookNamespace)
+		log.Info("webhook serving certificate ready", "service", o.WebhookServiceName, "namespace", o.WebhookNamespace)
+		// Check daily: Ensure renews 30 days before expiry; the webhook
+		// server's certificate watcher picks up the new files.
+		go func() {
+			ticker := time.NewTicker(24 * time.Hour)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if err := webhookcert.Ensure(ctx, c, certOpts); err != nil {
+						log.Error(err, "renewing the webhook serving certificate")
+					}
+				}
+			}
+		}()
 	}
 	if o.EnableWebhooks {
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir})
