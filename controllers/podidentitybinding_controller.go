@@ -271,7 +271,7 @@ func (r *Reconciler) cleanupOldRole(ctx context.Context, b *v1alpha1.PodIdentity
 
 // deleteOwnedRole deletes a role if it exists and carries this binding's tags.
 func (r *Reconciler) deleteOwnedRole(ctx context.Context, b *v1alpha1.PodIdentityBinding, name string) error {
-	obs, err := r.Roles.Observe(ctx, name)
+	obs, err := r.Roles.Get(ctx, name)
 	if err != nil || obs == nil {
 		return err
 	}

@@ -148,6 +148,7 @@ var _ = Describe("PodIdentityBinding", func() {
 		// Let every other binding settle too, then watch several sync periods.
 		time.Sleep(2 * syncPeriod)
 		before := iamWrites()
+		Expect(before).To(BeNumerically(">", 0), "creating the role must have counted IAM writes")
 		sa, err := serviceAccount(ns, "quiet")
 		Expect(err).NotTo(HaveOccurred())
 		// An unrelated change to the ServiceAccount triggers a reconcile.

@@ -18,9 +18,9 @@ type Client struct {
 	IAM awsiam.API
 }
 
-// Observe reads a role, its inline policies and its attachments. It returns
-// nil and no error when the role does not exist.
-func (c Client) Observe(ctx context.Context, name string) (*Observed, error) {
+// Get reads a role alone (one GetRole call): enough to check ownership. It
+// returns nil and no error when the role does not exist.
+func (c Client) Get(ctx context.Context, name string) (*Observed, error) {
 	out, err := c.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
 	if awsiam.IsNotFound(err) {
 		return nil, nil
@@ -46,7 +46,16 @@ func (c Client) Observe(ctx context.Context, name string) (*Observed, error) {
 	for _, t := range r.Tags {
 		o.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
+	return o, nil
+}
 
+// Observe reads a role, its inline policies and its attachments. It returns
+// nil and no error when the role does not exist.
+func (c Client) Observe(ctx context.Context, name string) (*Observed, error) {
+	o, err := c.Get(ctx, name)
+	if o == nil || err != nil {
+		return nil, err
+	}
 	names, err := c.inlinePolicyNames(ctx, name)
 	if err != nil {
 		return nil, err
