@@ -127,7 +127,15 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, b *v1alpha1.PodIdentit
 		msg := "invalid spec: " + guard.Message(check.Invalid)
 		r.event(b, corev1.EventTypeWarning, EventInvalidSpec, msg)
 		setFailed(b, v1alpha1.ReasonInvalidSpec, msg, v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
-		return ctrl.Result{}, nil
+		// The spec cannot be applied, but the role it left behind must still
+		// obey the guardrails.
+		if removed, err := r.narrowExistingRole(ctx, b, rules); err != nil {
+			return r.iamFailure(ctx, b, err, v1alpha1.ConditionRoleSynced)
+		} else if removed != "" {
+			setFailed(b, v1alpha1.ReasonInvalidSpec, msg+". Removed from the role because it violates guardrails: "+removed,
+				v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
+		}
+		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
 	}
 	// Fail closed: a binding that breaks a guardrail never widens a role. A
 	// new one gets nothing in IAM; an existing role loses what violates.
@@ -257,6 +265,43 @@ func (r *Reconciler) knownRoleID(b *v1alpha1.PodIdentityBinding, name string) st
 		return b.Status.RoleID
 	}
 	return ""
+}
+
+// narrowExistingRole checks the permissions the binding's role has now
+// against the guardrails and removes what violates them. It is used when the
+// spec itself cannot be applied, so access still never stays wider than the
+// guardrails allow. It returns what it removed.
+func (r *Reconciler) narrowExistingRole(ctx context.Context, b *v1alpha1.PodIdentityBinding, rules []guard.Rule) (string, error) {
+	if b.Status.RoleName == "" {
+		return "", nil
+	}
+	obs, err := r.Roles.Observe(ctx, b.Status.RoleName)
+	if err != nil || obs == nil || !role.OwnedBy(obs, b.Status.RoleID, r.Config, b.Namespace, b.Name) {
+		return "", err
+	}
+	current := role.CurrentBinding(b, obs)
+	check := r.Guard.Check(current, rules)
+	if len(check.Invalid) > 0 || len(check.Violations) == 0 {
+		return "", nil
+	}
+	narrowed := check.Narrow(current)
+	d := role.DesiredFor(r.Config, narrowed)
+	plan := role.Plan{Detach: role.Sorted(check.DropManaged)}
+	if d.Permissions != nil {
+		plan.PutPermissions = true
+	} else {
+		plan.DeleteInline = []string{role.InlinePolicyName}
+	}
+	if check.SessionCap != nil {
+		d.Description = obs.Description
+		plan.UpdateRole = true
+	}
+	if err := r.Roles.Apply(ctx, d, plan); err != nil {
+		return "", err
+	}
+	removed := check.Removed(current)
+	r.event(b, corev1.EventTypeWarning, EventGuardrailViolation, "removed from the role because it violates guardrails: "+removed)
+	return removed, nil
 }
 
 // cleanupOldRole deletes the role the binding used before its role name

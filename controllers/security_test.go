@@ -214,3 +214,34 @@ spec:
 		deleteBinding(bypass, "sneaky")
 	})
 })
+
+var _ = Describe("Fail closed with an invalid spec", func() {
+	It("narrows the role a binding left behind even while its new spec is invalid", func() {
+		key := "tenant-" + newNamespace()
+		ns := newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true", "tenant": key})
+		b := newBinding(ns, "app", "app")
+		b.Spec.Permissions = []v1alpha1.PermissionStatement{
+			{Sid: "Read", Actions: []string{"dynamodb:GetItem"}, Resources: []string{"arn:aws:dynamodb:us-east-1:123456789012:table/orders"}},
+			{Sid: "Purge", Actions: []string{"s3:DeleteObject"}, Resources: []string{"arn:aws:s3:::bucket/*"}},
+		}
+		Expect(k8s.Create(ctx, b)).To(Succeed())
+		b = waitReady(ns, "app")
+
+		By("the spec gets a typo past a bypassed webhook")
+		b.Spec.Permissions[0].Actions = []string{"dynamodb:GetItemz"}
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal("InvalidSpec"))
+		Expect(inlineActions(b.Status.RoleName)).To(ConsistOf("dynamodb:GetItem", "s3:DeleteObject"))
+
+		By("a guardrail is tightened meanwhile")
+		Expect(k8s.Create(ctx, guardrail(key, map[string]string{"tenant": key}, v1alpha1.PodIdentityGuardrailSpec{
+			DeniedActions: []string{"s3:Delete*"}}))).To(Succeed())
+		DeferCleanup(func() {
+			Expect(client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: key}}))).To(Succeed())
+		})
+		Eventually(func() []string { return inlineActions(b.Status.RoleName) }, timeout, interval).Should(ConsistOf("dynamodb:GetItem"))
+		Eventually(func() string { return condition(ns, "app", v1alpha1.ConditionReady).Message }, timeout, interval).
+			Should(And(ContainSubstring(`did you mean "dynamodb:GetItem"?`), ContainSubstring("Removed from the role because it violates guardrails: statement 1 (Purge)")))
+		deleteBinding(ns, "app")
+	})
+})

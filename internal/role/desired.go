@@ -127,3 +127,46 @@ func DesiredFor(cfg Config, b *v1alpha1.PodIdentityBinding) Desired {
 	}
 	return d
 }
+
+// CurrentBinding is the binding as the observed role currently implements
+// it: its spec's permissions, managed policies and session duration are read
+// from the role, the rest from b.
+func CurrentBinding(b *v1alpha1.PodIdentityBinding, o *Observed) *v1alpha1.PodIdentityBinding {
+	cur := b.DeepCopy()
+	if b.Status.ServiceAccountName != "" {
+		cur.Spec.ServiceAccountName = b.Status.ServiceAccountName
+	}
+	cur.Spec.Permissions = nil
+	if doc, ok := o.Inline[InlinePolicyName]; ok {
+		for _, st := range doc.Statement {
+			ps := v1alpha1.PermissionStatement{
+				Sid: st.Sid, Effect: v1alpha1.Effect(st.Effect),
+				Actions: append([]string(nil), st.Action...), Resources: append([]string(nil), st.Resource...),
+			}
+			if len(st.Condition) > 0 {
+				ps.Conditions = map[string]map[string][]string{}
+				for op, keys := range st.Condition {
+					ps.Conditions[op] = map[string][]string{}
+					for k, v := range keys {
+						ps.Conditions[op][k] = append([]string(nil), v...)
+					}
+				}
+			}
+			cur.Spec.Permissions = append(cur.Spec.Permissions, ps)
+		}
+	}
+	cur.Spec.ManagedPolicyArns = append([]string(nil), o.ManagedPolicies...)
+	session := o.MaxSessionDuration
+	cur.Spec.MaxSessionDuration = &session
+	return cur
+}
+
+// Sorted returns the keys of a set in order.
+func Sorted(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -170,3 +170,23 @@ func TestOwnedBy(t *testing.T) {
 		})
 	}
 }
+
+func TestCurrentBinding(t *testing.T) {
+	b := testBinding()
+	b.Status.ServiceAccountName = "old-sa"
+	o := observedFrom(DesiredFor(testConfig, testBinding()))
+	o.MaxSessionDuration = 7200
+	cur := CurrentBinding(b, &o)
+	if cur.Spec.ServiceAccountName != "old-sa" || *cur.Spec.MaxSessionDuration != 7200 {
+		t.Errorf("current binding: %+v", cur.Spec)
+	}
+	if len(cur.Spec.Permissions) != 1 || cur.Spec.Permissions[0].Actions[0] != "dynamodb:GetItem" {
+		t.Errorf("permissions not read from the role: %+v", cur.Spec.Permissions)
+	}
+	if !cmp.Equal(cur.Spec.ManagedPolicyArns, o.ManagedPolicies) {
+		t.Errorf("managed policies: %v", cur.Spec.ManagedPolicyArns)
+	}
+	if b.Spec.ServiceAccountName != "cart" {
+		t.Error("CurrentBinding changed its input")
+	}
+}
