@@ -240,8 +240,10 @@ var _ = Describe("Fail closed with an invalid spec", func() {
 			Expect(client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: key}}))).To(Succeed())
 		})
 		Eventually(func() []string { return inlineActions(b.Status.RoleName) }, timeout, interval).Should(ConsistOf("dynamodb:GetItem"))
-		Eventually(func() string { return condition(ns, "app", v1alpha1.ConditionReady).Message }, timeout, interval).
-			Should(And(ContainSubstring(`did you mean "dynamodb:GetItem"?`), ContainSubstring("Removed from the role because it violates guardrails: statement 1 (Purge)")))
+		Expect(condition(ns, "app", v1alpha1.ConditionReady).Message).To(ContainSubstring(`did you mean "dynamodb:GetItem"?`))
+		Eventually(func() string { return eventNotes(ns, "app", "GuardrailViolation") }, timeout, interval).
+			Should(ContainSubstring("removed from the role because it violates guardrails: statement 1 (Purge)"))
+		Consistently(func() []string { return inlineActions(b.Status.RoleName) }, syncPeriod+time.Second, interval).Should(ConsistOf("dynamodb:GetItem"))
 		deleteBinding(ns, "app")
 	})
 })
