@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -286,7 +288,7 @@ func (r *Reconciler) narrowExistingRole(ctx context.Context, b *v1alpha1.PodIden
 	}
 	narrowed := check.Narrow(current)
 	d := role.DesiredFor(r.Config, narrowed)
-	plan := role.Plan{Detach: role.Sorted(check.DropManaged)}
+	plan := role.Plan{Detach: slices.Sorted(maps.Keys(check.DropManaged))}
 	if d.Permissions != nil {
 		plan.PutPermissions = true
 	} else {

@@ -1,10 +1,11 @@
 package awsiam_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,8 +56,8 @@ func TestOperatorPolicyMatchesTheCode(t *testing.T) {
 	for i := range api.NumMethod() {
 		called["iam:"+api.Method(i).Name] = true
 	}
-	if !reflect.DeepEqual(sortedKeys(granted), sortedKeys(called)) {
-		t.Errorf("the policy grants %v\nbut the code calls %v", sortedKeys(granted), sortedKeys(called))
+	if g, c := slices.Sorted(maps.Keys(granted)), slices.Sorted(maps.Keys(called)); !slices.Equal(g, c) {
+		t.Errorf("the policy grants %v\nbut the code calls %v", g, c)
 	}
 	for _, forbidden := range []string{"iam:PassRole", "iam:DeleteRolePermissionsBoundary", "iam:CreateUser", "iam:CreatePolicy",
 		"iam:CreateOpenIDConnectProvider", "iam:DeleteOpenIDConnectProvider", "iam:AddUserToGroup"} {
@@ -119,15 +120,6 @@ func TestOperatorTrustPolicy(t *testing.T) {
 	if len(s.Action) != 1 || s.Action[0] != "sts:AssumeRoleWithWebIdentity" || s.Condition["StringLike"] != nil {
 		t.Errorf("trust must allow only AssumeRoleWithWebIdentity with StringEquals: %+v", s)
 	}
-}
-
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func first(l policy.StringList) string {

@@ -7,7 +7,9 @@ package guard
 
 import (
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -149,7 +151,7 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule) Result {
 
 	// Warnings.
 	for i, s := range b.Spec.Permissions {
-		if isDeny(s) || !contains(s.Resources, "*") {
+		if isDeny(s) || !slices.Contains(s.Resources, "*") {
 			continue
 		}
 		if w := firstWrite(s.Actions, expansions); w != "" {
@@ -237,7 +239,7 @@ func (c Checker) builtins(b *v1alpha1.PodIdentityBinding, exp map[string][]catal
 				switch {
 				case x.Service == "iam" && x.Level.IsWrite():
 					violate(fmt.Sprintf("%q grants the IAM write action %s", a, x))
-				case x.Service == "sts" && strings.HasPrefix(x.Name, "AssumeRole") && contains(s.Resources, "*"):
+				case x.Service == "sts" && strings.HasPrefix(x.Name, "AssumeRole") && slices.Contains(s.Resources, "*"):
 					violate(fmt.Sprintf("%q grants %s on every resource", a, x))
 				case x.Service == "organizations" || x.Service == "account":
 					violate(fmt.Sprintf("%q grants the %s action %s", a, x.Service, x))
@@ -349,7 +351,7 @@ func (r Result) Removed(b *v1alpha1.PodIdentityBinding) string {
 		}
 		parts = append(parts, fmt.Sprintf("%s: %s on %s", name, strings.Join(s.Actions, ","), strings.Join(s.Resources, ",")))
 	}
-	for _, arn := range sortedKeys(r.DropManaged) {
+	for _, arn := range slices.Sorted(maps.Keys(r.DropManaged)) {
 		parts = append(parts, "managed policy "+arn)
 	}
 	if r.SessionCap != nil {
@@ -359,15 +361,6 @@ func (r Result) Removed(b *v1alpha1.PodIdentityBinding) string {
 }
 
 func isDeny(s v1alpha1.PermissionStatement) bool { return s.Effect == v1alpha1.EffectDeny }
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
 
 func firstWrite(actions []string, exp map[string][]catalog.Action) string {
 	for _, a := range actions {
@@ -445,13 +438,4 @@ func Covers(pattern, value string) bool {
 	default:
 		return value != "" && value[0] == pattern[0] && Covers(pattern[1:], value[1:])
 	}
-}
-
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

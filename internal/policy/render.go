@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"sort"
 	"strings"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
@@ -93,14 +92,4 @@ func NormaliseIssuer(issuer string) string {
 		s = s[i+3:]
 	}
 	return strings.TrimRight(s, "/")
-}
-
-// SortedKeys returns the keys of m in order.
-func SortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -160,13 +160,3 @@ func CurrentBinding(b *v1alpha1.PodIdentityBinding, o *Observed) *v1alpha1.PodId
 	cur.Spec.MaxSessionDuration = &session
 	return cur
 }
-
-// Sorted returns the keys of a set in order.
-func Sorted(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -1,6 +1,8 @@
 package role
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,7 +83,7 @@ func Diff(d Desired, o Observed) Plan {
 		add("PermissionsBoundary", strconv.Quote(o.Boundary)+" -> "+strconv.Quote(d.Boundary))
 	}
 
-	for _, name := range sortedKeys(o.Inline, o.InlineErr) {
+	for _, name := range inlineNames(o) {
 		if name == InlinePolicyName && d.Permissions != nil {
 			continue
 		}
@@ -113,7 +115,7 @@ func Diff(d Desired, o Observed) Plan {
 		add("ManagedPolicies", "detach "+a)
 	}
 
-	for _, k := range sortedKeys[string, error](d.Tags, nil) {
+	for _, k := range slices.Sorted(maps.Keys(d.Tags)) {
 		if v, ok := o.Tags[k]; !ok || v != d.Tags[k] {
 			if p.SetTags == nil {
 				p.SetTags = map[string]string{}
@@ -122,7 +124,7 @@ func Diff(d Desired, o Observed) Plan {
 			add("Tags", "set "+k)
 		}
 	}
-	for _, k := range sortedKeys[string, error](o.Tags, nil) {
+	for _, k := range slices.Sorted(maps.Keys(o.Tags)) {
 		if _, ok := d.Tags[k]; !ok && !strings.HasPrefix(k, "aws:") {
 			p.Untag = append(p.Untag, k)
 			add("Tags", "remove "+k)
@@ -155,18 +157,14 @@ func setDiff(want, have []string) (add, remove []string) {
 	return add, remove
 }
 
-func sortedKeys[V any, W any](a map[string]V, b map[string]W) []string {
-	seen := map[string]bool{}
-	for k := range a {
-		seen[k] = true
+// inlineNames are the names of every observed inline policy, parsed or not, in order.
+func inlineNames(o Observed) []string {
+	names := slices.Collect(maps.Keys(o.Inline))
+	for n := range o.InlineErr {
+		if _, ok := o.Inline[n]; !ok {
+			names = append(names, n)
+		}
 	}
-	for k := range b {
-		seen[k] = true
-	}
-	keys := make([]string, 0, len(seen))
-	for k := range seen {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	slices.Sort(names)
+	return names
 }
