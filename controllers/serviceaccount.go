@@ -28,6 +28,9 @@ const (
 	AnnotationTokenExpiration      = "eks.amazonaws.com/token-expiration"
 )
 
+// tokenAnnotations are the optional annotations a binding sets besides the role ARN.
+var tokenAnnotations = []string{AnnotationAudience, AnnotationSTSRegionalEndpoints, AnnotationTokenExpiration}
+
 // LabelManagedBy marks a ServiceAccount the operator created.
 const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
@@ -111,7 +114,7 @@ func inSync(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding, want map[
 			return false
 		}
 	}
-	for _, k := range []string{AnnotationAudience, AnnotationSTSRegionalEndpoints, AnnotationTokenExpiration} {
+	for _, k := range tokenAnnotations {
 		if _, wanted := want[k]; !wanted && ownsAnnotation(sa, b, k) {
 			return false
 		}
@@ -233,7 +236,7 @@ func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.Pod
 // currentAnnotations are the binding's annotations as they are on the ServiceAccount.
 func currentAnnotations(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding) map[string]string {
 	out := map[string]string{}
-	for _, k := range []string{AnnotationRoleARN, AnnotationAudience, AnnotationSTSRegionalEndpoints, AnnotationTokenExpiration} {
+	for _, k := range append([]string{AnnotationRoleARN}, tokenAnnotations...) {
 		if v, ok := sa.Annotations[k]; ok && ownsAnnotation(sa, b, k) {
 			out[k] = v
 		}
