@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -124,7 +125,7 @@ func decoded(doc *string) map[string]any {
 	text, err := url.PathUnescape(aws.ToString(doc))
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	var m map[string]any
-	ExpectWithOffset(1, jsonUnmarshal(text, &m)).To(Succeed())
+	ExpectWithOffset(1, json.Unmarshal([]byte(text), &m)).To(Succeed())
 	return m
 }
 
@@ -204,39 +205,33 @@ func eventNotes(ns, name, reason string) string {
 	return strings.Join(notes, "\n")
 }
 
-// iamCalls sums the operator's calls of one IAM operation, from its metrics.
-func iamCalls(operation string) float64 {
+// sumIAMCalls sums the operator's IAM calls whose operation matches, from
+// the podidentity_iam_api_calls_total metric it exports.
+func sumIAMCalls(match func(operation string) bool) float64 {
 	families, err := ctrlmetrics.Registry.Gather()
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() == "podidentity_iam_api_calls_total" {
-			for _, m := range f.GetMetric() {
-				if labelValue(m, "operation") == operation {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return total
-}
-
-// iamWrites sums the operator's IAM calls other than reads, from its metrics.
-func iamWrites() float64 {
-	families, err := ctrlmetrics.Registry.Gather()
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	ExpectWithOffset(2, err).NotTo(HaveOccurred())
 	total := 0.0
 	for _, f := range families {
 		if f.GetName() != "podidentity_iam_api_calls_total" {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			if op := labelValue(m, "operation"); !strings.HasPrefix(op, "Get") && !strings.HasPrefix(op, "List") {
+			if match(labelValue(m, "operation")) {
 				total += m.GetCounter().GetValue()
 			}
 		}
 	}
 	return total
+}
+
+// iamCalls counts the operator's calls of one IAM operation.
+func iamCalls(operation string) float64 {
+	return sumIAMCalls(func(op string) bool { return op == operation })
+}
+
+// iamWrites counts the operator's IAM calls other than reads.
+func iamWrites() float64 {
+	return sumIAMCalls(func(op string) bool { return !strings.HasPrefix(op, "Get") && !strings.HasPrefix(op, "List") })
 }
 
 func labelValue(m *dto.Metric, name string) string {
