@@ -49,10 +49,14 @@ type Action struct {
 	Service string // lower case prefix, e.g. "s3"
 	Name    string // as AWS spells it, e.g. "GetObject"
 	Level   AccessLevel
+	key     string // "service:name" in lower case, computed once when loading
 }
 
 // String is service:Name.
 func (a Action) String() string { return a.Service + ":" + a.Name }
+
+// Key is service:name in lower case, the form IAM compares action names in.
+func (a Action) Key() string { return a.key }
 
 // Catalog is the set of IAM actions.
 type Catalog struct {
@@ -96,7 +100,7 @@ func parse(gz []byte) (*Catalog, error) {
 			if !ok || levelCodes[code] == "" {
 				return nil, fmt.Errorf("bad entry %q of %s", entry, svc)
 			}
-			actions = append(actions, Action{Service: svc, Name: name, Level: levelCodes[code]})
+			actions = append(actions, Action{Service: svc, Name: name, Level: levelCodes[code], key: strings.ToLower(svc + ":" + name)})
 		}
 		c.services[svc] = actions
 		c.names = append(c.names, svc)
@@ -161,10 +165,10 @@ func (c *Catalog) Expand(pattern string) ([]Action, error) {
 		}
 		return nil, e
 	}
-	lowerAct := strings.ToLower(act)
+	lowerPattern := strings.ToLower(svc) + ":" + strings.ToLower(act)
 	var out []Action
 	for _, a := range actions {
-		if m, _ := path.Match(lowerAct, strings.ToLower(a.Name)); m {
+		if m, _ := path.Match(lowerPattern, a.key); m {
 			out = append(out, a)
 		}
 	}

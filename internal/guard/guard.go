@@ -379,7 +379,7 @@ func MatchAction(pattern string, a catalog.Action) bool {
 	if p == "*" || p == "*:*" {
 		return true
 	}
-	m, _ := path.Match(p, strings.ToLower(a.String()))
+	m, _ := path.Match(p, a.Key())
 	return m
 }
 
