@@ -2,10 +2,8 @@ package controllers_test
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -163,15 +161,7 @@ var _ = BeforeSuite(func() {
 		defer GinkgoRecover()
 		operatorErr <- operator.Run(ctx, cfg, opts, logf.Log.WithName("operator"))
 	}()
-	// The operator is up and its webhook server answers TLS.
-	Eventually(func() error {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second},
-			"tcp", net.JoinHostPort(wh.LocalServingHost, fmt.Sprint(wh.LocalServingPort)), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
-		if err != nil {
-			return err
-		}
-		return conn.Close()
-	}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+	Expect(testenv.WaitForWebhook(ctx, wh, 30*time.Second)).To(Succeed())
 	Consistently(operatorErr, time.Second).ShouldNot(Receive())
 })
 

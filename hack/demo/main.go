@@ -141,16 +141,11 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 		return fmt.Errorf("reading %s: %w", samplePath, err)
 	}
 	say("==> applying %s (%s/%s)", filepath.Join("config", "samples", filepath.Base(samplePath)), b.Namespace, b.Name)
-	// Retry while the operator's admission webhook starts.
-	for start := time.Now(); ; {
-		err := k8s.Create(ctx, b)
-		if err == nil {
-			break
-		}
-		if time.Since(start) > 30*time.Second || !strings.Contains(err.Error(), "webhook") {
-			return err
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := testenv.WaitForWebhook(ctx, wh, 30*time.Second); err != nil {
+		return err
+	}
+	if err := k8s.Create(ctx, b); err != nil {
+		return err
 	}
 
 	say("==> waiting for Ready")
