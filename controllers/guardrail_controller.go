@@ -59,7 +59,9 @@ func (r *GuardrailReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		for i := range bindings.Items {
 			b := &bindings.Items[i]
 			status.SelectedBindings++
-			res := checker.Check(b, rule)
+			// Managed policy documents are not read here (no IAM calls per
+			// guardrail change); the reconciler checks them.
+			res := checker.Check(b, rule, nil)
 			if len(res.Violations) == 0 {
 				continue
 			}

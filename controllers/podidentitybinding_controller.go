@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -31,6 +30,7 @@ import (
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/planner"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
 
@@ -58,7 +58,24 @@ const (
 	EventDeleteFailed           = "DeleteFailed"
 	EventInvalidSpec            = "InvalidSpec"
 	EventGuardrailViolation     = "GuardrailViolation"
+	EventRoleParked             = "RoleParked"
 )
+
+// RoleClient observes and changes IAM roles (role.Client in production).
+type RoleClient interface {
+	// Observe returns nil and no error when the role does not exist.
+	Observe(ctx context.Context, name string) (*role.Observed, error)
+	// Create returns the ARN and ID as soon as the role exists, also when a
+	// later step fails.
+	Create(ctx context.Context, d role.Desired) (arn, id string, err error)
+	Apply(ctx context.Context, d role.Desired, p role.Plan) error
+	Delete(ctx context.Context, name string) error
+}
+
+// PolicyReader reads the default versions of managed policies.
+type PolicyReader interface {
+	Read(ctx context.Context, arns []string) (guard.Managed, error)
+}
 
 // Reconciler converges a PodIdentityBinding: the IAM role, its trust and
 // permission policies, and the ServiceAccount annotation.
@@ -67,8 +84,10 @@ type Reconciler struct {
 	// APIReader reads ServiceAccounts live where the cache could be stale.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	Roles     role.Client
-	Config    role.Config
+	Roles     RoleClient
+	// Policies reads managed policy documents for the guardrail checks.
+	Policies PolicyReader
+	Config   role.Config
 	// Guard checks specs, quotas and guardrails before anything reaches IAM.
 	Guard      guard.Checker
 	Guardrails GuardrailSource
@@ -105,7 +124,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	}()
 
 	if !b.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, b)
+		if !controllerutil.ContainsFinalizer(b, Finalizer) {
+			return ctrl.Result{}, nil
+		}
+		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeleting, "cleaning up the IAM role and ServiceAccount annotation")
+		return r.converge(ctx, b)
 	}
 	if !controllerutil.ContainsFinalizer(b, Finalizer) {
 		controllerutil.AddFinalizer(b, Finalizer)
@@ -114,279 +137,266 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		}
 		before = b.DeepCopy()
 	}
-	return r.reconcileNormal(ctx, b)
+	return r.converge(ctx, b)
 }
 
-func (r *Reconciler) reconcileNormal(ctx context.Context, b *v1alpha1.PodIdentityBinding) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-
+// gather reads everything the planner needs: guardrails, the spec's managed
+// policy documents, the ServiceAccount's holder and every candidate role.
+// It has no side effects.
+func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding) (planner.Input, error) {
+	in := planner.Input{Binding: b, Config: r.Config, Guard: r.Guard, Roles: map[string]*role.Observed{}}
 	rules, err := r.Guardrails.RulesFor(ctx, b.Namespace)
+	if err != nil && !(apierrors.IsNotFound(err) && !b.DeletionTimestamp.IsZero()) {
+		return in, err
+	}
+	in.Rules = rules
+	if b.DeletionTimestamp.IsZero() {
+		if in.Managed, err = r.Policies.Read(ctx, b.Spec.ManagedPolicyArns); err != nil {
+			return in, err
+		}
+		holder, err := r.serviceAccountHolder(ctx, b)
+		if err != nil {
+			return in, err
+		}
+		if holder != nil {
+			in.Holder = holder.Name
+		}
+	}
+	for _, name := range planner.Candidates(r.Config, b) {
+		obs, err := r.Roles.Observe(ctx, name)
+		if err != nil {
+			return in, err
+		}
+		in.Roles[name] = obs
+	}
+	return in, nil
+}
+
+// converge gathers, plans, applies and reports. Every path of a binding
+// (normal, conflicts, invalid spec, deletion) goes through it.
+func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBinding) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	deleting := !b.DeletionTimestamp.IsZero()
+	in, err := r.gather(ctx, b)
 	if err != nil {
-		return ctrl.Result{}, err
+		return r.failure(ctx, b, err)
 	}
-	check := r.Guard.Check(b, rules)
-	if len(check.Invalid) > 0 {
-		msg := "invalid spec: " + guard.Message(check.Invalid)
-		r.event(b, corev1.EventTypeWarning, EventInvalidSpec, msg)
-		setFailed(b, v1alpha1.ReasonInvalidSpec, msg, v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
-		// The spec cannot be applied, but the role it left behind must still
-		// obey the guardrails.
-		if removed, err := r.narrowExistingRole(ctx, b, rules); err != nil {
-			return r.iamFailure(ctx, b, err, v1alpha1.ConditionRoleSynced)
-		} else if removed != "" {
-			setFailed(b, v1alpha1.ReasonInvalidSpec, msg+". Removed from the role because it violates guardrails: "+removed,
-				v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
-		}
-		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
+	p := planner.Compute(in)
+	for name, id := range p.Owned {
+		recordOwned(b, name, id)
 	}
-	// Fail closed: a binding that breaks a guardrail never widens a role. A
-	// new one gets nothing in IAM; an existing role loses what violates.
-	effective := b
-	if len(check.Violations) > 0 {
-		msg := "violates guardrails: " + guard.Message(check.Violations)
-		if b.Status.RoleName == "" {
-			r.event(b, corev1.EventTypeWarning, EventGuardrailViolation, msg)
-			setFailed(b, v1alpha1.ReasonGuardrailViolation, msg, v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
-			return ctrl.Result{}, nil
+	wasSynced := isTrueForGeneration(b, v1alpha1.ConditionRoleSynced)
+	arns := map[string]string{}
+	for name, obs := range in.Roles {
+		if obs != nil {
+			arns[name] = obs.ARN
 		}
-		effective = check.Narrow(b)
+	}
+	apply := func(actions []planner.Action) error {
+		for _, a := range actions {
+			if err := r.applyAction(ctx, b, a, in.Roles[a.Name], wasSynced, arns); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := apply(p.Before); err != nil {
+		return r.failure(ctx, b, err)
 	}
 
-	holder, err := r.serviceAccountHolder(ctx, b)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if holder != nil {
-		msg := fmt.Sprintf("ServiceAccount %s is already bound by PodIdentityBinding %s (the older binding wins); point this binding at another ServiceAccount or delete one of them",
-			b.Spec.ServiceAccountName, holder.Name)
-		r.event(b, corev1.EventTypeWarning, EventServiceAccountConflict, msg)
-		setFailed(b, v1alpha1.ReasonServiceAccountConflict, msg, v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
-		// Let go of a ServiceAccount this binding annotated before the conflict.
-		if err := r.releaseOldServiceAccounts(ctx, b, ""); err != nil {
+	if deleting {
+		mode := release
+		if b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain && !p.Check.ForceDelete {
+			mode = retain
+		}
+		if err := r.releaseServiceAccounts(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), mode); err != nil {
 			return ctrl.Result{}, err
+		}
+		before := b.DeepCopy()
+		controllerutil.RemoveFinalizer(b, Finalizer)
+		if err := r.Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 		return ctrl.Result{}, nil
 	}
 
-	desired := role.DesiredFor(r.Config, effective)
-	if check.Boundary != "" {
-		desired.Boundary = check.Boundary
+	saSynced := false
+	if p.Current != "" {
+		arn := arns[p.Current]
+		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = p.Current, arn, ownedID(b, p.Current)
+		if err := r.syncServiceAccount(ctx, b, p.ServiceAccount, arn); err != nil {
+			msg := fmt.Sprintf("annotating ServiceAccount %s: %v", p.ServiceAccount, err)
+			setFailed(b, v1alpha1.ReasonServiceAccountError, msg, v1alpha1.ConditionServiceAccountSynced)
+			return ctrl.Result{}, err
+		}
+		if old := b.Status.ServiceAccountName; old != "" && old != p.ServiceAccount {
+			if err := r.releaseServiceAccounts(ctx, b, []string{old}, release); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		b.Status.ServiceAccountName = p.ServiceAccount
+		saSynced = true
+	} else {
+		if err := r.releaseServiceAccounts(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), release); err != nil {
+			return ctrl.Result{}, err
+		}
+		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID, b.Status.ServiceAccountName = "", "", "", ""
 	}
-	arn, roleID, err := r.syncRole(ctx, b, desired)
-	if err != nil {
-		return r.iamFailure(ctx, b, err, v1alpha1.ConditionRoleSynced)
+	if err := apply(p.After); err != nil {
+		return r.failure(ctx, b, err)
 	}
-	if arn == "" { // RoleConflict, already reported
-		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
-	}
-	b.Status.RoleArn = arn
-	b.Status.RoleName = desired.Name
-	b.Status.RoleID = roleID
-	setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced, "IAM role "+desired.Name+" matches the binding")
 
-	if err := r.syncServiceAccount(ctx, b, arn); err != nil {
-		msg := fmt.Sprintf("annotating ServiceAccount %s: %v", b.Spec.ServiceAccountName, err)
-		setFailed(b, v1alpha1.ReasonServiceAccountError, msg, v1alpha1.ConditionServiceAccountSynced)
-		return ctrl.Result{}, err
-	}
-	if err := r.releaseOldServiceAccounts(ctx, b, b.Spec.ServiceAccountName); err != nil {
-		return ctrl.Result{}, err
-	}
-	b.Status.ServiceAccountName = b.Spec.ServiceAccountName
-	setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
-		"ServiceAccount "+b.Spec.ServiceAccountName+" is annotated with the role ARN")
-	if len(check.Violations) > 0 {
-		msg := "violates guardrails: " + guard.Message(check.Violations) + ". Removed from the role: " + check.Removed(b)
-		r.event(b, corev1.EventTypeWarning, EventGuardrailViolation, msg)
-		setFailed(b, v1alpha1.ReasonGuardrailViolation, msg, v1alpha1.ConditionRoleSynced)
+	if p.Ready {
+		setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced, "IAM role "+p.Current+" matches the binding")
+		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
+			"ServiceAccount "+p.ServiceAccount+" is annotated with the role ARN")
+		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAvailable,
+			"pods using ServiceAccount "+p.ServiceAccount+" can assume "+b.Status.RoleArn)
+		b.Status.ObservedGeneration = b.Generation
+		log.V(1).Info("binding in sync", "role", p.Current)
 		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
 	}
-	setCondition(b, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAvailable,
-		"pods using ServiceAccount "+b.Spec.ServiceAccountName+" can assume "+arn)
-	b.Status.ObservedGeneration = b.Generation
-	log.V(1).Info("binding in sync", "role", desired.Name)
+	r.event(b, corev1.EventTypeWarning, p.Reason, p.Message)
+	setFailed(b, p.Reason, p.Message, v1alpha1.ConditionRoleSynced)
+	if saSynced {
+		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
+			"ServiceAccount "+p.ServiceAccount+" is annotated with the ARN of role "+p.Current)
+	} else {
+		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionFalse, p.Reason, p.Message)
+	}
 	return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
 }
 
-// syncRole creates or updates the role and returns its ARN and unique ID. It
-// returns "" and no error when the role name is taken by a role this binding
-// does not own.
-func (r *Reconciler) syncRole(ctx context.Context, b *v1alpha1.PodIdentityBinding, d role.Desired) (string, string, error) {
-	log := logf.FromContext(ctx).WithValues("role", d.Name)
-	// Spec already applied once for this generation: any difference is drift.
-	wasSynced := isTrueForGeneration(b, v1alpha1.ConditionRoleSynced)
-
-	obs, err := r.Roles.Observe(ctx, d.Name)
-	if err != nil {
-		return "", "", err
-	}
-	if obs == nil {
-		arn, id, err := r.Roles.Create(ctx, d)
-		if err != nil {
-			return "", "", err
+// applyAction makes the IAM writes of one planned action and records the
+// result in status as soon as IAM has it, so a later failure never makes the
+// binding forget a role.
+func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBinding, a planner.Action, obs *role.Observed, wasSynced bool, arns map[string]string) error {
+	log := logf.FromContext(ctx).WithValues("role", a.Name)
+	switch a.Op {
+	case planner.OpCreate:
+		arn, id, err := r.Roles.Create(ctx, a.Desired)
+		if id != "" {
+			recordOwned(b, a.Name, id)
+			arns[a.Name] = arn
 		}
-		if wasSynced && b.Status.RoleName == d.Name {
+		if err != nil {
+			return err
+		}
+		if wasSynced && b.Status.RoleName == a.Name {
 			driftCorrections.WithLabelValues("RoleDeleted").Inc()
-			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "role "+d.Name+" was deleted outside the operator; recreated it")
+			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "role "+a.Name+" was deleted outside the operator; recreated it")
 		} else {
 			r.event(b, corev1.EventTypeNormal, EventRoleCreated, "created IAM role "+arn)
 		}
 		log.Info("created role", "arn", arn)
-		return arn, id, r.cleanupOldRole(ctx, b, d.Name)
-	}
-	if !role.OwnedBy(obs, r.knownRoleID(b, d.Name), r.Config, b.Namespace, b.Name) {
-		msg := fmt.Sprintf("IAM role %s exists but is not tagged as owned by this binding (%s=%s, %s=%s, %s=%s); the operator will not modify it. Set spec.roleName to another name or remove the other role",
-			d.Name, role.TagCluster, r.Config.ClusterName, role.TagNamespace, b.Namespace, role.TagBinding, b.Name)
-		r.event(b, corev1.EventTypeWarning, EventRoleConflict, msg)
-		setFailed(b, v1alpha1.ReasonRoleConflict, msg, v1alpha1.ConditionRoleSynced, v1alpha1.ConditionServiceAccountSynced)
-		return "", "", nil
-	}
-	plan := role.Diff(d, *obs)
-	if !plan.Empty() {
-		log.V(1).Info("role differs", "changes", plan.Changes())
-		if err := r.Roles.Apply(ctx, d, plan); err != nil {
-			return "", "", err
+	case planner.OpUpdate, planner.OpPark:
+		if a.Diff.Empty() {
+			return nil
 		}
-		if wasSynced {
-			for _, k := range plan.Kinds() {
+		log.V(1).Info("role differs", "changes", a.Diff.Changes())
+		if err := r.Roles.Apply(ctx, a.Desired, a.Diff); err != nil {
+			return err
+		}
+		switch {
+		case a.Op == planner.OpPark:
+			r.event(b, corev1.EventTypeWarning, EventRoleParked, "removed every permission and trust from IAM role "+a.Name+" while the binding cannot hold its ServiceAccount: "+strings.Join(a.Diff.Changes(), "; "))
+		case a.Narrowed:
+			r.event(b, corev1.EventTypeWarning, EventGuardrailViolation, "narrowed IAM role "+a.Name+" to what the spec and guardrails allow: "+strings.Join(a.Diff.Changes(), "; "))
+		case wasSynced && a.Name == b.Status.RoleName:
+			for _, k := range a.Diff.Kinds() {
 				driftCorrections.WithLabelValues(k).Inc()
 			}
-			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "corrected changes made outside the operator: "+strings.Join(plan.Changes(), "; "))
-			log.Info("corrected drift", "changes", plan.Changes())
-		} else {
-			r.event(b, corev1.EventTypeNormal, EventRoleUpdated, "updated IAM role: "+strings.Join(plan.Changes(), "; "))
-			log.Info("updated role", "changes", plan.Changes())
+			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "corrected changes made outside the operator: "+strings.Join(a.Diff.Changes(), "; "))
+		default:
+			r.event(b, corev1.EventTypeNormal, EventRoleUpdated, "updated IAM role "+a.Name+": "+strings.Join(a.Diff.Changes(), "; "))
 		}
+		log.Info("updated role", "op", a.Op, "changes", a.Diff.Changes())
+	case planner.OpDelete:
+		if err := r.Roles.Delete(ctx, a.Name); err != nil {
+			return deleteError{name: a.Name, err: err}
+		}
+		forgetOwned(b, a.Name)
+		r.event(b, corev1.EventTypeNormal, EventRoleDeleted, "deleted IAM role "+a.Name)
+		log.Info("deleted role")
+	case planner.OpRetain:
+		if obs != nil {
+			if v, _ := role.TagValue(obs.Tags, role.TagRetained); v != "true" {
+				if err := r.Roles.Apply(ctx, role.Desired{Name: a.Name}, a.Diff); err != nil {
+					return err
+				}
+			}
+		}
+		forgetOwned(b, a.Name)
+		r.event(b, corev1.EventTypeNormal, EventRoleRetained, "deletionPolicy is Retain: left IAM role "+a.Name+" in place, tagged "+role.TagRetained)
+		log.Info("retained role")
 	}
-	return obs.ARN, obs.ID, r.cleanupOldRole(ctx, b, d.Name)
+	return nil
 }
 
-// knownRoleID is the unique ID the binding recorded for a role name, if any.
-func (r *Reconciler) knownRoleID(b *v1alpha1.PodIdentityBinding, name string) string {
+// deleteError marks a failed role deletion, so the binding reports DeleteFailed.
+type deleteError struct {
+	name string
+	err  error
+}
+
+func (e deleteError) Error() string { return "deleting IAM role " + e.name + ": " + e.err.Error() }
+func (e deleteError) Unwrap() error { return e.err }
+
+// recordOwned adds a role to status.ownedRoles (or updates its ID).
+func recordOwned(b *v1alpha1.PodIdentityBinding, name, id string) {
+	for i := range b.Status.OwnedRoles {
+		if b.Status.OwnedRoles[i].Name == name {
+			b.Status.OwnedRoles[i].ID = id
+			return
+		}
+	}
+	b.Status.OwnedRoles = append(b.Status.OwnedRoles, v1alpha1.RoleReference{Name: name, ID: id})
+	slices.SortFunc(b.Status.OwnedRoles, func(x, y v1alpha1.RoleReference) int { return strings.Compare(x.Name, y.Name) })
+}
+
+func forgetOwned(b *v1alpha1.PodIdentityBinding, name string) {
+	b.Status.OwnedRoles = slices.DeleteFunc(b.Status.OwnedRoles, func(r v1alpha1.RoleReference) bool { return r.Name == name })
+	if len(b.Status.OwnedRoles) == 0 {
+		b.Status.OwnedRoles = nil
+	}
 	if b.Status.RoleName == name {
-		return b.Status.RoleID
+		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = "", "", ""
+	}
+}
+
+func ownedID(b *v1alpha1.PodIdentityBinding, name string) string {
+	for _, r := range b.Status.OwnedRoles {
+		if r.Name == name {
+			return r.ID
+		}
 	}
 	return ""
 }
 
-// narrowExistingRole checks the permissions the binding's role has now
-// against the guardrails and removes what violates them. It is used when the
-// spec itself cannot be applied, so access still never stays wider than the
-// guardrails allow. It returns what it removed.
-func (r *Reconciler) narrowExistingRole(ctx context.Context, b *v1alpha1.PodIdentityBinding, rules []guard.Rule) (string, error) {
-	if b.Status.RoleName == "" {
-		return "", nil
-	}
-	obs, err := r.Roles.Observe(ctx, b.Status.RoleName)
-	if err != nil || obs == nil || !role.OwnedBy(obs, b.Status.RoleID, r.Config, b.Namespace, b.Name) {
-		return "", err
-	}
-	current := role.CurrentBinding(b, obs)
-	check := r.Guard.Check(current, rules)
-	if len(check.Invalid) > 0 || len(check.Violations) == 0 {
-		return "", nil
-	}
-	narrowed := check.Narrow(current)
-	d := role.DesiredFor(r.Config, narrowed)
-	plan := role.Plan{Detach: slices.Sorted(maps.Keys(check.DropManaged))}
-	if d.Permissions != nil {
-		plan.PutPermissions = true
-	} else {
-		plan.DeleteInline = []string{role.InlinePolicyName}
-	}
-	if check.SessionCap != nil {
-		d.Description = obs.Description
-		plan.UpdateRole = true
-	}
-	if err := r.Roles.Apply(ctx, d, plan); err != nil {
-		return "", err
-	}
-	removed := check.Removed(current)
-	r.event(b, corev1.EventTypeWarning, EventGuardrailViolation, "removed from the role because it violates guardrails: "+removed)
-	return removed, nil
-}
-
-// cleanupOldRole deletes the role the binding used before its role name
-// changed (spec.roleName or operator prefix), following the deletion policy.
-func (r *Reconciler) cleanupOldRole(ctx context.Context, b *v1alpha1.PodIdentityBinding, current string) error {
-	old := b.Status.RoleName
-	if old == "" || old == current || b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain {
-		return nil
-	}
-	return r.deleteOwnedRole(ctx, b, old)
-}
-
-// deleteOwnedRole deletes a role if it exists and carries this binding's tags.
-func (r *Reconciler) deleteOwnedRole(ctx context.Context, b *v1alpha1.PodIdentityBinding, name string) error {
-	obs, err := r.Roles.Get(ctx, name)
-	if err != nil || obs == nil {
-		return err
-	}
-	if !role.OwnedBy(obs, r.knownRoleID(b, name), r.Config, b.Namespace, b.Name) {
-		logf.FromContext(ctx).Info("not deleting role: not owned by this binding", "role", name)
-		return nil
-	}
-	if err := r.Roles.Delete(ctx, name); err != nil {
-		return err
-	}
-	r.event(b, corev1.EventTypeNormal, EventRoleDeleted, "deleted IAM role "+name)
-	logf.FromContext(ctx).Info("deleted role", "role", name)
-	return nil
-}
-
-func (r *Reconciler) reconcileDelete(ctx context.Context, b *v1alpha1.PodIdentityBinding) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(b, Finalizer) {
-		return ctrl.Result{}, nil
-	}
-	setCondition(b, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeleting, "cleaning up the IAM role and ServiceAccount annotation")
-
-	if b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain {
-		if b.Status.RoleName != "" {
-			r.event(b, corev1.EventTypeNormal, EventRoleRetained, "deletionPolicy is Retain: left IAM role "+b.Status.RoleName+" in place")
-		}
-	} else {
-		for _, name := range uniq(b.Status.RoleName, role.Name(r.Config, b)) {
-			if err := r.deleteOwnedRole(ctx, b, name); err != nil {
-				msg := fmt.Sprintf("deleting IAM role %s: %s; the finalizer stays until the role is deleted", name, awsiam.Message(err))
-				r.event(b, corev1.EventTypeWarning, EventDeleteFailed, msg)
-				setCondition(b, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeleteFailed, msg)
-				setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionFalse, v1alpha1.ReasonDeleteFailed, msg)
-				if awsiam.Classify(err) == awsiam.Terminal {
-					return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
-				}
-				return ctrl.Result{}, err
-			}
-		}
-	}
-
-	mode := release
-	if b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain {
-		mode = retain
-	}
-	if err := r.releaseServiceAccounts(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), mode); err != nil {
-		return ctrl.Result{}, err
-	}
-
-	before := b.DeepCopy()
-	controllerutil.RemoveFinalizer(b, Finalizer)
-	if err := r.Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	return ctrl.Result{}, nil
-}
-
-// iamFailure turns an IAM error into conditions and a requeue decision:
-// terminal errors are reported and retried at the sync period (no hot loop),
-// retryable ones go back to the rate-limited queue.
-func (r *Reconciler) iamFailure(ctx context.Context, b *v1alpha1.PodIdentityBinding, err error, condType string) (ctrl.Result, error) {
+// failure is the one place that turns an error into conditions and a
+// requeue decision: terminal IAM errors are reported and retried at the sync
+// period (no hot loop), everything else goes back to the rate-limited queue.
+func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding, err error) (ctrl.Result, error) {
 	msg := awsiam.Message(err)
-	if awsiam.Classify(err) == awsiam.Terminal {
+	terminal := awsiam.Classify(err) == awsiam.Terminal
+	var de deleteError
+	if errors.As(err, &de) {
+		msg = fmt.Sprintf("deleting IAM role %s: %s", de.name, msg)
+		if !b.DeletionTimestamp.IsZero() {
+			msg += "; the finalizer stays until the role is deleted"
+		}
+		r.event(b, corev1.EventTypeWarning, EventDeleteFailed, msg)
+		setFailed(b, v1alpha1.ReasonDeleteFailed, msg, v1alpha1.ConditionRoleSynced)
+	} else if terminal {
 		r.event(b, corev1.EventTypeWarning, EventIAMRequestRejected, msg)
-		setFailed(b, v1alpha1.ReasonIAMRequestRejected, "IAM rejected the request: "+msg, condType)
+		setFailed(b, v1alpha1.ReasonIAMRequestRejected, "IAM rejected the request: "+msg, v1alpha1.ConditionRoleSynced)
+	} else {
+		setFailed(b, v1alpha1.ReasonIAMUnavailable, "IAM call failed, retrying: "+err.Error(), v1alpha1.ConditionRoleSynced)
+	}
+	if terminal {
 		logf.FromContext(ctx).Info("IAM rejected the request", "error", msg)
 		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
 	}
-	setFailed(b, v1alpha1.ReasonIAMUnavailable, "IAM call failed, retrying: "+err.Error(), condType)
 	return ctrl.Result{}, err
 }
 

@@ -68,8 +68,8 @@ func createdBy(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding) bool {
 // server-side apply with the binding's own field manager, creating the
 // ServiceAccount (labelled, owned by the binding) when it does not exist.
 // Nothing else on an existing ServiceAccount is touched.
-func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIdentityBinding, roleARN string) error {
-	key := types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.ServiceAccountName}
+func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIdentityBinding, name, roleARN string) error {
+	key := types.NamespacedName{Namespace: b.Namespace, Name: name}
 	sa := &corev1.ServiceAccount{}
 	err := r.Get(ctx, key, sa)
 	if apierrors.IsNotFound(err) {
@@ -159,20 +159,6 @@ func (r *Reconciler) serviceAccountHolder(ctx context.Context, b *v1alpha1.PodId
 		return &items[i], nil
 	}
 	return nil, nil
-}
-
-// releaseOldServiceAccounts lets go of the ServiceAccount the binding
-// annotated before (spec.serviceAccountName changed, or a conflict).
-func (r *Reconciler) releaseOldServiceAccounts(ctx context.Context, b *v1alpha1.PodIdentityBinding, current string) error {
-	old := b.Status.ServiceAccountName
-	if old == "" || old == current {
-		return nil
-	}
-	if err := r.releaseServiceAccounts(ctx, b, []string{old}, release); err != nil {
-		return err
-	}
-	b.Status.ServiceAccountName = ""
-	return nil
 }
 
 // releaseMode says how a binding lets go of a ServiceAccount.

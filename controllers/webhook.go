@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,7 +26,15 @@ import (
 type BindingValidator struct {
 	Guard      guard.Checker
 	Guardrails GuardrailSource
+	// Policies, when set, reads the managed policies' documents so that
+	// admission denies AdministratorAccess and the like early. When IAM
+	// cannot be read in time, admission warns and the reconciler (which
+	// fails closed) decides.
+	Policies PolicyReader
 }
+
+// policyReadTimeout bounds the IAM reads of one admission request.
+const policyReadTimeout = 3 * time.Second
 
 var bindingGK = schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "PodIdentityBinding"}
 
@@ -53,7 +62,19 @@ func (v *BindingValidator) validate(ctx context.Context, b *v1alpha1.PodIdentity
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("reading guardrails: %w", err))
 	}
-	res := v.Guard.Check(b, rules)
+	var managed guard.Managed
+	var warnings admission.Warnings
+	if v.Policies != nil && len(b.Spec.ManagedPolicyArns) > 0 {
+		rctx, cancel := context.WithTimeout(ctx, policyReadTimeout)
+		managed, err = v.Policies.Read(rctx, b.Spec.ManagedPolicyArns)
+		cancel()
+		if err != nil {
+			managed = nil
+			warnings = append(warnings, "the managed policies could not be read from IAM to check them against the guardrails ("+err.Error()+"); the operator checks them before attaching and fails closed")
+		}
+	}
+	res := v.Guard.Check(b, rules, managed)
+	res.Warnings = append(warnings, res.Warnings...)
 	var errs field.ErrorList
 	for _, f := range res.Invalid {
 		errs = append(errs, field.Invalid(field.NewPath(f.Field), "", f.Message))

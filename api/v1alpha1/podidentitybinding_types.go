@@ -88,7 +88,7 @@ type ServiceAccountTokenSettings struct {
 
 // PodIdentityBindingSpec declares a ServiceAccount in the binding's namespace
 // and the AWS permissions its pods receive through an IAM role.
-// +kubebuilder:validation:XValidation:rule="!has(self.tags) || self.tags.all(k, !k.startsWith('podidentity.io/'))",message="tag keys with the prefix podidentity.io/ are reserved for ownership tags"
+// +kubebuilder:validation:XValidation:rule="!has(self.tags) || self.tags.all(k, !k.lowerAscii().startsWith('podidentity.io/'))",message="tag keys with the prefix podidentity.io/ (in any case: IAM tag keys are case-insensitive) are reserved for ownership tags"
 type PodIdentityBindingSpec struct {
 	// ServiceAccountName is the ServiceAccount in this namespace that receives
 	// the role. It is created if it does not exist; an existing one only gets
@@ -176,6 +176,15 @@ const (
 	ReasonGuardrailViolation     = "GuardrailViolation"
 )
 
+// RoleReference names an IAM role and its unique ID.
+type RoleReference struct {
+	// Name of the role.
+	Name string `json:"name"`
+	// ID is IAM's unique ID of the role.
+	// +optional
+	ID string `json:"id,omitempty"`
+}
+
 // PodIdentityBindingStatus is the observed state of a PodIdentityBinding.
 type PodIdentityBindingStatus struct {
 	// RoleArn is the ARN of the IAM role; the ServiceAccount is annotated with it.
@@ -188,6 +197,14 @@ type PodIdentityBindingStatus struct {
 	// proves the role is this binding's, even if the tags were removed.
 	// +optional
 	RoleID string `json:"roleId,omitempty"`
+	// OwnedRoles lists every IAM role this binding created or adopted and
+	// has not deleted yet, with its unique ID: the current role, a role
+	// left by a rename, a role whose creation failed halfway. Each is
+	// recorded as soon as it exists in IAM, so none is forgotten.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	OwnedRoles []RoleReference `json:"ownedRoles,omitempty"`
 	// ServiceAccountName is the ServiceAccount that currently carries the
 	// operator's annotation.
 	// +optional

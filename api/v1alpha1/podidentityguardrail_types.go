@@ -56,6 +56,23 @@ type PodIdentityGuardrailSpec struct {
 	// +kubebuilder:validation:Maximum=43200
 	// +optional
 	MaxSessionDuration *int32 `json:"maxSessionDuration,omitempty"`
+
+	// ForbidRetain forbids deletionPolicy Retain in selected namespaces: a
+	// retained role keeps trusting its ServiceAccount outside every
+	// guardrail. A binding that sets it is a violation, and its roles are
+	// deleted, not retained, when it is deleted.
+	// +optional
+	ForbidRetain bool `json:"forbidRetain,omitempty"`
+
+	// RoleNamePattern restricts spec.roleName overrides in selected
+	// namespaces to names matching this pattern ("*" and "?" wildcards), for
+	// example "team-a-*". Bindings without spec.roleName (generated names)
+	// always pass. A binding whose override does not match keeps its current
+	// role and gets no new one.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[\w+=,.@*?-]+$`
+	// +optional
+	RoleNamePattern string `json:"roleNamePattern,omitempty"`
 }
 
 // PodIdentityGuardrailStatus reports what the guardrail applies to.

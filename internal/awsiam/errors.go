@@ -67,6 +67,21 @@ func AsTerminal(err error) error {
 	return terminalError{err}
 }
 
+// retryableError marks an error to retry whatever its AWS code says.
+type retryableError struct{ err error }
+
+func (e retryableError) Error() string { return e.err.Error() }
+func (e retryableError) Unwrap() error { return e.err }
+
+// AsRetryable marks err as retryable (for example NoSuchEntity that IAM's
+// eventual consistency can cause right after a create).
+func AsRetryable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return retryableError{err}
+}
+
 // Classify returns the class of an error returned by the IAM client.
 func Classify(err error) Class {
 	if err == nil {
@@ -75,6 +90,10 @@ func Classify(err error) Class {
 	var t terminalError
 	if errors.As(err, &t) {
 		return Terminal
+	}
+	var rt retryableError
+	if errors.As(err, &rt) {
+		return Retryable
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {

@@ -76,6 +76,13 @@ func TestOperatorPolicyMatchesTheCode(t *testing.T) {
 		for _, a := range s.Action {
 			read := strings.HasPrefix(a, "iam:Get") || strings.HasPrefix(a, "iam:List")
 			if read {
+				if a == "iam:GetPolicy" || a == "iam:GetPolicyVersion" {
+					for _, r := range s.Resource {
+						if !strings.Contains(r, ":policy/") {
+							t.Errorf("%s is granted on %s, not only on policies", a, r)
+						}
+					}
+				}
 				continue
 			}
 			writes++
@@ -90,8 +97,25 @@ func TestOperatorPolicyMatchesTheCode(t *testing.T) {
 			if first(eq["aws:ResourceTag/"+role.TagCluster]) != "${CLUSTER_NAME}" && first(eq["aws:RequestTag/"+role.TagCluster]) != "${CLUSTER_NAME}" {
 				t.Errorf("%s (statement %s) is not conditioned on the ownership tag %s", a, s.Sid, role.TagCluster)
 			}
-			if (a == "iam:CreateRole" || a == "iam:PutRolePermissionsBoundary") && first(eq["iam:PermissionsBoundary"]) != "${BOUNDARY_ARN}" {
-				t.Errorf("%s does not require the configured permissions boundary", a)
+			// Every call that can grant (create, write permissions or trust,
+			// attach, set the boundary) requires the configured boundary.
+			switch a {
+			case "iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy":
+				if first(eq["iam:PermissionsBoundary"]) != "${BOUNDARY_ARN}" {
+					t.Errorf("%s does not require the configured permissions boundary", a)
+				}
+			case "iam:TagRole":
+				// Tagging can never move a role to another cluster.
+				if s.Sid != "TagRolesBeingCreated" && first(s.Condition["StringEqualsIfExists"]["aws:RequestTag/"+role.TagCluster]) != "${CLUSTER_NAME}" {
+					t.Errorf("TagRole (statement %s) can set %s to another cluster", s.Sid, role.TagCluster)
+				}
+			case "iam:UntagRole":
+				keys := s.Condition["ForAllValues:StringNotEqualsIgnoreCase"]["aws:TagKeys"]
+				for _, k := range []string{role.TagCluster, role.TagNamespace, role.TagBinding} {
+					if !slices.Contains(keys, k) {
+						t.Errorf("UntagRole can remove the ownership tag %s", k)
+					}
+				}
 			}
 		}
 	}

@@ -43,6 +43,8 @@ type Rule struct {
 	AllowedManagedPolicyArns    []string
 	RequiredPermissionsBoundary string
 	MaxSessionDuration          *int32
+	ForbidRetain                bool
+	RoleNamePattern             string
 }
 
 // FromGuardrail turns a PodIdentityGuardrail into a Rule.
@@ -51,6 +53,7 @@ func FromGuardrail(g *v1alpha1.PodIdentityGuardrail) Rule {
 		Name: g.Name, AllowedActions: g.Spec.AllowedActions, DeniedActions: g.Spec.DeniedActions,
 		AllowedResources: g.Spec.AllowedResources, AllowedManagedPolicyArns: g.Spec.AllowedManagedPolicyArns,
 		RequiredPermissionsBoundary: g.Spec.RequiredPermissionsBoundary, MaxSessionDuration: g.Spec.MaxSessionDuration,
+		ForbidRetain: g.Spec.ForbidRetain, RoleNamePattern: g.Spec.RoleNamePattern,
 	}
 }
 
@@ -81,6 +84,12 @@ type Result struct {
 	DropStatements map[int]bool
 	DropManaged    map[string]bool
 	SessionCap     *int32
+	// ForceDelete: a guardrail forbids deletionPolicy Retain, so roles are
+	// deleted, never retained.
+	ForceDelete bool
+	// RoleNameForbidden: spec.roleName does not match a guardrail's
+	// roleNamePattern; the binding keeps its current role and gets no new one.
+	RoleNameForbidden bool
 	// Boundary is the permissions boundary the guardrails require ("" none).
 	Boundary string
 }
@@ -106,8 +115,24 @@ type Checker struct {
 	Builtins bool
 }
 
-// Check runs every check on a binding under the rules selecting its namespace.
-func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule) Result {
+// ManagedPolicy is the default version of a managed policy as IAM returned
+// it, or why it could not be read.
+type ManagedPolicy struct {
+	VersionID string
+	Document  policy.Document
+	Err       error
+}
+
+// Managed maps managed policy ARNs to their default versions. A nil Managed
+// means the documents were not read (admission without IAM access): only the
+// ARNs are checked. A non-nil Managed that lacks an ARN the binding names
+// counts as unreadable, and unreadable policies fail closed.
+type Managed map[string]ManagedPolicy
+
+// Check runs every check on a binding under the rules selecting its
+// namespace. The managed policies' documents are held to the same built-in
+// guardrails and rules as the inline statements.
+func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Managed) Result {
 	r := Result{DropStatements: map[int]bool{}, DropManaged: map[string]bool{}}
 	expansions := map[string][]catalog.Action{}
 
@@ -140,8 +165,8 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule) Result {
 		}
 	}
 	for k := range b.Spec.Tags {
-		if strings.HasPrefix(k, "podidentity.io/") {
-			r.Invalid = append(r.Invalid, Finding{Field: "spec.tags", Message: fmt.Sprintf("key %q uses the reserved prefix podidentity.io/", k)})
+		if role.IsReservedTag(k) {
+			r.Invalid = append(r.Invalid, Finding{Field: "spec.tags", Message: fmt.Sprintf("key %q uses the reserved prefix %s (tag keys are case-insensitive)", k, role.ReservedTagPrefix)})
 		}
 	}
 	c.checkQuotas(b, &r)
@@ -149,22 +174,29 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule) Result {
 		return r
 	}
 
+	grants := c.grants(b, expansions, managed, &r)
+
 	// Warnings.
-	for i, s := range b.Spec.Permissions {
-		if isDeny(s) || !slices.Contains(s.Resources, "*") {
+	for _, g := range grants {
+		if g.managed != "" {
 			continue
 		}
-		if w := firstWrite(s.Actions, expansions); w != "" {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("spec.permissions[%d] grants write actions (such as %s) on every resource (\"*\"); name the resources it needs", i, w))
+		if slices.Contains(g.resources, "*") {
+			if w := firstWrite(g.actions, g.exp); w != "" {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s grants write actions (such as %s) on every resource (\"*\"); name the resources it needs", g.field, w))
+			}
+		}
+		if x := firstMatch(flatten(g.actions, g.exp), RunAsOtherRole); x != "" {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s grants %s, which can run code with another role's permissions; make sure the resources it names cannot reach a more privileged role", g.field, x))
 		}
 	}
 
 	// Guardrails.
 	if c.Builtins {
-		c.builtins(b, expansions, &r)
+		c.builtins(grants, &r)
 	}
 	for _, rule := range rules {
-		c.rule(b, rule, expansions, &r)
+		c.rule(b, rule, grants, &r)
 	}
 	if c.RoleConfig.PermissionsBoundaryARN != "" && r.Boundary != "" && r.Boundary != c.RoleConfig.PermissionsBoundaryARN {
 		r.Violations = append(r.Violations, Finding{Field: "spec", Rule: BuiltinName,
@@ -217,32 +249,127 @@ func (c Checker) managedLimit() int {
 	return DefaultManagedPoliciesPerRole
 }
 
-// builtins: no "*", no IAM writes, no sts:AssumeRole* on "*", no
-// organizations or account actions. They keep a binding from granting its
-// pods a way out of their role.
-func (c Checker) builtins(b *v1alpha1.PodIdentityBinding, exp map[string][]catalog.Action, r *Result) {
+// Builtins denied by default besides IAM writes, organizations and account:
+// actions that grant an identity elsewhere (EKS access entries, IAM Identity
+// Center, the identity store). Patterns, matched case-insensitively.
+var BuiltinDenied = []string{
+	"eks:CreateAccessEntry", "eks:UpdateAccessEntry", "eks:AssociateAccessPolicy",
+	"sso:Create*", "sso:Update*", "sso:Put*", "sso:Attach*", "sso:Associate*", "sso:Provision*", "sso:Import*",
+	"sso-directory:Create*", "sso-directory:Update*", "sso-directory:Add*", "sso-directory:Enable*",
+	"identitystore:Create*", "identitystore:Update*", "identitystore:Add*",
+}
+
+// RunAsOtherRole are actions that can run code with the permissions of a role
+// already attached to a resource: allowed, with an admission warning.
+var RunAsOtherRole = []string{
+	"lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:InvokeFunction",
+	"codebuild:StartBuild", "codebuild:StartBuildBatch", "codebuild:UpdateProject",
+	"ssm:SendCommand", "ssm:StartSession", "ssm:StartAutomationExecution",
+	"ec2-instance-connect:SendSSHPublicKey", "glue:UpdateDevEndpoint", "glue:UpdateJob",
+	"cloudformation:UpdateStack", "cloudformation:CreateChangeSet", "ecs:RunTask", "ecs:ExecuteCommand",
+	"sagemaker:CreatePresignedNotebookInstanceUrl", "states:StartExecution",
+}
+
+// grant is one Allow statement the role would carry: a spec statement or a
+// statement of a managed policy's default version.
+type grant struct {
+	field     string
+	actions   []string
+	resources []string
+	exp       map[string][]catalog.Action
+	stmt      int    // index into spec.permissions, when managed == ""
+	managed   string // managed policy ARN
+}
+
+// grants lists the Allow statements of the spec and of every readable managed
+// policy; a managed policy that cannot be read or checked is dropped (fail
+// closed).
+func (c Checker) grants(b *v1alpha1.PodIdentityBinding, exp map[string][]catalog.Action, managed Managed, r *Result) []grant {
+	var out []grant
 	for i, s := range b.Spec.Permissions {
 		if isDeny(s) {
 			continue
 		}
-		field := fmt.Sprintf("spec.permissions[%d]", i)
-		violate := func(msg string) {
-			r.Violations = append(r.Violations, Finding{Field: field, Rule: BuiltinName, Message: msg})
-			r.DropStatements[i] = true
+		out = append(out, grant{field: fmt.Sprintf("spec.permissions[%d]", i), actions: s.Actions, resources: s.Resources, exp: exp, stmt: i})
+	}
+	if managed == nil {
+		return out
+	}
+	for _, arn := range b.Spec.ManagedPolicyArns {
+		unusable := func(why string) {
+			r.Violations = append(r.Violations, Finding{Field: "spec.managedPolicyArns", Rule: BuiltinName, Message: arn + ": " + why})
+			r.DropManaged[arn] = true
 		}
-		for _, a := range s.Actions {
-			if a == "*" || a == "*:*" {
-				violate(fmt.Sprintf("grants every action (%q)", a))
+		mp, ok := managed[arn]
+		switch {
+		case !ok:
+			unusable("its document was not read; it cannot be checked against the guardrails")
+			continue
+		case mp.Err != nil:
+			unusable("its default version cannot be read (" + mp.Err.Error() + "), so it cannot be checked against the guardrails")
+			continue
+		}
+		mexp := map[string][]catalog.Action{}
+		for j, st := range mp.Document.Statement {
+			if !strings.EqualFold(st.Effect, "Allow") {
 				continue
 			}
-			for _, x := range exp[a] {
+			g := grant{field: fmt.Sprintf("managed policy %s statement %d", arn, j), actions: st.Action, resources: st.Resource, exp: mexp, managed: arn}
+			// NotAction and NotResource allow everything but a list: treat
+			// them as every action or every resource.
+			if len(st.NotAction) > 0 || len(st.Action) == 0 {
+				g.actions = []string{"*"}
+			}
+			if len(st.NotResource) > 0 || len(st.Resource) == 0 {
+				g.resources = []string{"*"}
+			}
+			for _, a := range g.actions {
+				x, err := c.Catalog.Expand(a)
+				if err != nil {
+					unusable(fmt.Sprintf("statement %d grants %q, which the action catalog cannot check", j, a))
+					continue
+				}
+				mexp[a] = x
+			}
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// violate records a finding against a grant and marks what narrowing removes.
+func (g grant) violate(r *Result, rule, msg string) {
+	if g.managed != "" {
+		r.Violations = append(r.Violations, Finding{Field: "spec.managedPolicyArns", Rule: rule, Message: g.field + " " + msg})
+		r.DropManaged[g.managed] = true
+		return
+	}
+	r.Violations = append(r.Violations, Finding{Field: g.field, Rule: rule, Message: msg})
+	r.DropStatements[g.stmt] = true
+}
+
+// builtins: no "*", no IAM writes, no sts:AssumeRole*/AssumeRoot on a
+// wildcard resource, no organizations or account actions, no identity grants
+// outside IAM (BuiltinDenied). They keep a binding from granting its pods a
+// way out of their role.
+func (c Checker) builtins(grants []grant, r *Result) {
+	for _, g := range grants {
+		wildcard := slices.ContainsFunc(g.resources, func(res string) bool { return strings.ContainsAny(res, "*?") })
+		for _, a := range g.actions {
+			if a == "*" || a == "*:*" {
+				g.violate(r, BuiltinName, fmt.Sprintf("grants every action (%q)", a))
+				continue
+			}
+			for _, x := range g.exp[a] {
 				switch {
 				case x.Service == "iam" && x.Level.IsWrite():
-					violate(fmt.Sprintf("%q grants the IAM write action %s", a, x))
-				case x.Service == "sts" && strings.HasPrefix(x.Name, "AssumeRole") && slices.Contains(s.Resources, "*"):
-					violate(fmt.Sprintf("%q grants %s on every resource", a, x))
+					g.violate(r, BuiltinName, fmt.Sprintf("%q grants the IAM write action %s", a, x))
+				case x.Service == "sts" && (strings.HasPrefix(x.Name, "AssumeRole") || x.Name == "AssumeRoot") && wildcard:
+					g.violate(r, BuiltinName, fmt.Sprintf("%q grants %s on a wildcard resource, which is every role", a, x))
 				case x.Service == "organizations" || x.Service == "account":
-					violate(fmt.Sprintf("%q grants the %s action %s", a, x.Service, x))
+					g.violate(r, BuiltinName, fmt.Sprintf("%q grants the %s action %s", a, x.Service, x))
+				case firstMatch([]catalog.Action{x}, BuiltinDenied) != "":
+					g.violate(r, BuiltinName, fmt.Sprintf("%q grants %s, which gives an identity access outside IAM", a, x))
 				default:
 					continue
 				}
@@ -252,30 +379,23 @@ func (c Checker) builtins(b *v1alpha1.PodIdentityBinding, exp map[string][]catal
 	}
 }
 
-func (c Checker) rule(b *v1alpha1.PodIdentityBinding, rule Rule, exp map[string][]catalog.Action, r *Result) {
-	for i, s := range b.Spec.Permissions {
-		if isDeny(s) {
-			continue
-		}
-		field := fmt.Sprintf("spec.permissions[%d]", i)
-		violate := func(msg string) {
-			r.Violations = append(r.Violations, Finding{Field: field, Rule: rule.Name, Message: msg})
-			r.DropStatements[i] = true
-		}
-		for _, a := range s.Actions {
-			if denied := firstMatch(exp[a], rule.DeniedActions); denied != "" {
-				violate(fmt.Sprintf("%q grants %s, which is denied", a, denied))
+func (c Checker) rule(b *v1alpha1.PodIdentityBinding, rule Rule, grants []grant, r *Result) {
+	for _, g := range grants {
+		for _, a := range g.actions {
+			exp := g.exp[a]
+			if denied := firstMatch(exp, rule.DeniedActions); denied != "" {
+				g.violate(r, rule.Name, fmt.Sprintf("%q grants %s, which is denied", a, denied))
 			}
 			if len(rule.AllowedActions) > 0 {
-				if out := firstNotMatched(exp[a], rule.AllowedActions); out != "" {
-					violate(fmt.Sprintf("%q grants %s, which is not among the allowed actions", a, out))
+				if out := firstNotMatched(exp, rule.AllowedActions); out != "" {
+					g.violate(r, rule.Name, fmt.Sprintf("%q grants %s, which is not among the allowed actions", a, out))
 				}
 			}
 		}
 		if len(rule.AllowedResources) > 0 {
-			for _, res := range s.Resources {
+			for _, res := range g.resources {
 				if !coveredByAny(res, rule.AllowedResources) {
-					violate(fmt.Sprintf("resource %q is not among the allowed resources", res))
+					g.violate(r, rule.Name, fmt.Sprintf("resource %q is not among the allowed resources", res))
 				}
 			}
 		}
@@ -301,6 +421,16 @@ func (c Checker) rule(b *v1alpha1.PodIdentityBinding, rule Rule, exp map[string]
 				r.SessionCap = &v
 			}
 		}
+	}
+	if rule.ForbidRetain && b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain {
+		r.Violations = append(r.Violations, Finding{Field: "spec.deletionPolicy", Rule: rule.Name,
+			Message: "Retain is forbidden in this namespace; the role will be deleted with the binding"})
+		r.ForceDelete = true
+	}
+	if rule.RoleNamePattern != "" && b.Spec.RoleName != "" && !Covers(rule.RoleNamePattern, b.Spec.RoleName) {
+		r.Violations = append(r.Violations, Finding{Field: "spec.roleName", Rule: rule.Name,
+			Message: fmt.Sprintf("%q does not match the allowed pattern %q", b.Spec.RoleName, rule.RoleNamePattern)})
+		r.RoleNameForbidden = true
 	}
 	if rule.RequiredPermissionsBoundary != "" {
 		if r.Boundary != "" && r.Boundary != rule.RequiredPermissionsBoundary {
@@ -332,6 +462,9 @@ func (r Result) Narrow(b *v1alpha1.PodIdentityBinding) *v1alpha1.PodIdentityBind
 	if r.SessionCap != nil {
 		out.Spec.MaxSessionDuration = r.SessionCap
 	}
+	if r.ForceDelete {
+		out.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+	}
 	return out
 }
 
@@ -357,10 +490,24 @@ func (r Result) Removed(b *v1alpha1.PodIdentityBinding) string {
 	if r.SessionCap != nil {
 		parts = append(parts, fmt.Sprintf("max session duration capped at %d", *r.SessionCap))
 	}
+	if r.ForceDelete {
+		parts = append(parts, "deletionPolicy Retain (the role will be deleted)")
+	}
+	if r.RoleNameForbidden {
+		parts = append(parts, "role name "+b.Spec.RoleName+" (the current role is kept)")
+	}
 	return strings.Join(parts, "; ")
 }
 
 func isDeny(s v1alpha1.PermissionStatement) bool { return s.Effect == v1alpha1.EffectDeny }
+
+func flatten(actions []string, exp map[string][]catalog.Action) []catalog.Action {
+	var out []catalog.Action
+	for _, a := range actions {
+		out = append(out, exp[a]...)
+	}
+	return out
+}
 
 func firstWrite(actions []string, exp map[string][]catalog.Action) string {
 	for _, a := range actions {

@@ -39,6 +39,7 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/managedpolicy"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
 	"github.com/podidentity/podidentity-operator/internal/webhookcert"
@@ -260,6 +261,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		Builtins:               o.BuiltinGuardrails,
 	}
 	guardrails := controllers.GuardrailSource{Reader: mgr.GetClient()}
+	policies := &managedpolicy.Reader{IAM: iamClient}
 	r := &controllers.Reconciler{
 		Guard:                   checker,
 		Guardrails:              guardrails,
@@ -267,6 +269,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("podidentity-operator"),
 		Roles:                   role.Client{IAM: iamClient},
+		Policies:                policies,
 		Config:                  roleCfg,
 		SyncPeriod:              o.SyncPeriod,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
@@ -278,7 +281,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		return fmt.Errorf("setting up guardrail controller: %w", err)
 	}
 	if o.EnableWebhooks {
-		if err := controllers.SetupWebhooks(mgr, &controllers.BindingValidator{Guard: checker, Guardrails: guardrails},
+		if err := controllers.SetupWebhooks(mgr, &controllers.BindingValidator{Guard: checker, Guardrails: guardrails, Policies: policies},
 			&controllers.GuardrailValidator{Catalog: checker.Catalog}); err != nil {
 			return fmt.Errorf("setting up webhooks: %w", err)
 		}

@@ -219,9 +219,21 @@ func (c Condition) canonical() Condition {
 	out := Condition{}
 	for op, keys := range c {
 		m := map[string]StringList{}
-		for k, v := range keys {
-			// Condition keys are case-insensitive in IAM.
-			m[strings.ToLower(k)] = set(v, nil)
+		// Condition keys are case-insensitive in IAM. Keys that differ only
+		// in case are separate conditions (all must hold); the first in
+		// sorted order takes the lower-case form and the others keep their
+		// spelling, so the result never depends on map order.
+		names := make([]string, 0, len(keys))
+		for k := range keys {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			lk := strings.ToLower(k)
+			if _, dup := m[lk]; dup {
+				lk = lk + "\x00" + k
+			}
+			m[lk] = set(keys[k], nil)
 		}
 		out[op] = m
 	}

@@ -136,11 +136,11 @@ func (c Client) Create(ctx context.Context, d Desired) (arn, id string, err erro
 	if err != nil {
 		return "", "", fmt.Errorf("creating role %s: %w", d.Name, err)
 	}
+	arn, id = aws.ToString(out.Role.Arn), aws.ToString(out.Role.RoleId)
 	plan := Plan{PutPermissions: d.Permissions != nil, Attach: d.ManagedPolicies}
-	if err := c.Apply(ctx, d, plan); err != nil {
-		return "", "", err
-	}
-	return aws.ToString(out.Role.Arn), aws.ToString(out.Role.RoleId), nil
+	// The role exists from here on: its ARN and ID are returned with any
+	// error, so the caller records them.
+	return arn, id, c.Apply(ctx, d, plan)
 }
 
 // Apply makes the IAM writes of a plan. Permissions are narrowed before they
@@ -193,8 +193,11 @@ func (c Client) Apply(ctx context.Context, d Desired, p Plan) error {
 	for _, arn := range p.Attach {
 		if _, err := c.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: name, PolicyArn: aws.String(arn)}); err != nil {
 			if awsiam.IsNotFound(err) {
-				// The role exists (we just observed it): the policy does not.
-				return awsiam.AsTerminal(fmt.Errorf("attaching managed policy %s: %w", arn, err))
+				// The policy was read just before (or the binding failed
+				// closed on it), so this is IAM's eventual consistency
+				// right after CreateRole, or a policy deleted since: retry,
+				// and the next read decides.
+				return awsiam.AsRetryable(fmt.Errorf("attaching managed policy %s: %w", arn, err))
 			}
 			return fmt.Errorf("attaching %s: %w", arn, err)
 		}

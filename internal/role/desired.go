@@ -5,6 +5,7 @@ package role
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/naming"
@@ -12,12 +13,41 @@ import (
 )
 
 // Ownership tag keys. A role is modified or deleted only when all three match
-// the binding.
+// the binding. IAM tag keys are case-insensitive, and so is every comparison
+// of them here.
 const (
-	TagCluster   = "podidentity.io/cluster"
-	TagNamespace = "podidentity.io/namespace"
-	TagBinding   = "podidentity.io/binding"
+	ReservedTagPrefix = "podidentity.io/"
+	TagCluster        = "podidentity.io/cluster"
+	TagNamespace      = "podidentity.io/namespace"
+	TagBinding        = "podidentity.io/binding"
+	// TagRetained marks a role that a binding with deletionPolicy Retain
+	// left behind (the "Retain record"): the operator no longer manages it,
+	// but a binding with the same namespace and name adopts it again.
+	TagRetained = "podidentity.io/retained"
 )
+
+// IsReservedTag reports whether a tag key is one of the operator's (any case).
+func IsReservedTag(key string) bool {
+	return len(key) >= len(ReservedTagPrefix) && strings.EqualFold(key[:len(ReservedTagPrefix)], ReservedTagPrefix)
+}
+
+// TagValue returns the value of a tag key compared case-insensitively, and
+// whether it is set. With several keys differing only in case (impossible in
+// IAM, possible in emulators), the values must agree or ok is false and the
+// value is "\x00conflict".
+func TagValue(tags map[string]string, key string) (string, bool) {
+	value, found := "", false
+	for k, v := range tags {
+		if !strings.EqualFold(k, key) {
+			continue
+		}
+		if found && v != value {
+			return "\x00conflict", true
+		}
+		value, found = v, true
+	}
+	return value, found
+}
 
 // InlinePolicyName is the name of the inline policy holding spec.permissions.
 const InlinePolicyName = "podidentity-permissions"
@@ -76,11 +106,17 @@ func OwnedBy(o *Observed, knownID string, cfg Config, namespace, name string) bo
 		return true
 	}
 	for k, v := range OwnershipTags(cfg, namespace, name) {
-		if o.Tags[k] != v {
+		if got, _ := TagValue(o.Tags, k); got != v {
 			return false
 		}
 	}
 	return true
+}
+
+// ClusterOf is the cluster a role is tagged with ("" if none).
+func ClusterOf(tags map[string]string) string {
+	v, _ := TagValue(tags, TagCluster)
+	return v
 }
 
 // Audience returns the token audience a binding's trust policy requires.
@@ -120,7 +156,11 @@ func DesiredFor(cfg Config, b *v1alpha1.PodIdentityBinding) Desired {
 	d.ManagedPolicies = append([]string(nil), b.Spec.ManagedPolicyArns...)
 	sort.Strings(d.ManagedPolicies)
 	for k, v := range b.Spec.Tags {
-		d.Tags[k] = v
+		// Reserved keys are never written from a spec (admission and the
+		// guard reject them too): only ownership tags with this cluster's values.
+		if !IsReservedTag(k) {
+			d.Tags[k] = v
+		}
 	}
 	for k, v := range OwnershipTags(cfg, b.Namespace, b.Name) {
 		d.Tags[k] = v

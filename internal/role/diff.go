@@ -115,8 +115,10 @@ func Diff(d Desired, o Observed) Plan {
 		add("ManagedPolicies", "detach "+a)
 	}
 
+	// Tag keys are case-insensitive: a key that differs only in case is the
+	// same tag, and only a different value is a change.
 	for _, k := range slices.Sorted(maps.Keys(d.Tags)) {
-		if v, ok := o.Tags[k]; !ok || v != d.Tags[k] {
+		if v, ok := TagValue(o.Tags, k); !ok || v != d.Tags[k] {
 			if p.SetTags == nil {
 				p.SetTags = map[string]string{}
 			}
@@ -125,10 +127,11 @@ func Diff(d Desired, o Observed) Plan {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(o.Tags)) {
-		if _, ok := d.Tags[k]; !ok && !strings.HasPrefix(k, "aws:") {
-			p.Untag = append(p.Untag, k)
-			add("Tags", "remove "+k)
+		if _, ok := TagValue(d.Tags, k); ok || strings.HasPrefix(strings.ToLower(k), "aws:") {
+			continue
 		}
+		p.Untag = append(p.Untag, k)
+		add("Tags", "remove "+k)
 	}
 	return p
 }

@@ -1,0 +1,390 @@
+// Package planner decides, in one pure step, what every IAM role a binding
+// owns (or once owned) must look like, which ServiceAccount carries the
+// role annotation, and what the binding's status says. The reconciler only
+// gathers the inputs, applies the plan and reports it, so every early exit
+// (conflicts, invalid specs, guardrail violations) goes through the same
+// ownership check and the same fail-closed rules. docs/security-invariants.md
+// states what the plans guarantee.
+package planner
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/policy"
+	"github.com/podidentity/podidentity-operator/internal/role"
+)
+
+// Input is everything the reconciler gathered for one binding.
+type Input struct {
+	Binding *v1alpha1.PodIdentityBinding
+	Config  role.Config
+	Guard   guard.Checker
+	// Rules are the guardrails selecting the binding's namespace.
+	Rules []guard.Rule
+	// Managed holds the default versions of the spec's managed policies.
+	Managed guard.Managed
+	// Holder is the older binding that holds spec.serviceAccountName, ""
+	// when this binding may hold it.
+	Holder string
+	// Roles maps every name of Candidates to what IAM has (nil: no role).
+	Roles map[string]*role.Observed
+}
+
+// Op is what happens to one role.
+type Op string
+
+// Role operations.
+const (
+	// OpCreate creates the role (Desired) and writes its permissions.
+	OpCreate Op = "Create"
+	// OpUpdate applies Diff to the role, converging it on Desired.
+	OpUpdate Op = "Update"
+	// OpPark strips the role: no permissions, a trust policy that trusts no
+	// ServiceAccount. Used while the binding cannot hold its ServiceAccount
+	// and deletionPolicy is Retain.
+	OpPark Op = "Park"
+	// OpDelete deletes the role with its inline policies and attachments.
+	OpDelete Op = "Delete"
+	// OpRetain tags the role as retained and lets go of it (the Retain record).
+	OpRetain Op = "Retain"
+)
+
+// Action is one role's part of a plan. Every action targets a role the
+// binding owns, by the name under which it was observed (or, for
+// OpCreate, a name that has no role).
+type Action struct {
+	Op      Op
+	Name    string
+	Desired role.Desired
+	// Diff is what OpUpdate, OpPark and OpRetain write; empty means in sync.
+	Diff role.Plan
+	// Narrowed: the desired state was narrowed by guardrails (not drift).
+	Narrowed bool
+}
+
+// Plan is the outcome for one binding.
+type Plan struct {
+	// Before runs first, in order: the role the ServiceAccount will point at
+	// is created or updated, and roles that must lose access go.
+	Before []Action
+	// Current is the role the ServiceAccount is annotated with once Before
+	// succeeded ("" none: the binding's annotations are released).
+	Current string
+	// ServiceAccount is the ServiceAccount to annotate with Current.
+	ServiceAccount string
+	// After runs once the ServiceAccount points at Current: roles the
+	// binding no longer uses are deleted or retained.
+	After []Action
+
+	// Ready is true when the binding is fully applied; otherwise Reason and
+	// Message say why (a v1alpha1 Reason constant).
+	Ready   bool
+	Reason  string
+	Message string
+	// Check is the guard's verdict on the spec.
+	Check guard.Result
+	// Owned lists the observed roles the binding owns (name -> ID).
+	Owned map[string]string
+}
+
+// Candidates are the role names the planner must see: the spec's role name,
+// the status's current role, every role the status records as owned and,
+// when deleting, the generated name.
+func Candidates(cfg role.Config, b *v1alpha1.PodIdentityBinding) []string {
+	names := []string{role.Name(cfg, b), b.Status.RoleName}
+	for _, r := range b.Status.OwnedRoles {
+		names = append(names, r.Name)
+	}
+	if !b.DeletionTimestamp.IsZero() {
+		names = append(names, role.Name(cfg, withoutRoleName(b)))
+	}
+	var out []string
+	for _, n := range names {
+		if n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func withoutRoleName(b *v1alpha1.PodIdentityBinding) *v1alpha1.PodIdentityBinding {
+	c := b.DeepCopy()
+	c.Spec.RoleName = ""
+	return c
+}
+
+// KnownID is the unique ID the binding recorded for a role name ("" none).
+func KnownID(b *v1alpha1.PodIdentityBinding, name string) string {
+	if b.Status.RoleName == name && b.Status.RoleID != "" {
+		return b.Status.RoleID
+	}
+	for _, r := range b.Status.OwnedRoles {
+		if r.Name == name {
+			return r.ID
+		}
+	}
+	return ""
+}
+
+// Compute is the pure planning step.
+func Compute(in Input) Plan {
+	b := in.Binding
+	p := Plan{Owned: map[string]string{}}
+	owned := map[string]*role.Observed{}
+	for _, name := range Candidates(in.Config, b) {
+		if o := in.Roles[name]; o != nil && role.OwnedBy(o, KnownID(b, name), in.Config, b.Namespace, b.Name) {
+			owned[name] = o
+			p.Owned[name] = o.ID
+		}
+	}
+	p.Check = in.Guard.Check(b, in.Rules, in.Managed)
+	deletionPolicy := b.Spec.DeletionPolicy
+	if p.Check.ForceDelete {
+		deletionPolicy = v1alpha1.DeletionPolicyDelete
+	}
+	retire := func(name string) Action {
+		if deletionPolicy == v1alpha1.DeletionPolicyRetain {
+			return Action{Op: OpRetain, Name: name, Diff: role.Plan{SetTags: map[string]string{role.TagRetained: "true"}}}
+		}
+		return Action{Op: OpDelete, Name: name}
+	}
+	sortedOwned := func(except string) []string {
+		var names []string
+		for n := range owned {
+			if n != except {
+				names = append(names, n)
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+
+	if !b.DeletionTimestamp.IsZero() {
+		for _, n := range sortedOwned("") {
+			p.Before = append(p.Before, retire(n))
+		}
+		p.Reason, p.Message = v1alpha1.ReasonDeleting, "cleaning up the IAM role and ServiceAccount annotation"
+		return p
+	}
+
+	primary := ""
+	if _, ok := owned[b.Status.RoleName]; ok {
+		primary = b.Status.RoleName
+	}
+
+	// A binding that cannot hold its ServiceAccount owns no role any pod
+	// can use.
+	if in.Holder != "" {
+		for _, n := range sortedOwned("") {
+			if b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain && !p.Check.ForceDelete {
+				p.Before = append(p.Before, park(in.Config, b, n, owned[n]))
+			} else {
+				p.Before = append(p.Before, Action{Op: OpDelete, Name: n})
+			}
+		}
+		p.Reason = v1alpha1.ReasonServiceAccountConflict
+		p.Message = fmt.Sprintf("ServiceAccount %s is already bound by PodIdentityBinding %s (the older binding wins); point this binding at another ServiceAccount or delete one of them. Until then this binding's roles are %s",
+			b.Spec.ServiceAccountName, in.Holder, map[bool]string{true: "stripped of every permission and trust", false: "deleted"}[b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain && !p.Check.ForceDelete])
+		return p
+	}
+
+	// An invalid spec is never applied; the current role is held to what
+	// the spec and the guardrails allow (never widened), and its trust and
+	// tags are still corrected.
+	if len(p.Check.Invalid) > 0 {
+		p.Reason, p.Message = v1alpha1.ReasonInvalidSpec, "invalid spec: "+guard.Message(p.Check.Invalid)
+		if primary != "" {
+			a, removed := narrowCurrent(in, primary, owned[primary])
+			p.Before = append(p.Before, a)
+			p.Current, p.ServiceAccount = primary, currentServiceAccount(b)
+			if removed != "" {
+				p.Message += ". Removed from the role because the spec or the guardrails do not allow it: " + removed
+			}
+		}
+		for _, n := range sortedOwned(primary) {
+			p.After = append(p.After, retire(n))
+		}
+		return p
+	}
+
+	effective := b
+	if len(p.Check.Violations) > 0 {
+		effective = p.Check.Narrow(b)
+	}
+	desired := role.DesiredFor(in.Config, effective)
+	if p.Check.Boundary != "" {
+		desired.Boundary = p.Check.Boundary
+	}
+	target := desired.Name
+	if p.Check.RoleNameForbidden {
+		target = primary
+	}
+	obs := in.Roles[target]
+	_, targetOwned := owned[target]
+
+	switch {
+	case target != "" && obs != nil && !targetOwned:
+		p.Reason = v1alpha1.ReasonRoleConflict
+		p.Message = fmt.Sprintf("IAM role %s exists but is not tagged as owned by this binding (%s=%s, %s=%s, %s=%s); the operator will not modify it. Set spec.roleName to another name or remove the other role",
+			target, role.TagCluster, in.Config.ClusterName, role.TagNamespace, b.Namespace, role.TagBinding, b.Name)
+		if primary != "" {
+			// Keep serving the binding from its current role, converged on
+			// the current spec.
+			d := desired
+			d.Name = primary
+			p.Before = append(p.Before, update(primary, d, owned[primary], len(p.Check.Violations) > 0))
+			p.Current, p.ServiceAccount = primary, b.Spec.ServiceAccountName
+		}
+		for _, n := range sortedOwned(primary) {
+			p.After = append(p.After, retire(n))
+		}
+		return p
+	case target == "" || (obs == nil && len(p.Check.Violations) > 0 && primary == ""):
+		// A new binding that breaks a guardrail gets nothing in IAM.
+		p.Reason, p.Message = v1alpha1.ReasonGuardrailViolation, "violates guardrails: "+guard.Message(p.Check.Violations)
+		for _, n := range sortedOwned("") {
+			p.After = append(p.After, retire(n))
+		}
+		return p
+	case obs == nil:
+		d := desired
+		d.Name = target
+		p.Before = append(p.Before, Action{Op: OpCreate, Name: target, Desired: d, Narrowed: len(p.Check.Violations) > 0})
+	default:
+		d := desired
+		d.Name = target
+		p.Before = append(p.Before, update(target, d, obs, len(p.Check.Violations) > 0))
+	}
+	p.Current, p.ServiceAccount = target, b.Spec.ServiceAccountName
+	for _, n := range sortedOwned(target) {
+		p.After = append(p.After, retire(n))
+	}
+	if len(p.Check.Violations) > 0 {
+		p.Reason = v1alpha1.ReasonGuardrailViolation
+		p.Message = "violates guardrails: " + guard.Message(p.Check.Violations) + ". Removed from the role: " + p.Check.Removed(b)
+		return p
+	}
+	p.Ready = true
+	return p
+}
+
+func update(name string, d role.Desired, o *role.Observed, narrowed bool) Action {
+	return Action{Op: OpUpdate, Name: name, Desired: d, Diff: role.Diff(d, *o), Narrowed: narrowed}
+}
+
+func currentServiceAccount(b *v1alpha1.PodIdentityBinding) string {
+	if b.Status.ServiceAccountName != "" {
+		return b.Status.ServiceAccountName
+	}
+	return b.Spec.ServiceAccountName
+}
+
+// ParkedTrust trusts no ServiceAccount: one Deny statement for the
+// cluster's provider.
+func ParkedTrust(cfg role.Config) policy.Document {
+	return policy.Document{Version: policy.Version, Statement: []policy.Statement{{
+		Effect:    "Deny",
+		Principal: policy.Principal{"Federated": {cfg.ProviderARN}},
+		Action:    policy.StringList{policy.AssumeRoleWithWebIdentity},
+	}}}
+}
+
+func park(cfg role.Config, b *v1alpha1.PodIdentityBinding, name string, o *role.Observed) Action {
+	d := role.DesiredFor(cfg, b)
+	d.Name = name
+	d.Trust = ParkedTrust(cfg)
+	d.Permissions = nil
+	d.ManagedPolicies = nil
+	d.Description = o.Description
+	d.MaxSessionDuration = o.MaxSessionDuration
+	return Action{Op: OpPark, Name: name, Desired: d, Diff: role.Diff(d, *o), Narrowed: true}
+}
+
+// narrowCurrent converges a role whose binding's spec is invalid: it keeps
+// only the permissions the role has now that the spec also declares and the
+// guardrails allow, trusts the ServiceAccount the binding currently holds,
+// and restores tags and boundary. It returns what it removes.
+func narrowCurrent(in Input, name string, o *role.Observed) (Action, string) {
+	b := in.Binding
+	cur := role.CurrentBinding(b, o)
+	cur.Spec.ServiceAccountName = currentServiceAccount(b)
+	var removed []string
+	// Statements: only those the spec declares too (by meaning).
+	specDoc, _ := policy.PermissionPolicy(b.Spec.Permissions)
+	var kept []v1alpha1.PermissionStatement
+	for i, st := range cur.Spec.Permissions {
+		one, _ := policy.PermissionPolicy([]v1alpha1.PermissionStatement{st})
+		if slices.ContainsFunc(specDoc.Statement, func(s policy.Statement) bool {
+			return policy.Equal(policy.Document{Version: policy.Version, Statement: []policy.Statement{s}}, one)
+		}) {
+			kept = append(kept, st)
+		} else {
+			removed = append(removed, fmt.Sprintf("statement %d of the role's permission policy (not in the spec)", i))
+		}
+	}
+	cur.Spec.Permissions = kept
+	var arns []string
+	for _, a := range cur.Spec.ManagedPolicyArns {
+		if slices.Contains(b.Spec.ManagedPolicyArns, a) {
+			arns = append(arns, a)
+		} else {
+			removed = append(removed, "managed policy "+a+" (not in the spec)")
+		}
+	}
+	cur.Spec.ManagedPolicyArns = arns
+	if b.Spec.MaxSessionDuration == nil || *b.Spec.MaxSessionDuration < *cur.Spec.MaxSessionDuration {
+		s := role.DefaultMaxSessionDuration
+		if b.Spec.MaxSessionDuration != nil {
+			s = *b.Spec.MaxSessionDuration
+		}
+		if s < *cur.Spec.MaxSessionDuration {
+			cur.Spec.MaxSessionDuration = &s
+		}
+	}
+	cur.Spec.Tags = nil
+	for k, v := range b.Spec.Tags {
+		if o.Tags[k] == v {
+			if cur.Spec.Tags == nil {
+				cur.Spec.Tags = map[string]string{}
+			}
+			cur.Spec.Tags[k] = v
+		}
+	}
+	check := in.Guard.Check(cur, in.Rules, in.Managed)
+	if len(check.Invalid) == 0 && len(check.Violations) > 0 {
+		removed = append(removed, check.Removed(cur))
+		cur = check.Narrow(cur)
+	} else if len(check.Invalid) > 0 {
+		// What is left cannot even be checked: keep nothing.
+		removed = append(removed, "every remaining permission ("+guard.Message(check.Invalid)+")")
+		cur.Spec.Permissions, cur.Spec.ManagedPolicyArns = nil, nil
+	}
+	d := role.DesiredFor(in.Config, cur)
+	d.Name = name
+	d.Description = o.Description
+	if check.Boundary != "" {
+		d.Boundary = check.Boundary
+	}
+	a := update(name, d, o, len(removed) > 0)
+	if len(removed) == 0 {
+		return a, ""
+	}
+	return a, joinNonEmpty(removed)
+}
+
+func joinNonEmpty(parts []string) string {
+	out := ""
+	for _, p := range parts {
+		if p == "" {
+			continue
+		}
+		if out != "" {
+			out += "; "
+		}
+		out += p
+	}
+	return out
+}
