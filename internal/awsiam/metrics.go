@@ -2,6 +2,7 @@ package awsiam
 
 import (
 	"context"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/smithy-go/middleware"
@@ -34,6 +35,23 @@ func Outcome(err error) string {
 	default:
 		return "retryable"
 	}
+}
+
+// CallTimeout bounds each IAM call, its SDK retries included, so a hung
+// connection never holds a worker.
+const CallTimeout = 30 * time.Second
+
+// WithDeadline gives every call made with the config a deadline of d
+// (unless the caller's context has an earlier one).
+func WithDeadline(cfg *aws.Config, d time.Duration) {
+	cfg.APIOptions = append(cfg.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("podidentityCallDeadline",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				ctx, cancel := context.WithTimeout(ctx, d)
+				defer cancel()
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
+	})
 }
 
 // WithMetrics adds the call-counting middleware to an SDK config, so every

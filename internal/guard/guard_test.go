@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
+	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
 
@@ -194,5 +196,98 @@ func BenchmarkCheck(b *testing.B) {
 		if r := checker.Check(bd, rules, nil); len(r.Invalid)+len(r.Violations) > 0 {
 			b.Fatal(r.Invalid, r.Violations)
 		}
+	}
+}
+
+func TestBuiltinEscalations(t *testing.T) {
+	tests := []struct {
+		name      string
+		stmt      v1alpha1.PermissionStatement
+		violation string
+		warning   string
+	}{
+		{name: "assume any role by ARN wildcard", stmt: allow([]string{"sts:AssumeRole"}, "arn:aws:iam::*:role/*"), violation: "wildcard resource"},
+		{name: "assume by all-wildcard ARN", stmt: allow([]string{"sts:AssumeRole"}, "arn:*:*:*:*:*"), violation: "wildcard resource"},
+		{name: "AssumeRoot", stmt: allow([]string{"sts:AssumeRoot"}, "arn:aws:iam::*:root"), violation: "sts:AssumeRoot"},
+		{name: "assume with a ? wildcard", stmt: allow([]string{"sts:Assume*"}, "arn:aws:iam::123456789012:role/admi?"), violation: "wildcard resource"},
+		{name: "EKS access entry", stmt: allow([]string{"eks:CreateAccessEntry"}, "*"), violation: "outside IAM"},
+		{name: "EKS access policy", stmt: allow([]string{"eks:AssociateAccessPolicy"}, "*"), violation: "outside IAM"},
+		{name: "EKS update access entry (case)", stmt: allow([]string{"EKS:updateaccessentry"}, "*"), violation: "outside IAM"},
+		{name: "Identity Center", stmt: allow([]string{"sso:CreateAccountAssignment"}, "*"), violation: "outside IAM"},
+		{name: "identity store", stmt: allow([]string{"identitystore:CreateGroupMembership"}, "*"), violation: "outside IAM"},
+		{name: "identity store reads are fine", stmt: allow([]string{"identitystore:DescribeUser"}, "*")},
+		{name: "run code as another role warns", stmt: allow([]string{"lambda:UpdateFunctionCode"}, "arn:aws:lambda:us-east-1:123456789012:function:f"), warning: "another role's permissions"},
+		{name: "ssm SendCommand warns", stmt: allow([]string{"ssm:Send*"}, "arn:aws:ssm:us-east-1:123456789012:document/x"), warning: "ssm:SendCommand"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := checker.Check(binding(tt.stmt), nil, nil)
+			got := Message(r.Violations)
+			if (tt.violation == "") != (got == "") || !strings.Contains(got, tt.violation) {
+				t.Errorf("violations = %q, want %q", got, tt.violation)
+			}
+			if tt.violation != "" && !r.DropStatements[0] {
+				t.Errorf("the statement is not dropped")
+			}
+			w := strings.Join(r.Warnings, "\n")
+			if tt.warning != "" && !strings.Contains(w, tt.warning) {
+				t.Errorf("warnings = %q, want %q", w, tt.warning)
+			}
+		})
+	}
+}
+
+func TestReservedTagKeysAnyCase(t *testing.T) {
+	for _, k := range []string{"podidentity.io/cluster", "PodIdentity.io/cluster", "PODIDENTITY.IO/x"} {
+		b := binding(allow([]string{"dynamodb:GetItem"}, "*"))
+		b.Spec.Tags = map[string]string{k: "other"}
+		if got := Message(checker.Check(b, nil, nil).Invalid); !strings.Contains(got, "reserved") {
+			t.Errorf("%s: invalid = %q", k, got)
+		}
+	}
+}
+
+func TestManagedPolicyDocuments(t *testing.T) {
+	doc := func(stmts ...policy.Statement) ManagedPolicy {
+		return ManagedPolicy{VersionID: "v1", Document: policy.Document{Version: policy.Version, Statement: stmts}}
+	}
+	admin := "arn:aws:iam::aws:policy/AdministratorAccess"
+	tests := []struct {
+		name      string
+		mp        *ManagedPolicy
+		rules     []Rule
+		violation string
+	}{
+		{name: "AdministratorAccess", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"*"}, Resource: policy.StringList{"*"}})}[0], violation: "grants every action"},
+		{name: "IAMFullAccess", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"iam:*", "organizations:DescribeAccount"}, Resource: policy.StringList{"*"}})}[0], violation: "IAM write"},
+		{name: "PowerUserAccess (NotAction)", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", NotAction: policy.StringList{"iam:*", "organizations:*"}, Resource: policy.StringList{"*"}})}[0], violation: "grants every action"},
+		{name: "read-only is fine", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"s3:Get*"}, Resource: policy.StringList{"*"}})}[0]},
+		{name: "a deny statement is fine", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Deny", Action: policy.StringList{"*"}, Resource: policy.StringList{"*"}})}[0]},
+		{name: "guardrail denies an action in the document", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"s3:*"}, Resource: policy.StringList{"*"}})}[0],
+			rules: []Rule{{Name: "no-deletes", DeniedActions: []string{"s3:Delete*"}}}, violation: "which is denied"},
+		{name: "unknown action fails closed", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"madeup:Thing"}, Resource: policy.StringList{"*"}})}[0], violation: "cannot check"},
+		{name: "unreadable fails closed", mp: &ManagedPolicy{Err: errors.New("AccessDenied")}, violation: "cannot be read"},
+		{name: "missing from the map fails closed", violation: "not read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := binding(allow([]string{"dynamodb:GetItem"}, "*"))
+			b.Spec.ManagedPolicyArns = []string{admin}
+			m := Managed{}
+			if tt.mp != nil {
+				m[admin] = *tt.mp
+			}
+			r := checker.Check(b, tt.rules, m)
+			got := Message(r.Violations)
+			if (tt.violation == "") != (got == "") || !strings.Contains(got, tt.violation) {
+				t.Fatalf("violations = %q, want %q", got, tt.violation)
+			}
+			if tt.violation != "" && !r.DropManaged[admin] {
+				t.Errorf("the managed policy is not dropped")
+			}
+			if tt.violation != "" && len(r.DropStatements) > 0 {
+				t.Errorf("a managed policy's violation drops inline statements: %v", r.DropStatements)
+			}
+		})
 	}
 }

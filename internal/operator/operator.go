@@ -313,6 +313,7 @@ func LoadAWSConfig(ctx context.Context) (aws.Config, error) {
 		cfg.Region = "us-east-1"
 	}
 	awsiam.WithMetrics(&cfg)
+	awsiam.WithDeadline(&cfg, awsiam.CallTimeout)
 	return cfg, nil
 }
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -186,5 +187,22 @@ func TestParseRejectsNonScalars(t *testing.T) {
 		if _, err := Parse(raw); err == nil {
 			t.Errorf("Parse(%s) succeeded, want an error", raw)
 		}
+	}
+}
+
+func TestConditionKeysDifferingInCaseAreDeterministic(t *testing.T) {
+	a := Document{Statement: []Statement{{Effect: "Allow", Action: StringList{"s3:GetObject"}, Resource: StringList{"*"},
+		Condition: Condition{"StringEquals": {"aws:PrincipalTag/x": {"1"}, "aws:principaltag/X": {"2"}}}}}}
+	first, _ := json.Marshal(a.Canonical())
+	for range 50 {
+		again, _ := json.Marshal(a.Canonical())
+		if string(again) != string(first) {
+			t.Fatalf("canonical form depends on map order:\n%s\n%s", first, again)
+		}
+	}
+	b := Document{Statement: []Statement{{Effect: "Allow", Action: StringList{"s3:GetObject"}, Resource: StringList{"*"},
+		Condition: Condition{"StringEquals": {"aws:principaltag/x": {"1"}}}}}}
+	if Equal(a, b) {
+		t.Error("a document with two case-variant condition keys equals one with a single key")
 	}
 }

@@ -190,3 +190,34 @@ func TestCurrentBinding(t *testing.T) {
 		t.Error("CurrentBinding changed its input")
 	}
 }
+
+func TestTagKeysCaseInsensitive(t *testing.T) {
+	d := Desired{Tags: map[string]string{TagCluster: "dev", "Team": "a"}}
+	// Same keys in another case, same values: in sync.
+	p := Diff(d, Observed{Tags: map[string]string{"PodIdentity.io/Cluster": "dev", "team": "a"}, Trust: d.Trust})
+	if p.SetTags != nil || p.Untag != nil {
+		t.Errorf("case-only differences are changes: %v", p.Changes())
+	}
+	// A case variant with another cluster's value is overwritten, never kept.
+	p = Diff(d, Observed{Tags: map[string]string{"PodIdentity.io/cluster": "other", "team": "a"}, Trust: d.Trust})
+	if p.SetTags[TagCluster] != "dev" || len(p.Untag) != 0 {
+		t.Errorf("plan = %v", p.Changes())
+	}
+	o := &Observed{Tags: map[string]string{"podidentity.io/cluster": "dev", "PODIDENTITY.IO/CLUSTER": "other", TagNamespace: "ns", TagBinding: "b"}}
+	if OwnedBy(o, "", Config{ClusterName: "dev"}, "ns", "b") {
+		t.Error("conflicting case variants of the cluster tag count as ownership")
+	}
+	if !IsReservedTag("PodIdentity.IO/anything") || IsReservedTag("podidentity.iox") {
+		t.Error("IsReservedTag")
+	}
+}
+
+func TestReservedSpecTagsAreNeverDesired(t *testing.T) {
+	b := &v1alpha1.PodIdentityBinding{}
+	b.Namespace, b.Name = "ns", "b"
+	b.Spec.Tags = map[string]string{"PodIdentity.io/cluster": "evil", "team": "a"}
+	d := DesiredFor(Config{ClusterName: "dev"}, b)
+	if v, _ := TagValue(d.Tags, TagCluster); v != "dev" || len(d.Tags) != 4 {
+		t.Errorf("tags = %v", d.Tags)
+	}
+}
