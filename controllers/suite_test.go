@@ -157,13 +157,37 @@ var _ = BeforeSuite(func() {
 	opts.EnableWebhooks = true
 	opts.WebhookHost, opts.WebhookPort, opts.WebhookCertDir = wh.LocalServingHost, wh.LocalServingPort, wh.LocalServingCertDir
 	opts.HealthProbeBindAddress = "0"
-	go func() {
-		defer GinkgoRecover()
-		operatorErr <- operator.Run(ctx, cfg, opts, logf.Log.WithName("operator"))
-	}()
-	Expect(testenv.WaitForWebhook(ctx, wh, 30*time.Second)).To(Succeed())
+	opts.SkipControllerNameValidation = true
+	operatorOpts = opts
+	startOperator()
 	Consistently(operatorErr, time.Second).ShouldNot(Receive())
 })
+
+// operatorOpts are the flags the suite's operator runs with.
+var (
+	operatorOpts   operator.Options
+	operatorCancel context.CancelFunc
+)
+
+// startOperator runs the operator in this process until restartOperator or
+// the end of the suite, and waits for its webhook server.
+func startOperator() {
+	var opCtx context.Context
+	opCtx, operatorCancel = context.WithCancel(ctx)
+	go func() {
+		defer GinkgoRecover()
+		operatorErr <- operator.Run(opCtx, cfg, operatorOpts, logf.Log.WithName("operator"))
+	}()
+	Expect(testenv.WaitForWebhook(ctx, env.WebhookInstallOptions, 30*time.Second)).To(Succeed())
+}
+
+// restartOperator stops the operator (as a pod restart would: caches and
+// in-memory state are lost) and starts a new one.
+func restartOperator() {
+	operatorCancel()
+	Eventually(operatorErr, timeout).Should(Receive(Not(HaveOccurred())))
+	startOperator()
+}
 
 var _ = AfterSuite(func() {
 	if cancel != nil {

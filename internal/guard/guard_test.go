@@ -265,7 +265,10 @@ func TestManagedPolicyDocuments(t *testing.T) {
 		{name: "a deny statement is fine", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Deny", Action: policy.StringList{"*"}, Resource: policy.StringList{"*"}})}[0]},
 		{name: "guardrail denies an action in the document", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"s3:*"}, Resource: policy.StringList{"*"}})}[0],
 			rules: []Rule{{Name: "no-deletes", DeniedActions: []string{"s3:Delete*"}}}, violation: "which is denied"},
-		{name: "unknown action fails closed", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"madeup:Thing"}, Resource: policy.StringList{"*"}})}[0], violation: "cannot check"},
+		{name: "unknown IAM action fails closed", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"iam:BrandNewThing"}, Resource: policy.StringList{"*"}})}[0], violation: "cannot check"},
+		{name: "unknown action of another service passes the built-ins", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"newservice:Describe*"}, Resource: policy.StringList{"*"}})}[0]},
+		{name: "unknown action under an allow list fails closed", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"newservice:Describe*"}, Resource: policy.StringList{"*"}})}[0],
+			rules: []Rule{{Name: "dynamodb-only", AllowedActions: []string{"dynamodb:*"}}}, violation: "cannot check against the allowed actions"},
 		{name: "unreadable fails closed", mp: &ManagedPolicy{Err: errors.New("AccessDenied")}, violation: "cannot be read"},
 		{name: "missing from the map fails closed", violation: "not read"},
 	}

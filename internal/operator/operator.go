@@ -77,6 +77,10 @@ type Options struct {
 	LeaderElect             bool
 	LeaderElectionID        string
 	LeaderElectionNamespace string
+
+	// SkipControllerNameValidation lets one process start the operator more
+	// than once (tests that restart it); not a flag.
+	SkipControllerNameValidation bool
 }
 
 // BindFlags registers the flags on fs with their defaults.
@@ -214,6 +218,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+	}
+	if o.SkipControllerNameValidation {
+		skip := true
+		mgrOpts.Controller.SkipNameValidation = &skip
 	}
 	if o.EnableWebhooks && o.WebhookCertSelfManaged {
 		if o.WebhookCertDir == "" {
