@@ -461,20 +461,21 @@ var _ = Describe("PodIdentityBinding", func() {
 		Expect(roleGone(b.Status.RoleName)()).To(BeTrue())
 	})
 
-	It("reports a request IAM rejects as IAMRequestRejected without hot-looping", func() {
+	It("fails closed on a managed policy it cannot read, without hot-looping", func() {
 		b := newBinding(ns, "rejected", "rejected")
 		b.Spec.ManagedPolicyArns = []string{"arn:aws:iam::123456789012:policy/does-not-exist"}
 		Expect(k8s.Create(ctx, b)).To(Succeed())
-		Eventually(readyReason(ns, "rejected"), timeout, interval).Should(Equal("IAMRequestRejected"))
+		Eventually(readyReason(ns, "rejected"), timeout, interval).Should(Equal("GuardrailViolation"))
 		Expect(condition(ns, "rejected", v1alpha1.ConditionReady).Message).To(ContainSubstring("does-not-exist"))
-		Expect(eventReasons(ns, "rejected")).To(ContainElement("IAMRequestRejected"))
+		Expect(condition(ns, "rejected", v1alpha1.ConditionReady).Message).To(ContainSubstring("cannot be read"))
+		Expect(roleGone(roleNameFor(ns, "rejected"))()).To(BeTrue(), "a new binding that fails closed gets no role")
 
 		By("retrying only at the sync period, not through the fast back-off")
-		attempts := iamCalls("AttachRolePolicy")
+		attempts := iamCalls("GetPolicy")
 		time.Sleep(syncPeriod * 3 / 2)
 		// A hot loop through the rate limiter (5ms, 10ms, 20ms, ...) would
 		// make about ten attempts in this time.
-		Expect(iamCalls("AttachRolePolicy") - attempts).To(BeNumerically("<=", 2))
+		Expect(iamCalls("GetPolicy") - attempts).To(BeNumerically("<=", 2))
 
 		By("fixing the spec makes it Ready")
 		b = getBinding(ns, "rejected")

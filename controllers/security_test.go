@@ -75,7 +75,7 @@ var _ = Describe("Secure by default", func() {
 		b.Spec.Permissions = []v1alpha1.PermissionStatement{statement([]string{"sts:AssumeRole"}, "*")}
 		err := k8s.Create(ctx, b)
 		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring("on every resource"))
+		Expect(err.Error()).To(ContainSubstring("on a wildcard resource"))
 	})
 
 	It("warns about write actions on every resource but allows them", func() {
@@ -227,8 +227,8 @@ var _ = Describe("Fail closed with an invalid spec", func() {
 		Expect(k8s.Create(ctx, b)).To(Succeed())
 		b = waitReady(ns, "app")
 
-		By("the spec gets a typo past a bypassed webhook")
-		b.Spec.Permissions[0].Actions = []string{"dynamodb:GetItemz"}
+		By("the spec gets a new statement with a typo past a bypassed webhook")
+		b.Spec.Permissions = append(b.Spec.Permissions, v1alpha1.PermissionStatement{Sid: "Typo", Actions: []string{"dynamodb:GetItemz"}, Resources: []string{"*"}})
 		Expect(k8s.Update(ctx, b)).To(Succeed())
 		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal("InvalidSpec"))
 		Expect(inlineActions(b.Status.RoleName)).To(ConsistOf("dynamodb:GetItem", "s3:DeleteObject"))
@@ -242,7 +242,7 @@ var _ = Describe("Fail closed with an invalid spec", func() {
 		Eventually(func() []string { return inlineActions(b.Status.RoleName) }, timeout, interval).Should(ConsistOf("dynamodb:GetItem"))
 		Expect(condition(ns, "app", v1alpha1.ConditionReady).Message).To(ContainSubstring(`did you mean "dynamodb:GetItem"?`))
 		Eventually(func() string { return eventNotes(ns, "app", "GuardrailViolation") }, timeout, interval).
-			Should(ContainSubstring("removed from the role because it violates guardrails: statement 1 (Purge)"))
+			Should(ContainSubstring("narrowed IAM role " + b.Status.RoleName))
 		Consistently(func() []string { return inlineActions(b.Status.RoleName) }, syncPeriod+time.Second, interval).Should(ConsistOf("dynamodb:GetItem"))
 		deleteBinding(ns, "app")
 	})

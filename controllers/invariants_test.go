@@ -1,0 +1,625 @@
+package controllers_test
+
+// Security invariants (docs/security-invariants.md), checked after every step
+// of a seeded random sequence of tenant, admin and out-of-band operations.
+// Everything is read back through the AWS SDK (moto) and the Kubernetes API;
+// the checks below re-derive what is allowed on their own and never call the
+// operator's packages.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/iam/types"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+)
+
+const (
+	adminPolicy   = "arn:aws:iam::aws:policy/AdministratorAccess"
+	permsPolicy   = "podidentity-permissions"
+	roleARNAnnot  = "eks.amazonaws.com/role-arn"
+	defaultSeed   = 20261127
+	defaultSteps  = 150
+	settleTimeout = 45 * time.Second
+)
+
+// actionPool mixes allowed actions, built-in escalations and a typo.
+var actionPool = []struct {
+	action, resource string
+}{
+	{"dynamodb:GetItem", "arn:aws:dynamodb:us-east-1:123456789012:table/orders"},
+	{"dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:123456789012:table/orders"},
+	{"s3:GetObject", "arn:aws:s3:::bucket/*"},
+	{"s3:DeleteObject", "arn:aws:s3:::bucket/*"},
+	{"iam:PassRole", "*"},
+	{"sts:AssumeRole", "arn:aws:iam::*:role/*"},
+	{"eks:CreateAccessEntry", "*"},
+	{"dynamodb:GetItemz", "*"},
+}
+
+// forbidden reports whether the built-in guardrails forbid an action on a
+// resource, derived independently of internal/guard.
+func forbidden(action string, resources []string) bool {
+	a := strings.ToLower(action)
+	wild := slices.ContainsFunc(resources, func(r string) bool { return strings.ContainsAny(r, "*?") })
+	switch {
+	case a == "*" || strings.HasPrefix(a, "iam:") && !strings.HasPrefix(a, "iam:get") && !strings.HasPrefix(a, "iam:list"):
+		return true
+	case strings.HasPrefix(a, "sts:assume") && wild:
+		return true
+	case strings.HasPrefix(a, "eks:createaccessentry"), strings.HasPrefix(a, "organizations:"):
+		return true
+	}
+	return false
+}
+
+type fuzzGuardrail struct {
+	denied, allowed []string
+	forbidRetain    bool
+	rolePattern     string
+}
+
+type world struct {
+	ns        string
+	rng       *rand.Rand
+	seed      uint64
+	foreign   map[string]string // foreign role name -> snapshot
+	managed   []string          // managed policy pool
+	dangerous map[string]bool   // managed policies the guardrails never allow
+	guard     *fuzzGuardrail
+	log       []string
+	roleN     int
+}
+
+func envUint(name string, def uint64) uint64 {
+	if v, err := strconv.ParseUint(os.Getenv(name), 10, 64); err == nil {
+		return v
+	}
+	return def
+}
+
+var _ = Describe("Security invariants", Label("invariants"), func() {
+	It("hold after every step of a seeded random sequence of operations", func() {
+		seed, steps := envUint("INVARIANT_SEED", defaultSeed), int(envUint("INVARIANT_STEPS", defaultSteps))
+		w := newWorld(seed)
+		AddReportEntry("invariant seed", fmt.Sprintf("INVARIANT_SEED=%d INVARIANT_STEPS=%d", seed, steps))
+		DeferCleanup(w.cleanup)
+		for i := range steps {
+			op := w.step()
+			w.log = append(w.log, fmt.Sprintf("%d: %s", i, op))
+			GinkgoWriter.Printf("invariants step %d: %s\n", i, op)
+			Eventually(w.check, settleTimeout, 500*time.Millisecond).Should(Succeed(),
+				"invariant broken after step %d (%s); replay with INVARIANT_SEED=%d INVARIANT_STEPS=%d\nsteps:\n%s",
+				i, op, seed, i+1, strings.Join(w.log, "\n"))
+		}
+	})
+})
+
+func newWorld(seed uint64) *world {
+	ns := newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true"})
+	Expect(k8s.Get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{})).To(Succeed())
+	w := &world{ns: ns, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), foreign: map[string]string{}, dangerous: map[string]bool{adminPolicy: true}}
+	// Label the namespace for the fuzz guardrail.
+	nsObj := &corev1.Namespace{}
+	Expect(k8s.Get(ctx, client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
+	nsObj.Labels["fuzz"] = ns
+	Expect(k8s.Update(ctx, nsObj)).To(Succeed())
+
+	mk := func(name, doc string) string {
+		out, err := iamc.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(name), PolicyDocument: aws.String(doc)})
+		Expect(err).NotTo(HaveOccurred())
+		return aws.ToString(out.Policy.Arn)
+	}
+	readOnly := mk(ns+"-readonly", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["dynamodb:GetItem"],"Resource":"*"}]}`)
+	iamStar := mk(ns+"-iam-star", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}`)
+	w.dangerous[iamStar] = true
+	w.managed = []string{readOnly, iamStar, adminPolicy}
+
+	// Foreign roles: one untagged, one that looks like another cluster's.
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	for i, tags := range [][]types.Tag{nil, {{Key: aws.String("podidentity.io/cluster"), Value: aws.String("other")},
+		{Key: aws.String("podidentity.io/namespace"), Value: aws.String(ns)}, {Key: aws.String("podidentity.io/binding"), Value: aws.String("b0")}}} {
+		name := fmt.Sprintf("foreign-%s-%d", ns, i)
+		_, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), Path: aws.String(rolePath), AssumeRolePolicyDocument: aws.String(trust), Tags: tags})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = iamc.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String("own"),
+			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)})
+		Expect(err).NotTo(HaveOccurred())
+		w.foreign[name] = snapshot(name)
+	}
+	return w
+}
+
+func (w *world) cleanup() {
+	list := &v1alpha1.PodIdentityBindingList{}
+	Expect(k8s.List(ctx, list, client.InNamespace(w.ns))).To(Succeed())
+	for _, b := range list.Items {
+		deleteBinding(w.ns, b.Name)
+	}
+	_ = client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}))
+}
+
+func (w *world) pick(n int) int { return w.rng.IntN(n) }
+
+func (w *world) bindings() []v1alpha1.PodIdentityBinding {
+	list := &v1alpha1.PodIdentityBindingList{}
+	Expect(k8s.List(ctx, list, client.InNamespace(w.ns))).To(Succeed())
+	return list.Items
+}
+
+func (w *world) statements() []v1alpha1.PermissionStatement {
+	var out []v1alpha1.PermissionStatement
+	for range 1 + w.pick(2) {
+		// Mostly harmless actions, sometimes an escalation or a typo.
+		i := w.pick(4)
+		if w.pick(4) == 0 {
+			i = w.pick(len(actionPool))
+		}
+		a := actionPool[i]
+		out = append(out, v1alpha1.PermissionStatement{Actions: []string{a.action}, Resources: []string{a.resource}})
+	}
+	return out
+}
+
+// update retries a read-modify-write of a binding on conflicts.
+func (w *world) update(name string, mutate func(b *v1alpha1.PodIdentityBinding)) {
+	Eventually(func() error {
+		b := &v1alpha1.PodIdentityBinding{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: name}, b); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		mutate(b)
+		return k8s.Update(ctx, b)
+	}, timeout, interval).Should(Succeed())
+}
+
+// step performs one random operation and describes it.
+func (w *world) step() string {
+	bs := w.bindings()
+	var some *v1alpha1.PodIdentityBinding
+	if len(bs) > 0 {
+		some = &bs[w.pick(len(bs))]
+	}
+	ownedRole := func() string {
+		for _, b := range bs {
+			if b.Status.RoleName != "" && w.pick(2) == 0 {
+				return b.Status.RoleName
+			}
+		}
+		for _, b := range bs {
+			if b.Status.RoleName != "" {
+				return b.Status.RoleName
+			}
+		}
+		return ""
+	}
+	switch k := w.pick(20); {
+	case k < 5 || some == nil:
+		name := fmt.Sprintf("b%d", w.pick(4))
+		b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name}, Spec: v1alpha1.PodIdentityBindingSpec{
+			ServiceAccountName: fmt.Sprintf("sa%d", w.pick(3)), Permissions: w.statements(),
+			DeletionPolicy: []v1alpha1.DeletionPolicy{v1alpha1.DeletionPolicyDelete, v1alpha1.DeletionPolicyRetain}[w.pick(2)]}}
+		if w.pick(3) == 0 {
+			b.Spec.ManagedPolicyArns = []string{w.managed[w.pick(len(w.managed))]}
+		}
+		if err := k8s.Create(ctx, b); apierrors.IsAlreadyExists(err) {
+			return "create " + name + ": exists"
+		} else {
+			Expect(err).NotTo(HaveOccurred())
+		}
+		return fmt.Sprintf("create %s sa=%s %v managed=%v %s", name, b.Spec.ServiceAccountName, b.Spec.Permissions, b.Spec.ManagedPolicyArns, b.Spec.DeletionPolicy)
+	case k < 7:
+		stmts := w.statements()
+		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { b.Spec.Permissions = stmts })
+		return fmt.Sprintf("edit %s permissions %v", some.Name, stmts)
+	case k < 8:
+		sa := fmt.Sprintf("sa%d", w.pick(3))
+		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { b.Spec.ServiceAccountName = sa })
+		return "move " + some.Name + " to " + sa
+	case k < 10:
+		var name string
+		switch w.pick(4) {
+		case 0:
+			w.roleN++
+			name = fmt.Sprintf("fuzz-%s-r%d", w.ns, w.roleN)
+		case 1:
+			name = bs[w.pick(len(bs))].Status.RoleName
+		case 2:
+			name = fmt.Sprintf("foreign-%s-%d", w.ns, w.pick(2))
+		}
+		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { b.Spec.RoleName = name })
+		return fmt.Sprintf("rename %s roleName=%q", some.Name, name)
+	case k < 11:
+		name := fmt.Sprintf("b%d", 4+w.pick(2))
+		b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name},
+			Spec: v1alpha1.PodIdentityBindingSpec{ServiceAccountName: some.Spec.ServiceAccountName, Permissions: w.statements()}}
+		if err := k8s.Create(ctx, b); !apierrors.IsAlreadyExists(err) {
+			Expect(err).NotTo(HaveOccurred())
+		}
+		return "compete " + name + " for " + some.Spec.ServiceAccountName
+	case k < 13:
+		return w.changeGuardrail()
+	case k < 17:
+		return w.outOfBand(ownedRole())
+	case k < 19:
+		deleteBinding(w.ns, some.Name)
+		return "delete " + some.Name + " (" + string(some.Spec.DeletionPolicy) + ")"
+	default:
+		restartOperator()
+		return "restart the operator"
+	}
+}
+
+func (w *world) changeGuardrail() string {
+	g := &fuzzGuardrail{}
+	switch w.pick(6) {
+	case 0:
+		w.guard = nil
+		Expect(client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}))).To(Succeed())
+		return "delete guardrail"
+	case 1:
+		g.denied = []string{"dynamodb:PutItem"}
+	case 2:
+		g.denied = []string{"s3:*"}
+	case 3:
+		g.allowed = []string{"dynamodb:*"}
+	case 4:
+		g.forbidRetain = true
+	case 5:
+		g.rolePattern = "fuzz-*"
+	}
+	w.guard = g
+	spec := v1alpha1.PodIdentityGuardrailSpec{NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"fuzz": w.ns}},
+		DeniedActions: g.denied, AllowedActions: g.allowed, ForbidRetain: g.forbidRetain, RoleNamePattern: g.rolePattern}
+	Eventually(func() error {
+		cur := &v1alpha1.PodIdentityGuardrail{}
+		err := k8s.Get(ctx, client.ObjectKey{Name: w.ns}, cur)
+		if apierrors.IsNotFound(err) {
+			return k8s.Create(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: w.ns}, Spec: spec})
+		}
+		if err != nil {
+			return err
+		}
+		cur.Spec = spec
+		return k8s.Update(ctx, cur)
+	}, timeout, interval).Should(Succeed())
+	return fmt.Sprintf("guardrail %+v", *g)
+}
+
+// outOfBand changes a role the operator manages, the way a person or
+// another tool with IAM access would.
+func (w *world) outOfBand(name string) string {
+	if name == "" {
+		return "out-of-band: no role"
+	}
+	var err error
+	what := ""
+	switch w.pick(5) {
+	case 0:
+		what = "extra inline policy with iam:*"
+		_, err = iamc.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String("backdoor"),
+			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}`)})
+	case 1:
+		what = "attach AdministratorAccess"
+		_, err = iamc.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(name), PolicyArn: aws.String(adminPolicy)})
+	case 2:
+		what = "widen trust to StringLike *"
+		r, gerr := getRole(name)
+		if gerr != nil {
+			return "out-of-band: " + gerr.Error()
+		}
+		doc := decoded(r.AssumeRolePolicyDocument)
+		for _, st := range doc["Statement"].([]any) {
+			st.(map[string]any)["Condition"] = map[string]any{"StringLike": map[string]any{strings.TrimPrefix(issuerURL, "https://") + ":sub": "*"}}
+		}
+		_, err = iamc.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(name), PolicyDocument: aws.String(mustJSON(doc))})
+	case 3:
+		what = "delete the role"
+		for _, p := range inlinePolicyNamesOrNil(name) {
+			_, _ = iamc.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(p)})
+		}
+		out, _ := iamc.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
+		if out != nil {
+			for _, p := range out.AttachedPolicies {
+				_, _ = iamc.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(name), PolicyArn: p.PolicyArn})
+			}
+		}
+		_, err = iamc.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)})
+	case 4:
+		// IAM keeps one key whatever its case: re-tag in another case.
+		what = "re-tag the namespace tag in upper case"
+		r, gerr := getRole(name)
+		if gerr != nil {
+			return "out-of-band: " + gerr.Error()
+		}
+		for _, t := range r.Tags {
+			if strings.EqualFold(aws.ToString(t.Key), "podidentity.io/namespace") {
+				_, _ = iamc.UntagRole(ctx, &iam.UntagRoleInput{RoleName: aws.String(name), TagKeys: []string{aws.ToString(t.Key)}})
+				_, err = iamc.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(name), Tags: []types.Tag{{Key: aws.String("PodIdentity.IO/Namespace"), Value: t.Value}}})
+			}
+		}
+	}
+	return fmt.Sprintf("out-of-band on %s: %s (err=%v)", name, what, err)
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	Expect(err).NotTo(HaveOccurred())
+	return string(b)
+}
+
+func inlinePolicyNamesOrNil(role string) []string {
+	out, err := iamc.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
+	if err != nil {
+		return nil
+	}
+	return out.PolicyNames
+}
+
+// snapshot renders everything about a role that an invariant compares.
+func snapshot(name string) string {
+	r, err := getRole(name)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var tags []string
+	for _, t := range r.Tags {
+		tags = append(tags, aws.ToString(t.Key)+"="+aws.ToString(t.Value))
+	}
+	slices.Sort(tags)
+	s := fmt.Sprintf("id=%s trust=%v tags=%v", aws.ToString(r.RoleId), decoded(r.AssumeRolePolicyDocument), tags)
+	for _, p := range inlinePolicyNamesOrNil(name) {
+		out, err := iamc.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(p)})
+		if err == nil {
+			s += fmt.Sprintf(" inline[%s]=%v", p, decoded(out.PolicyDocument))
+		}
+	}
+	out, err := iamc.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
+	if err == nil {
+		for _, p := range out.AttachedPolicies {
+			s += " attached=" + aws.ToString(p.PolicyArn)
+		}
+	}
+	return s
+}
+
+func tagOf(r *types.Role, key string) string {
+	for _, t := range r.Tags {
+		if strings.EqualFold(aws.ToString(t.Key), key) {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
+}
+
+func strs(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, fmt.Sprint(e))
+		}
+		return out
+	}
+	return nil
+}
+
+// check verifies I1-I5 for the world's namespace once every binding has
+// been reconciled at its current generation.
+func (w *world) check() error {
+	bs := w.bindings()
+	for _, b := range bs {
+		c := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.ObservedGeneration != b.Generation {
+			return fmt.Errorf("binding %s not reconciled at generation %d yet", b.Name, b.Generation)
+		}
+	}
+	byName := map[string]*v1alpha1.PodIdentityBinding{}
+	for i := range bs {
+		byName[bs[i].Name] = &bs[i]
+	}
+
+	// I4: foreign roles are untouched.
+	for name, before := range w.foreign {
+		if after := snapshot(name); after != before {
+			return fmt.Errorf("I4: foreign role %s changed:\nbefore %s\nafter  %s", name, before, after)
+		}
+	}
+
+	// Every role of this namespace in IAM.
+	var roles []types.Role
+	pages := iam.NewListRolesPaginator(iamc, &iam.ListRolesInput{})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range page.Roles {
+			if strings.Contains(aws.ToString(r.RoleName), w.ns) && !strings.HasPrefix(aws.ToString(r.RoleName), "foreign-") {
+				roles = append(roles, r)
+			}
+		}
+	}
+	trusted := map[string]string{} // subject -> role
+	sub := strings.TrimPrefix(issuerURL, "https://") + ":sub"
+	sub2 := strings.TrimSuffix(strings.TrimPrefix(issuerURL, "https://"), "/") + ":sub"
+	for _, listed := range roles {
+		name := aws.ToString(listed.RoleName)
+		r, err := getRole(name)
+		var nse *types.NoSuchEntityException
+		if errors.As(err, &nse) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !strings.EqualFold(tagOf(r, "podidentity.io/cluster"), clusterName) && tagOf(r, "podidentity.io/cluster") != clusterName {
+			return fmt.Errorf("role %s in this namespace's names carries no ownership tag for this cluster: %s", name, snapshot(name))
+		}
+		if tagOf(r, "podidentity.io/retained") == "true" {
+			continue // a Retain record: outside the operator's management
+		}
+		// I1: exactly one live binding's status names it (name and ID).
+		var owner *v1alpha1.PodIdentityBinding
+		for i := range bs {
+			for _, o := range bs[i].Status.OwnedRoles {
+				if o.Name == name && o.ID == aws.ToString(r.RoleId) {
+					if owner != nil {
+						return fmt.Errorf("I1: role %s is claimed by bindings %s and %s", name, owner.Name, bs[i].Name)
+					}
+					owner = &bs[i]
+				}
+			}
+		}
+		if owner == nil {
+			return fmt.Errorf("I1: role %s (id %s) belongs to no live binding and is not retained: %s", name, aws.ToString(r.RoleId), snapshot(name))
+		}
+		if tagOf(r, "podidentity.io/namespace") != w.ns || tagOf(r, "podidentity.io/binding") != owner.Name {
+			return fmt.Errorf("I1: role %s's ownership tags do not name its binding %s: %v", name, owner.Name, r.Tags)
+		}
+
+		// I2: the trust names exactly one ServiceAccount, the binding's
+		// current one, and no other role trusts it.
+		trust := decoded(r.AssumeRolePolicyDocument)
+		allows := 0
+		for _, st := range trust["Statement"].([]any) {
+			s := st.(map[string]any)
+			if s["Effect"] != "Allow" {
+				continue
+			}
+			allows++
+			cond, _ := s["Condition"].(map[string]any)
+			if len(cond) != 1 || cond["StringEquals"] == nil {
+				return fmt.Errorf("I2: role %s trusts with conditions other than StringEquals: %v", name, cond)
+			}
+			eq := cond["StringEquals"].(map[string]any)
+			subs := strs(eq[sub])
+			if subs == nil {
+				subs = strs(eq[sub2])
+			}
+			if len(subs) != 1 {
+				return fmt.Errorf("I2: role %s trusts %d subjects: %v", name, len(subs), eq)
+			}
+			want := "system:serviceaccount:" + w.ns + ":" + owner.Status.ServiceAccountName
+			if name != owner.Status.RoleName || subs[0] != want {
+				return fmt.Errorf("I2: role %s trusts %s; its binding %s uses role %q with ServiceAccount %q", name, subs[0], owner.Name, owner.Status.RoleName, owner.Status.ServiceAccountName)
+			}
+			if other, dup := trusted[subs[0]]; dup {
+				return fmt.Errorf("I2: %s is trusted by roles %s and %s", subs[0], other, name)
+			}
+			trusted[subs[0]] = name
+		}
+		if allows > 1 {
+			return fmt.Errorf("I2: role %s has %d Allow statements in its trust", name, allows)
+		}
+
+		// I3: permissions within the spec and every guardrail.
+		specActions := map[string]bool{}
+		for _, st := range owner.Spec.Permissions {
+			for _, a := range st.Actions {
+				specActions[strings.ToLower(a)] = true
+			}
+		}
+		for _, pn := range inlinePolicyNamesOrNil(name) {
+			if pn != permsPolicy {
+				return fmt.Errorf("I3: role %s has the inline policy %s, which no binding declares", name, pn)
+			}
+			out, err := iamc.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(pn)})
+			if err != nil {
+				return err
+			}
+			for _, st := range decoded(out.PolicyDocument)["Statement"].([]any) {
+				s := st.(map[string]any)
+				if s["Effect"] != "Allow" {
+					continue
+				}
+				res := strs(s["Resource"])
+				for _, a := range strs(s["Action"]) {
+					if !specActions[strings.ToLower(a)] {
+						return fmt.Errorf("I3: role %s allows %s, which its binding's spec does not", name, a)
+					}
+					if forbidden(a, res) {
+						return fmt.Errorf("I3: role %s allows %s on %v despite the built-in guardrails", name, a, res)
+					}
+					if g := w.guard; g != nil {
+						for _, d := range g.denied {
+							if m, _ := path.Match(strings.ToLower(d), strings.ToLower(a)); m {
+								return fmt.Errorf("I3: role %s allows %s, denied by the guardrail", name, a)
+							}
+						}
+						if len(g.allowed) > 0 && !slices.ContainsFunc(g.allowed, func(p string) bool { m, _ := path.Match(strings.ToLower(p), strings.ToLower(a)); return m }) {
+							return fmt.Errorf("I3: role %s allows %s, outside the guardrail's allowed actions", name, a)
+						}
+					}
+				}
+			}
+		}
+		for _, arn := range attachedPolicies(name) {
+			if !slices.Contains(owner.Spec.ManagedPolicyArns, arn) {
+				return fmt.Errorf("I3: role %s has %s attached, which its binding's spec does not name", name, arn)
+			}
+			if w.dangerous[arn] {
+				return fmt.Errorf("I3: role %s has %s attached despite the built-in guardrails", name, arn)
+			}
+		}
+	}
+
+	// I5: each ServiceAccount's role annotation points at the role of the
+	// binding that holds it, or is absent.
+	sas := &corev1.ServiceAccountList{}
+	if err := k8s.List(ctx, sas, client.InNamespace(w.ns)); err != nil {
+		return err
+	}
+	holders := map[string]string{}
+	for _, b := range bs {
+		if sa := b.Status.ServiceAccountName; sa != "" {
+			if other, dup := holders[sa]; dup {
+				return fmt.Errorf("I5: ServiceAccount %s is held by bindings %s and %s", sa, other, b.Name)
+			}
+			holders[sa] = b.Name
+		}
+	}
+	for _, sa := range sas.Items {
+		arn, ok := sa.Annotations[roleARNAnnot]
+		if !ok {
+			continue
+		}
+		holder := byName[holders[sa.Name]]
+		if holder == nil {
+			// Only a binding deleted with Retain leaves its annotation, and
+			// then the role is a Retain record.
+			r, err := getRole(arn[strings.LastIndex(arn, "/")+1:])
+			if err != nil || tagOf(r, "podidentity.io/retained") != "true" {
+				return fmt.Errorf("I5: ServiceAccount %s is annotated with %s but no binding holds it and the role is not retained (%v)", sa.Name, arn, err)
+			}
+			continue
+		}
+		if arn != holder.Status.RoleArn {
+			return fmt.Errorf("I5: ServiceAccount %s is annotated with %s; its binding %s has role %s", sa.Name, arn, holder.Name, holder.Status.RoleArn)
+		}
+		if _, err := getRole(holder.Status.RoleName); err != nil {
+			return fmt.Errorf("I5: ServiceAccount %s points at role %s: %v", sa.Name, holder.Status.RoleName, err)
+		}
+	}
+	return nil
+}
