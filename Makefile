@@ -53,6 +53,12 @@ test: verify-generated fmt-check vet envtest moto ## Run all tests: unit tests a
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" \
 		go test ./... $(GO_TEST_FLAGS)
 
+.PHONY: fuzz-invariants
+fuzz-invariants: envtest moto ## Run the security invariant test longer with a random seed (replay with INVARIANT_SEED=... INVARIANT_STEPS=...).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" \
+		INVARIANT_SEED="$${INVARIANT_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}" INVARIANT_STEPS="$${INVARIANT_STEPS:-1000}" \
+		go test ./controllers -count=1 -timeout=180m -ginkgo.label-filter=invariants -ginkgo.v
+
 .PHONY: fmt-check
 fmt-check: ## Fail if gofmt would change a file.
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
