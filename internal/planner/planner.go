@@ -230,6 +230,9 @@ func Compute(in Input) Plan {
 		p.Reason = v1alpha1.ReasonRoleConflict
 		p.Message = fmt.Sprintf("IAM role %s exists but is not tagged as owned by this binding (%s=%s, %s=%s, %s=%s); the operator will not modify it. Set spec.roleName to another name or remove the other role",
 			target, role.TagCluster, in.Config.ClusterName, role.TagNamespace, b.Namespace, role.TagBinding, b.Name)
+		if v, _ := role.TagValue(obs.Tags, role.TagRetained); v != "" {
+			p.Message += fmt.Sprintf(" (it is a role a binding left with deletionPolicy Retain; remove its tag %s to let this binding adopt it)", role.TagRetained)
+		}
 		if primary != "" {
 			// Keep serving the binding from its current role, converged on
 			// the current spec.

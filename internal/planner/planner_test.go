@@ -322,6 +322,21 @@ func TestPlans(t *testing.T) {
 			wantReason: v1alpha1.ReasonGuardrailViolation, wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
 		},
 		{
+			name: "a Retain record is never adopted by its tags",
+			b:    func() *v1alpha1.PodIdentityBinding { return binding("ns", "app", "app", "dynamodb:GetItem") },
+			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
+				o := observed(b, "dev_ns_app", "AROAOLD")
+				o.Tags[role.TagRetained] = "true"
+				return map[string]*role.Observed{"dev_ns_app": o}
+			},
+			wantReason: v1alpha1.ReasonRoleConflict,
+			check: func(t *testing.T, p Plan) {
+				if len(p.Owned) != 0 {
+					t.Errorf("owned = %v", p.Owned)
+				}
+			},
+		},
+		{
 			name: "defect 8: a case-variant ownership tag from another cluster is not ownership",
 			b:    func() *v1alpha1.PodIdentityBinding { return binding("ns", "app", "app", "dynamodb:GetItem") },
 			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {

@@ -21,8 +21,8 @@ const (
 	TagNamespace      = "podidentity.io/namespace"
 	TagBinding        = "podidentity.io/binding"
 	// TagRetained marks a role that a binding with deletionPolicy Retain
-	// left behind (the "Retain record"): the operator no longer manages it,
-	// but a binding with the same namespace and name adopts it again.
+	// left behind (the "Retain record"): the operator no longer manages it
+	// and never adopts it by its tags.
 	TagRetained = "podidentity.io/retained"
 )
 
@@ -104,6 +104,11 @@ func OwnershipTags(cfg Config, namespace, name string) map[string]string {
 func OwnedBy(o *Observed, knownID string, cfg Config, namespace, name string) bool {
 	if knownID != "" && o.ID == knownID {
 		return true
+	}
+	// A Retain record is let go of: it is never adopted by its tags alone
+	// (remove the retained tag to let a binding adopt it).
+	if v, _ := TagValue(o.Tags, TagRetained); v != "" {
+		return false
 	}
 	for k, v := range OwnershipTags(cfg, namespace, name) {
 		if got, _ := TagValue(o.Tags, k); got != v {
