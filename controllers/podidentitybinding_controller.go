@@ -380,9 +380,13 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 	msg := awsiam.Message(err)
 	terminal := awsiam.Classify(err) == awsiam.Terminal
 	var de deleteError
-	if errors.As(err, &de) {
-		msg = fmt.Sprintf("deleting IAM role %s: %s", de.name, msg)
-		if !b.DeletionTimestamp.IsZero() {
+	if deleting := !b.DeletionTimestamp.IsZero(); deleting || errors.As(err, &de) {
+		if de.name != "" {
+			msg = fmt.Sprintf("deleting IAM role %s: %s", de.name, msg)
+		} else {
+			msg = "cleaning up the binding's IAM roles: " + msg
+		}
+		if deleting {
 			msg += "; the finalizer stays until the role is deleted"
 		}
 		r.event(b, corev1.EventTypeWarning, EventDeleteFailed, msg)

@@ -462,7 +462,14 @@ var _ = Describe("PodIdentityBinding", func() {
 	})
 
 	It("fails closed on a managed policy it cannot read, without hot-looping", func() {
+		By("admission denies it; past a bypassed webhook the reconciler fails closed")
 		b := newBinding(ns, "rejected", "rejected")
+		b.Spec.ManagedPolicyArns = []string{"arn:aws:iam::123456789012:policy/does-not-exist"}
+		err := k8s.Create(ctx, b)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("cannot be read"))
+		ns := newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true"})
+		b = newBinding(ns, "rejected", "rejected")
 		b.Spec.ManagedPolicyArns = []string{"arn:aws:iam::123456789012:policy/does-not-exist"}
 		Expect(k8s.Create(ctx, b)).To(Succeed())
 		Eventually(readyReason(ns, "rejected"), timeout, interval).Should(Equal("GuardrailViolation"))

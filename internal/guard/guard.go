@@ -378,7 +378,9 @@ func (c Checker) builtins(grants []grant, r *Result) {
 					g.violate(r, BuiltinName, fmt.Sprintf("%q grants the IAM write action %s", a, x))
 				case x.Service == "sts" && (strings.HasPrefix(x.Name, "AssumeRole") || x.Name == "AssumeRoot") && wildcard:
 					g.violate(r, BuiltinName, fmt.Sprintf("%q grants %s on a wildcard resource, which is every role", a, x))
-				case x.Service == "organizations" || x.Service == "account":
+				case (x.Service == "organizations" || x.Service == "account") && (g.managed == "" || x.Level.IsWrite()):
+					// Managed policies such as ReadOnlyAccess read account
+					// details; only their writes are escalations.
 					g.violate(r, BuiltinName, fmt.Sprintf("%q grants the %s action %s", a, x.Service, x))
 				case firstMatch([]catalog.Action{x}, BuiltinDenied) != "":
 					g.violate(r, BuiltinName, fmt.Sprintf("%q grants %s, which gives an identity access outside IAM", a, x))
