@@ -69,7 +69,6 @@ func (v *BindingValidator) validate(ctx context.Context, b *v1alpha1.PodIdentity
 		managed, err = v.Policies.Read(rctx, b.Spec.ManagedPolicyArns)
 		cancel()
 		if err != nil {
-			managed = nil
 			warnings = append(warnings, "the managed policies could not be read from IAM to check them against the guardrails ("+err.Error()+"); the operator checks them before attaching and fails closed")
 		}
 	}

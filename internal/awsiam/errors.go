@@ -51,49 +51,39 @@ var terminalCodes = map[string]bool{
 	"OpenIdIdpCommunicationErr": true,
 }
 
-// terminalError marks an error that retrying the same request cannot fix,
-// whatever its AWS code says.
-type terminalError struct{ err error }
+// classifiedError carries a class that overrides the one its AWS code
+// implies.
+type classifiedError struct {
+	err   error
+	class Class
+}
 
-func (e terminalError) Error() string { return e.err.Error() }
-func (e terminalError) Unwrap() error { return e.err }
+func (e classifiedError) Error() string { return e.err.Error() }
+func (e classifiedError) Unwrap() error { return e.err }
 
-// AsTerminal marks err as terminal (for example NoSuchEntity for a managed
-// policy ARN the binding names: the binding must change, not the role).
-func AsTerminal(err error) error {
+func withClass(err error, c Class) error {
 	if err == nil {
 		return nil
 	}
-	return terminalError{err}
+	return classifiedError{err: err, class: c}
 }
 
-// retryableError marks an error to retry whatever its AWS code says.
-type retryableError struct{ err error }
+// AsTerminal marks err as terminal whatever its AWS code says: retrying the
+// same request cannot fix it.
+func AsTerminal(err error) error { return withClass(err, Terminal) }
 
-func (e retryableError) Error() string { return e.err.Error() }
-func (e retryableError) Unwrap() error { return e.err }
-
-// AsRetryable marks err as retryable (for example NoSuchEntity that IAM's
-// eventual consistency can cause right after a create).
-func AsRetryable(err error) error {
-	if err == nil {
-		return nil
-	}
-	return retryableError{err}
-}
+// AsRetryable marks err as retryable whatever its AWS code says (for example
+// NoSuchEntity that IAM's eventual consistency can cause right after a create).
+func AsRetryable(err error) error { return withClass(err, Retryable) }
 
 // Classify returns the class of an error returned by the IAM client.
 func Classify(err error) Class {
 	if err == nil {
 		return Retryable
 	}
-	var t terminalError
-	if errors.As(err, &t) {
-		return Terminal
-	}
-	var rt retryableError
-	if errors.As(err, &rt) {
-		return Retryable
+	var c classifiedError
+	if errors.As(err, &c) {
+		return c.class
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {

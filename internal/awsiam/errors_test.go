@@ -2,6 +2,7 @@ package awsiam
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -59,5 +60,15 @@ func TestAsTerminal(t *testing.T) {
 	}
 	if AsTerminal(nil) != nil {
 		t.Error("AsTerminal(nil) != nil")
+	}
+}
+
+func TestAsRetryable(t *testing.T) {
+	err := fmt.Errorf("attaching: %w", AsRetryable(&types.NoSuchEntityException{Message: new("policy not found")}))
+	if Classify(err) != Retryable {
+		t.Errorf("Classify(AsRetryable(NoSuchEntity)) = %v, want Retryable", Classify(err))
+	}
+	if IsNotFound(err) {
+		t.Error("a retryable NoSuchEntity counts as not found")
 	}
 }

@@ -32,9 +32,9 @@ func IsReservedTag(key string) bool {
 }
 
 // TagValue returns the value of a tag key compared case-insensitively, and
-// whether it is set. With several keys differing only in case (impossible in
-// IAM, possible in emulators), the values must agree or ok is false and the
-// value is "\x00conflict".
+// whether it is set. Several keys differing only in case (impossible in IAM,
+// possible in emulators) with different values give "\x00conflict", which
+// matches no real value.
 func TagValue(tags map[string]string, key string) (string, bool) {
 	value, found := "", false
 	for k, v := range tags {
@@ -116,12 +116,6 @@ func OwnedBy(o *Observed, knownID string, cfg Config, namespace, name string) bo
 		}
 	}
 	return true
-}
-
-// ClusterOf is the cluster a role is tagged with ("" if none).
-func ClusterOf(tags map[string]string) string {
-	v, _ := TagValue(tags, TagCluster)
-	return v
 }
 
 // Audience returns the token audience a binding's trust policy requires.
