@@ -194,7 +194,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 	}
 	apply := func(actions []planner.Action) error {
 		for _, a := range actions {
-			if err := r.applyAction(ctx, b, a, in.Roles[a.Name], wasSynced, arns); err != nil {
+			if err := r.applyAction(ctx, b, a, wasSynced, arns); err != nil {
 				return err
 			}
 		}
@@ -206,7 +206,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 
 	if deleting {
 		mode := release
-		if b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain && !p.Check.ForceDelete {
+		if p.DeletionPolicy == v1alpha1.DeletionPolicyRetain {
 			mode = retain
 		}
 		if err := r.releaseServiceAccounts(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), mode); err != nil {
@@ -223,7 +223,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 	saSynced := false
 	if p.Current != "" {
 		arn := arns[p.Current]
-		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = p.Current, arn, ownedID(b, p.Current)
+		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = p.Current, arn, planner.KnownID(b, p.Current)
 		if err := r.syncServiceAccount(ctx, b, p.ServiceAccount, arn); err != nil {
 			msg := fmt.Sprintf("annotating ServiceAccount %s: %v", p.ServiceAccount, err)
 			setFailed(b, v1alpha1.ReasonServiceAccountError, msg, v1alpha1.ConditionServiceAccountSynced)
@@ -270,7 +270,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 // applyAction makes the IAM writes of one planned action and records the
 // result in status as soon as IAM has it, so a later failure never makes the
 // binding forget a role.
-func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBinding, a planner.Action, obs *role.Observed, wasSynced bool, arns map[string]string) error {
+func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBinding, a planner.Action, wasSynced bool, arns map[string]string) error {
 	log := logf.FromContext(ctx).WithValues("role", a.Name)
 	switch a.Op {
 	case planner.OpCreate:
@@ -319,11 +319,9 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 		r.event(b, corev1.EventTypeNormal, EventRoleDeleted, "deleted IAM role "+a.Name)
 		log.Info("deleted role")
 	case planner.OpRetain:
-		if obs != nil {
-			if v, _ := role.TagValue(obs.Tags, role.TagRetained); v != "true" {
-				if err := r.Roles.Apply(ctx, role.Desired{Name: a.Name}, a.Diff); err != nil {
-					return err
-				}
+		if !a.Diff.Empty() {
+			if err := r.Roles.Apply(ctx, role.Desired{Name: a.Name}, a.Diff); err != nil {
+				return err
 			}
 		}
 		forgetOwned(b, a.Name)
@@ -362,15 +360,6 @@ func forgetOwned(b *v1alpha1.PodIdentityBinding, name string) {
 	if b.Status.RoleName == name {
 		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = "", "", ""
 	}
-}
-
-func ownedID(b *v1alpha1.PodIdentityBinding, name string) string {
-	for _, r := range b.Status.OwnedRoles {
-		if r.Name == name {
-			return r.ID
-		}
-	}
-	return ""
 }
 
 // failure is the one place that turns an error into conditions and a

@@ -10,6 +10,7 @@ package planner
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/guard"
@@ -84,8 +85,9 @@ type Plan struct {
 	Ready   bool
 	Reason  string
 	Message string
-	// Check is the guard's verdict on the spec.
-	Check guard.Result
+	// DeletionPolicy is the one in effect: spec.deletionPolicy, or Delete
+	// when a guardrail forbids Retain.
+	DeletionPolicy v1alpha1.DeletionPolicy
 	// Owned lists the observed roles the binding owns (name -> ID).
 	Owned map[string]string
 }
@@ -116,15 +118,17 @@ func withoutRoleName(b *v1alpha1.PodIdentityBinding) *v1alpha1.PodIdentityBindin
 	return c
 }
 
-// KnownID is the unique ID the binding recorded for a role name ("" none).
+// KnownID is the unique ID the binding recorded for a role name ("" none):
+// from status.ownedRoles, or status.roleId for bindings written before
+// ownedRoles existed.
 func KnownID(b *v1alpha1.PodIdentityBinding, name string) string {
-	if b.Status.RoleName == name && b.Status.RoleID != "" {
-		return b.Status.RoleID
-	}
 	for _, r := range b.Status.OwnedRoles {
 		if r.Name == name {
 			return r.ID
 		}
+	}
+	if b.Status.RoleName == name {
+		return b.Status.RoleID
 	}
 	return ""
 }
@@ -140,16 +144,28 @@ func Compute(in Input) Plan {
 			p.Owned[name] = o.ID
 		}
 	}
-	p.Check = in.Guard.Check(b, in.Rules, in.Managed)
-	deletionPolicy := b.Spec.DeletionPolicy
-	if p.Check.ForceDelete {
-		deletionPolicy = v1alpha1.DeletionPolicyDelete
+	check := in.Guard.Check(b, in.Rules, in.Managed)
+	p.DeletionPolicy = b.Spec.DeletionPolicy
+	if check.ForceDelete {
+		p.DeletionPolicy = v1alpha1.DeletionPolicyDelete
 	}
+	retain := p.DeletionPolicy == v1alpha1.DeletionPolicyRetain
+	// retire lets go of a role the binding no longer uses: deleted, or
+	// tagged as a Retain record (no write when it already is one).
 	retire := func(name string) Action {
-		if deletionPolicy == v1alpha1.DeletionPolicyRetain {
-			return Action{Op: OpRetain, Name: name, Diff: role.Plan{SetTags: map[string]string{role.TagRetained: "true"}}}
+		if !retain {
+			return Action{Op: OpDelete, Name: name}
 		}
-		return Action{Op: OpDelete, Name: name}
+		a := Action{Op: OpRetain, Name: name}
+		if v, _ := role.TagValue(owned[name].Tags, role.TagRetained); v != "true" {
+			a.Diff = role.TagPlan(map[string]string{role.TagRetained: "true"})
+		}
+		return a
+	}
+	// as is the desired role under another name.
+	as := func(d role.Desired, name string) role.Desired {
+		d.Name = name
+		return d
 	}
 	sortedOwned := func(except string) []string {
 		var names []string
@@ -178,8 +194,12 @@ func Compute(in Input) Plan {
 	// A binding that cannot hold its ServiceAccount owns no role any pod
 	// can use.
 	if in.Holder != "" {
+		fate := "deleted"
+		if retain {
+			fate = "stripped of every permission and trust"
+		}
 		for _, n := range sortedOwned("") {
-			if b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain && !p.Check.ForceDelete {
+			if retain {
 				p.Before = append(p.Before, park(in.Config, b, n, owned[n]))
 			} else {
 				p.Before = append(p.Before, Action{Op: OpDelete, Name: n})
@@ -187,15 +207,15 @@ func Compute(in Input) Plan {
 		}
 		p.Reason = v1alpha1.ReasonServiceAccountConflict
 		p.Message = fmt.Sprintf("ServiceAccount %s is already bound by PodIdentityBinding %s (the older binding wins); point this binding at another ServiceAccount or delete one of them. Until then this binding's roles are %s",
-			b.Spec.ServiceAccountName, in.Holder, map[bool]string{true: "stripped of every permission and trust", false: "deleted"}[b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain && !p.Check.ForceDelete])
+			b.Spec.ServiceAccountName, in.Holder, fate)
 		return p
 	}
 
 	// An invalid spec is never applied; the current role is held to what
 	// the spec and the guardrails allow (never widened), and its trust and
 	// tags are still corrected.
-	if len(p.Check.Invalid) > 0 {
-		p.Reason, p.Message = v1alpha1.ReasonInvalidSpec, "invalid spec: "+guard.Message(p.Check.Invalid)
+	if len(check.Invalid) > 0 {
+		p.Reason, p.Message = v1alpha1.ReasonInvalidSpec, "invalid spec: "+guard.Message(check.Invalid)
 		if primary != "" {
 			a, removed := narrowCurrent(in, primary, owned[primary])
 			p.Before = append(p.Before, a)
@@ -211,15 +231,15 @@ func Compute(in Input) Plan {
 	}
 
 	effective := b
-	if len(p.Check.Violations) > 0 {
-		effective = p.Check.Narrow(b)
+	if len(check.Violations) > 0 {
+		effective = check.Narrow(b)
 	}
 	desired := role.DesiredFor(in.Config, effective)
-	if p.Check.Boundary != "" {
-		desired.Boundary = p.Check.Boundary
+	if check.Boundary != "" {
+		desired.Boundary = check.Boundary
 	}
 	target := desired.Name
-	if p.Check.RoleNameForbidden {
+	if check.RoleNameForbidden {
 		target = primary
 	}
 	obs := in.Roles[target]
@@ -236,38 +256,32 @@ func Compute(in Input) Plan {
 		if primary != "" {
 			// Keep serving the binding from its current role, converged on
 			// the current spec.
-			d := desired
-			d.Name = primary
-			p.Before = append(p.Before, update(primary, d, owned[primary], len(p.Check.Violations) > 0))
+			p.Before = append(p.Before, update(primary, as(desired, primary), owned[primary], len(check.Violations) > 0))
 			p.Current, p.ServiceAccount = primary, b.Spec.ServiceAccountName
 		}
 		for _, n := range sortedOwned(primary) {
 			p.After = append(p.After, retire(n))
 		}
 		return p
-	case target == "" || (obs == nil && len(p.Check.Violations) > 0 && primary == ""):
+	case target == "" || (obs == nil && len(check.Violations) > 0 && primary == ""):
 		// A new binding that breaks a guardrail gets nothing in IAM.
-		p.Reason, p.Message = v1alpha1.ReasonGuardrailViolation, "violates guardrails: "+guard.Message(p.Check.Violations)
+		p.Reason, p.Message = v1alpha1.ReasonGuardrailViolation, "violates guardrails: "+guard.Message(check.Violations)
 		for _, n := range sortedOwned("") {
 			p.After = append(p.After, retire(n))
 		}
 		return p
 	case obs == nil:
-		d := desired
-		d.Name = target
-		p.Before = append(p.Before, Action{Op: OpCreate, Name: target, Desired: d, Narrowed: len(p.Check.Violations) > 0})
+		p.Before = append(p.Before, Action{Op: OpCreate, Name: target, Desired: as(desired, target), Narrowed: len(check.Violations) > 0})
 	default:
-		d := desired
-		d.Name = target
-		p.Before = append(p.Before, update(target, d, obs, len(p.Check.Violations) > 0))
+		p.Before = append(p.Before, update(target, as(desired, target), obs, len(check.Violations) > 0))
 	}
 	p.Current, p.ServiceAccount = target, b.Spec.ServiceAccountName
 	for _, n := range sortedOwned(target) {
 		p.After = append(p.After, retire(n))
 	}
-	if len(p.Check.Violations) > 0 {
+	if len(check.Violations) > 0 {
 		p.Reason = v1alpha1.ReasonGuardrailViolation
-		p.Message = "violates guardrails: " + guard.Message(p.Check.Violations) + ". Removed from the role: " + p.Check.Removed(b)
+		p.Message = "violates guardrails: " + guard.Message(check.Violations) + ". Removed from the role: " + check.Removed(b)
 		return p
 	}
 	p.Ready = true
@@ -338,18 +352,12 @@ func narrowCurrent(in Input, name string, o *role.Observed) (Action, string) {
 		}
 	}
 	cur.Spec.ManagedPolicyArns = arns
-	if b.Spec.MaxSessionDuration == nil || *b.Spec.MaxSessionDuration < *cur.Spec.MaxSessionDuration {
-		s := role.DefaultMaxSessionDuration
-		if b.Spec.MaxSessionDuration != nil {
-			s = *b.Spec.MaxSessionDuration
-		}
-		if s < *cur.Spec.MaxSessionDuration {
-			cur.Spec.MaxSessionDuration = &s
-		}
+	if s := role.DesiredFor(in.Config, b).MaxSessionDuration; s < *cur.Spec.MaxSessionDuration {
+		cur.Spec.MaxSessionDuration = &s
 	}
 	cur.Spec.Tags = nil
 	for k, v := range b.Spec.Tags {
-		if o.Tags[k] == v {
+		if got, _ := role.TagValue(o.Tags, k); got == v {
 			if cur.Spec.Tags == nil {
 				cur.Spec.Tags = map[string]string{}
 			}
@@ -371,23 +379,5 @@ func narrowCurrent(in Input, name string, o *role.Observed) (Action, string) {
 	if check.Boundary != "" {
 		d.Boundary = check.Boundary
 	}
-	a := update(name, d, o, len(removed) > 0)
-	if len(removed) == 0 {
-		return a, ""
-	}
-	return a, joinNonEmpty(removed)
-}
-
-func joinNonEmpty(parts []string) string {
-	out := ""
-	for _, p := range parts {
-		if p == "" {
-			continue
-		}
-		if out != "" {
-			out += "; "
-		}
-		out += p
-	}
-	return out
+	return update(name, d, o, len(removed) > 0), strings.Join(slices.DeleteFunc(removed, func(s string) bool { return s == "" }), "; ")
 }

@@ -104,6 +104,26 @@ func TestPlans(t *testing.T) {
 		return withStatus(binding("ns", "app", "app", "dynamodb:GetItem"), "dev_ns_app", "AROA1", "app")
 	}
 	current := func(b *v1alpha1.PodIdentityBinding) *role.Observed { return observed(b, "dev_ns_app", "AROA1") }
+	// with is base() changed by each mutation in turn.
+	with := func(mutations ...func(b *v1alpha1.PodIdentityBinding)) func() *v1alpha1.PodIdentityBinding {
+		return func() *v1alpha1.PodIdentityBinding {
+			b := base()
+			for _, m := range mutations {
+				m(b)
+			}
+			return b
+		}
+	}
+	retainPolicy := func(b *v1alpha1.PodIdentityBinding) { b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain }
+	beingDeleted := func(b *v1alpha1.PodIdentityBinding) { now := metav1.Now(); b.DeletionTimestamp = &now }
+	typo := func(b *v1alpha1.PodIdentityBinding) { b.Spec.Permissions[0].Actions = []string{"dynamodb:GetItemz"} }
+	roleName := func(n string) func(b *v1alpha1.PodIdentityBinding) {
+		return func(b *v1alpha1.PodIdentityBinding) { b.Spec.RoleName = n }
+	}
+	// onlyCurrent: IAM holds the binding's current role, in sync with b.
+	onlyCurrent := func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
+		return map[string]*role.Observed{"dev_ns_app": current(b)}
+	}
 	foreign := &role.Observed{ID: "AROAF", Tags: map[string]string{}}
 
 	tests := []struct {
@@ -126,11 +146,9 @@ func TestPlans(t *testing.T) {
 			wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpCreate},
 		},
 		{
-			name: "in sync: an empty update",
-			b:    base,
-			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
-				return map[string]*role.Observed{"dev_ns_app": current(b)}
-			},
+			name:        "in sync: an empty update",
+			b:           base,
+			roles:       onlyCurrent,
 			wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
 			check: func(t *testing.T, p Plan) {
 				if !p.Before[0].Diff.Empty() {
@@ -140,11 +158,7 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "defect 2: roleName points at a foreign role; the current role still follows the spec and guardrails",
-			b: func() *v1alpha1.PodIdentityBinding {
-				b := base()
-				b.Spec.RoleName = "admin"
-				return b
-			},
+			b:    with(roleName("admin")),
 			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
 				old := base()
 				old.Spec.Permissions[0].Actions = []string{"dynamodb:GetItem", "dynamodb:PutItem"}
@@ -159,24 +173,16 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name: "defect 3: losing the ServiceAccount deletes the role (Delete)",
-			b:    base,
-			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
-				return map[string]*role.Observed{"dev_ns_app": current(b)}
-			},
+			name:       "defect 3: losing the ServiceAccount deletes the role (Delete)",
+			b:          base,
+			roles:      onlyCurrent,
 			holder:     "older",
 			wantReason: v1alpha1.ReasonServiceAccountConflict, wantBefore: map[string]Op{"dev_ns_app": OpDelete},
 		},
 		{
-			name: "defect 3: losing the ServiceAccount parks the role (Retain)",
-			b: func() *v1alpha1.PodIdentityBinding {
-				b := base()
-				b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
-				return b
-			},
-			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
-				return map[string]*role.Observed{"dev_ns_app": current(b)}
-			},
+			name:       "defect 3: losing the ServiceAccount parks the role (Retain)",
+			b:          with(retainPolicy),
+			roles:      onlyCurrent,
 			holder:     "older",
 			wantReason: v1alpha1.ReasonServiceAccountConflict, wantBefore: map[string]Op{"dev_ns_app": OpPark},
 			check: func(t *testing.T, p Plan) {
@@ -202,12 +208,7 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "rename with Retain leaves a Retain record",
-			b: func() *v1alpha1.PodIdentityBinding {
-				b := base()
-				b.Spec.RoleName = "renamed"
-				b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
-				return b
-			},
+			b:    with(roleName("renamed"), retainPolicy),
 			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
 				return map[string]*role.Observed{"dev_ns_app": current(base()), "renamed": nil}
 			},
@@ -215,11 +216,7 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "invalid spec: the current role keeps only what the spec also declares",
-			b: func() *v1alpha1.PodIdentityBinding {
-				b := base()
-				b.Spec.Permissions[0].Actions = []string{"dynamodb:GetItemz"}
-				return b
-			},
+			b:    with(typo),
 			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
 				return map[string]*role.Observed{"dev_ns_app": current(base())}
 			},
@@ -232,11 +229,7 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "invalid spec: out-of-band trust widening is still corrected",
-			b: func() *v1alpha1.PodIdentityBinding {
-				b := base()
-				b.Spec.Permissions[0].Actions = []string{"dynamodb:GetItemz"}
-				return b
-			},
+			b:    with(typo),
 			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
 				o := current(base())
 				o.Trust.Statement[0].Condition = policy.Condition{"StringLike": {cfg.Issuer + ":sub": {"*"}}}
@@ -268,9 +261,7 @@ func TestPlans(t *testing.T) {
 				b.Spec.ManagedPolicyArns = []string{"arn:aws:iam::123456789012:policy/gone"}
 				return b
 			},
-			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
-				return map[string]*role.Observed{"dev_ns_app": current(b)}
-			},
+			roles:      onlyCurrent,
 			managed:    guard.Managed{},
 			wantReason: v1alpha1.ReasonGuardrailViolation, wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
 			check: func(t *testing.T, p Plan) {
@@ -280,41 +271,26 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name: "deleting with Retain tags every owned role",
-			b: func() *v1alpha1.PodIdentityBinding {
-				b := base()
-				b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
-				now := metav1.Now()
-				b.DeletionTimestamp = &now
-				return b
-			},
-			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
-				return map[string]*role.Observed{"dev_ns_app": current(b)}
-			},
+			name:       "deleting with Retain tags every owned role",
+			b:          with(retainPolicy, beingDeleted),
+			roles:      onlyCurrent,
 			wantReason: v1alpha1.ReasonDeleting, wantBefore: map[string]Op{"dev_ns_app": OpRetain},
+			check: func(t *testing.T, p Plan) {
+				if d := p.Before[0].Diff; d.Empty() || d.SetTags[role.TagRetained] != "true" {
+					t.Errorf("the retained role is not tagged: %v", d.Changes())
+				}
+			},
 		},
 		{
-			name: "deleting when a guardrail forbids Retain deletes",
-			b: func() *v1alpha1.PodIdentityBinding {
-				b := base()
-				b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
-				now := metav1.Now()
-				b.DeletionTimestamp = &now
-				return b
-			},
-			rules: []guard.Rule{{Name: "no-retain", ForbidRetain: true}},
-			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
-				return map[string]*role.Observed{"dev_ns_app": current(b)}
-			},
+			name:       "deleting when a guardrail forbids Retain deletes",
+			b:          with(retainPolicy, beingDeleted),
+			rules:      []guard.Rule{{Name: "no-retain", ForbidRetain: true}},
+			roles:      onlyCurrent,
 			wantReason: v1alpha1.ReasonDeleting, wantBefore: map[string]Op{"dev_ns_app": OpDelete},
 		},
 		{
-			name: "a roleName outside the guardrail's pattern keeps the current role",
-			b: func() *v1alpha1.PodIdentityBinding {
-				b := base()
-				b.Spec.RoleName = "other-team-role"
-				return b
-			},
+			name:  "a roleName outside the guardrail's pattern keeps the current role",
+			b:     with(roleName("other-team-role")),
 			rules: []guard.Rule{{Name: "names", RoleNamePattern: "ns-*"}},
 			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
 				return map[string]*role.Observed{"dev_ns_app": current(base())}

@@ -44,6 +44,15 @@ type Plan struct {
 	changes        []string
 }
 
+// TagPlan is a plan that only sets tags.
+func TagPlan(tags map[string]string) Plan {
+	p := Plan{SetTags: tags}
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		p.changes = append(p.changes, "Tags: set "+k)
+	}
+	return p
+}
+
 // Empty reports whether the role is in sync.
 func (p Plan) Empty() bool { return len(p.changes) == 0 }
 
