@@ -237,22 +237,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 			return fmt.Errorf("self-managed webhook certificate: %w", err)
 		}
 		log.Info("webhook serving certificate ready", "service", o.WebhookServiceName, "namespace", o.WebhookNamespace)
-		// Check daily: Ensure renews 30 days before expiry; the webhook
-		// server's certificate watcher picks up the new files.
-		go func() {
-			ticker := time.NewTicker(24 * time.Hour)
-			defer ticker.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-ticker.C:
-					if err := webhookcert.Ensure(ctx, c, certOpts); err != nil {
-						log.Error(err, "renewing the webhook serving certificate")
-					}
-				}
-			}
-		}()
+		// Every replica re-reads the Secret each minute: it picks up a
+		// certificate another replica renewed, and restores a reset CA bundle.
+		go webhookcert.Keep(ctx, c, certOpts, log.WithName("webhook-cert"))
 	}
 	if o.EnableWebhooks {
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir})

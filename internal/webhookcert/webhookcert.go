@@ -1,9 +1,18 @@
 // Package webhookcert is the self-managed option for the admission webhook's
-// serving certificate. At start-up the operator reads the certificate from a
-// Secret, or, when there is none or it expires within 30 days, makes a CA and
-// a serving certificate for its webhook Service and stores them there (every
-// replica then serves the same certificate). It writes them where the webhook
-// server reads them and puts the CA into its ValidatingWebhookConfiguration.
+// serving certificate. The certificate lives in a Secret shared by every
+// replica; each replica keeps the Secret, its own files and the webhook
+// configuration's CA bundle in step (Keep). When the certificate is missing,
+// unusable or close to expiry, one replica replaces it (the others lose the
+// write and read the winner's).
+//
+// Rotation with several replicas: replicas reload the Secret on their own
+// timers, so for a while some serve the new certificate and some the old one.
+// The Secret's ca.crt is therefore a bundle: the new CA followed by the
+// previous one while it is still valid, and that whole bundle is what the
+// webhook configuration trusts. A replica puts the bundle into the webhook
+// configuration before it serves a certificate from it, and, after writing
+// the bundle, reads the Secret again and repeats when a rotation happened in
+// between, so a slow replica cannot leave an older bundle behind.
 // Clusters with cert-manager use the cert-manager overlay instead.
 package webhookcert
 
@@ -23,6 +32,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,10 +48,28 @@ type Options struct {
 	CertDir string
 	// WebhookConfigName is the ValidatingWebhookConfiguration to update.
 	WebhookConfigName string
-	// SecretName holds the CA and certificate in Namespace.
+	// SecretName holds the CA bundle and certificate in Namespace.
 	SecretName string
-	// Validity of the certificates.
+	// Validity of new certificates (default a year).
 	Validity time.Duration
+	// RenewBefore is how long before expiry a certificate is replaced
+	// (default 30 days).
+	RenewBefore time.Duration
+	// ReloadInterval is how often Keep re-reads the Secret (default a minute).
+	ReloadInterval time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Validity == 0 {
+		o.Validity = 365 * 24 * time.Hour
+	}
+	if o.RenewBefore == 0 {
+		o.RenewBefore = 30 * 24 * time.Hour
+	}
+	if o.ReloadInterval == 0 {
+		o.ReloadInterval = time.Minute
+	}
+	return o
 }
 
 // DNSNames the serving certificate covers.
@@ -54,32 +82,69 @@ func (o Options) DNSNames() []string {
 	}
 }
 
-// Ensure makes sure a valid certificate is stored, written to CertDir and
-// trusted by the webhook configuration.
+// Keep runs Ensure every ReloadInterval until ctx ends, so every replica
+// picks up a certificate another replica renewed (and puts a CA bundle that
+// someone reset back). The webhook server's certificate watcher reloads the
+// files.
+func Keep(ctx context.Context, c client.Client, o Options, log logr.Logger) {
+	o = o.withDefaults()
+	ticker := time.NewTicker(o.ReloadInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if err := Ensure(ctx, c, o); err != nil {
+				log.Error(err, "keeping the webhook serving certificate")
+			}
+		}
+	}
+}
+
+// Ensure makes sure a valid certificate is stored, its CA bundle is trusted
+// by the webhook configuration, and the certificate is in CertDir, in that
+// order. It writes only what differs.
 func Ensure(ctx context.Context, c client.Client, o Options) error {
-	if o.Validity == 0 {
-		o.Validity = 365 * 24 * time.Hour
+	o = o.withDefaults()
+	for range 5 {
+		sec, err := stored(ctx, c, o)
+		if err != nil {
+			return err
+		}
+		if err := trust(ctx, c, o, sec.Data["ca.crt"]); err != nil {
+			return err
+		}
+		// Another replica may have rotated the certificate while this one
+		// wrote an older bundle: then go round again with the newer Secret.
+		again := &corev1.Secret{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(sec), again); err != nil {
+			return fmt.Errorf("reading Secret %s: %w", o.SecretName, err)
+		}
+		if again.ResourceVersion != sec.ResourceVersion {
+			continue
+		}
+		return serve(o, sec.Data["tls.crt"], sec.Data["tls.key"])
 	}
-	caPEM, certPEM, keyPEM, err := stored(ctx, c, o)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(o.CertDir, 0o700); err != nil {
-		return err
-	}
-	if err := writeFile(filepath.Join(o.CertDir, "tls.key"), keyPEM, 0o600); err != nil {
-		return err
-	}
-	if err := writeFile(filepath.Join(o.CertDir, "tls.crt"), certPEM, 0o644); err != nil {
-		return err
-	}
+	return fmt.Errorf("the certificate in Secret %s/%s kept changing", o.Namespace, o.SecretName)
+}
+
+// trust sets every webhook's CA bundle to bundle.
+func trust(ctx context.Context, c client.Client, o Options, bundle []byte) error {
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 	if err := c.Get(ctx, client.ObjectKey{Name: o.WebhookConfigName}, vwc); err != nil {
 		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", o.WebhookConfigName, err)
 	}
 	before := vwc.DeepCopy()
+	changed := false
 	for i := range vwc.Webhooks {
-		vwc.Webhooks[i].ClientConfig.CABundle = caPEM
+		if !bytes.Equal(vwc.Webhooks[i].ClientConfig.CABundle, bundle) {
+			vwc.Webhooks[i].ClientConfig.CABundle = bundle
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
 	}
 	if err := c.Patch(ctx, vwc, client.MergeFrom(before)); err != nil {
 		return fmt.Errorf("setting the CA bundle of %s: %w", o.WebhookConfigName, err)
@@ -87,24 +152,50 @@ func Ensure(ctx context.Context, c client.Client, o Options) error {
 	return nil
 }
 
-// stored returns the certificate in the Secret, replacing it when it is
-// missing, unusable or expires within 30 days. When two replicas race, the
-// one whose write loses reads the winner's.
-func stored(ctx context.Context, c client.Client, o Options) (caPEM, certPEM, keyPEM []byte, err error) {
+// serve writes the pair to CertDir unless it is there already.
+func serve(o Options, certPEM, keyPEM []byte) error {
+	if err := os.MkdirAll(o.CertDir, 0o700); err != nil {
+		return err
+	}
+	crt, key := filepath.Join(o.CertDir, "tls.crt"), filepath.Join(o.CertDir, "tls.key")
+	if same(crt, certPEM) && same(key, keyPEM) {
+		return nil
+	}
+	// The key first: the watcher reloads on either file and tolerates a
+	// mismatched pair until both are written.
+	if err := writeFile(key, keyPEM, 0o600); err != nil {
+		return err
+	}
+	return writeFile(crt, certPEM, 0o644)
+}
+
+func same(path string, data []byte) bool {
+	got, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(got, data)
+}
+
+// stored returns the Secret, replacing its certificate when it is missing,
+// unusable or expires within RenewBefore. A replacement keeps the previous CA
+// in the bundle while it is valid. When two replicas race, the one whose
+// write loses reads the winner's.
+func stored(ctx context.Context, c client.Client, o Options) (*corev1.Secret, error) {
 	key := client.ObjectKey{Namespace: o.Namespace, Name: o.SecretName}
 	for range 3 {
 		sec := &corev1.Secret{}
 		err := c.Get(ctx, key, sec)
 		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, nil, nil, fmt.Errorf("reading Secret %s: %w", key, err)
+			return nil, fmt.Errorf("reading Secret %s: %w", key, err)
 		}
 		found := err == nil
 		if found && usable(sec.Data, o) {
-			return sec.Data["ca.crt"], sec.Data["tls.crt"], sec.Data["tls.key"], nil
+			return sec, nil
 		}
 		caPEM, certPEM, keyPEM, err := generate(o)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
+		}
+		if found {
+			caPEM = append(caPEM, previousCA(sec.Data["ca.crt"])...)
 		}
 		sec.Name, sec.Namespace, sec.Type = o.SecretName, o.Namespace, corev1.SecretTypeTLS
 		sec.Data = map[string][]byte{"ca.crt": caPEM, "tls.crt": certPEM, "tls.key": keyPEM}
@@ -117,22 +208,36 @@ func stored(ctx context.Context, c client.Client, o Options) (caPEM, certPEM, ke
 			continue // another replica stored one first: use it
 		}
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("storing Secret %s: %w", key, err)
+			return nil, fmt.Errorf("storing Secret %s: %w", key, err)
 		}
-		return caPEM, certPEM, keyPEM, nil
+		return sec, nil
 	}
-	return nil, nil, nil, fmt.Errorf("could not settle the certificate in Secret %s", key)
+	return nil, fmt.Errorf("could not settle the certificate in Secret %s", key)
 }
 
-// usable reports whether stored data is a pair for the Service, signed by the
-// stored CA and valid for at least 30 more days.
+// previousCA is the first CA of a bundle, when it is still valid: the one
+// that signed the certificate being replaced. Older ones are dropped.
+func previousCA(bundle []byte) []byte {
+	block, _ := pem.Decode(bundle)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil
+	}
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || !ca.IsCA || time.Now().After(ca.NotAfter) {
+		return nil
+	}
+	return pemBlock("CERTIFICATE", block.Bytes)
+}
+
+// usable reports whether stored data is a pair for the Service, signed by a
+// CA in the stored bundle and valid for at least RenewBefore.
 func usable(data map[string][]byte, o Options) bool {
 	pair, err := tls.X509KeyPair(data["tls.crt"], data["tls.key"])
 	if err != nil {
 		return false
 	}
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
-	if err != nil || time.Until(leaf.NotAfter) < 30*24*time.Hour {
+	if err != nil || time.Until(leaf.NotAfter) < o.RenewBefore {
 		return false
 	}
 	pool := x509.NewCertPool()
