@@ -4,10 +4,12 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -113,12 +115,14 @@ func (m *Moto) Stop() {
 	_ = m.cmd.Wait()
 }
 
-// Proxy forwards to a target and can be switched to answer every request
-// with 503 Service Unavailable, as an unreachable or failing AWS endpoint does.
+// Proxy forwards to a target and can be switched to answer every request, or
+// only the requests for some actions, with 503 Service Unavailable, as an
+// unreachable or failing AWS endpoint does.
 type Proxy struct {
-	URL    string
-	down   atomic.Bool
-	server *http.Server
+	URL     string
+	down    atomic.Bool
+	failing atomic.Pointer[map[string]bool]
+	server  *http.Server
 }
 
 // StartProxy starts a proxy to target on a free loopback port.
@@ -134,7 +138,7 @@ func StartProxy(target string) (*Proxy, error) {
 	p := &Proxy{URL: "http://" + l.Addr().String()}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	p.server = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.down.Load() {
+		if p.down.Load() || p.fails(r) {
 			w.Header().Set("Content-Type", "text/xml")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = fmt.Fprint(w, `<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>test outage</Message></Error></ErrorResponse>`)
@@ -148,6 +152,31 @@ func StartProxy(target string) (*Proxy, error) {
 
 // SetDown switches the outage on or off.
 func (p *Proxy) SetDown(down bool) { p.down.Store(down) }
+
+// FailActions makes the proxy fail requests for these query-API actions
+// (for example "PutRolePolicy") and forward the rest; no actions ends it.
+func (p *Proxy) FailActions(actions ...string) {
+	set := map[string]bool{}
+	for _, a := range actions {
+		set[a] = true
+	}
+	p.failing.Store(&set)
+}
+
+// fails reads the request's Action (and puts the body back for forwarding).
+func (p *Proxy) fails(r *http.Request) bool {
+	set := p.failing.Load()
+	if set == nil || len(*set) == 0 || r.Body == nil {
+		return false
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	form, err := url.ParseQuery(string(body))
+	return err == nil && (*set)[form.Get("Action")]
+}
 
 // Stop closes the proxy.
 func (p *Proxy) Stop() {
