@@ -324,7 +324,7 @@ func (w *world) outOfBand(name string) string {
 		}
 		doc := decoded(r.AssumeRolePolicyDocument)
 		for _, st := range doc["Statement"].([]any) {
-			st.(map[string]any)["Condition"] = map[string]any{"StringLike": map[string]any{strings.TrimPrefix(issuerURL, "https://") + ":sub": "*"}}
+			st.(map[string]any)["Condition"] = map[string]any{"StringLike": map[string]any{issuerKey() + ":sub": "*"}}
 		}
 		_, err = iamc.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(name), PolicyDocument: aws.String(mustJSON(doc))})
 	case 3:
@@ -458,7 +458,7 @@ func (w *world) check() error {
 	}
 	trusted := map[string]string{} // subject -> role
 	sub := strings.TrimPrefix(issuerURL, "https://") + ":sub"
-	sub2 := strings.TrimSuffix(strings.TrimPrefix(issuerURL, "https://"), "/") + ":sub"
+	sub2 := issuerKey() + ":sub"
 	for _, listed := range roles {
 		name := aws.ToString(listed.RoleName)
 		r, err := getRole(name)

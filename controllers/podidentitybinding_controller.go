@@ -26,10 +26,12 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/planner"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
@@ -61,6 +63,13 @@ const (
 	EventRoleParked             = "RoleParked"
 )
 
+// ProviderWatch reports the cluster's OIDC provider (oidcprovider.Watcher in
+// production): its state, and an event whenever that changes.
+type ProviderWatch interface {
+	State() oidcprovider.State
+	Changes() <-chan event.GenericEvent
+}
+
 // RoleClient observes and changes IAM roles (role.Client in production).
 type RoleClient interface {
 	// Observe returns nil and no error when the role does not exist.
@@ -91,6 +100,8 @@ type Reconciler struct {
 	// Guard checks specs, quotas and guardrails before anything reaches IAM.
 	Guard      guard.Checker
 	Guardrails GuardrailSource
+	// Provider reports the cluster's OIDC provider; nil skips the check.
+	Provider ProviderWatch
 	// SyncPeriod is how often an in-sync binding is checked for drift (jittered by up to 10%).
 	SyncPeriod              time.Duration
 	MaxConcurrentReconciles int
@@ -161,6 +172,10 @@ func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding)
 		if holder != nil {
 			in.Holder = holder.Name
 		}
+	}
+	if r.Provider != nil {
+		s := r.Provider.State()
+		in.Provider = &s
 	}
 	for _, name := range planner.Candidates(r.Config, b) {
 		obs, err := r.Roles.Observe(ctx, name)
@@ -257,6 +272,14 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
 	}
 	r.event(b, corev1.EventTypeWarning, p.Reason, p.Message)
+	if p.Applied {
+		// The role and the ServiceAccount are right; only using them fails.
+		setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced, "IAM role "+p.Current+" matches the binding")
+		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
+			"ServiceAccount "+p.ServiceAccount+" is annotated with the role ARN")
+		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
+		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
+	}
 	setFailed(b, p.Reason, p.Message, v1alpha1.ConditionRoleSynced)
 	if saSynced {
 		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
@@ -441,7 +464,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		return err
 	}
 
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.PodIdentityBinding{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, deletionStarted()))).
 		// A ServiceAccount change (annotation removed or edited, created,
@@ -460,8 +483,13 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.bindingsInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
-		Named("podidentitybinding").
-		Complete(r)
+		Named("podidentitybinding")
+	if r.Provider != nil {
+		// The OIDC provider appearing, going or changing its audiences
+		// changes whether any binding is Ready.
+		b = b.WatchesRawSource(source.Channel(r.Provider.Changes(), handler.EnqueueRequestsFromMapFunc(r.allBindings)))
+	}
+	return b.Complete(r)
 }
 
 func (r *Reconciler) allBindings(ctx context.Context, _ client.Object) []reconcile.Request {

@@ -23,9 +23,10 @@ import (
 
 func roleNameFor(ns, binding string) string { return clusterName + "_" + ns + "_" + binding }
 
-// issuerKey is the condition-key prefix IAM uses for the cluster's issuer.
+// issuerKey is the condition-key prefix IAM uses for the cluster's issuer:
+// the issuer without its scheme, trailing slash included.
 func issuerKey() string {
-	return strings.TrimSuffix(strings.TrimPrefix(issuerURL, "https://"), "/")
+	return strings.TrimPrefix(issuerURL, "https://")
 }
 
 var _ = Describe("PodIdentityBinding", func() {
@@ -117,8 +118,10 @@ var _ = Describe("PodIdentityBinding", func() {
 		}
 		Expect(json.Unmarshal(payload, &claims)).To(Succeed())
 		cond := st["Condition"].(map[string]any)["StringEquals"].(map[string]any)
-		// The condition key prefix is the token's issuer without its scheme.
-		issuerPrefix := strings.TrimSuffix(strings.TrimPrefix(claims.Iss, "https://"), "/")
+		// The condition key prefix is the token's issuer without its scheme,
+		// and nothing else removed: envtest's issuer ends in "/".
+		Expect(claims.Iss).To(HaveSuffix("/"))
+		issuerPrefix := strings.TrimPrefix(claims.Iss, "https://")
 		Expect(cond).To(HaveKey(issuerPrefix + ":sub"))
 		Expect(cond[issuerPrefix+":sub"]).To(Equal([]any{claims.Sub}))
 		Expect(claims.Aud).To(Equal([]string{"sts.amazonaws.com"}))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -124,11 +123,11 @@ var _ = BeforeSuite(func() {
 	Expect(disco.Issuer).To(HavePrefix("https://"))
 	issuerURL = disco.Issuer
 
-	// The cluster's OIDC provider, as an admin registers it. envtest's issuer
-	// ends in "/"; EKS issuers do not, and IAM provider URLs are written
-	// without it.
+	// The cluster's OIDC provider, as an admin registers it: the issuer
+	// exactly as the discovery document gives it. envtest's ends in "/", and
+	// IAM keeps it in the provider's ARN and condition keys.
 	prov, err := iamc.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
-		Url:            aws.String(strings.TrimSuffix(issuerURL, "/")),
+		Url:            aws.String(issuerURL),
 		ClientIDList:   []string{"sts.amazonaws.com"},
 		ThumbprintList: []string{"0000000000000000000000000000000000000000"},
 	})

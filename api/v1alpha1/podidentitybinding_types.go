@@ -174,6 +174,12 @@ const (
 	ReasonDeleting               = "Deleting"
 	ReasonDeleteFailed           = "DeleteFailed"
 	ReasonGuardrailViolation     = "GuardrailViolation"
+	// ReasonOIDCProviderMissing: the role is applied, but IAM has no OIDC
+	// identity provider for the cluster's issuer, so no token can assume it.
+	ReasonOIDCProviderMissing = "OIDCProviderMissing"
+	// ReasonAudienceNotRegistered: the provider exists but does not list the
+	// binding's token audience as a client ID.
+	ReasonAudienceNotRegistered = "AudienceNotRegistered"
 )
 
 // RoleReference names an IAM role and its unique ID.

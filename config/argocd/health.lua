@@ -1,6 +1,7 @@
 -- Argo CD health check for iam.podidentity.io/PodIdentityBinding.
 -- Healthy: Ready=True for the current generation.
--- Degraded: a condition the user must fix (conflicts, invalid spec, rejected by IAM).
+-- Degraded: a condition the user must fix (conflicts, invalid spec, rejected by IAM,
+-- the OIDC provider missing or without the audience).
 -- Progressing: anything else (not reconciled yet, generation lagging, retrying, deleting).
 local hs = {}
 local degraded = {
@@ -11,6 +12,8 @@ local degraded = {
   IAMRequestRejected = true,
   ServiceAccountError = true,
   DeleteFailed = true,
+  OIDCProviderMissing = true,
+  AudienceNotRegistered = true,
 }
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then

@@ -104,7 +104,9 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 	}
 	say("==> registering the cluster's issuer %s as an IAM OIDC provider", issuer)
 	prov, err := iamc.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
-		Url: aws.String("https://" + policy.NormaliseIssuer(issuer)), ClientIDList: []string{policy.DefaultAudience},
+		// Unchanged: IAM identifies the provider by the issuer exactly as
+		// tokens carry it (envtest's ends in "/").
+		Url: aws.String(issuer), ClientIDList: []string{policy.DefaultAudience},
 		ThumbprintList: []string{strings.Repeat("0", 40)},
 	})
 	if err != nil {

@@ -44,6 +44,8 @@ func TestHealth(t *testing.T) {
 			wantStatus: "Degraded", wantMsg: "RoleConflict: not ours"},
 		{name: "guardrail", obj: `{"metadata":{"generation":1},"status":{"conditions":[{"type":"Ready","status":"False","reason":"GuardrailViolation","message":"x","observedGeneration":1}]}}`,
 			wantStatus: "Degraded", wantMsg: "GuardrailViolation"},
+		{name: "provider missing", obj: `{"metadata":{"generation":1},"status":{"conditions":[{"type":"Ready","status":"False","reason":"OIDCProviderMissing","message":"register it","observedGeneration":1}]}}`,
+			wantStatus: "Degraded", wantMsg: "OIDCProviderMissing: register it"},
 		{name: "retrying", obj: `{"metadata":{"generation":1},"status":{"conditions":[{"type":"Ready","status":"False","reason":"IAMUnavailable","message":"503","observedGeneration":1}]}}`,
 			wantStatus: "Progressing", wantMsg: "IAMUnavailable: 503"},
 		{name: "deleting", obj: `{"metadata":{"generation":2,"deletionTimestamp":"2026-01-01T00:00:00Z"},"status":{"conditions":[{"type":"Ready","status":"True","reason":"Available","observedGeneration":2}]}}`,

@@ -40,6 +40,7 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/managedpolicy"
+	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
 	"github.com/podidentity/podidentity-operator/internal/webhookcert"
@@ -197,11 +198,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	log.Info("operator configuration", "cluster", roleCfg.ClusterName, "issuer", roleCfg.Issuer,
 		"providerARN", roleCfg.ProviderARN, "rolePath", roleCfg.RolePath, "permissionsBoundary", roleCfg.PermissionsBoundaryARN)
 	iamClient := iam.NewFromConfig(awsCfg)
-	if _, err := iamClient.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(roleCfg.ProviderARN)}); err != nil {
-		// Not fatal: the operator's policy may not allow the read, and roles
-		// can be prepared before the provider exists. Tokens are rejected by
-		// STS until it does.
-		log.Error(err, "could not read the OIDC identity provider; pods cannot assume roles until it exists in IAM", "providerARN", roleCfg.ProviderARN)
+	// Read once now, so the first reconciles know whether the provider
+	// exists, then every sync period. Not fatal: roles can be prepared
+	// before the provider exists; bindings report OIDCProviderMissing.
+	provider := oidcprovider.NewWatcher(iamClient, roleCfg.ProviderARN, o.SyncPeriod, log.WithName("oidc-provider"))
+	if s := provider.Check(ctx); !s.Exists {
+		log.Error(s.Err, "the cluster's OIDC identity provider is not usable yet; bindings are not Ready until it exists in IAM",
+			"providerARN", roleCfg.ProviderARN, "known", s.Known)
 	}
 
 	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure}
@@ -266,8 +269,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		Roles:                   role.Client{IAM: iamClient},
 		Policies:                policies,
 		Config:                  roleCfg,
+		Provider:                provider,
 		SyncPeriod:              o.SyncPeriod,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+	}
+	if err := mgr.Add(provider); err != nil {
+		return err
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
@@ -327,9 +334,9 @@ func ResolveRoleConfig(ctx context.Context, cfg *rest.Config, o Options, stsClie
 			return role.Config{}, fmt.Errorf("discovering the service-account issuer (set --oidc-issuer-url to skip): %w", err)
 		}
 	}
-	normalised := policy.NormaliseIssuer(issuer)
-	if normalised == "" {
-		return role.Config{}, fmt.Errorf("issuer %q is empty after normalisation", issuer)
+	providerID, err := policy.ProviderID(issuer)
+	if err != nil {
+		return role.Config{}, err
 	}
 	provider := o.OIDCProviderARN
 	if provider == "" {
@@ -341,7 +348,7 @@ func ResolveRoleConfig(ctx context.Context, cfg *rest.Config, o Options, stsClie
 		if err != nil {
 			return role.Config{}, fmt.Errorf("parsing caller ARN: %w", err)
 		}
-		provider = ProviderARN(caller.Partition, aws.ToString(id.Account), normalised)
+		provider = ProviderARN(caller.Partition, aws.ToString(id.Account), providerID)
 	}
 	return role.Config{
 		ClusterName:            o.ClusterName,
@@ -349,13 +356,14 @@ func ResolveRoleConfig(ctx context.Context, cfg *rest.Config, o Options, stsClie
 		RolePath:               o.RolePath,
 		PermissionsBoundaryARN: o.PermissionsBoundaryARN,
 		ProviderARN:            provider,
-		Issuer:                 normalised,
+		Issuer:                 providerID,
 	}, nil
 }
 
-// ProviderARN is the ARN IAM gives the OIDC provider of an issuer.
-func ProviderARN(partition, account, normalisedIssuer string) string {
-	return "arn:" + partition + ":iam::" + account + ":oidc-provider/" + normalisedIssuer
+// ProviderARN is the ARN IAM gives the OIDC provider of an issuer (its
+// policy.ProviderID).
+func ProviderARN(partition, account, providerID string) string {
+	return "arn:" + partition + ":iam::" + account + ":oidc-provider/" + providerID
 }
 
 // DiscoverIssuer reads `issuer` from the API server's OIDC discovery document.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
@@ -32,6 +33,9 @@ type Input struct {
 	Holder string
 	// Roles maps every name of Candidates to what IAM has (nil: no role).
 	Roles map[string]*role.Observed
+	// Provider is what IAM says about the cluster's OIDC provider; nil when
+	// it is not checked.
+	Provider *oidcprovider.State
 }
 
 // Op is what happens to one role.
@@ -80,9 +84,12 @@ type Plan struct {
 	// binding no longer uses are deleted or retained.
 	After []Action
 
-	// Ready is true when the binding is fully applied; otherwise Reason and
-	// Message say why (a v1alpha1 Reason constant).
-	Ready   bool
+	// Ready is true when the binding is fully applied and usable; otherwise
+	// Reason and Message say why (a v1alpha1 Reason constant).
+	Ready bool
+	// Applied is true when the role and the ServiceAccount match the spec,
+	// though the binding is not Ready (the OIDC provider is missing).
+	Applied bool
 	Reason  string
 	Message string
 	// DeletionPolicy is the one in effect: spec.deletionPolicy, or Delete
@@ -284,8 +291,39 @@ func Compute(in Input) Plan {
 		p.Message = "violates guardrails: " + guard.Message(check.Violations) + ". Removed from the role: " + check.Removed(b)
 		return p
 	}
+	if reason, msg := providerProblem(in); reason != "" {
+		p.Applied, p.Reason, p.Message = true, reason, msg
+		return p
+	}
 	p.Ready = true
 	return p
+}
+
+// providerProblem says why no token can assume the binding's role although
+// the role is right: the OIDC provider its trust names is missing in IAM, does
+// not list the binding's audience, or cannot be read.
+func providerProblem(in Input) (reason, msg string) {
+	s := in.Provider
+	if s == nil {
+		return "", ""
+	}
+	aud := role.Audience(in.Binding)
+	switch {
+	case s.Known && !s.Exists:
+		return v1alpha1.ReasonOIDCProviderMissing, fmt.Sprintf("IAM has no OIDC identity provider %s, so STS rejects every token for this role. "+
+			"Register the cluster's issuer https://%s (exactly as tokens carry it in iss) with client ID %s", s.ARN, in.Config.Issuer, aud)
+	case s.Known && !s.Accepts(aud):
+		return v1alpha1.ReasonAudienceNotRegistered, fmt.Sprintf("the OIDC identity provider %s does not list the audience %s as a client ID, "+
+			"so STS rejects this binding's tokens. Add it (aws iam add-client-id-to-open-id-connect-provider) or use one of %v",
+			s.ARN, aud, s.Audiences)
+	case s.Known:
+		return "", ""
+	case s.Rejected:
+		return v1alpha1.ReasonIAMRequestRejected, fmt.Sprintf("reading the OIDC identity provider %s was rejected (%v); "+
+			"the operator's IAM policy needs iam:GetOpenIDConnectProvider on it", s.ARN, s.Err)
+	default:
+		return v1alpha1.ReasonIAMUnavailable, fmt.Sprintf("the OIDC identity provider %s could not be read yet: %v", s.ARN, s.Err)
+	}
 }
 
 func update(name string, d role.Desired, o *role.Observed, narrowed bool) Action {

@@ -1,6 +1,8 @@
 package planner
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -8,6 +10,7 @@ import (
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
@@ -133,6 +136,7 @@ func TestPlans(t *testing.T) {
 		holder      string
 		rules       []guard.Rule
 		managed     guard.Managed
+		provider    *oidcprovider.State
 		wantReason  string
 		wantCurrent string
 		wantBefore  map[string]Op
@@ -144,6 +148,58 @@ func TestPlans(t *testing.T) {
 			b:           func() *v1alpha1.PodIdentityBinding { return binding("ns", "app", "app", "dynamodb:GetItem") },
 			roles:       func(*v1alpha1.PodIdentityBinding) map[string]*role.Observed { return map[string]*role.Observed{} },
 			wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpCreate},
+		},
+		{
+			name:        "the OIDC provider is registered with the binding's audience",
+			b:           base,
+			roles:       onlyCurrent,
+			provider:    &oidcprovider.State{ARN: cfg.ProviderARN, Known: true, Exists: true, Audiences: []string{"sts.amazonaws.com"}},
+			wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
+		},
+		{
+			name:        "OIDC provider missing: the role is still applied, the binding is not Ready",
+			b:           base,
+			roles:       onlyCurrent,
+			provider:    &oidcprovider.State{ARN: cfg.ProviderARN, Known: true},
+			wantReason:  v1alpha1.ReasonOIDCProviderMissing,
+			wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
+			check: func(t *testing.T, p Plan) {
+				if !p.Applied || !strings.Contains(p.Message, "https://oidc.example.com/id/X") {
+					t.Errorf("applied = %v, message = %s", p.Applied, p.Message)
+				}
+			},
+		},
+		{
+			name: "audience not registered: a custom audience the provider does not list",
+			b: with(func(b *v1alpha1.PodIdentityBinding) {
+				b.Spec.ServiceAccountToken = &v1alpha1.ServiceAccountTokenSettings{Audience: "vault"}
+			}),
+			roles:       onlyCurrent,
+			provider:    &oidcprovider.State{ARN: cfg.ProviderARN, Known: true, Exists: true, Audiences: []string{"sts.amazonaws.com"}},
+			wantReason:  v1alpha1.ReasonAudienceNotRegistered,
+			wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
+		},
+		{
+			name:        "provider unreadable: rejected reads say which permission is missing",
+			b:           base,
+			roles:       onlyCurrent,
+			provider:    &oidcprovider.State{ARN: cfg.ProviderARN, Rejected: true, Err: errors.New("AccessDenied")},
+			wantReason:  v1alpha1.ReasonIAMRequestRejected,
+			wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
+			check: func(t *testing.T, p Plan) {
+				if !strings.Contains(p.Message, "iam:GetOpenIDConnectProvider") {
+					t.Errorf("message = %s", p.Message)
+				}
+			},
+		},
+		{
+			name:        "a guardrail violation outranks a missing provider",
+			b:           base,
+			roles:       onlyCurrent,
+			rules:       []guard.Rule{{Name: "no-dynamodb", DeniedActions: []string{"dynamodb:*"}}},
+			provider:    &oidcprovider.State{ARN: cfg.ProviderARN, Known: true},
+			wantReason:  v1alpha1.ReasonGuardrailViolation,
+			wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
 		},
 		{
 			name:        "in sync: an empty update",
@@ -326,7 +382,7 @@ func TestPlans(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := tt.b()
-			p := Compute(Input{Binding: b, Config: cfg, Guard: checker, Rules: tt.rules, Managed: orEmpty(tt.managed), Holder: tt.holder, Roles: tt.roles(b)})
+			p := Compute(Input{Binding: b, Config: cfg, Guard: checker, Rules: tt.rules, Managed: orEmpty(tt.managed), Holder: tt.holder, Roles: tt.roles(b), Provider: tt.provider})
 			if tt.wantReason == "" && !p.Ready {
 				t.Fatalf("not ready: %s: %s", p.Reason, p.Message)
 			}

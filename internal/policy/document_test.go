@@ -157,17 +157,26 @@ func TestPermissionPolicy(t *testing.T) {
 	}
 }
 
-func TestNormaliseIssuer(t *testing.T) {
+func TestProviderID(t *testing.T) {
 	tests := map[string]string{
-		"https://oidc.eks.us-east-1.amazonaws.com/id/ABC":  "oidc.eks.us-east-1.amazonaws.com/id/ABC",
-		"https://oidc.eks.us-east-1.amazonaws.com/id/ABC/": "oidc.eks.us-east-1.amazonaws.com/id/ABC",
-		"oidc.example.com":          "oidc.example.com",
-		" https://127.0.0.1:6443/ ": "127.0.0.1:6443",
-		"http://issuer//":           "issuer",
+		"https://oidc.eks.us-east-1.amazonaws.com/id/ABC": "oidc.eks.us-east-1.amazonaws.com/id/ABC",
+		// A trailing slash is part of the issuer (Azure AD, envtest): the
+		// provider and the condition keys keep it.
+		"https://oidc.eks.us-east-1.amazonaws.com/id/ABC/":      "oidc.eks.us-east-1.amazonaws.com/id/ABC/",
+		"https://sts.windows.net/00000000-1111-2222-3333-4444/": "sts.windows.net/00000000-1111-2222-3333-4444/",
+		"oidc.example.com":           "oidc.example.com",
+		" https://127.0.0.1:6443/ ":  "127.0.0.1:6443/",
+		"HTTPS://issuer.example/x//": "issuer.example/x//",
 	}
 	for in, want := range tests {
-		if got := NormaliseIssuer(in); got != want {
-			t.Errorf("NormaliseIssuer(%q) = %q, want %q", in, got, want)
+		got, err := ProviderID(in)
+		if err != nil || got != want {
+			t.Errorf("ProviderID(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "https://", "http://issuer.example", "https:///path"} {
+		if got, err := ProviderID(bad); err == nil {
+			t.Errorf("ProviderID(%q) = %q, want an error", bad, got)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
@@ -16,8 +17,9 @@ const AssumeRoleWithWebIdentity = "sts:AssumeRoleWithWebIdentity"
 type TrustInput struct {
 	// ProviderARN is the ARN of the cluster's IAM OIDC identity provider.
 	ProviderARN string
-	// Issuer is the normalised issuer (host and path, no scheme, no trailing
-	// slash): the prefix of the condition keys.
+	// Issuer is the provider ID of the issuer (see ProviderID: host and path,
+	// no scheme, exactly as in the token's iss claim): the prefix of the
+	// condition keys.
 	Issuer         string
 	Namespace      string
 	ServiceAccount string
@@ -84,12 +86,22 @@ func PermissionPolicy(stmts []v1alpha1.PermissionStatement) (Document, bool) {
 	return d, true
 }
 
-// NormaliseIssuer turns an issuer URL into the form IAM uses in condition keys
-// and provider ARNs: no scheme, no trailing slash.
-func NormaliseIssuer(issuer string) string {
+// ProviderID is how IAM identifies the OIDC provider of an issuer, in the
+// provider's ARN and in condition keys: the issuer exactly as tokens carry it
+// in their iss claim, without its https:// scheme. Nothing else is tidied: an
+// issuer https://host/path/ is the provider host/path/, a different provider
+// from host/path. IAM accepts only https issuers; an issuer given without a
+// scheme is taken as host and path.
+func ProviderID(issuer string) (string, error) {
 	s := strings.TrimSpace(issuer)
 	if i := strings.Index(s, "://"); i >= 0 {
+		if !strings.EqualFold(s[:i], "https") {
+			return "", fmt.Errorf("issuer %q: IAM OIDC providers need an https issuer", issuer)
+		}
 		s = s[i+3:]
 	}
-	return strings.TrimRight(s, "/")
+	if s == "" || strings.HasPrefix(s, "/") {
+		return "", fmt.Errorf("issuer %q has no host", issuer)
+	}
+	return s, nil
 }

@@ -63,7 +63,7 @@ type Config struct {
 	PermissionsBoundaryARN string
 	// ProviderARN is the IAM OIDC identity provider of the cluster.
 	ProviderARN string
-	// Issuer is the normalised issuer (see policy.NormaliseIssuer).
+	// Issuer is the issuer's provider ID (see policy.ProviderID).
 	Issuer string
 }
 
