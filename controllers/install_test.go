@@ -22,20 +22,38 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/krusty"
+	kustomizetypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/controllers"
 	"github.com/podidentity/podidentity-operator/internal/operator"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 	"github.com/podidentity/podidentity-operator/internal/webhookcert"
 )
 
 // render builds a kustomization under config/ with kustomize's own library.
-func render(dir string) []*unstructured.Unstructured {
+// With components (paths under config/), it builds what a user's
+// kustomization would: the directory as a resource plus those components.
+func render(dir string, components ...string) []*unstructured.Unstructured {
 	root, err := testenv.RepoRoot()
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, "config", dir))
+	target, opts := filepath.Join(root, "config", dir), krusty.MakeDefaultOptions()
+	if len(components) > 0 {
+		// Kustomize wants relative paths: write the user's kustomization
+		// next to config/'s directories for the duration of the build.
+		target, err = os.MkdirTemp(filepath.Join(root, "config"), ".render-")
+		ExpectWithOffset(1, err).NotTo(HaveOccurred())
+		defer os.RemoveAll(target)
+		k := "resources:\n- ../" + dir + "\ncomponents:\n"
+		for _, c := range components {
+			k += "- ../" + c + "\n"
+		}
+		ExpectWithOffset(1, os.WriteFile(filepath.Join(target, "kustomization.yaml"), []byte(k), 0o600)).To(Succeed())
+		opts.LoadRestrictions = kustomizetypes.LoadRestrictionsNone
+	}
+	resMap, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), target)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	var objs []*unstructured.Unstructured
 	for _, r := range resMap.Resources() {
@@ -107,15 +125,22 @@ var _ = Describe("Installation manifests", func() {
 	It("the webhook overlays render, the API server accepts them, and the names line up", func() {
 		var opts operator.Options
 		opts.BindFlags(flagSet())
-		for _, overlay := range []string{"overlays/webhook-cert-manager", "overlays/webhook-self-managed"} {
-			By(overlay)
-			objs := render(overlay)
+		for _, variant := range [][]string{
+			{"overlays/webhook-cert-manager"}, {"overlays/webhook-self-managed"},
+			{"overlays/webhook-cert-manager", "components/pod-identity-webhook"},
+			{"overlays/webhook-self-managed", "components/pod-identity-webhook"},
+		} {
+			overlay := variant[0]
+			By(strings.Join(variant, " + "))
+			objs := render(overlay, variant[1:]...)
 			resourceNames := map[string]bool{}
-			var vwc, svc, deploy *unstructured.Unstructured
+			var vwc, mwc, svc, deploy *unstructured.Unstructured
 			for _, o := range objs {
 				switch o.GetKind() {
 				case "ValidatingWebhookConfiguration":
 					vwc = o
+				case "MutatingWebhookConfiguration":
+					mwc = o
 				case "Service":
 					if strings.Contains(o.GetName(), "webhook") {
 						svc = o
@@ -155,12 +180,39 @@ var _ = Describe("Installation manifests", func() {
 				Expect(resourceNames).To(HaveKey(opts.WebhookConfigName))
 				Expect(resourceNames).To(HaveKey(opts.WebhookSecretName))
 			}
+			if len(variant) > 1 {
+				By("the pod identity webhook: served by the same Service and certificate, never blocking pods")
+				Expect(mwc).NotTo(BeNil())
+				Expect(mwc.GetName()).To(Equal(opts.MutatingWebhookConfigName))
+				Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-pod-identity-webhook"))
+				Expect(resourceNames).To(HaveKey(opts.MutatingWebhookConfigName))
+				Expect(mwc.GetAnnotations()["cert-manager.io/inject-ca-from"]).To(Equal("podidentity-system/podidentity-serving-cert"))
+				mwebhooks, _, _ := unstructured.NestedSlice(mwc.Object, "webhooks")
+				Expect(mwebhooks).To(HaveLen(1))
+				w := mwebhooks[0].(map[string]any)
+				Expect(w["failurePolicy"]).To(Equal("Ignore"))
+				ref := w["clientConfig"].(map[string]any)["service"].(map[string]any)
+				Expect(ref["name"]).To(Equal(svc.GetName()))
+				Expect(ref["namespace"]).To(Equal(svc.GetNamespace()))
+				Expect(ref["path"]).To(Equal(controllers.PodWebhookPath))
+				if strings.HasSuffix(overlay, "cert-manager") {
+					Expect(vwc.GetAnnotations()["cert-manager.io/inject-ca-from"]).To(Equal(mwc.GetAnnotations()["cert-manager.io/inject-ca-from"]))
+				}
+			} else {
+				Expect(mwc).To(BeNil())
+			}
 
 			createNamespaces(objs)
 			for _, o := range objs {
 				switch o.GetKind() {
 				case "Namespace", "Issuer", "Certificate": // cert-manager's kinds are not installed here
 					continue
+				}
+				if o.GetKind() == "MutatingWebhookConfiguration" {
+					// The suite serves this configuration under the same name,
+					// pointed at a local URL; check the rendered one beside it.
+					o = o.DeepCopy()
+					o.SetName(o.GetName() + "-rendered")
 				}
 				// Do not really register the webhook: it would send this suite's
 				// requests to a Service that does not exist.

@@ -34,6 +34,8 @@ const (
 	// syncPeriod is long enough that a correction arriving well within it
 	// must have come from a watch, and short enough for drift tests.
 	syncPeriod = 4 * time.Second
+	// podWebhookRegion is what the pod identity webhook writes as AWS_REGION.
+	podWebhookRegion = "eu-west-1"
 )
 
 var (
@@ -155,6 +157,8 @@ var _ = BeforeSuite(func() {
 	wh := env.WebhookInstallOptions
 	opts.EnableWebhooks = true
 	opts.WebhookHost, opts.WebhookPort, opts.WebhookCertDir = wh.LocalServingHost, wh.LocalServingPort, wh.LocalServingCertDir
+	opts.EnablePodIdentityWebhook = true
+	opts.PodWebhookRegion = podWebhookRegion
 	opts.HealthProbeBindAddress = "0"
 	opts.SkipControllerNameValidation = true
 	operatorOpts = opts

@@ -100,7 +100,21 @@ var _ = Describe("Self-managed webhook certificate rotation with several replica
 		DeferCleanup(func() {
 			Expect(k8s.Delete(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: vwcName}})).To(Succeed())
 		})
-		replicaA = webhookcert.Options{ServiceName: "svc", Namespace: ns, WebhookConfigName: vwcName,
+		// The pod identity webhook's configuration shares the certificate.
+		Expect(k8s.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: vwcName},
+			Webhooks: []admissionregistrationv1.MutatingWebhook{{
+				Name: "m.rotation.test", AdmissionReviewVersions: []string{"v1"}, SideEffects: ptr.To(admissionregistrationv1.SideEffectClassNone),
+				FailurePolicy: ptr.To(admissionregistrationv1.Ignore),
+				ClientConfig:  admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: ns, Name: "svc", Path: ptr.To("/m")}},
+				Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{"example.invalid"}, APIVersions: []string{"v1"}, Resources: []string{"nothing"}}}},
+			}},
+		})).To(Succeed())
+		DeferCleanup(func() {
+			Expect(k8s.Delete(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: vwcName}})).To(Succeed())
+		})
+		replicaA = webhookcert.Options{ServiceName: "svc", Namespace: ns, WebhookConfigName: vwcName, MutatingWebhookConfigName: vwcName,
 			SecretName: "webhook-cert", CertDir: GinkgoT().TempDir(), Validity: 40 * day}
 		replicaB = replicaA
 		replicaB.CertDir = GinkgoT().TempDir()
@@ -139,6 +153,9 @@ var _ = Describe("Self-managed webhook certificate rotation with several replica
 		sec := &corev1.Secret{}
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "webhook-cert"}, sec)).To(Succeed())
 		Expect(sec.Data["ca.crt"]).To(Equal(bundle()))
+		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: vwcName}, mwc)).To(Succeed())
+		Expect(mwc.Webhooks[0].ClientConfig.CABundle).To(Equal(bundle()), "the pod identity webhook trusts the same bundle")
 		Eventually(func() []byte { return served(replicaB.CertDir) }).Should(Equal(served(replicaA.CertDir)))
 		Expect(trusted(replicaA.CertDir)).To(Succeed())
 	})

@@ -41,6 +41,7 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/managedpolicy"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
+	"github.com/podidentity/podidentity-operator/internal/podwebhook"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
 	"github.com/podidentity/podidentity-operator/internal/webhookcert"
@@ -71,6 +72,12 @@ type Options struct {
 	WebhookNamespace       string
 	WebhookConfigName      string
 	WebhookSecretName      string
+
+	// Built-in pod identity webhook.
+	EnablePodIdentityWebhook  bool
+	PodWebhookRegion          string
+	PodWebhookExcluded        []string
+	MutatingWebhookConfigName string
 
 	MetricsBindAddress      string
 	MetricsSecure           bool
@@ -106,6 +113,19 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.WebhookNamespace, "webhook-namespace", "podidentity-system", "Namespace of that Service.")
 	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", "podidentity-validating-webhook-configuration", "ValidatingWebhookConfiguration that receives the self-managed CA.")
 	fs.StringVar(&o.WebhookSecretName, "webhook-secret-name", "podidentity-webhook-server-cert", "Secret (in --webhook-namespace) that stores the self-managed certificate, shared by all replicas.")
+	fs.BoolVar(&o.EnablePodIdentityWebhook, "enable-pod-identity-webhook", false, "Serve the built-in pod identity webhook at "+controllers.PodWebhookPath+": pods whose ServiceAccount has eks.amazonaws.com/role-arn get the projected token and AWS_* environment, as AWS's webhook does on EKS. Needs --enable-webhooks and config/components/pod-identity-webhook.")
+	fs.StringVar(&o.PodWebhookRegion, "pod-identity-webhook-region", "", "Region written as AWS_REGION and AWS_DEFAULT_REGION into injected containers (empty: not set).")
+	fs.Func("pod-identity-webhook-excluded-namespaces", "Comma-separated namespaces whose pods are never mutated (default kube-system). Namespaces labelled "+controllers.LabelPodWebhook+"=disabled are skipped too.", func(v string) error {
+		o.PodWebhookExcluded = nil
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				o.PodWebhookExcluded = append(o.PodWebhookExcluded, n)
+			}
+		}
+		return nil
+	})
+	o.PodWebhookExcluded = []string{"kube-system"}
+	fs.StringVar(&o.MutatingWebhookConfigName, "mutating-webhook-config-name", "podidentity-mutating-webhook-configuration", "MutatingWebhookConfiguration of the pod identity webhook; receives the self-managed CA when --enable-pod-identity-webhook is set.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (\"0\" disables it).")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes (\"0\" disables them).")
@@ -162,6 +182,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ManagedPoliciesPerRole < 1 || o.ManagedPoliciesPerRole > guard.MaxManagedPoliciesPerRole {
 		errs = append(errs, fmt.Errorf("--managed-policies-per-role must be between 1 and %d", guard.MaxManagedPoliciesPerRole))
+	}
+	if o.EnablePodIdentityWebhook && !o.EnableWebhooks {
+		errs = append(errs, errors.New("--enable-pod-identity-webhook needs --enable-webhooks (the webhook server and its certificate)"))
 	}
 	if o.MaxConcurrentReconciles < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
@@ -236,6 +259,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		}
 		certOpts := webhookcert.Options{ServiceName: o.WebhookServiceName, Namespace: o.WebhookNamespace,
 			CertDir: o.WebhookCertDir, WebhookConfigName: o.WebhookConfigName, SecretName: o.WebhookSecretName}
+		if o.EnablePodIdentityWebhook {
+			certOpts.MutatingWebhookConfigName = o.MutatingWebhookConfigName
+		}
 		if err := webhookcert.Ensure(ctx, c, certOpts); err != nil {
 			return fmt.Errorf("self-managed webhook certificate: %w", err)
 		}
@@ -287,6 +313,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 			&controllers.GuardrailValidator{Catalog: checker.Catalog}); err != nil {
 			return fmt.Errorf("setting up webhooks: %w", err)
 		}
+	}
+	if o.EnablePodIdentityWebhook {
+		controllers.SetupPodWebhook(mgr, &controllers.PodIdentityInjector{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+			Config: podwebhook.Config{Region: o.PodWebhookRegion}, ExcludedNamespaces: o.PodWebhookExcluded})
 	}
 	collector := newBindingsCollector(mgr.GetCache())
 	if err := ctrlmetrics.Registry.Register(collector); err != nil {

@@ -72,16 +72,22 @@ func TestResolveRoleConfig(t *testing.T) {
 		wantProvider string
 		wantErr      string
 	}{
-		{name: "provider from caller identity", issuer: "https://oidc.eks.us-east-1.amazonaws.com/id/ABC/",
+		{name: "provider from caller identity", issuer: "https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
 			sts:        fakeSTS{arn: "arn:aws:sts::111122223333:assumed-role/op/x", account: "111122223333"},
 			wantIssuer: "oidc.eks.us-east-1.amazonaws.com/id/ABC", wantProvider: "arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"},
+		// The issuer is an identity: a trailing slash is part of it, in the
+		// provider ARN and the condition keys alike.
+		{name: "trailing slash kept", issuer: "https://sts.windows.net/tenant/",
+			sts:        fakeSTS{arn: "arn:aws:sts::111122223333:assumed-role/op/x", account: "111122223333"},
+			wantIssuer: "sts.windows.net/tenant/", wantProvider: "arn:aws:iam::111122223333:oidc-provider/sts.windows.net/tenant/"},
+		{name: "http issuer refused", issuer: "http://issuer.example", wantErr: "need an https issuer"},
 		{name: "partition aware", issuer: "https://oidc.eks.cn-north-1.amazonaws.com.cn/id/X",
 			sts:        fakeSTS{arn: "arn:aws-cn:sts::111122223333:assumed-role/op/x", account: "111122223333"},
 			wantIssuer: "oidc.eks.cn-north-1.amazonaws.com.cn/id/X", wantProvider: "arn:aws-cn:iam::111122223333:oidc-provider/oidc.eks.cn-north-1.amazonaws.com.cn/id/X"},
 		{name: "explicit provider skips STS", issuer: "https://issuer", provider: "arn:aws:iam::1:oidc-provider/issuer",
 			sts: fakeSTS{err: errors.New("must not be called")}, wantIssuer: "issuer", wantProvider: "arn:aws:iam::1:oidc-provider/issuer"},
 		{name: "STS failure is explained", issuer: "https://issuer", sts: fakeSTS{err: errors.New("no credentials")}, wantErr: "set --oidc-provider-arn to skip"},
-		{name: "empty issuer", issuer: "https:///", wantErr: "empty after normalisation"},
+		{name: "empty issuer", issuer: "https:///", wantErr: "has no host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,8 +59,10 @@ func NewEnvironment() (*envtest.Environment, error) {
 	return &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
-		// The validating webhooks, pointed by envtest at a local server.
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}},
+		// The validating webhooks and the pod identity webhook, pointed by
+		// envtest at a local server.
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook"),
+			filepath.Join(root, "config", "components", "pod-identity-webhook", "mutating_webhook.yaml")}},
 	}, nil
 }
 

@@ -48,6 +48,9 @@ type Options struct {
 	CertDir string
 	// WebhookConfigName is the ValidatingWebhookConfiguration to update.
 	WebhookConfigName string
+	// MutatingWebhookConfigName, when set, is a MutatingWebhookConfiguration
+	// served by the same certificate (the pod identity webhook).
+	MutatingWebhookConfigName string
 	// SecretName holds the CA bundle and certificate in Namespace.
 	SecretName string
 	// Validity of new certificates (default a year).
@@ -129,25 +132,48 @@ func Ensure(ctx context.Context, c client.Client, o Options) error {
 	return fmt.Errorf("the certificate in Secret %s/%s kept changing", o.Namespace, o.SecretName)
 }
 
-// trust sets every webhook's CA bundle to bundle.
+// trust sets every webhook's CA bundle to bundle, in the validating and (when
+// named) the mutating configuration.
 func trust(ctx context.Context, c client.Client, o Options, bundle []byte) error {
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-	if err := c.Get(ctx, client.ObjectKey{Name: o.WebhookConfigName}, vwc); err != nil {
-		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", o.WebhookConfigName, err)
+	err := patchBundle(ctx, c, o.WebhookConfigName, vwc, bundle, func() (ccs []*admissionregistrationv1.WebhookClientConfig) {
+		for i := range vwc.Webhooks {
+			ccs = append(ccs, &vwc.Webhooks[i].ClientConfig)
+		}
+		return ccs
+	})
+	if err != nil || o.MutatingWebhookConfigName == "" {
+		return err
 	}
-	before := vwc.DeepCopy()
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	return patchBundle(ctx, c, o.MutatingWebhookConfigName, mwc, bundle, func() (ccs []*admissionregistrationv1.WebhookClientConfig) {
+		for i := range mwc.Webhooks {
+			ccs = append(ccs, &mwc.Webhooks[i].ClientConfig)
+		}
+		return ccs
+	})
+}
+
+// patchBundle reads the named webhook configuration into obj and patches the
+// client configs (listed by configs, after the read) that lack bundle.
+func patchBundle(ctx context.Context, c client.Client, name string, obj client.Object, bundle []byte,
+	configs func() []*admissionregistrationv1.WebhookClientConfig) error {
+	kind := fmt.Sprintf("%T", obj)[len("*v1."):]
+	if err := c.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
+		return fmt.Errorf("reading %s %s: %w", kind, name, err)
+	}
+	before := obj.DeepCopyObject().(client.Object)
 	changed := false
-	for i := range vwc.Webhooks {
-		if !bytes.Equal(vwc.Webhooks[i].ClientConfig.CABundle, bundle) {
-			vwc.Webhooks[i].ClientConfig.CABundle = bundle
-			changed = true
+	for _, cc := range configs() {
+		if !bytes.Equal(cc.CABundle, bundle) {
+			cc.CABundle, changed = bundle, true
 		}
 	}
 	if !changed {
 		return nil
 	}
-	if err := c.Patch(ctx, vwc, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("setting the CA bundle of %s: %w", o.WebhookConfigName, err)
+	if err := c.Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("setting the CA bundle of %s %s: %w", kind, name, err)
 	}
 	return nil
 }

@@ -1,0 +1,119 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/podwebhook"
+)
+
+// PodWebhookPath is where the pod identity webhook is served.
+const PodWebhookPath = "/mutate-v1-pod"
+
+// LabelPodWebhook on a Namespace, set to "disabled", keeps the pod identity
+// webhook away from its pods (the MutatingWebhookConfiguration's
+// namespaceSelector says the same; the handler checks it too).
+const LabelPodWebhook = "podidentity.io/pod-identity-webhook"
+
+// PodIdentityInjector is the built-in pod identity webhook: it gives pods
+// whose ServiceAccount carries a role annotation the projected token and
+// environment the AWS SDK needs (podwebhook.Mutate), as AWS's webhook does on
+// EKS. It is registered with failurePolicy Ignore: pods it misses are reported
+// by the binding's PodsCurrent condition.
+type PodIdentityInjector struct {
+	// Reader reads ServiceAccounts and Namespaces from the manager's cache;
+	// APIReader reads a ServiceAccount the cache has not seen yet.
+	Reader    client.Reader
+	APIReader client.Reader
+	Decoder   admission.Decoder
+	Config    podwebhook.Config
+	// ExcludedNamespaces never get a mutation.
+	ExcludedNamespaces []string
+}
+
+// Handle mutates a Pod at creation.
+func (h *PodIdentityInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create {
+		return admission.Allowed("only pod creation is mutated")
+	}
+	if slices.Contains(h.ExcludedNamespaces, req.Namespace) {
+		return admission.Allowed("namespace excluded by --pod-identity-webhook-excluded-namespaces")
+	}
+	ns := &corev1.Namespace{}
+	if err := h.Reader.Get(ctx, client.ObjectKey{Name: req.Namespace}, ns); err == nil && ns.Labels[LabelPodWebhook] == "disabled" {
+		return admission.Allowed("namespace labelled " + LabelPodWebhook + "=disabled")
+	}
+	pod := &corev1.Pod{}
+	if err := h.Decoder.Decode(req, pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	name := pod.Spec.ServiceAccountName
+	if name == "" {
+		name = "default"
+	}
+	sa, err := h.serviceAccount(ctx, req.Namespace, name)
+	if err != nil {
+		// failurePolicy is Ignore anyway; answer so the pod is created now.
+		logf.FromContext(ctx).Error(err, "reading the pod's ServiceAccount; the pod is created without credentials", "namespace", req.Namespace, "serviceAccount", name)
+		return admission.Allowed("could not read ServiceAccount " + name)
+	}
+	mutated := pod.DeepCopy()
+	if res := podwebhook.Mutate(mutated, sa, h.Config); !res.Mutated {
+		return admission.Allowed(res.Reason)
+	}
+	raw, err := json.Marshal(mutated)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+}
+
+// serviceAccount reads from the cache. When the cached copy has no role
+// annotation but a binding names the ServiceAccount, the cache may lag the
+// annotation the operator just wrote (a pod created right after the binding
+// became Ready), so it reads live; pods of other ServiceAccounts cost no API
+// call. nil when there is none.
+func (h *PodIdentityInjector) serviceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
+	sa := &corev1.ServiceAccount{}
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	err := h.Reader.Get(ctx, key, sa)
+	if (apierrors.IsNotFound(err) || err == nil && sa.Annotations[podwebhook.AnnotationRoleARN] == "") && h.bound(ctx, namespace, name) {
+		err = h.APIReader.Get(ctx, key, sa)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return sa, err
+}
+
+// bound reports whether a binding in the namespace names the ServiceAccount.
+func (h *PodIdentityInjector) bound(ctx context.Context, namespace, name string) bool {
+	if h.APIReader == nil {
+		return false
+	}
+	list := &v1alpha1.PodIdentityBindingList{}
+	if err := h.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexSpecServiceAccount: name}); err != nil {
+		return false
+	}
+	return len(list.Items) > 0
+}
+
+// SetupPodWebhook serves the pod identity webhook at PodWebhookPath.
+func SetupPodWebhook(mgr ctrl.Manager, h *PodIdentityInjector) {
+	if h.Decoder == nil {
+		h.Decoder = admission.NewDecoder(mgr.GetScheme())
+	}
+	mgr.GetWebhookServer().Register(PodWebhookPath, &webhook.Admission{Handler: h})
+}
