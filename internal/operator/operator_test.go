@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -137,4 +139,20 @@ func TestDefaultRolePath(t *testing.T) {
 	if o.RolePath != "/podidentity/" {
 		t.Errorf("default --role-path is %q; update config/iam/operator-policy.json and its test too", o.RolePath)
 	}
+}
+
+// TestEveryFlagIsDocumented keeps the README's flag table complete.
+func TestEveryFlagIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o Options
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	o.BindFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(string(readme), "`--"+f.Name+"`") {
+			t.Errorf("flag --%s is not in README.md", f.Name)
+		}
+	})
 }
