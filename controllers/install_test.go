@@ -288,6 +288,52 @@ var _ = Describe("Installation manifests", func() {
 		Expect(k8s.Delete(ctx, got)).To(Succeed())
 	})
 
+	It("only the pod-restarts component gives the operator write access to workloads", func() {
+		writesWorkloads := func(objs []*unstructured.Unstructured) map[string][]string {
+			got := map[string][]string{}
+			for _, o := range objs {
+				if o.GetKind() != "ClusterRole" && o.GetKind() != "Role" {
+					continue
+				}
+				rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+				for _, r := range rules {
+					rule := r.(map[string]any)
+					groups, _ := rule["apiGroups"].([]any) // absent for nonResourceURLs
+					resources, _ := rule["resources"].([]any)
+					for _, g := range groups {
+						if g != "apps" {
+							continue
+						}
+						for _, res := range resources {
+							for _, v := range rule["verbs"].([]any) {
+								got[res.(string)] = append(got[res.(string)], v.(string))
+							}
+						}
+					}
+				}
+			}
+			return got
+		}
+		Expect(writesWorkloads(render("default"))).To(BeEmpty())
+		objs := render("default", "components/pod-restarts")
+		Expect(writesWorkloads(objs)).To(Equal(map[string][]string{
+			"replicasets": {"get"}, "deployments": {"get", "patch"}, "statefulsets": {"get", "patch"}, "daemonsets": {"get", "patch"}}))
+		for _, o := range objs {
+			if o.GetKind() == "Deployment" {
+				containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+				Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-pod-restarts"))
+			}
+		}
+		createNamespaces(objs)
+		for _, o := range objs {
+			if o.GetKind() == "Namespace" {
+				continue
+			}
+			Expect(k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
+				client.FieldOwner("install-test"), client.ForceOwnership)).To(Succeed(), "%s %s", o.GetKind(), o.GetName())
+		}
+	})
+
 	It("the Prometheus overlay adds a ServiceMonitor for the metrics Service", func() {
 		objs := render("overlays/prometheus")
 		var monitor, service *unstructured.Unstructured

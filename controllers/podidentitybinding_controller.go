@@ -421,13 +421,18 @@ func (r *Reconciler) requeueAfter() time.Duration {
 }
 
 func (r *Reconciler) event(b *v1alpha1.PodIdentityBinding, eventType, reason, note string) {
-	if r.Recorder == nil {
+	recordEvent(r.Recorder, b, eventType, reason, note)
+}
+
+// recordEvent emits an event about a binding, its note cut to 1,000 bytes.
+func recordEvent(rec events.EventRecorder, b *v1alpha1.PodIdentityBinding, eventType, reason, note string) {
+	if rec == nil {
 		return
 	}
 	if len(note) > 1000 {
 		note = note[:1000]
 	}
-	r.Recorder.Eventf(b, nil, eventType, reason, "Reconcile", "%s", note)
+	rec.Eventf(b, nil, eventType, reason, "Reconcile", "%s", note)
 }
 
 func uniq(values ...string) []string {
@@ -501,8 +506,13 @@ func (r *Reconciler) bindingsInNamespace(ctx context.Context, o client.Object) [
 }
 
 func (r *Reconciler) listRequests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	return bindingRequests(ctx, r.Client, opts...)
+}
+
+// bindingRequests lists bindings from the cache as reconcile requests.
+func bindingRequests(ctx context.Context, c client.Reader, opts ...client.ListOption) []reconcile.Request {
 	list := &v1alpha1.PodIdentityBindingList{}
-	if err := r.List(ctx, list, opts...); err != nil {
+	if err := c.List(ctx, list, opts...); err != nil {
 		logf.FromContext(ctx).Error(err, "listing bindings")
 		return nil
 	}

@@ -158,6 +158,7 @@ var _ = BeforeSuite(func() {
 	opts.EnableWebhooks = true
 	opts.WebhookHost, opts.WebhookPort, opts.WebhookCertDir = wh.LocalServingHost, wh.LocalServingPort, wh.LocalServingCertDir
 	opts.EnablePodIdentityWebhook = true
+	opts.EnablePodRestarts = true
 	opts.PodWebhookRegion = podWebhookRegion
 	opts.HealthProbeBindAddress = "0"
 	opts.SkipControllerNameValidation = true

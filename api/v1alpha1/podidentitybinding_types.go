@@ -24,6 +24,20 @@ const (
 	DeletionPolicyRetain DeletionPolicy = "Retain"
 )
 
+// PodRestartPolicy says whether the operator restarts workloads whose pods
+// run without the binding's current credentials.
+// +kubebuilder:validation:Enum=Never;Rollout
+type PodRestartPolicy string
+
+const (
+	// PodRestartPolicyNever only reports stale pods (status.pods, PodsCurrent).
+	PodRestartPolicyNever PodRestartPolicy = "Never"
+	// PodRestartPolicyRollout restarts the Deployments, StatefulSets and
+	// DaemonSets that own stale pods, once per role change, as
+	// `kubectl rollout restart` does. Bare pods are never touched.
+	PodRestartPolicyRollout PodRestartPolicy = "Rollout"
+)
+
 // PermissionStatement is one statement of the role's inline permission policy.
 type PermissionStatement struct {
 	// Sid is an optional statement identifier, unique within the binding.
@@ -145,6 +159,23 @@ type PodIdentityBindingSpec struct {
 	// +kubebuilder:default=Delete
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// PodRestartPolicy: Never (the default) reports pods that run without
+	// the current credentials; Rollout also restarts the workloads that own
+	// them (needs the operator's --enable-pod-restarts; a guardrail can
+	// forbid it).
+	// +kubebuilder:default=Never
+	// +optional
+	PodRestartPolicy PodRestartPolicy `json:"podRestartPolicy,omitempty"`
+}
+
+// PodCounts counts the running pods of the binding's ServiceAccount.
+type PodCounts struct {
+	// Current pods carry the projected token and the current role ARN.
+	Current int32 `json:"current"`
+	// Stale pods do not: they started before the ServiceAccount was
+	// annotated or before the role changed, or a webhook missed them.
+	Stale int32 `json:"stale"`
 }
 
 // Condition types.
@@ -157,6 +188,9 @@ const (
 	// ConditionServiceAccountSynced is True when the ServiceAccount carries the
 	// role annotation.
 	ConditionServiceAccountSynced = "ServiceAccountSynced"
+	// ConditionPodsCurrent is True when every running pod of the
+	// ServiceAccount carries the current role's credentials.
+	ConditionPodsCurrent = "PodsCurrent"
 )
 
 // Condition reasons. Each names something a user can act on.
@@ -180,6 +214,12 @@ const (
 	// ReasonAudienceNotRegistered: the provider exists but does not list the
 	// binding's token audience as a client ID.
 	ReasonAudienceNotRegistered = "AudienceNotRegistered"
+	// ReasonPodsCurrent (PodsCurrent=True): every running pod has the
+	// current credentials, or there are no running pods.
+	ReasonPodsCurrent = "AllPodsCurrent"
+	// ReasonStalePods (PodsCurrent=False): some running pods lack the
+	// current credentials; the message names up to five.
+	ReasonStalePods = "StalePods"
 )
 
 // RoleReference names an IAM role and its unique ID.
@@ -215,10 +255,14 @@ type PodIdentityBindingStatus struct {
 	// operator's annotation.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// Pods counts the running pods of ServiceAccountName by whether they
+	// carry the current role's credentials.
+	// +optional
+	Pods *PodCounts `json:"pods,omitempty"`
 	// ObservedGeneration is the generation last reconciled successfully.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, RoleSynced and ServiceAccountSynced.
+	// Conditions: Ready, RoleSynced, ServiceAccountSynced and PodsCurrent.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -64,6 +64,12 @@ type PodIdentityGuardrailSpec struct {
 	// +optional
 	ForbidRetain bool `json:"forbidRetain,omitempty"`
 
+	// ForbidPodRestarts forbids podRestartPolicy Rollout in selected
+	// namespaces: the operator never restarts their workloads. A binding
+	// that sets it is a violation.
+	// +optional
+	ForbidPodRestarts bool `json:"forbidPodRestarts,omitempty"`
+
 	// RoleNamePattern restricts spec.roleName overrides in selected
 	// namespaces to names matching this pattern ("*" and "?" wildcards), for
 	// example "team-a-*". Bindings without spec.roleName (generated names)

@@ -44,6 +44,7 @@ type Rule struct {
 	RequiredPermissionsBoundary string
 	MaxSessionDuration          *int32
 	ForbidRetain                bool
+	ForbidPodRestarts           bool
 	RoleNamePattern             string
 }
 
@@ -53,7 +54,7 @@ func FromGuardrail(g *v1alpha1.PodIdentityGuardrail) Rule {
 		Name: g.Name, AllowedActions: g.Spec.AllowedActions, DeniedActions: g.Spec.DeniedActions,
 		AllowedResources: g.Spec.AllowedResources, AllowedManagedPolicyArns: g.Spec.AllowedManagedPolicyArns,
 		RequiredPermissionsBoundary: g.Spec.RequiredPermissionsBoundary, MaxSessionDuration: g.Spec.MaxSessionDuration,
-		ForbidRetain: g.Spec.ForbidRetain, RoleNamePattern: g.Spec.RoleNamePattern,
+		ForbidRetain: g.Spec.ForbidRetain, ForbidPodRestarts: g.Spec.ForbidPodRestarts, RoleNamePattern: g.Spec.RoleNamePattern,
 	}
 }
 
@@ -90,6 +91,8 @@ type Result struct {
 	// RoleNameForbidden: spec.roleName does not match a guardrail's
 	// roleNamePattern; the binding keeps its current role and gets no new one.
 	RoleNameForbidden bool
+	// PodRestartsForbidden: a guardrail forbids podRestartPolicy Rollout.
+	PodRestartsForbidden bool
 	// Boundary is the permissions boundary the guardrails require ("" none).
 	Boundary string
 }
@@ -210,7 +213,13 @@ func (c Checker) checkQuotas(b *v1alpha1.PodIdentityBinding, r *Result) {
 	d := role.DesiredFor(c.RoleConfig, b)
 	if trust, err := d.Trust.JSON(); err == nil {
 		if n := policy.Size(trust); n > c.trustLimit() {
-			r.Invalid = append(r.Invalid, Finding{Field: "spec", Message: fmt.Sprintf("the trust policy would be %d characters, over IAM's limit of %d", n, c.trustLimit())})
+			msg := fmt.Sprintf("the trust policy would be %d characters, over IAM's limit of %d", n, c.trustLimit())
+			if extra := len(c.RoleConfig.AdditionalProviders); extra > 0 {
+				msg += fmt.Sprintf(" with %d issuers (this cluster's and %d from --additional-oidc-issuers); %d fit for this ServiceAccount and audience: "+
+					"trust fewer issuers, use a shorter name, or raise the account's quota (up to %d, --trust-policy-size-limit)",
+					extra+1, extra, c.issuersThatFit(b), MaxTrustPolicySize)
+			}
+			r.Invalid = append(r.Invalid, Finding{Field: "spec", Message: msg})
 		}
 	}
 	if d.Permissions != nil {
@@ -233,6 +242,21 @@ func (c Checker) checkQuotas(b *v1alpha1.PodIdentityBinding, r *Result) {
 	if len(d.Path) > PathLength {
 		r.Invalid = append(r.Invalid, Finding{Field: "spec", Message: fmt.Sprintf("role path longer than %d characters", PathLength)})
 	}
+}
+
+// issuersThatFit is how many issuers (this cluster's first) a trust policy
+// for b can name within the quota.
+func (c Checker) issuersThatFit(b *v1alpha1.PodIdentityBinding) int {
+	cfg := c.RoleConfig
+	all := cfg.AdditionalProviders
+	for k := len(all); k >= 0; k-- {
+		cfg.AdditionalProviders = all[:k]
+		trust, err := role.DesiredFor(cfg, b).Trust.JSON()
+		if err == nil && policy.Size(trust) <= c.trustLimit() {
+			return k + 1
+		}
+	}
+	return 0
 }
 
 func (c Checker) trustLimit() int {
@@ -450,6 +474,11 @@ func (c Checker) rule(b *v1alpha1.PodIdentityBinding, rule Rule, grants []grant,
 		r.Violations = append(r.Violations, Finding{Field: "spec.deletionPolicy", Rule: rule.Name,
 			Message: "Retain is forbidden in this namespace; the role will be deleted with the binding"})
 		r.ForceDelete = true
+	}
+	if rule.ForbidPodRestarts && b.Spec.PodRestartPolicy == v1alpha1.PodRestartPolicyRollout {
+		r.Violations = append(r.Violations, Finding{Field: "spec.podRestartPolicy", Rule: rule.Name,
+			Message: "Rollout is forbidden in this namespace; the operator does not restart its workloads"})
+		r.PodRestartsForbidden = true
 	}
 	if rule.RoleNamePattern != "" && b.Spec.RoleName != "" && !Covers(rule.RoleNamePattern, b.Spec.RoleName) {
 		r.Violations = append(r.Violations, Finding{Field: "spec.roleName", Rule: rule.Name,

@@ -12,18 +12,25 @@ import (
 )
 
 // bindingsCollector reports podidentity_bindings{ready}: the bindings by the
-// status of their Ready condition, counted from the manager's cache at scrape time.
+// status of their Ready condition, and podidentity_pods{state}: the running
+// pods of bound ServiceAccounts by whether they carry the current role's
+// credentials (from status.pods). Both are counted from the manager's cache
+// at scrape time.
 type bindingsCollector struct {
 	reader client.Reader
 	desc   *prometheus.Desc
+	pods   *prometheus.Desc
 }
 
 func newBindingsCollector(r client.Reader) *bindingsCollector {
-	return &bindingsCollector{reader: r, desc: prometheus.NewDesc("podidentity_bindings",
-		"PodIdentityBindings by the status of their Ready condition (True, False, Unknown).", []string{"ready"}, nil)}
+	return &bindingsCollector{reader: r,
+		desc: prometheus.NewDesc("podidentity_bindings",
+			"PodIdentityBindings by the status of their Ready condition (True, False, Unknown).", []string{"ready"}, nil),
+		pods: prometheus.NewDesc("podidentity_pods",
+			"Running pods of bound ServiceAccounts: current (they carry the current role's credentials) or stale (restart them).", []string{"state"}, nil)}
 }
 
-func (c *bindingsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *bindingsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.pods }
 
 func (c *bindingsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -34,7 +41,12 @@ func (c *bindingsCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	counts := map[string]float64{"True": 0, "False": 0, "Unknown": 0}
+	pods := map[string]float64{"current": 0, "stale": 0}
 	for i := range list.Items {
+		if p := list.Items[i].Status.Pods; p != nil {
+			pods["current"] += float64(p.Current)
+			pods["stale"] += float64(p.Stale)
+		}
 		status := "Unknown"
 		if cond := meta.FindStatusCondition(list.Items[i].Status.Conditions, v1alpha1.ConditionReady); cond != nil {
 			status = string(cond.Status)
@@ -43,5 +55,8 @@ func (c *bindingsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for status, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, status)
+	}
+	for state, n := range pods {
+		ch <- prometheus.MustNewConstMetric(c.pods, prometheus.GaugeValue, n, state)
 	}
 }

@@ -22,11 +22,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -79,6 +81,10 @@ type Options struct {
 	PodWebhookExcluded        []string
 	MutatingWebhookConfigName string
 
+	// Pods that run without the current credentials.
+	TrackPods         bool
+	EnablePodRestarts bool
+
 	MetricsBindAddress      string
 	MetricsSecure           bool
 	HealthProbeBindAddress  string
@@ -126,6 +132,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	})
 	o.PodWebhookExcluded = []string{"kube-system"}
 	fs.StringVar(&o.MutatingWebhookConfigName, "mutating-webhook-config-name", "podidentity-mutating-webhook-configuration", "MutatingWebhookConfiguration of the pod identity webhook; receives the self-managed CA when --enable-pod-identity-webhook is set.")
+	fs.BoolVar(&o.TrackPods, "track-pods", true, "Report, per binding, the running pods of its ServiceAccount that lack the current role's credentials (status.pods, condition PodsCurrent). Watches pods, trimmed in memory to the few fields it reads.")
+	fs.BoolVar(&o.EnablePodRestarts, "enable-pod-restarts", false, "Let bindings with podRestartPolicy Rollout restart the Deployments, StatefulSets and DaemonSets that own stale pods. Needs --track-pods and the RBAC in config/components/pod-restarts.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (\"0\" disables it).")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes (\"0\" disables them).")
@@ -182,6 +190,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ManagedPoliciesPerRole < 1 || o.ManagedPoliciesPerRole > guard.MaxManagedPoliciesPerRole {
 		errs = append(errs, fmt.Errorf("--managed-policies-per-role must be between 1 and %d", guard.MaxManagedPoliciesPerRole))
+	}
+	if o.EnablePodRestarts && !o.TrackPods {
+		errs = append(errs, errors.New("--enable-pod-restarts needs --track-pods"))
 	}
 	if o.EnablePodIdentityWebhook && !o.EnableWebhooks {
 		errs = append(errs, errors.New("--enable-pod-identity-webhook needs --enable-webhooks (the webhook server and its certificate)"))
@@ -245,6 +256,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 	}
+	if o.TrackPods {
+		// Pods are cached trimmed to what the pods controller reads.
+		mgrOpts.Cache.ByObject = map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: podwebhook.TrimPod}}
+	}
 	if o.SkipControllerNameValidation {
 		skip := true
 		mgrOpts.Controller.SkipNameValidation = &skip
@@ -304,6 +319,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
+	}
+	if o.TrackPods {
+		pods := &controllers.PodsReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+			Recorder: mgr.GetEventRecorder("podidentity-operator"), Guardrails: guardrails, EnableRestarts: o.EnablePodRestarts}
+		if err := pods.SetupWithManager(ctx, mgr); err != nil {
+			return fmt.Errorf("setting up pods controller: %w", err)
+		}
 	}
 	if err := (&controllers.GuardrailReconciler{Client: mgr.GetClient(), Guard: checker}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up guardrail controller: %w", err)

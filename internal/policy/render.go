@@ -25,6 +25,16 @@ type TrustInput struct {
 	ServiceAccount string
 	// Audience defaults to DefaultAudience.
 	Audience string
+	// Additional providers (other clusters' issuers) trusted for the same
+	// ServiceAccount and audience, one statement each.
+	Additional []Provider
+}
+
+// Provider is an IAM OIDC identity provider: its ARN and its ID (see
+// ProviderID), the prefix of its condition keys.
+type Provider struct {
+	ARN string
+	ID  string
 }
 
 // Subject is the `sub` claim of a ServiceAccount token.
@@ -34,24 +44,26 @@ func Subject(namespace, serviceAccount string) string {
 
 // TrustPolicy renders the role's trust policy: one Allow statement for the
 // cluster's OIDC provider, restricted with StringEquals to exactly one
-// ServiceAccount and one audience.
+// ServiceAccount and one audience, and one more such statement for each
+// additional provider.
 func TrustPolicy(in TrustInput) Document {
 	aud := in.Audience
 	if aud == "" {
 		aud = DefaultAudience
 	}
-	return Document{
-		Version: Version,
-		Statement: []Statement{{
+	d := Document{Version: Version}
+	for _, p := range append([]Provider{{ARN: in.ProviderARN, ID: in.Issuer}}, in.Additional...) {
+		d.Statement = append(d.Statement, Statement{
 			Effect:    "Allow",
-			Principal: Principal{"Federated": {in.ProviderARN}},
+			Principal: Principal{"Federated": {p.ARN}},
 			Action:    StringList{AssumeRoleWithWebIdentity},
 			Condition: Condition{"StringEquals": {
-				in.Issuer + ":sub": {Subject(in.Namespace, in.ServiceAccount)},
-				in.Issuer + ":aud": {aud},
+				p.ID + ":sub": {Subject(in.Namespace, in.ServiceAccount)},
+				p.ID + ":aud": {aud},
 			}},
-		}},
+		})
 	}
+	return d
 }
 
 // PermissionPolicy renders a binding's permission statements as an inline

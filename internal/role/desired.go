@@ -65,6 +65,9 @@ type Config struct {
 	ProviderARN string
 	// Issuer is the issuer's provider ID (see policy.ProviderID).
 	Issuer string
+	// AdditionalProviders are other clusters' providers every trust policy
+	// also trusts for the same ServiceAccount (--additional-oidc-issuers).
+	AdditionalProviders []policy.Provider
 }
 
 // Desired is the role a binding should have.
@@ -139,6 +142,7 @@ func DesiredFor(cfg Config, b *v1alpha1.PodIdentityBinding) Desired {
 			Namespace:      b.Namespace,
 			ServiceAccount: b.Spec.ServiceAccountName,
 			Audience:       Audience(b),
+			Additional:     cfg.AdditionalProviders,
 		}),
 		Tags:     map[string]string{},
 		Boundary: cfg.PermissionsBoundaryARN,

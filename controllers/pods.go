@@ -1,0 +1,347 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/podwebhook"
+)
+
+const (
+	indexPodServiceAccount = "spec.serviceAccountName"
+	// AnnotationRestartedAt is what `kubectl rollout restart` sets on a pod
+	// template; changing it rolls the workload.
+	AnnotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
+	// AnnotationRestartedForRole records the role ARN a workload was last
+	// restarted for, so it is restarted at most once per role change.
+	AnnotationRestartedForRole = "podidentity.io/restarted-for-role"
+	// EventStalePods is emitted when stale pods appear.
+	EventStalePods = "StalePods"
+	// EventRolloutRestarted is emitted for each workload restarted.
+	EventRolloutRestarted = "RolloutRestarted"
+	// stalePodsNamed is how many stale pods the condition names.
+	stalePodsNamed = 5
+)
+
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+
+// PodsReconciler reports, for each binding, the running pods of its
+// ServiceAccount that do not carry the current role's credentials (started
+// before the annotation or before the role changed, or missed by a webhook):
+// status.pods and the PodsCurrent condition. With podRestartPolicy Rollout it
+// restarts the workloads that own them. It reads only the cluster's caches
+// (pods trimmed by TrimPod) and never calls IAM, so pod churn costs no IAM
+// request; it is separate from the binding Reconciler for that reason.
+type PodsReconciler struct {
+	client.Client
+	// APIReader reads the workloads to restart (they are not cached).
+	APIReader  client.Reader
+	Recorder   events.EventRecorder
+	Guardrails GuardrailSource
+	// EnableRestarts is the operator's --enable-pod-restarts.
+	EnableRestarts bool
+	Now            func() time.Time
+}
+
+// Reconcile counts the binding's pods, restarts workloads when asked, and
+// patches status.pods and PodsCurrent.
+func (r *PodsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	b := &v1alpha1.PodIdentityBinding{}
+	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !b.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	before := b.DeepCopy()
+	sa, arn := b.Status.ServiceAccountName, b.Status.RoleArn
+	if sa == "" || arn == "" {
+		// No ServiceAccount carries a role of this binding: nothing to count.
+		b.Status.Pods = nil
+		meta.RemoveStatusCondition(&b.Status.Conditions, v1alpha1.ConditionPodsCurrent)
+		return ctrl.Result{}, r.patchStatus(ctx, before, b)
+	}
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(b.Namespace), client.MatchingFields{indexPodServiceAccount: sa}); err != nil {
+		return ctrl.Result{}, err
+	}
+	current, stale := classifyPods(pods.Items, arn)
+	b.Status.Pods = &v1alpha1.PodCounts{Current: int32(current), Stale: int32(len(stale))}
+	if len(stale) == 0 {
+		msg := "no running pods use ServiceAccount " + sa
+		if current > 0 {
+			msg = fmt.Sprintf("all %d running pods of ServiceAccount %s carry the credentials of %s", current, sa, arn)
+		}
+		setCondition(b, v1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, v1alpha1.ReasonPodsCurrent, msg)
+		return ctrl.Result{}, r.patchStatus(ctx, before, b)
+	}
+
+	msg := fmt.Sprintf("%d of %d running pods of ServiceAccount %s run without the credentials of %s (started before the annotation or before the role changed, or missed by a webhook): %s.",
+		len(stale), current+len(stale), sa, arn, podNames(stale))
+	if before.Status.Pods == nil || before.Status.Pods.Stale == 0 {
+		r.event(b, corev1.EventTypeWarning, EventStalePods, msg)
+	}
+	outcome, err := r.remediate(ctx, b, stale, arn)
+	setCondition(b, v1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, v1alpha1.ReasonStalePods, msg+" "+outcome)
+	if perr := r.patchStatus(ctx, before, b); perr != nil {
+		return ctrl.Result{}, perr
+	}
+	return ctrl.Result{}, err
+}
+
+// classifyPods counts running pods that carry arn's credentials and returns
+// those that do not. Finished and terminating pods are not counted.
+func classifyPods(pods []corev1.Pod, arn string) (current int, stale []*corev1.Pod) {
+	for i := range pods {
+		p := &pods[i]
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || !p.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if podwebhook.Current(p, arn) {
+			current++
+		} else {
+			stale = append(stale, p)
+		}
+	}
+	slices.SortFunc(stale, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	return current, stale
+}
+
+func podNames(pods []*corev1.Pod) string {
+	var names []string
+	for i, p := range pods {
+		if i == stalePodsNamed {
+			names = append(names, fmt.Sprintf("and %d more", len(pods)-stalePodsNamed))
+			break
+		}
+		names = append(names, p.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// remediate restarts the workloads owning stale pods when the binding asks
+// for it and the operator and guardrails allow it. It returns what the
+// condition says about it.
+func (r *PodsReconciler) remediate(ctx context.Context, b *v1alpha1.PodIdentityBinding, stale []*corev1.Pod, arn string) (string, error) {
+	if b.Spec.PodRestartPolicy != v1alpha1.PodRestartPolicyRollout {
+		return "Restart them, or set spec.podRestartPolicy: Rollout.", nil
+	}
+	if !r.EnableRestarts {
+		return "podRestartPolicy is Rollout, but the operator runs without --enable-pod-restarts: restart them yourself.", nil
+	}
+	rules, err := r.Guardrails.RulesFor(ctx, b.Namespace)
+	if err != nil {
+		return "", err
+	}
+	for _, rule := range rules {
+		if rule.ForbidPodRestarts {
+			return "Guardrail " + rule.Name + " forbids restarts in this namespace: restart them yourself.", nil
+		}
+	}
+	workloads, bare, err := r.owners(ctx, stale)
+	if err != nil {
+		return "", err
+	}
+	var restarted, done []string
+	for _, w := range workloads {
+		did, err := r.restart(ctx, w, arn)
+		if err != nil {
+			return "", fmt.Errorf("restarting %s: %w", w.describe(), err)
+		}
+		if did {
+			restarted = append(restarted, w.describe())
+			r.event(b, corev1.EventTypeNormal, EventRolloutRestarted, "restarted "+w.describe()+" so its pods get the credentials of "+arn)
+		} else {
+			done = append(done, w.describe())
+		}
+	}
+	var parts []string
+	if len(restarted) > 0 {
+		parts = append(parts, "Restarted "+strings.Join(restarted, ", ")+".")
+	}
+	if len(done) > 0 {
+		parts = append(parts, "Already restarted for this role: "+strings.Join(done, ", ")+".")
+	}
+	if bare > 0 {
+		parts = append(parts, fmt.Sprintf("%d pods have no Deployment, StatefulSet or DaemonSet and are not restarted.", bare))
+	}
+	return strings.Join(parts, " "), nil
+}
+
+// workload is a Deployment, StatefulSet or DaemonSet.
+type workload struct {
+	obj  client.Object
+	kind string
+}
+
+func (w workload) describe() string { return w.kind + " " + w.obj.GetName() }
+
+// template returns the workload's pod template.
+func (w workload) template() *corev1.PodTemplateSpec {
+	switch o := w.obj.(type) {
+	case *appsv1.Deployment:
+		return &o.Spec.Template
+	case *appsv1.StatefulSet:
+		return &o.Spec.Template
+	case *appsv1.DaemonSet:
+		return &o.Spec.Template
+	}
+	return nil
+}
+
+// owners finds the Deployments (through their ReplicaSets), StatefulSets and
+// DaemonSets that control the pods, and counts pods with none of those.
+func (r *PodsReconciler) owners(ctx context.Context, pods []*corev1.Pod) ([]workload, int, error) {
+	seen := map[string]bool{}
+	var out []workload
+	bare := 0
+	for _, p := range pods {
+		ref := metav1.GetControllerOf(p)
+		kind, name := "", ""
+		if ref != nil && ref.APIVersion == "apps/v1" {
+			kind, name = ref.Kind, ref.Name
+		}
+		if kind == "ReplicaSet" {
+			rs := &appsv1.ReplicaSet{}
+			if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: name}, rs); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return nil, 0, err
+			}
+			kind, name = "", ""
+			if dref := metav1.GetControllerOf(rs); dref != nil && dref.APIVersion == "apps/v1" && dref.Kind == "Deployment" {
+				kind, name = "Deployment", dref.Name
+			}
+		}
+		var obj client.Object
+		switch kind {
+		case "Deployment":
+			obj = &appsv1.Deployment{}
+		case "StatefulSet":
+			obj = &appsv1.StatefulSet{}
+		case "DaemonSet":
+			obj = &appsv1.DaemonSet{}
+		default:
+			bare++
+			continue
+		}
+		if seen[kind+"/"+name] {
+			continue
+		}
+		seen[kind+"/"+name] = true
+		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: name}, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, 0, err
+		}
+		out = append(out, workload{obj: obj, kind: kind})
+	}
+	return out, bare, nil
+}
+
+// restart sets the pod template annotations `kubectl rollout restart` sets,
+// unless the workload was already restarted for this role ARN.
+func (r *PodsReconciler) restart(ctx context.Context, w workload, arn string) (bool, error) {
+	tmpl := w.template()
+	if tmpl.Annotations[AnnotationRestartedForRole] == arn {
+		return false, nil
+	}
+	before := w.obj.DeepCopyObject().(client.Object)
+	if tmpl.Annotations == nil {
+		tmpl.Annotations = map[string]string{}
+	}
+	tmpl.Annotations[AnnotationRestartedAt] = r.now().UTC().Format(time.RFC3339)
+	tmpl.Annotations[AnnotationRestartedForRole] = arn
+	return true, r.Patch(ctx, w.obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+}
+
+func (r *PodsReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// patchStatus writes status.pods and PodsCurrent when they changed. The
+// patch is guarded by resourceVersion: the binding Reconciler writes the
+// other conditions, and a patch from a stale copy must not undo its work.
+func (r *PodsReconciler) patchStatus(ctx context.Context, before, b *v1alpha1.PodIdentityBinding) error {
+	if equality.Semantic.DeepEqual(before.Status, b.Status) {
+		return nil
+	}
+	err := r.Status().Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		// A newer binding is on its way through the watch.
+		return nil
+	}
+	return err
+}
+
+func (r *PodsReconciler) event(b *v1alpha1.PodIdentityBinding, eventType, reason, note string) {
+	recordEvent(r.Recorder, b, eventType, reason, note)
+}
+
+// SetupWithManager indexes pods by ServiceAccount and watches them. Call it
+// after Reconciler.SetupWithManager, which indexes bindings by the
+// ServiceAccount in their status.
+func (r *PodsReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, indexPodServiceAccount, func(o client.Object) []string {
+		return []string{o.(*corev1.Pod).Spec.ServiceAccountName}
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		// Status changes matter here: the role ARN and ServiceAccount come
+		// from the binding's status.
+		For(&v1alpha1.PodIdentityBinding{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.bindingsForPod), builder.WithPredicates(podChanged())).
+		// A guardrail can forbid restarts.
+		Watches(&v1alpha1.PodIdentityGuardrail{}, handler.EnqueueRequestsFromMapFunc(r.allBindings)).
+		Named("podidentitybinding-pods").
+		Complete(r)
+}
+
+func (r *PodsReconciler) bindingsForPod(ctx context.Context, o client.Object) []reconcile.Request {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return nil
+	}
+	return bindingRequests(ctx, r.Client, client.InNamespace(p.Namespace), client.MatchingFields{indexStatusServiceAccount: p.Spec.ServiceAccountName})
+}
+
+func (r *PodsReconciler) allBindings(ctx context.Context, _ client.Object) []reconcile.Request {
+	return bindingRequests(ctx, r.Client)
+}
+
+// podChanged passes pod updates that change what PodsReconciler reads (the
+// trimmed object apart from its resourceVersion): kubelet status updates of
+// running pods are filtered out.
+func podChanged() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld.DeepCopyObject().(client.Object), e.ObjectNew.DeepCopyObject().(client.Object)
+		o.SetResourceVersion("")
+		n.SetResourceVersion("")
+		return !equality.Semantic.DeepEqual(o, n)
+	}}
+}
