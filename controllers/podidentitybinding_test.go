@@ -172,7 +172,10 @@ var _ = Describe("PodIdentityBinding", func() {
 			Audience: "my-audience", STSRegionalEndpoints: aws.Bool(true), ExpirationSeconds: aws.Int64(3600),
 		}
 		Expect(k8s.Update(ctx, b)).To(Succeed())
-		waitReady(ns, "changing")
+		// The provider does not list my-audience: the role and annotation
+		// are applied, and Ready says why no token can use them.
+		Eventually(readyReason(ns, "changing"), timeout, interval).Should(Equal(v1alpha1.ReasonAudienceNotRegistered))
+		Expect(condition(ns, "changing", v1alpha1.ConditionRoleSynced).Status).To(Equal(metav1.ConditionTrue))
 		pol, err := iamc.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(roleName), PolicyName: aws.String("podidentity-permissions")})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(decoded(pol.PolicyDocument)["Statement"].([]any)[0].(map[string]any)["Action"]).To(Equal([]any{"dynamodb:PutItem"}))

@@ -116,6 +116,9 @@ spec:
 			return b
 		}
 		By("team-a: the deny wins over the allow")
+		// Admission reads guardrails from the operator's cache: wait until it
+		// has seen both (a dry run goes through the webhook, creates nothing).
+		Eventually(func() error { return k8s.Create(ctx, deleter(teamA), client.DryRunAll) }, timeout, interval).Should(HaveOccurred())
 		err := k8s.Create(ctx, deleter(teamA))
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("s3:DeleteObject, which is denied (guardrail " + ns + "-no-deletes)"))

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -292,5 +293,39 @@ func TestManagedPolicyDocuments(t *testing.T) {
 				t.Errorf("a managed policy's violation drops inline statements: %v", r.DropStatements)
 			}
 		})
+	}
+}
+
+func TestTrustQuotaWithAdditionalIssuers(t *testing.T) {
+	c := checker
+	for i := range 10 {
+		id := "oidc.eks.eu-west-1.amazonaws.com/id/" + strings.Repeat(string(rune('A'+i)), 32)
+		c.RoleConfig.AdditionalProviders = append(c.RoleConfig.AdditionalProviders,
+			policy.Provider{ARN: "arn:aws:iam::123456789012:oidc-provider/" + id, ID: id})
+	}
+	b := binding(allow([]string{"s3:GetObject"}, "*"))
+	got := Message(c.Check(b, nil, nil).Invalid)
+	if !strings.Contains(got, "over IAM's limit of 2048 with 11 issuers (this cluster's and 10 from --additional-oidc-issuers)") {
+		t.Fatalf("message = %q", got)
+	}
+	// The number that fits is the largest whose rendered trust is within the quota.
+	fit := c.issuersThatFit(b)
+	if !strings.Contains(got, fmt.Sprintf("; %d fit", fit)) || fit < 2 || fit > 10 {
+		t.Fatalf("fit = %d, message = %q", fit, got)
+	}
+	within := c
+	within.RoleConfig.AdditionalProviders = c.RoleConfig.AdditionalProviders[:fit-1]
+	if msg := Message(within.Check(b, nil, nil).Invalid); msg != "" {
+		t.Errorf("%d issuers were said to fit: %q", fit, msg)
+	}
+	over := c
+	over.RoleConfig.AdditionalProviders = c.RoleConfig.AdditionalProviders[:fit]
+	if msg := Message(over.Check(b, nil, nil).Invalid); msg == "" {
+		t.Errorf("%d issuers do not fit, yet pass", fit+1)
+	}
+	raised := c
+	raised.TrustPolicySize = MaxTrustPolicySize
+	if msg := Message(raised.Check(b, nil, nil).Invalid); msg != "" && raised.issuersThatFit(b) <= fit {
+		t.Errorf("a raised quota fits no more: %q", msg)
 	}
 }

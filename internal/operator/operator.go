@@ -54,6 +54,8 @@ type Options struct {
 	ClusterName             string
 	OIDCIssuerURL           string
 	OIDCProviderARN         string
+	// AdditionalOIDCIssuers are "issuer" or "issuer=providerARN" entries.
+	AdditionalOIDCIssuers []string
 	RoleNamePrefix          string
 	RolePath                string
 	PermissionsBoundaryARN  string
@@ -102,6 +104,15 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ClusterName, "cluster-name", "", "Name of this cluster (required). Goes into ownership tags and generated role names.")
 	fs.StringVar(&o.OIDCIssuerURL, "oidc-issuer-url", "", "Service-account token issuer. Default: read from the API server's /.well-known/openid-configuration.")
 	fs.StringVar(&o.OIDCProviderARN, "oidc-provider-arn", "", "ARN of the cluster's IAM OIDC identity provider. Default: arn:<partition>:iam::<account>:oidc-provider/<issuer>, account and partition from STS GetCallerIdentity.")
+	fs.Func("additional-oidc-issuers", "Comma-separated issuers of other clusters that every role also trusts, for the same namespace:serviceaccount (blue/green upgrades, multi-region fleets): \"https://issuer\" (provider in this account) or \"https://issuer=arn:aws:iam::<account>:oidc-provider/<id>\".", func(v string) error {
+		o.AdditionalOIDCIssuers = nil
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				o.AdditionalOIDCIssuers = append(o.AdditionalOIDCIssuers, e)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&o.RoleNamePrefix, "role-name-prefix", "", "Prefix of generated IAM role names.")
 	fs.StringVar(&o.RolePath, "role-path", "/podidentity/", "IAM path of every role the operator creates.")
 	fs.StringVar(&o.PermissionsBoundaryARN, "permissions-boundary-arn", "", "Permissions boundary applied to every role (empty: none is set, and an existing one is left alone).")
@@ -230,7 +241,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		return err
 	}
 	log.Info("operator configuration", "cluster", roleCfg.ClusterName, "issuer", roleCfg.Issuer,
-		"providerARN", roleCfg.ProviderARN, "rolePath", roleCfg.RolePath, "permissionsBoundary", roleCfg.PermissionsBoundaryARN)
+		"providerARN", roleCfg.ProviderARN, "rolePath", roleCfg.RolePath, "permissionsBoundary", roleCfg.PermissionsBoundaryARN, "additionalProviders", roleCfg.AdditionalProviders)
 	iamClient := iam.NewFromConfig(awsCfg)
 	// Read once now, so the first reconciles know whether the provider
 	// exists, then every sync period. Not fatal: roles can be prepared
@@ -402,7 +413,12 @@ func ResolveRoleConfig(ctx context.Context, cfg *rest.Config, o Options, stsClie
 		}
 		provider = ProviderARN(caller.Partition, aws.ToString(id.Account), providerID)
 	}
+	additional, err := additionalProviders(o.AdditionalOIDCIssuers, provider, providerID)
+	if err != nil {
+		return role.Config{}, err
+	}
 	return role.Config{
+		AdditionalProviders:    additional,
 		ClusterName:            o.ClusterName,
 		RoleNamePrefix:         o.RoleNamePrefix,
 		RolePath:               o.RolePath,
@@ -410,6 +426,38 @@ func ResolveRoleConfig(ctx context.Context, cfg *rest.Config, o Options, stsClie
 		ProviderARN:            provider,
 		Issuer:                 providerID,
 	}, nil
+}
+
+// additionalProviders parses --additional-oidc-issuers. A provider without an
+// ARN is taken to be in the partition and account of this cluster's.
+func additionalProviders(entries []string, primaryARN, primaryID string) ([]policy.Provider, error) {
+	var out []policy.Provider
+	seen := map[string]bool{primaryID: true}
+	for _, e := range entries {
+		issuer, providerARN := e, ""
+		if i := strings.Index(e, "=arn:"); i >= 0 {
+			issuer, providerARN = e[:i], e[i+1:]
+		}
+		id, err := policy.ProviderID(issuer)
+		if err != nil {
+			return nil, fmt.Errorf("--additional-oidc-issuers: %w", err)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("--additional-oidc-issuers: issuer %q is listed twice or is this cluster's own", issuer)
+		}
+		seen[id] = true
+		if providerARN == "" {
+			primary, err := arn.Parse(primaryARN)
+			if err != nil {
+				return nil, fmt.Errorf("--additional-oidc-issuers: deriving the provider of %q from %s: %w", issuer, primaryARN, err)
+			}
+			providerARN = ProviderARN(primary.Partition, primary.AccountID, id)
+		} else if a, err := arn.Parse(providerARN); err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "oidc-provider/") {
+			return nil, fmt.Errorf("--additional-oidc-issuers: %q is not an IAM OIDC provider ARN", providerARN)
+		}
+		out = append(out, policy.Provider{ARN: providerARN, ID: id})
+	}
+	return out, nil
 }
 
 // ProviderARN is the ARN IAM gives the OIDC provider of an issuer (its

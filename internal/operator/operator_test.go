@@ -6,12 +6,15 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/podidentity/podidentity-operator/internal/policy"
 )
 
 func validOptions() Options {
@@ -70,6 +73,7 @@ func TestResolveRoleConfig(t *testing.T) {
 		issuer       string
 		provider     string
 		sts          fakeSTS
+		additional   []string
 		wantIssuer   string
 		wantProvider string
 		wantErr      string
@@ -83,6 +87,12 @@ func TestResolveRoleConfig(t *testing.T) {
 			sts:        fakeSTS{arn: "arn:aws:sts::111122223333:assumed-role/op/x", account: "111122223333"},
 			wantIssuer: "sts.windows.net/tenant/", wantProvider: "arn:aws:iam::111122223333:oidc-provider/sts.windows.net/tenant/"},
 		{name: "http issuer refused", issuer: "http://issuer.example", wantErr: "need an https issuer"},
+		{name: "an additional issuer twice", issuer: "https://issuer", provider: "arn:aws:iam::1:oidc-provider/issuer",
+			additional: []string{"https://other", "https://other"}, wantErr: "listed twice"},
+		{name: "this cluster's issuer as an additional one", issuer: "https://issuer", provider: "arn:aws:iam::1:oidc-provider/issuer",
+			additional: []string{"https://issuer"}, wantErr: "this cluster's own"},
+		{name: "an additional provider ARN that is not one", issuer: "https://issuer", provider: "arn:aws:iam::1:oidc-provider/issuer",
+			additional: []string{"https://other=arn:aws:iam::1:role/x"}, wantErr: "not an IAM OIDC provider ARN"},
 		{name: "partition aware", issuer: "https://oidc.eks.cn-north-1.amazonaws.com.cn/id/X",
 			sts:        fakeSTS{arn: "arn:aws-cn:sts::111122223333:assumed-role/op/x", account: "111122223333"},
 			wantIssuer: "oidc.eks.cn-north-1.amazonaws.com.cn/id/X", wantProvider: "arn:aws-cn:iam::111122223333:oidc-provider/oidc.eks.cn-north-1.amazonaws.com.cn/id/X"},
@@ -94,7 +104,7 @@ func TestResolveRoleConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := validOptions()
-			o.OIDCIssuerURL, o.OIDCProviderARN = tt.issuer, tt.provider
+			o.OIDCIssuerURL, o.OIDCProviderARN, o.AdditionalOIDCIssuers = tt.issuer, tt.provider, tt.additional
 			got, err := ResolveRoleConfig(context.Background(), nil, o, tt.sts)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -155,4 +165,25 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 			t.Errorf("flag --%s is not in README.md", f.Name)
 		}
 	})
+}
+
+func TestAdditionalIssuers(t *testing.T) {
+	o := validOptions()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	o.BindFlags(fs)
+	if err := fs.Parse([]string{"--additional-oidc-issuers=https://oidc.eks.eu-west-1.amazonaws.com/id/B, https://sts.windows.net/t/=arn:aws:iam::222233334444:oidc-provider/sts.windows.net/t/"}); err != nil {
+		t.Fatal(err)
+	}
+	o.OIDCIssuerURL = "https://oidc.eks.us-east-1.amazonaws.com/id/A"
+	got, err := ResolveRoleConfig(context.Background(), nil, o, fakeSTS{arn: "arn:aws:sts::111122223333:assumed-role/op/x", account: "111122223333"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []policy.Provider{
+		{ARN: "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/B", ID: "oidc.eks.eu-west-1.amazonaws.com/id/B"},
+		{ARN: "arn:aws:iam::222233334444:oidc-provider/sts.windows.net/t/", ID: "sts.windows.net/t/"},
+	}
+	if !reflect.DeepEqual(got.AdditionalProviders, want) {
+		t.Errorf("additional = %+v, want %+v", got.AdditionalProviders, want)
+	}
 }
