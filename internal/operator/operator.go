@@ -51,11 +51,11 @@ import (
 
 // Options are the operator's flags.
 type Options struct {
-	ClusterName             string
-	OIDCIssuerURL           string
-	OIDCProviderARN         string
+	ClusterName     string
+	OIDCIssuerURL   string
+	OIDCProviderARN string
 	// AdditionalOIDCIssuers are "issuer" or "issuer=providerARN" entries.
-	AdditionalOIDCIssuers []string
+	AdditionalOIDCIssuers   []string
 	RoleNamePrefix          string
 	RolePath                string
 	PermissionsBoundaryARN  string
