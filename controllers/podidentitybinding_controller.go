@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -103,7 +105,10 @@ type Reconciler struct {
 	// Provider reports the cluster's OIDC provider; nil skips the check.
 	Provider ProviderWatch
 	// SyncPeriod is how often an in-sync binding is checked for drift (jittered by up to 10%).
-	SyncPeriod              time.Duration
+	SyncPeriod time.Duration
+	// MaxBackoff caps the per-binding exponential back-off after retryable
+	// failures (default a minute).
+	MaxBackoff              time.Duration
 	MaxConcurrentReconciles int
 }
 
@@ -487,7 +492,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// Namespace labels decide which guardrails select a namespace.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.bindingsInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: failureRateLimiter(r.MaxBackoff)}).
 		Named("podidentitybinding")
 	if r.Provider != nil {
 		// The OIDC provider appearing, going or changing its audiences
@@ -495,6 +500,21 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		b = b.WatchesRawSource(source.Channel(r.Provider.Changes(), handler.EnqueueRequestsFromMapFunc(r.allBindings)))
 	}
 	return b.Complete(r)
+}
+
+// failureRateLimiter is controller-runtime's default (per-item exponential
+// back-off from 5 ms, and an overall bucket) with the per-item back-off
+// capped at maxBackoff instead of 1,000 s, and a bucket of 100/s, so that a
+// thousand bindings that failed during an IAM outage are all retried within
+// seconds of each other once IAM is back.
+func failureRateLimiter(maxBackoff time.Duration) workqueue.TypedRateLimiter[reconcile.Request] {
+	if maxBackoff <= 0 {
+		maxBackoff = time.Minute
+	}
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, maxBackoff),
+		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(100), 200)},
+	)
 }
 
 func (r *Reconciler) allBindings(ctx context.Context, _ client.Object) []reconcile.Request {

@@ -61,6 +61,16 @@ type Options struct {
 	PermissionsBoundaryARN  string
 	SyncPeriod              time.Duration
 	MaxConcurrentReconciles int
+	// MaxBackoff caps a binding's back-off after failures.
+	MaxBackoff time.Duration
+
+	// Client-side traffic control.
+	IAMReadQPS    float64
+	IAMReadBurst  int
+	IAMWriteQPS   float64
+	IAMWriteBurst int
+	KubeAPIQPS    float64
+	KubeAPIBurst  int
 
 	BuiltinGuardrails      bool
 	TrustPolicySizeLimit   int
@@ -118,6 +128,13 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PermissionsBoundaryARN, "permissions-boundary-arn", "", "Permissions boundary applied to every role (empty: none is set, and an existing one is left alone).")
 	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Minute, "How often each binding is checked for drift in IAM (jittered by up to 10%).")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bindings reconciled in parallel.")
+	fs.DurationVar(&o.MaxBackoff, "max-backoff", time.Minute, "Cap of a binding's exponential back-off after retryable failures (IAM unavailable or throttling): after IAM recovers, every binding is retried within this time.")
+	fs.Float64Var(&o.IAMReadQPS, "iam-read-qps", 100, "Client-side rate of IAM read calls (Get*, List*) shared by all workers, SDK retries included.")
+	fs.IntVar(&o.IAMReadBurst, "iam-read-burst", 100, "Burst of IAM read calls above --iam-read-qps.")
+	fs.Float64Var(&o.IAMWriteQPS, "iam-write-qps", 50, "Client-side rate of IAM write calls shared by all workers, SDK retries included.")
+	fs.IntVar(&o.IAMWriteBurst, "iam-write-burst", 50, "Burst of IAM write calls above --iam-write-qps.")
+	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", 500, "Client-side rate of Kubernetes API requests (the API server's priority and fairness still applies).")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 1000, "Burst of Kubernetes API requests above --kube-api-qps.")
 	fs.BoolVar(&o.BuiltinGuardrails, "builtin-guardrails", true, "Apply the built-in guardrails: no \"*\" actions, no IAM writes, no sts:AssumeRole* on \"*\", no organizations or account actions.")
 	fs.IntVar(&o.TrustPolicySizeLimit, "trust-policy-size-limit", guard.DefaultTrustPolicySize, "The account's IAM quota for trust policy size (2048 by default, up to 4096 after a quota increase).")
 	fs.IntVar(&o.ManagedPoliciesPerRole, "managed-policies-per-role", guard.DefaultManagedPoliciesPerRole, "The account's IAM quota of managed policies per role (10 by default, up to 20).")
@@ -208,6 +225,15 @@ func (o *Options) Validate() error {
 	if o.EnablePodIdentityWebhook && !o.EnableWebhooks {
 		errs = append(errs, errors.New("--enable-pod-identity-webhook needs --enable-webhooks (the webhook server and its certificate)"))
 	}
+	if o.MaxBackoff < time.Second {
+		errs = append(errs, fmt.Errorf("--max-backoff %s is below the 1s minimum", o.MaxBackoff))
+	}
+	if o.IAMReadQPS <= 0 || o.IAMWriteQPS <= 0 || o.IAMReadBurst < 1 || o.IAMWriteBurst < 1 {
+		errs = append(errs, errors.New("--iam-read-qps, --iam-write-qps and their bursts must be positive"))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
+	}
 	if o.MaxConcurrentReconciles < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
 	}
@@ -232,7 +258,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	awsCfg, err := LoadAWSConfig(ctx)
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
+	awsCfg, err := LoadAWSConfig(ctx, awsiam.Limits{ReadQPS: o.IAMReadQPS, ReadBurst: o.IAMReadBurst, WriteQPS: o.IAMWriteQPS, WriteBurst: o.IAMWriteBurst})
 	if err != nil {
 		return err
 	}
@@ -323,6 +351,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		Config:                  roleCfg,
 		Provider:                provider,
 		SyncPeriod:              o.SyncPeriod,
+		MaxBackoff:              o.MaxBackoff,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}
 	if err := mgr.Add(provider); err != nil {
@@ -368,7 +397,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 // LoadAWSConfig loads the SDK's default configuration chain (environment,
 // shared config, web identity, container and instance credentials, and the
 // AWS_ENDPOINT_URL* variables) and counts every call in the metrics.
-func LoadAWSConfig(ctx context.Context) (aws.Config, error) {
+func LoadAWSConfig(ctx context.Context, limits awsiam.Limits) (aws.Config, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
@@ -379,6 +408,7 @@ func LoadAWSConfig(ctx context.Context) (aws.Config, error) {
 	}
 	awsiam.WithMetrics(&cfg)
 	awsiam.WithDeadline(&cfg, awsiam.CallTimeout)
+	awsiam.WithTrafficControl(&cfg, limits)
 	return cfg, nil
 }
 

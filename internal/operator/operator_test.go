@@ -19,7 +19,8 @@ import (
 
 func validOptions() Options {
 	return Options{ClusterName: "dev", RolePath: "/podidentity/", SyncPeriod: 10 * time.Minute, MaxConcurrentReconciles: 1,
-		TrustPolicySizeLimit: 2048, ManagedPoliciesPerRole: 10}
+		TrustPolicySizeLimit: 2048, ManagedPoliciesPerRole: 10, MaxBackoff: time.Minute,
+		IAMReadQPS: 100, IAMReadBurst: 100, IAMWriteQPS: 50, IAMWriteBurst: 50, KubeAPIQPS: 500, KubeAPIBurst: 1000}
 }
 
 func TestValidate(t *testing.T) {
