@@ -104,6 +104,9 @@ type Reconciler struct {
 	Guardrails GuardrailSource
 	// Provider reports the cluster's OIDC provider; nil skips the check.
 	Provider ProviderWatch
+	// Sweep, when set, detects drift for every binding at once (see
+	// Sweeper); bindings are then not re-read from IAM every sync period.
+	Sweep *Sweeper
 	// SyncPeriod is how often an in-sync binding is checked for drift (jittered by up to 10%).
 	SyncPeriod time.Duration
 	// MaxBackoff caps the per-binding exponential back-off after retryable
@@ -160,6 +163,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 // policy documents, the ServiceAccount's holder and every candidate role.
 // It has no side effects.
 func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding) (planner.Input, error) {
+	return r.gatherWith(ctx, b, r.Roles.Observe, r.Policies)
+}
+
+// gatherWith is gather with the roles and managed policies read through
+// observe and policies: IAM for a reconcile, a snapshot for the drift sweep.
+func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBinding,
+	observe func(ctx context.Context, name string) (*role.Observed, error), policies PolicyReader) (planner.Input, error) {
 	in := planner.Input{Binding: b, Config: r.Config, Guard: r.Guard, Roles: map[string]*role.Observed{}}
 	rules, err := r.Guardrails.RulesFor(ctx, b.Namespace)
 	if err != nil && !(apierrors.IsNotFound(err) && !b.DeletionTimestamp.IsZero()) {
@@ -167,7 +177,7 @@ func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding)
 	}
 	in.Rules = rules
 	if b.DeletionTimestamp.IsZero() {
-		if in.Managed, err = r.Policies.Read(ctx, b.Spec.ManagedPolicyArns); err != nil {
+		if in.Managed, err = policies.Read(ctx, b.Spec.ManagedPolicyArns); err != nil {
 			return in, err
 		}
 		holder, err := r.serviceAccountHolder(ctx, b)
@@ -183,7 +193,7 @@ func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding)
 		in.Provider = &s
 	}
 	for _, name := range planner.Candidates(r.Config, b) {
-		obs, err := r.Roles.Observe(ctx, name)
+		obs, err := observe(ctx, name)
 		if err != nil {
 			return in, err
 		}
@@ -274,7 +284,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 			"pods using ServiceAccount "+p.ServiceAccount+" can assume "+b.Status.RoleArn)
 		b.Status.ObservedGeneration = b.Generation
 		log.V(1).Info("binding in sync", "role", p.Current)
-		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
+		return r.resync(), nil
 	}
 	r.event(b, corev1.EventTypeWarning, p.Reason, p.Message)
 	if p.Applied {
@@ -283,7 +293,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
 			"ServiceAccount "+p.ServiceAccount+" is annotated with the role ARN")
 		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
-		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
+		return r.resync(), nil
 	}
 	setFailed(b, p.Reason, p.Message, v1alpha1.ConditionRoleSynced)
 	if saSynced {
@@ -292,7 +302,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 	} else {
 		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionFalse, p.Reason, p.Message)
 	}
-	return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
+	return r.resync(), nil
 }
 
 // applyAction makes the IAM writes of one planned action and records the
@@ -421,6 +431,16 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 	return ctrl.Result{}, err
 }
 
+// resync is when a reconciled binding is looked at again without an event:
+// never when the drift sweep watches its roles (it enqueues the binding when
+// IAM differs), otherwise after the sync period.
+func (r *Reconciler) resync() ctrl.Result {
+	if r.Sweep != nil {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: r.requeueAfter()}
+}
+
 func (r *Reconciler) requeueAfter() time.Duration {
 	return wait.Jitter(r.SyncPeriod, 0.1)
 }
@@ -498,6 +518,13 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// The OIDC provider appearing, going or changing its audiences
 		// changes whether any binding is Ready.
 		b = b.WatchesRawSource(source.Channel(r.Provider.Changes(), handler.EnqueueRequestsFromMapFunc(r.allBindings)))
+	}
+	if r.Sweep != nil {
+		// Bindings whose roles drifted in IAM.
+		b = b.WatchesRawSource(source.Channel(r.Sweep.Events(), &handler.EnqueueRequestForObject{}))
+		if err := mgr.Add(r.Sweep); err != nil {
+			return err
+		}
 	}
 	return b.Complete(r)
 }

@@ -23,6 +23,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/operator"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
@@ -157,6 +158,9 @@ var _ = BeforeSuite(func() {
 	wh := env.WebhookInstallOptions
 	opts.EnableWebhooks = true
 	opts.WebhookHost, opts.WebhookPort, opts.WebhookCertDir = wh.LocalServingHost, wh.LocalServingPort, wh.LocalServingCertDir
+	// moto answers GetAccountAuthorizationDetails in one page: split it, so
+	// every drift sweep in this suite follows IsTruncated and Marker.
+	opts.WrapIAM = func(api awsiam.API) awsiam.API { return &testenv.PagedIAM{API: api, PageSize: 3} }
 	opts.EnablePodIdentityWebhook = true
 	opts.EnablePodRestarts = true
 	opts.PodWebhookRegion = podWebhookRegion

@@ -27,6 +27,9 @@ func readPolicy(t *testing.T, name string) policy.Document {
 	return d
 }
 
+// unscopable are the read calls IAM does not authorize per resource.
+var unscopable = map[string]bool{"iam:GetAccountAuthorizationDetails": true, "iam:ListRoles": true}
+
 // TestOperatorPolicyMatchesTheCode keeps config/iam/operator-policy.json
 // least-privilege and in step with what the operator calls.
 func TestOperatorPolicyMatchesTheCode(t *testing.T) {
@@ -44,6 +47,11 @@ func TestOperatorPolicyMatchesTheCode(t *testing.T) {
 			}
 		}
 		for _, r := range s.Resource {
+			// Only the account-wide reads of the drift sweep, which IAM
+			// cannot scope to resources, may apply to every resource.
+			if r == "*" && !slices.ContainsFunc(s.Action, func(a string) bool { return !unscopable[a] }) {
+				continue
+			}
 			if r == "*" {
 				t.Errorf("statement %s applies to every resource", s.Sid)
 			}

@@ -104,9 +104,16 @@ type Options struct {
 	LeaderElectionID        string
 	LeaderElectionNamespace string
 
+	// DriftSweep detects drift with one account snapshot per sync period
+	// instead of reading every binding's roles.
+	DriftSweep bool
+
 	// SkipControllerNameValidation lets one process start the operator more
 	// than once (tests that restart it); not a flag.
 	SkipControllerNameValidation bool
+	// WrapIAM, when set, wraps the IAM client (tests: paging, counting); not
+	// a flag.
+	WrapIAM func(awsiam.API) awsiam.API
 }
 
 // BindFlags registers the flags on fs with their defaults.
@@ -128,6 +135,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PermissionsBoundaryARN, "permissions-boundary-arn", "", "Permissions boundary applied to every role (empty: none is set, and an existing one is left alone).")
 	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Minute, "How often each binding is checked for drift in IAM (jittered by up to 10%).")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bindings reconciled in parallel.")
+	fs.BoolVar(&o.DriftSweep, "drift-sweep", true, "Detect drift in IAM once per --sync-period for all bindings with a paginated account snapshot (GetAccountAuthorizationDetails and ListRoles), enqueuing only bindings whose roles differ; false re-reads every binding's roles every period (4 IAM reads each).")
 	fs.DurationVar(&o.MaxBackoff, "max-backoff", time.Minute, "Cap of a binding's exponential back-off after retryable failures (IAM unavailable or throttling): after IAM recovers, every binding is retried within this time.")
 	fs.Float64Var(&o.IAMReadQPS, "iam-read-qps", 100, "Client-side rate of IAM read calls (Get*, List*) shared by all workers, SDK retries included.")
 	fs.IntVar(&o.IAMReadBurst, "iam-read-burst", 100, "Burst of IAM read calls above --iam-read-qps.")
@@ -271,6 +279,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	log.Info("operator configuration", "cluster", roleCfg.ClusterName, "issuer", roleCfg.Issuer,
 		"providerARN", roleCfg.ProviderARN, "rolePath", roleCfg.RolePath, "permissionsBoundary", roleCfg.PermissionsBoundaryARN, "additionalProviders", roleCfg.AdditionalProviders)
 	iamClient := iam.NewFromConfig(awsCfg)
+	var api awsiam.API = iamClient
+	if o.WrapIAM != nil {
+		api = o.WrapIAM(api)
+	}
 	// Read once now, so the first reconciles know whether the provider
 	// exists, then every sync period. Not fatal: roles can be prepared
 	// before the provider exists; bindings report OIDCProviderMissing.
@@ -339,14 +351,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		Builtins:               o.BuiltinGuardrails,
 	}
 	guardrails := controllers.GuardrailSource{Reader: mgr.GetClient()}
-	policies := &managedpolicy.Reader{IAM: iamClient}
+	policies := &managedpolicy.Reader{IAM: api}
 	r := &controllers.Reconciler{
 		Guard:                   checker,
 		Guardrails:              guardrails,
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("podidentity-operator"),
-		Roles:                   role.Client{IAM: iamClient},
+		Roles:                   role.Client{IAM: api},
 		Policies:                policies,
 		Config:                  roleCfg,
 		Provider:                provider,
@@ -356,6 +368,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 	if err := mgr.Add(provider); err != nil {
 		return err
+	}
+	if o.DriftSweep {
+		r.Sweep = &controllers.Sweeper{Reconciler: r, Period: o.SyncPeriod, Log: log.WithName("drift-sweep"),
+			Snapshot: func(ctx context.Context) (map[string]*role.Observed, error) { return role.Snapshot(ctx, api, roleCfg.RolePath) }}
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

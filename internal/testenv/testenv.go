@@ -18,11 +18,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/podidentity/podidentity-operator/internal/awsiam"
 )
 
 // Account is the AWS account moto answers for.
@@ -125,6 +131,9 @@ type Proxy struct {
 	down    atomic.Bool
 	failing atomic.Pointer[map[string]bool]
 	server  *http.Server
+
+	mu    sync.Mutex
+	calls map[string]int // "Action RoleName" -> requests
 }
 
 // StartProxy starts a proxy to target on a free loopback port.
@@ -140,7 +149,9 @@ func StartProxy(target string) (*Proxy, error) {
 	p := &Proxy{URL: "http://" + l.Addr().String()}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	p.server = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.down.Load() || p.fails(r) {
+		form := p.form(r)
+		p.count(form)
+		if p.down.Load() || p.fails(form) {
 			w.Header().Set("Content-Type", "text/xml")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = fmt.Fprint(w, `<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>test outage</Message></Error></ErrorResponse>`)
@@ -165,19 +176,50 @@ func (p *Proxy) FailActions(actions ...string) {
 	p.failing.Store(&set)
 }
 
-// fails reads the request's Action (and puts the body back for forwarding).
-func (p *Proxy) fails(r *http.Request) bool {
-	set := p.failing.Load()
-	if set == nil || len(*set) == 0 || r.Body == nil {
-		return false
+// form reads the request's query-API parameters and puts the body back for
+// forwarding.
+func (p *Proxy) form(r *http.Request) url.Values {
+	if r.Body == nil {
+		return url.Values{}
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return false
+		return url.Values{}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	form, err := url.ParseQuery(string(body))
-	return err == nil && (*set)[form.Get("Action")]
+	form, _ := url.ParseQuery(string(body))
+	return form
+}
+
+func (p *Proxy) fails(form url.Values) bool {
+	set := p.failing.Load()
+	return set != nil && (*set)[form.Get("Action")]
+}
+
+func (p *Proxy) count(form url.Values) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.calls == nil {
+		p.calls = map[string]int{}
+	}
+	p.calls[form.Get("Action")+" "+form.Get("RoleName")]++
+}
+
+// Calls is how many requests for action (and roleName, when not empty) the
+// proxy forwarded or failed, SDK retries included.
+func (p *Proxy) Calls(action, roleName string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if roleName != "" {
+		return p.calls[action+" "+roleName]
+	}
+	n := 0
+	for k, v := range p.calls {
+		if strings.HasPrefix(k, action+" ") {
+			n += v
+		}
+	}
+	return n
 }
 
 // Stop closes the proxy.
@@ -218,4 +260,40 @@ func WaitForWebhook(ctx context.Context, o envtest.WebhookInstallOptions, timeou
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// PagedIAM splits GetAccountAuthorizationDetails answers into pages of
+// PageSize roles, with IsTruncated and Marker as IAM sets them: moto always
+// answers with one page, so without it the operator's paging is untested.
+type PagedIAM struct {
+	awsiam.API
+	PageSize int
+}
+
+// GetAccountAuthorizationDetails answers one page.
+func (p *PagedIAM) GetAccountAuthorizationDetails(ctx context.Context, in *iam.GetAccountAuthorizationDetailsInput, optFns ...func(*iam.Options)) (*iam.GetAccountAuthorizationDetailsOutput, error) {
+	all := *in
+	all.Marker, all.MaxItems = nil, nil
+	full, err := p.API.GetAccountAuthorizationDetails(ctx, &all, optFns...)
+	if err != nil {
+		return nil, err
+	}
+	start := 0
+	if in.Marker != nil {
+		if start, err = strconv.Atoi(*in.Marker); err != nil {
+			return nil, fmt.Errorf("bad marker %q", *in.Marker)
+		}
+	}
+	size := p.PageSize
+	if in.MaxItems != nil && int(*in.MaxItems) < size {
+		size = int(*in.MaxItems)
+	}
+	end := min(start+size, len(full.RoleDetailList))
+	out := *full
+	out.RoleDetailList = full.RoleDetailList[min(start, end):end]
+	out.IsTruncated, out.Marker = end < len(full.RoleDetailList), nil
+	if out.IsTruncated {
+		out.Marker = aws.String(strconv.Itoa(end))
+	}
+	return &out, nil
 }

@@ -1,0 +1,166 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/planner"
+	"github.com/podidentity/podidentity-operator/internal/role"
+)
+
+// Sweeper detects drift in IAM for every binding at once. Once per sync
+// period (jittered) it reads a snapshot of the account's roles under the
+// operator's path (role.Snapshot: a few paginated calls, whatever the number
+// of bindings), plans every binding against it exactly as a reconcile would,
+// and enqueues only the bindings whose plan would write or whose status
+// would change. A binding's own reconcile (create, spec change, restart,
+// enqueued by the sweep) still reads its roles directly.
+type Sweeper struct {
+	Reconciler *Reconciler
+	// Snapshot reads the roles (role.Snapshot in production).
+	Snapshot func(ctx context.Context) (map[string]*role.Observed, error)
+	Period   time.Duration
+	Log      logr.Logger
+
+	events chan event.GenericEvent
+	once   sync.Once
+}
+
+// Events carries the bindings to reconcile.
+func (s *Sweeper) Events() <-chan event.GenericEvent {
+	s.once.Do(func() { s.events = make(chan event.GenericEvent, 1024) })
+	return s.events
+}
+
+// NeedLeaderElection: only the leader sweeps (it is the one reconciling).
+func (s *Sweeper) NeedLeaderElection() bool { return true }
+
+// Start sweeps every period until ctx ends.
+func (s *Sweeper) Start(ctx context.Context) error {
+	s.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait.Jitter(s.Period, 0.1)):
+		}
+		start := time.Now()
+		drifted, err := s.Sweep(ctx)
+		if err != nil {
+			// The next period tries again; bindings keep their state.
+			s.Log.Error(err, "drift sweep failed")
+			continue
+		}
+		s.Log.V(1).Info("drift sweep", "enqueued", len(drifted), "took", time.Since(start))
+	}
+}
+
+// Sweep runs once and returns the bindings it enqueued.
+func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, error) {
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := s.Reconciler
+	list := &v1alpha1.PodIdentityBindingList{}
+	if err := r.List(ctx, list); err != nil {
+		return nil, err
+	}
+	observe := func(_ context.Context, name string) (*role.Observed, error) { return snap[name], nil }
+	policies := &sweepPolicies{inner: r.Policies, seen: map[string]guard.ManagedPolicy{}}
+	var drifted []*v1alpha1.PodIdentityBinding
+	for i := range list.Items {
+		b := &list.Items[i]
+		if !b.DeletionTimestamp.IsZero() {
+			continue // being deleted: its own reconciles are running
+		}
+		in, err := r.gatherWith(ctx, b, observe, policies)
+		if err != nil {
+			// A managed policy could not be read now: let the binding's own
+			// reconcile decide (it fails closed).
+			drifted = append(drifted, b)
+			continue
+		}
+		if needsReconcile(b, planner.Compute(in)) {
+			drifted = append(drifted, b)
+		}
+	}
+	for _, b := range drifted {
+		select {
+		case s.events <- event.GenericEvent{Object: b}:
+		case <-ctx.Done():
+			return drifted, ctx.Err()
+		}
+	}
+	return drifted, nil
+}
+
+// needsReconcile reports whether applying the plan would write anything, or
+// whether the binding's Ready condition would change.
+func needsReconcile(b *v1alpha1.PodIdentityBinding, p planner.Plan) bool {
+	for _, a := range append(append([]planner.Action(nil), p.Before...), p.After...) {
+		if a.Op != planner.OpUpdate || !a.Diff.Empty() {
+			return true
+		}
+	}
+	for name := range p.Owned {
+		if !ownsRecorded(b, name) {
+			return true
+		}
+	}
+	ready := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady)
+	if ready == nil || ready.ObservedGeneration != b.Generation {
+		return true
+	}
+	if p.Ready {
+		return ready.Status != "True"
+	}
+	return ready.Status == "True" || ready.Reason != p.Reason
+}
+
+func ownsRecorded(b *v1alpha1.PodIdentityBinding, name string) bool {
+	for _, r := range b.Status.OwnedRoles {
+		if r.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// sweepPolicies reads each managed policy once per sweep, however many
+// bindings attach it.
+type sweepPolicies struct {
+	inner PolicyReader
+	seen  map[string]guard.ManagedPolicy
+}
+
+func (p *sweepPolicies) Read(ctx context.Context, arns []string) (guard.Managed, error) {
+	out := guard.Managed{}
+	var missing []string
+	for _, a := range arns {
+		if m, ok := p.seen[a]; ok {
+			out[a] = m
+		} else {
+			missing = append(missing, a)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	read, err := p.inner.Read(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for a, m := range read {
+		p.seen[a], out[a] = m, m
+	}
+	return out, nil
+}
