@@ -371,7 +371,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 	if o.DriftSweep {
 		r.Sweep = &controllers.Sweeper{Reconciler: r, Period: o.SyncPeriod, Log: log.WithName("drift-sweep"),
-			Snapshot: func(ctx context.Context) (map[string]*role.Observed, error) { return role.Snapshot(ctx, api, roleCfg.RolePath) }}
+			Snapshot: func(ctx context.Context) (map[string]*role.Observed, error) {
+				return role.Snapshot(ctx, api, roleCfg.RolePath)
+			}}
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
