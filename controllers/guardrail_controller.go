@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -38,7 +39,7 @@ func (r *GuardrailReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err != nil {
 		sel = labels.Everything()
 	}
-	namespaces := &corev1.NamespaceList{}
+	namespaces := namespaceMetaList()
 	if err := r.List(ctx, namespaces); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -95,7 +96,7 @@ func (r *GuardrailReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.PodIdentityGuardrail{}).
 		Watches(&v1alpha1.PodIdentityBinding{}, all).
-		Watches(&corev1.Namespace{}, all).
+		Watches(&corev1.Namespace{}, all, builder.OnlyMetadata).
 		Named("podidentityguardrail").
 		Complete(r)
 }

@@ -3,7 +3,7 @@ package controllers
 import (
 	"context"
 
-	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,12 +19,19 @@ import (
 // GuardrailSource finds the guardrails that apply to a namespace.
 type GuardrailSource struct {
 	Reader client.Reader
+	// APIReader reads a namespace the cache has not seen yet (a binding
+	// created right after its namespace).
+	APIReader client.Reader
 }
 
 // RulesFor returns the rules of every PodIdentityGuardrail selecting the namespace.
 func (s GuardrailSource) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, error) {
-	ns := &corev1.Namespace{}
-	if err := s.Reader.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+	ns := namespaceMeta()
+	err := s.Reader.Get(ctx, client.ObjectKey{Name: namespace}, ns)
+	if apierrors.IsNotFound(err) && s.APIReader != nil {
+		err = s.APIReader.Get(ctx, client.ObjectKey{Name: namespace}, ns)
+	}
+	if err != nil {
 		return nil, err
 	}
 	list := &v1alpha1.PodIdentityGuardrailList{}

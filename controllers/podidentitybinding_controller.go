@@ -499,7 +499,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 			predicate.GenerationChangedPredicate{}, deletionStarted()))).
 		// A ServiceAccount change (annotation removed or edited, created,
 		// deleted) re-reconciles every binding that names it.
-		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.bindingsForServiceAccount)).
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.bindingsForServiceAccount), builder.OnlyMetadata).
 		// When a binding goes away, a newer binding of the same ServiceAccount may take over.
 		Watches(&v1alpha1.PodIdentityBinding{}, handler.EnqueueRequestsFromMapFunc(r.siblingBindings),
 			builder.WithPredicates(predicate.Funcs{
@@ -511,7 +511,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Watches(&v1alpha1.PodIdentityGuardrail{}, handler.EnqueueRequestsFromMapFunc(r.allBindings)).
 		// Namespace labels decide which guardrails select a namespace.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.bindingsInNamespace),
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+			builder.WithPredicates(predicate.LabelChangedPredicate{}), builder.OnlyMetadata).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: failureRateLimiter(r.MaxBackoff)}).
 		Named("podidentitybinding")
 	if r.Provider != nil {

@@ -51,7 +51,7 @@ func (h *PodIdentityInjector) Handle(ctx context.Context, req admission.Request)
 	if slices.Contains(h.ExcludedNamespaces, req.Namespace) {
 		return admission.Allowed("namespace excluded by --pod-identity-webhook-excluded-namespaces")
 	}
-	ns := &corev1.Namespace{}
+	ns := namespaceMeta()
 	if err := h.Reader.Get(ctx, client.ObjectKey{Name: req.Namespace}, ns); err == nil && ns.Labels[LabelPodWebhook] == "disabled" {
 		return admission.Allowed("namespace labelled " + LabelPodWebhook + "=disabled")
 	}
@@ -86,7 +86,7 @@ func (h *PodIdentityInjector) Handle(ctx context.Context, req admission.Request)
 // became Ready), so it reads live; pods of other ServiceAccounts cost no API
 // call. nil when there is none.
 func (h *PodIdentityInjector) serviceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
-	sa := &corev1.ServiceAccount{}
+	sa := serviceAccountMeta()
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	err := h.Reader.Get(ctx, key, sa)
 	if (apierrors.IsNotFound(err) || err == nil && sa.Annotations[podwebhook.AnnotationRoleARN] == "") && h.bound(ctx, namespace, name) {
@@ -95,7 +95,10 @@ func (h *PodIdentityInjector) serviceAccount(ctx context.Context, namespace, nam
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
-	return sa, err
+	if err != nil {
+		return nil, err
+	}
+	return &corev1.ServiceAccount{ObjectMeta: sa.ObjectMeta}, nil
 }
 
 // bound reports whether a binding in the namespace names the ServiceAccount.

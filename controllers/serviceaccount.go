@@ -56,7 +56,7 @@ func desiredAnnotations(b *v1alpha1.PodIdentityBinding, roleARN string) map[stri
 
 // createdBy reports whether the binding created the ServiceAccount: it is
 // labelled as managed and controlled by the binding (same UID).
-func createdBy(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding) bool {
+func createdBy(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding) bool {
 	if sa.Labels[LabelManagedBy] != ManagedByValue {
 		return false
 	}
@@ -70,7 +70,7 @@ func createdBy(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding) bool {
 // Nothing else on an existing ServiceAccount is touched.
 func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIdentityBinding, name, roleARN string) error {
 	key := types.NamespacedName{Namespace: b.Namespace, Name: name}
-	sa := &corev1.ServiceAccount{}
+	sa := serviceAccountMeta()
 	err := r.Get(ctx, key, sa)
 	if apierrors.IsNotFound(err) {
 		// The cache may lag: confirm with a live read before creating, so a
@@ -108,7 +108,7 @@ func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIden
 
 // inSync reports whether the ServiceAccount already has every annotation the
 // binding sets, and no token annotation the binding dropped.
-func inSync(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding, want map[string]string, owned bool) bool {
+func inSync(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding, want map[string]string, owned bool) bool {
 	for k, v := range want {
 		if sa.Annotations[k] != v {
 			return false
@@ -123,7 +123,7 @@ func inSync(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding, want map[
 }
 
 // ownsAnnotation reports whether the binding's field manager set the annotation.
-func ownsAnnotation(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding, key string) bool {
+func ownsAnnotation(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding, key string) bool {
 	manager := naming.FieldManager(b.Name)
 	for _, mf := range sa.ManagedFields {
 		if mf.Manager == manager && mf.FieldsV1 != nil && containsAnnotation(mf.FieldsV1.Raw, key) {
@@ -181,7 +181,7 @@ const (
 func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.PodIdentityBinding, names []string, mode releaseMode) error {
 	manager := naming.FieldManager(b.Name)
 	for _, name := range names {
-		sa := &corev1.ServiceAccount{}
+		sa := serviceAccountMeta()
 		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, sa); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
@@ -220,7 +220,7 @@ func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.Pod
 }
 
 // currentAnnotations are the binding's annotations as they are on the ServiceAccount.
-func currentAnnotations(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding) map[string]string {
+func currentAnnotations(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding) map[string]string {
 	out := map[string]string{}
 	for _, k := range append([]string{AnnotationRoleARN}, tokenAnnotations...) {
 		if v, ok := sa.Annotations[k]; ok && ownsAnnotation(sa, b, k) {
@@ -230,7 +230,7 @@ func currentAnnotations(sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBindin
 	return out
 }
 
-func hasManager(sa *corev1.ServiceAccount, manager string) bool {
+func hasManager(sa *metav1.PartialObjectMetadata, manager string) bool {
 	for _, mf := range sa.ManagedFields {
 		if mf.Manager == manager {
 			return true
@@ -241,7 +241,7 @@ func hasManager(sa *corev1.ServiceAccount, manager string) bool {
 
 // onlyManager reports whether every field on the ServiceAccount was written
 // by the given manager (the API server's own bookkeeping aside).
-func onlyManager(sa *corev1.ServiceAccount, manager string) bool {
+func onlyManager(sa *metav1.PartialObjectMetadata, manager string) bool {
 	for _, mf := range sa.ManagedFields {
 		if mf.Manager != manager {
 			return false

@@ -103,9 +103,13 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 	return drifted, nil
 }
 
-// needsReconcile reports whether applying the plan would write anything, or
-// whether the binding's Ready condition would change.
+// needsReconcile reports whether applying the plan would write anything in
+// IAM, move or release the ServiceAccount annotation, or change the
+// binding's status (its role, its ServiceAccount, its Ready condition).
 func needsReconcile(b *v1alpha1.PodIdentityBinding, p planner.Plan) bool {
+	if p.Current != b.Status.RoleName || p.Current != "" && p.ServiceAccount != b.Status.ServiceAccountName {
+		return true
+	}
 	for _, a := range append(append([]planner.Action(nil), p.Before...), p.After...) {
 		if a.Op != planner.OpUpdate || !a.Diff.Empty() {
 			return true

@@ -350,7 +350,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		ManagedPoliciesPerRole: o.ManagedPoliciesPerRole,
 		Builtins:               o.BuiltinGuardrails,
 	}
-	guardrails := controllers.GuardrailSource{Reader: mgr.GetClient()}
+	guardrails := controllers.GuardrailSource{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
 	policies := &managedpolicy.Reader{IAM: api}
 	r := &controllers.Reconciler{
 		Guard:                   checker,

@@ -1,0 +1,67 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/planner"
+)
+
+// After any number of failures a binding is retried within the cap, so after
+// an IAM outage every binding is back within one cap of IAM's recovery.
+func TestFailureBackoffIsCapped(t *testing.T) {
+	rl := failureRateLimiter(time.Minute)
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "b"}}
+	var last time.Duration
+	for range 40 {
+		last = rl.When(req)
+	}
+	if last > time.Minute || last < 30*time.Second {
+		t.Errorf("back-off after 40 failures = %s, want the 1m cap", last)
+	}
+	rl.Forget(req)
+	if d := rl.When(req); d > time.Second {
+		t.Errorf("back-off after success = %s", d)
+	}
+}
+
+func TestNeedsReconcile(t *testing.T) {
+	ready := func(status metav1.ConditionStatus, reason string) []metav1.Condition {
+		return []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: status, Reason: reason, ObservedGeneration: 1}}
+	}
+	b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 1}, Status: v1alpha1.PodIdentityBindingStatus{
+		RoleName: "r", ServiceAccountName: "sa", Conditions: ready(metav1.ConditionTrue, "Available")}}
+	inSync := planner.Plan{Current: "r", ServiceAccount: "sa", Ready: true,
+		Before: []planner.Action{{Op: planner.OpUpdate, Name: "r"}}}
+	cases := map[string]struct {
+		status []metav1.Condition
+		plan   func(p *planner.Plan)
+		want   bool
+	}{
+		"in sync":                 {plan: func(*planner.Plan) {}, want: false},
+		"a write":                 {plan: func(p *planner.Plan) { p.Before[0].Op = planner.OpCreate }, want: true},
+		"a role to retire":        {plan: func(p *planner.Plan) { p.After = []planner.Action{{Op: planner.OpDelete, Name: "old"}} }, want: true},
+		"the annotation released": {plan: func(p *planner.Plan) { p.Current, p.ServiceAccount, p.Before = "", "", nil }, want: true},
+		"the annotation moves":    {plan: func(p *planner.Plan) { p.ServiceAccount = "other" }, want: true},
+		"no longer Ready":         {plan: func(p *planner.Plan) { p.Ready, p.Reason = false, "GuardrailViolation" }, want: true},
+		"still the same failure": {status: ready(metav1.ConditionFalse, "GuardrailViolation"),
+			plan: func(p *planner.Plan) { p.Ready, p.Reason = false, "GuardrailViolation" }, want: false},
+	}
+	for name, tc := range cases {
+		bb := b.DeepCopy()
+		if tc.status != nil {
+			bb.Status.Conditions = tc.status
+		}
+		p := inSync
+		p.Before = append([]planner.Action(nil), inSync.Before...)
+		tc.plan(&p)
+		if got := needsReconcile(bb, p); got != tc.want {
+			t.Errorf("%s: needsReconcile = %v, want %v", name, got, tc.want)
+		}
+	}
+}
