@@ -53,6 +53,13 @@ test: verify-generated fmt-check vet envtest moto ## Run all tests: unit tests a
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" \
 		go test ./... $(GO_TEST_FLAGS)
 
+BENCH_BINDINGS ?= 1000
+.PHONY: bench-scale
+bench-scale: envtest moto ## Scale benchmark with the real operator binary on envtest + moto (BENCH_BINDINGS=1000; BENCH_ARGS for more flags, see hack/benchscale).
+	go build -o bin/manager .
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" \
+		go run ./hack/benchscale -bindings $(BENCH_BINDINGS) -operator bin/manager $(BENCH_ARGS)
+
 .PHONY: fuzz-invariants
 fuzz-invariants: envtest moto ## Run the security invariant test longer with a random seed (replay with INVARIANT_SEED=... INVARIANT_STEPS=...).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" \

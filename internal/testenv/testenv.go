@@ -134,6 +134,10 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	calls map[string]int // "Action RoleName" -> requests
+
+	// throttle answers every n-th request with a throttling error (0: off).
+	throttle atomic.Int64
+	seq      atomic.Int64
 }
 
 // StartProxy starts a proxy to target on a free loopback port.
@@ -151,6 +155,12 @@ func StartProxy(target string) (*Proxy, error) {
 	p.server = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		form := p.form(r)
 		p.count(form)
+		if n := p.throttle.Load(); n > 0 && p.seq.Add(1)%n == 0 {
+			w.Header().Set("Content-Type", "text/xml")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprint(w, `<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>`)
+			return
+		}
 		if p.down.Load() || p.fails(form) {
 			w.Header().Set("Content-Type", "text/xml")
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -165,6 +175,21 @@ func StartProxy(target string) (*Proxy, error) {
 
 // SetDown switches the outage on or off.
 func (p *Proxy) SetDown(down bool) { p.down.Store(down) }
+
+// Throttle answers one request in every n with IAM's throttling error
+// (n = 2: half of them); 0 ends it.
+func (p *Proxy) Throttle(n int) { p.throttle.Store(int64(n)) }
+
+// CallsByAction is how many requests of each action the proxy saw.
+func (p *Proxy) CallsByAction() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range p.calls {
+		out[strings.SplitN(k, " ", 2)[0]] += v
+	}
+	return out
+}
 
 // FailActions makes the proxy fail requests for these query-API actions
 // (for example "PutRolePolicy") and forward the rest; no actions ends it.

@@ -1,0 +1,475 @@
+// Command benchscale measures the operator at scale on the local bed: a real
+// API server (envtest), moto for IAM and STS behind a counting proxy, and the
+// real operator binary. It creates N bindings and reports the time to all
+// Ready (p50, p90, max), IAM calls per binding by operation for the creation,
+// for one steady sync period and for a restart, Kubernetes API requests per
+// binding, the operator's peak RSS and CPU seconds, and a fault scenario: an
+// IAM outage while bindings are created, then 50% throttling, and the time
+// from IAM's recovery to all Ready.
+//
+//	make bench-scale                      # 1,000 bindings
+//	make bench-scale BENCH_BINDINGS=3000
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/awsiam"
+	"github.com/podidentity/podidentity-operator/internal/operator"
+	"github.com/podidentity/podidentity-operator/internal/testenv"
+)
+
+var (
+	bindings   = flag.Int("bindings", 1000, "Bindings to create.")
+	faultN     = flag.Int("fault-bindings", 200, "Bindings created during the IAM outage of the fault scenario (0 skips it).")
+	binary     = flag.String("operator", "bin/manager", "The operator binary.")
+	syncPeriod = flag.Duration("sync-period", 30*time.Second, "The operator's --sync-period (one steady period is measured).")
+	outage     = flag.Duration("outage", 20*time.Second, "Length of the IAM outage in the fault scenario.")
+	throttling = flag.Duration("throttling", 20*time.Second, "Length of the 50% throttling after the outage.")
+	extraArgs  = flag.String("operator-args", "", "Extra operator flags, space-separated.")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-scale:", err)
+		os.Exit(1)
+	}
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	logs *os.File
+}
+
+func run() error {
+	ctx := context.Background()
+	moto, err := testenv.StartMoto()
+	if err != nil {
+		return err
+	}
+	defer moto.Stop()
+	proxy, err := testenv.StartProxy(moto.URL)
+	if err != nil {
+		return err
+	}
+	defer proxy.Stop()
+	env, err := testenv.NewEnvironment()
+	if err != nil {
+		return err
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	cfg.QPS, cfg.Burst = 1000, 2000
+	k8s, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	if err != nil {
+		return err
+	}
+
+	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
+	iamc := iam.NewFromConfig(awsCfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+	issuer, err := operator.DiscoverIssuer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := iamc.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
+		Url: aws.String(issuer), ClientIDList: []string{"sts.amazonaws.com"}, ThumbprintList: []string{strings.Repeat("0", 40)}}); err != nil {
+		return err
+	}
+
+	dir, err := os.MkdirTemp("", "bench-scale-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		return err
+	}
+	metricsPort, err := testenv.FreePort()
+	if err != nil {
+		return err
+	}
+	wh := env.WebhookInstallOptions
+	args := []string{"--cluster-name=bench", "--sync-period=" + syncPeriod.String(),
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort), "--metrics-secure=false", "--health-probe-bind-address=0",
+		"--enable-webhooks", "--webhook-host=" + wh.LocalServingHost, "--webhook-port=" + strconv.Itoa(wh.LocalServingPort),
+		"--webhook-cert-dir=" + wh.LocalServingCertDir}
+	if *extraArgs != "" {
+		args = append(args, strings.Fields(*extraArgs)...)
+	}
+	start := func(name string) (*proc, error) {
+		logs, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(*binary, args...)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "AWS_ENDPOINT_URL="+proxy.URL,
+			"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "AWS_REGION=us-east-1")
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		if err := testenv.WaitForWebhook(ctx, wh, 60*time.Second); err != nil {
+			return nil, fmt.Errorf("the operator did not serve its webhook (log %s): %w", logs.Name(), err)
+		}
+		return &proc{cmd: cmd, logs: logs}, nil
+	}
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+
+	report := &strings.Builder{}
+	fmt.Fprintf(report, "## Scale: %d bindings\n\nMachine: %d cores, %s, %s, %s. moto 5.2.5, kube-apiserver 1.37.2 (envtest). Operator flags: `%s`.\n\n",
+		*bindings, runtime.NumCPU(), cpuModel(), runtime.Version(), time.Now().UTC().Format("2006-01-02"), strings.Join(args[:2], " "))
+
+	op, err := start("operator-1")
+	if err != nil {
+		return err
+	}
+
+	// Create.
+	names := make([]string, *bindings)
+	for i := range names {
+		names[i] = fmt.Sprintf("b%05d", i)
+	}
+	namespaces := 10
+	for n := range namespaces {
+		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%d", n)}}); err != nil {
+			return err
+		}
+	}
+	nsOf := func(i int) string { return fmt.Sprintf("bench-%d", i%namespaces) }
+	iamBefore := proxy.CallsByAction()
+	kubeBefore, err := restRequests(metricsURL)
+	if err != nil {
+		return err
+	}
+	created := make([]time.Time, *bindings)
+	t0 := time.Now()
+	if err := parallel(16, *bindings, func(i int) error {
+		created[i] = time.Now()
+		return k8s.Create(ctx, binding(nsOf(i), names[i]))
+	}); err != nil {
+		return err
+	}
+	readyAt, err := waitAllReady(ctx, k8s, *bindings, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	allReady := time.Since(t0)
+	var lat []time.Duration
+	for i, n := range names {
+		lat = append(lat, readyAt[nsOf(i)+"/"+n].Sub(created[i]))
+	}
+	time.Sleep(3 * time.Second) // let follow-up reconciles finish before counting
+	createIAM := diff(proxy.CallsByAction(), iamBefore)
+	kubeAfter, err := restRequests(metricsURL)
+	if err != nil {
+		return err
+	}
+	createKube := diff(kubeAfter, kubeBefore)
+	total := sum(createIAM)
+	fmt.Fprintf(report, "### Create\n\nAll %d Ready %.1f s after the first create (%.0f IAM calls/s reached). Per binding, creation to Ready: p50 %.1f s, p90 %.1f s, max %.1f s.\n\n",
+		*bindings, allReady.Seconds(), float64(total)/allReady.Seconds(), pct(lat, 50).Seconds(), pct(lat, 90).Seconds(), pct(lat, 100).Seconds())
+	table(report, "IAM calls per binding, create", createIAM, *bindings)
+	table(report, "Kubernetes API requests per binding, create (operator's client)", createKube, *bindings)
+
+	// One steady sync period.
+	iamBefore = proxy.CallsByAction()
+	time.Sleep(*syncPeriod * 12 / 10)
+	steady := diff(proxy.CallsByAction(), iamBefore)
+	fmt.Fprintf(report, "### One steady sync period (%s, every binding in sync)\n\n%d IAM calls in total, %d writes, for %d bindings:\n\n",
+		syncPeriod.String(), sum(steady), writes(steady), *bindings)
+	table(report, "", steady, 0)
+	rss1, cpu1 := usage(op.cmd.Process.Pid)
+
+	// Restart.
+	_ = op.cmd.Process.Signal(syscall.SIGTERM)
+	_ = op.cmd.Wait()
+	iamBefore = proxy.CallsByAction()
+	tRestart := time.Now()
+	op, err = start("operator-2")
+	if err != nil {
+		return err
+	}
+	quiet(proxy, 5*time.Second, 5*time.Minute)
+	restart := diff(proxy.CallsByAction(), iamBefore)
+	fmt.Fprintf(report, "### Restart (every binding in sync)\n\nIAM quiet again %.1f s after the start; %d IAM calls, %d writes:\n\n",
+		time.Since(tRestart).Seconds()-5, sum(restart), writes(restart))
+	table(report, "IAM calls per binding, restart", restart, *bindings)
+
+	// Fault.
+	if *faultN > 0 {
+		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench-fault"}}); err != nil {
+			return err
+		}
+		proxy.SetDown(true)
+		if err := parallel(16, *faultN, func(i int) error {
+			return k8s.Create(ctx, binding("bench-fault", fmt.Sprintf("f%05d", i)))
+		}); err != nil {
+			return err
+		}
+		time.Sleep(*outage)
+		proxy.SetDown(false)
+		proxy.Throttle(2)
+		recovered := time.Now()
+		doneCh := make(chan time.Duration, 1)
+		go func() {
+			at, err := waitAllReady(ctx, k8s, *bindings+*faultN, 10*time.Minute)
+			if err != nil {
+				doneCh <- -1
+				return
+			}
+			var last time.Time
+			for _, t := range at {
+				if t.After(last) {
+					last = t
+				}
+			}
+			doneCh <- last.Sub(recovered)
+		}()
+		time.Sleep(*throttling)
+		proxy.Throttle(0)
+		throttleEnd := time.Since(recovered)
+		d := <-doneCh
+		fmt.Fprintf(report, "### Fault: %s outage while %d bindings are created, then %s of 50%% throttling\n\n"+
+			"All %d Ready %.1f s after the outage ended (throttling ended at %.1f s). Bindings left behind: none (the run waits for every one).\n\n",
+			outage.String(), *faultN, throttling.String(), *bindings+*faultN, d.Seconds(), throttleEnd.Seconds())
+	}
+	rss2, cpu2 := usage(op.cmd.Process.Pid)
+	fmt.Fprintf(report, "### Operator process\n\n| run | peak RSS | CPU seconds |\n| --- | ---: | ---: |\n| create + steady period | %d MiB | %.1f |\n| restart (+ fault) | %d MiB | %.1f |\n\n",
+		rss1>>20, cpu1, rss2>>20, cpu2)
+	_ = op.cmd.Process.Signal(syscall.SIGTERM)
+	_ = op.cmd.Wait()
+	fmt.Print(report.String())
+	return nil
+}
+
+func binding(ns, name string) *v1alpha1.PodIdentityBinding {
+	return &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.PodIdentityBindingSpec{ServiceAccountName: name, Permissions: []v1alpha1.PermissionStatement{{
+			Actions: []string{"dynamodb:GetItem", "dynamodb:Query"}, Resources: []string{"arn:aws:dynamodb:us-east-1:123456789012:table/" + name}}}}}
+}
+
+func parallel(workers, n int, f func(i int) error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := f(i); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// waitAllReady polls until want bindings are Ready and returns when each was
+// first seen Ready.
+func waitAllReady(ctx context.Context, k8s client.Client, want int, timeout time.Duration) (map[string]time.Time, error) {
+	at := map[string]time.Time{}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		list := &v1alpha1.PodIdentityBindingList{}
+		if err := k8s.List(ctx, list); err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		for i := range list.Items {
+			b := &list.Items[i]
+			key := b.Namespace + "/" + b.Name
+			if _, seen := at[key]; seen {
+				continue
+			}
+			if c := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == b.Generation {
+				at[key] = now
+			}
+		}
+		if len(at) >= want {
+			return at, nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("%d of %d bindings Ready after %s", len(at), want, timeout)
+}
+
+// quiet waits until the proxy has seen no request for d.
+func quiet(p *testenv.Proxy, d, max time.Duration) {
+	end := time.Now().Add(max)
+	last, lastChange := sum(p.CallsByAction()), time.Now()
+	for time.Now().Before(end) && time.Since(lastChange) < d {
+		time.Sleep(250 * time.Millisecond)
+		if n := sum(p.CallsByAction()); n != last {
+			last, lastChange = n, time.Now()
+		}
+	}
+}
+
+// restRequests reads the operator's client-go request counter by method.
+func restRequests(url string) (map[string]int, error) {
+	resp, err := http.Get(url) //nolint:gosec // loopback
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]int{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "rest_client_requests_total{") {
+			continue
+		}
+		i := strings.Index(line, `method="`)
+		j := strings.LastIndex(line, " ")
+		if i < 0 || j < 0 {
+			continue
+		}
+		method := line[i+8:]
+		method = method[:strings.Index(method, `"`)]
+		v, _ := strconv.ParseFloat(line[j+1:], 64)
+		out[method] += int(v)
+	}
+	return out, sc.Err()
+}
+
+func diff(after, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func writes(m map[string]int) int {
+	n := 0
+	for k, v := range m {
+		if !awsiam.IsRead(k) && k != "AssumeRoleWithWebIdentity" && k != "GetCallerIdentity" {
+			n += v
+		}
+	}
+	return n
+}
+
+func table(w *strings.Builder, title string, m map[string]int, per int) {
+	if title != "" {
+		fmt.Fprintf(w, "%s:\n\n", title)
+	}
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	fmt.Fprintln(w, "| call | total | per binding |\n| --- | ---: | ---: |")
+	for _, k := range keys {
+		if per > 0 {
+			fmt.Fprintf(w, "| %s | %d | %.2f |\n", k, m[k], float64(m[k])/float64(per))
+		} else {
+			fmt.Fprintf(w, "| %s | %d | |\n", k, m[k])
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := (len(s) - 1) * p / 100
+	return s[i]
+}
+
+// usage is a process's peak RSS (bytes) and CPU seconds from /proc.
+func usage(pid int) (uint64, float64) {
+	var rss uint64
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				f := strings.Fields(l)
+				kb, _ := strconv.ParseUint(f[1], 10, 64)
+				rss = kb << 10
+			}
+		}
+	}
+	var cpu float64
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		cpu = (ut + st) / 100
+	}
+	return rss, cpu
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+		}
+	}
+	return runtime.GOARCH
+}
+
