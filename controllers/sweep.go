@@ -29,6 +29,9 @@ type Sweeper struct {
 	Snapshot func(ctx context.Context) (map[string]*role.Observed, error)
 	Period   time.Duration
 	Log      logr.Logger
+	// Cache, when set, is refilled from every snapshot, so reconciles reuse
+	// it instead of reading each role.
+	Cache *RoleCache
 
 	events chan event.GenericEvent
 	once   sync.Once
@@ -43,15 +46,18 @@ func (s *Sweeper) Events() <-chan event.GenericEvent {
 // NeedLeaderElection: only the leader sweeps (it is the one reconciling).
 func (s *Sweeper) NeedLeaderElection() bool { return true }
 
-// Start sweeps every period until ctx ends.
+// Start sweeps at once (filling the cache after a start) and then every
+// period until ctx ends.
 func (s *Sweeper) Start(ctx context.Context) error {
 	s.Events()
+	next := time.Duration(0)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(wait.Jitter(s.Period, 0.1)):
+		case <-time.After(next):
 		}
+		next = wait.Jitter(s.Period, 0.1)
 		start := time.Now()
 		drifted, err := s.Sweep(ctx)
 		if err != nil {
@@ -65,9 +71,13 @@ func (s *Sweeper) Start(ctx context.Context) error {
 
 // Sweep runs once and returns the bindings it enqueued.
 func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, error) {
+	at := time.Now()
 	snap, err := s.Snapshot(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if s.Cache != nil {
+		s.Cache.Fill(snap, at)
 	}
 	r := s.Reconciler
 	list := &v1alpha1.PodIdentityBindingList{}

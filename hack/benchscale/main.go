@@ -472,4 +472,3 @@ func cpuModel() string {
 	}
 	return runtime.GOARCH
 }
-

@@ -370,7 +370,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		return err
 	}
 	if o.DriftSweep {
-		r.Sweep = &controllers.Sweeper{Reconciler: r, Period: o.SyncPeriod, Log: log.WithName("drift-sweep"),
+		cache := &controllers.RoleCache{Inner: role.Client{IAM: api}, TTL: o.SyncPeriod * 3 / 2, FirstFillWait: 30 * time.Second}
+		r.Roles = cache
+		r.Sweep = &controllers.Sweeper{Reconciler: r, Period: o.SyncPeriod, Log: log.WithName("drift-sweep"), Cache: cache,
 			Snapshot: func(ctx context.Context) (map[string]*role.Observed, error) {
 				return role.Snapshot(ctx, api, roleCfg.RolePath)
 			}}

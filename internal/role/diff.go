@@ -180,3 +180,70 @@ func inlineNames(o Observed) []string {
 	slices.Sort(names)
 	return names
 }
+
+// Applied is what the role looks like after Apply(d, p) succeeded on a role
+// that looked like o: the observation a reconcile can reuse instead of
+// reading the role again. Diff(d, Applied(d, o, Diff(d, o))) is empty.
+func Applied(d Desired, o Observed, p Plan) *Observed {
+	out := o
+	out.Tags = maps.Clone(o.Tags)
+	out.Inline = maps.Clone(o.Inline)
+	out.InlineErr = maps.Clone(o.InlineErr)
+	if out.Tags == nil {
+		out.Tags = map[string]string{}
+	}
+	if out.Inline == nil {
+		out.Inline = map[string]policy.Document{}
+	}
+	if out.InlineErr == nil {
+		out.InlineErr = map[string]error{}
+	}
+	if p.UpdateTrust {
+		out.Trust, out.TrustErr = d.Trust, nil
+	}
+	if p.UpdateRole {
+		out.Description, out.MaxSessionDuration = d.Description, d.MaxSessionDuration
+	}
+	if p.PutBoundary {
+		out.Boundary = d.Boundary
+	}
+	for _, n := range p.DeleteInline {
+		delete(out.Inline, n)
+		delete(out.InlineErr, n)
+	}
+	if p.PutPermissions && d.Permissions != nil {
+		out.Inline[InlinePolicyName] = *d.Permissions
+		delete(out.InlineErr, InlinePolicyName)
+	}
+	if len(p.Attach) > 0 || len(p.Detach) > 0 {
+		managed := map[string]bool{}
+		for _, a := range o.ManagedPolicies {
+			managed[a] = true
+		}
+		for _, a := range p.Attach {
+			managed[a] = true
+		}
+		for _, a := range p.Detach {
+			delete(managed, a)
+		}
+		out.ManagedPolicies = slices.Sorted(maps.Keys(managed))
+	}
+	for k, v := range p.SetTags {
+		for old := range out.Tags {
+			if strings.EqualFold(old, k) {
+				delete(out.Tags, old)
+			}
+		}
+		out.Tags[k] = v
+	}
+	for _, k := range p.Untag {
+		delete(out.Tags, k)
+	}
+	return &out
+}
+
+// Created is what a role looks like right after Create(d) succeeded.
+func Created(d Desired, arn, id string) *Observed {
+	empty := Observed{ARN: arn, ID: id, Path: d.Path}
+	return Applied(d, empty, Diff(d, empty))
+}

@@ -2,9 +2,11 @@ package role
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
@@ -219,5 +221,60 @@ func TestReservedSpecTagsAreNeverDesired(t *testing.T) {
 	d := DesiredFor(Config{ClusterName: "dev"}, b)
 	if v, _ := TagValue(d.Tags, TagCluster); v != "dev" || len(d.Tags) != 4 {
 		t.Errorf("tags = %v", d.Tags)
+	}
+}
+
+// TestAppliedConverges: after applying the plan, the role the operator
+// remembers is in sync with the desired one, for random starting points;
+// and Created matches what IAM reports for a role made from d.
+func TestAppliedConverges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20261127, 1))
+	pick := func(n int) bool { return rng.IntN(n) == 0 }
+	for i := range 500 {
+		b := testBinding()
+		if pick(2) {
+			b.Spec.ManagedPolicyArns = nil
+		}
+		if pick(3) {
+			b.Spec.Permissions = nil
+		}
+		if pick(2) {
+			b.Spec.Description = "described"
+		}
+		cfg := testConfig
+		if pick(2) {
+			cfg.PermissionsBoundaryARN = "arn:aws:iam::123456789012:policy/boundary"
+		}
+		d := DesiredFor(cfg, b)
+		o := observedFrom(DesiredFor(testConfig, testBinding()))
+		if pick(2) {
+			o.Inline["backdoor"] = policy.Document{Version: policy.Version}
+		}
+		if pick(2) {
+			o.InlineErr = map[string]error{"broken": errors.New("bad")}
+		}
+		if pick(2) {
+			o.Tags["PodIdentity.io/Cluster"] = "other"
+		}
+		if pick(2) {
+			o.ManagedPolicies = append(o.ManagedPolicies, "arn:aws:iam::aws:policy/AdministratorAccess")
+		}
+		if pick(2) {
+			o.Trust = policy.Document{}
+		}
+		if pick(2) {
+			o.MaxSessionDuration = 7200
+		}
+		after := Applied(d, o, Diff(d, o))
+		if p := Diff(d, *after); !p.Empty() {
+			t.Fatalf("case %d: still differs after apply: %v", i, p.Changes())
+		}
+	}
+	d := DesiredFor(testConfig, testBinding())
+	created := Created(d, "arn", "AROA1")
+	want := observedFrom(d)
+	want.ARN, want.ID, want.Path, want.InlineErr = "arn", "AROA1", d.Path, map[string]error{}
+	if diff := cmp.Diff(want, *created, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Created differs from what IAM reports (-want +got):\n%s", diff)
 	}
 }

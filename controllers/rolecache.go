@@ -1,0 +1,180 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/podidentity/podidentity-operator/internal/awsiam"
+	"github.com/podidentity/podidentity-operator/internal/role"
+)
+
+// RoleReader is the role client RoleCache wraps: RoleClient plus the one
+// GetRole call that confirms a role's identity before a write.
+type RoleReader interface {
+	RoleClient
+	Get(ctx context.Context, name string) (*role.Observed, error)
+}
+
+// RoleCache remembers what the operator last observed of each role: from the
+// drift sweep's snapshot, from its own reads, and from its own writes
+// (role.Applied). A reconcile then costs no IAM read when nothing changed:
+// the second reconcile of a new binding (triggered by the operator's own
+// ServiceAccount write) and every reconcile after a restart read the cache.
+//
+// What it cannot know is what changed in IAM since: that is the sweep's job,
+// and entries older than TTL (a sync period and a half) are read again. Two
+// rules keep the cache from ever causing a wrong write: before writing to a
+// role known only from the cache, its unique ID is confirmed with GetRole (a
+// role deleted and re-created by someone else is never written to), and any
+// failed call forgets the role, so the retry reads IAM.
+type RoleCache struct {
+	Inner RoleReader
+	TTL   time.Duration
+	// FirstFillWait bounds how long a reconcile waits for the first sweep
+	// after a start (so a restart reads no role one by one).
+	FirstFillWait time.Duration
+
+	mu      sync.Mutex
+	entries map[string]cached
+	filled  chan struct{}
+	once    sync.Once
+	started time.Time
+}
+
+type cached struct {
+	obs *role.Observed
+	at  time.Time // when IAM said so (read, snapshot or own write)
+}
+
+// confirmWindow: an entry younger than this is as good as a read just before
+// the write (the same race exists between any read and write).
+const confirmWindow = 5 * time.Second
+
+func (c *RoleCache) init() {
+	c.once.Do(func() {
+		c.entries = map[string]cached{}
+		c.filled = make(chan struct{})
+		c.started = time.Now()
+	})
+}
+
+// Fill replaces the cache with a sweep's snapshot. Roles absent from it are
+// forgotten (a later reconcile reads them directly).
+func (c *RoleCache) Fill(snap map[string]*role.Observed, at time.Time) {
+	c.init()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = make(map[string]cached, len(snap))
+	for name, o := range snap {
+		c.entries[name] = cached{obs: o, at: at}
+	}
+	select {
+	case <-c.filled:
+	default:
+		close(c.filled)
+	}
+}
+
+func (c *RoleCache) get(name string) (*role.Observed, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[name]
+	if !ok || time.Since(e.at) > c.TTL {
+		return nil, false
+	}
+	return e.obs, true
+}
+
+func (c *RoleCache) put(name string, o *role.Observed) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[name] = cached{obs: o, at: time.Now()}
+}
+
+func (c *RoleCache) forget(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, name)
+}
+
+// Observe returns the cached role when fresh, otherwise reads it. A role that
+// does not exist is never cached.
+func (c *RoleCache) Observe(ctx context.Context, name string) (*role.Observed, error) {
+	c.init()
+	if wait := c.FirstFillWait - time.Since(c.started); wait > 0 {
+		select {
+		case <-c.filled:
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if o, ok := c.get(name); ok {
+		return o, nil
+	}
+	o, err := c.Inner.Observe(ctx, name)
+	if err != nil {
+		c.forget(name)
+		return nil, err
+	}
+	if o != nil {
+		c.put(name, o)
+	}
+	return o, nil
+}
+
+// Create creates the role and remembers it as created.
+func (c *RoleCache) Create(ctx context.Context, d role.Desired) (string, string, error) {
+	c.init()
+	arn, id, err := c.Inner.Create(ctx, d)
+	if err != nil {
+		c.forget(d.Name)
+		return arn, id, err
+	}
+	c.put(d.Name, role.Created(d, arn, id))
+	return arn, id, nil
+}
+
+// Apply confirms the role's identity when it is known only from the cache,
+// writes, and remembers the result.
+func (c *RoleCache) Apply(ctx context.Context, d role.Desired, p role.Plan) error {
+	c.init()
+	c.mu.Lock()
+	e, ok := c.entries[d.Name]
+	c.mu.Unlock()
+	if ok && time.Since(e.at) > confirmWindow {
+		live, err := c.Inner.Get(ctx, d.Name)
+		if err != nil {
+			c.forget(d.Name)
+			return err
+		}
+		if live == nil || live.ID != e.obs.ID {
+			c.forget(d.Name)
+			return awsiam.AsRetryable(fmt.Errorf("role %s changed in IAM since it was last read; reading it again", d.Name))
+		}
+	}
+	if err := c.Inner.Apply(ctx, d, p); err != nil {
+		c.forget(d.Name)
+		return err
+	}
+	if ok {
+		c.put(d.Name, role.Applied(d, *e.obs, p))
+	} else {
+		c.forget(d.Name)
+	}
+	return nil
+}
+
+// Delete deletes the role and forgets it.
+func (c *RoleCache) Delete(ctx context.Context, name string) error {
+	c.init()
+	defer c.forget(name)
+	return c.Inner.Delete(ctx, name)
+}
+
+// Get reads the role live (ownership checks elsewhere use it as is).
+func (c *RoleCache) Get(ctx context.Context, name string) (*role.Observed, error) {
+	return c.Inner.Get(ctx, name)
+}
