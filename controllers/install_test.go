@@ -134,9 +134,11 @@ var _ = Describe("Installation manifests", func() {
 			By(strings.Join(variant, " + "))
 			objs := render(overlay, variant[1:]...)
 			resourceNames := map[string]bool{}
-			var vwc, mwc, svc, deploy *unstructured.Unstructured
+			var vwc, mwc, svc, deploy, pdb *unstructured.Unstructured
 			for _, o := range objs {
 				switch o.GetKind() {
+				case "PodDisruptionBudget":
+					pdb = o
 				case "ValidatingWebhookConfiguration":
 					vwc = o
 				case "MutatingWebhookConfiguration":
@@ -175,6 +177,19 @@ var _ = Describe("Installation manifests", func() {
 			}
 			containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
 			Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-webhooks"))
+			By("a PodDisruptionBudget keeps a replica serving the fail-closed webhook")
+			Expect(pdb).NotTo(BeNil())
+			Expect(pdb.GetNamespace()).To(Equal(deploy.GetNamespace()))
+			minAvailable, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "minAvailable")
+			Expect(minAvailable).To(BeEquivalentTo(1))
+			podLabels, _, _ := unstructured.NestedStringMap(deploy.Object, "spec", "template", "metadata", "labels")
+			pdbSel, _, _ := unstructured.NestedStringMap(pdb.Object, "spec", "selector", "matchLabels")
+			Expect(pdbSel).NotTo(BeEmpty())
+			for k, v := range pdbSel {
+				Expect(podLabels).To(HaveKeyWithValue(k, v))
+			}
+			replicas, _, _ := unstructured.NestedInt64(deploy.Object, "spec", "replicas")
+			Expect(replicas).To(BeNumerically(">", 1), "minAvailable 1 needs a second replica to allow any disruption")
 			if strings.HasSuffix(overlay, "self-managed") {
 				// The self-managed certificate's RBAC names what the operator touches.
 				Expect(resourceNames).To(HaveKey(opts.WebhookConfigName))
@@ -439,13 +454,14 @@ var _ = Describe("Metrics", func() {
 		for _, want := range []string{
 			`podidentity_iam_api_calls_total{operation="CreateRole",outcome="success"}`,
 			`podidentity_iam_api_calls_total{operation="GetRole",outcome="success"}`,
-			`podidentity_bindings{ready="True"}`,
+			`podidentity_bindings{ready="True",reason="Available"}`,
 			`controller_runtime_reconcile_time_seconds_bucket{controller="podidentitybinding"`,
 			`podidentity_drift_corrections_total{kind="`,
+			`podidentity_guardrail_enforcements_total{kind="InlinePolicy"}`,
+			`podidentity_pods{state="stale"}`,
 		} {
 			Expect(body).To(ContainSubstring(want))
 		}
-		Expect(strings.Contains(body, `podidentity_bindings{ready="False"}`)).To(BeTrue())
 		deleteBinding(ns, "metered")
 	})
 })

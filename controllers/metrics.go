@@ -18,9 +18,19 @@ var driftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{
 var driftKinds = []string{"TrustPolicy", "InlinePolicy", "ExtraInlinePolicy", "ManagedPolicies",
 	"PermissionsBoundary", "MaxSessionDuration", "Description", "Tags", "RoleDeleted"}
 
+// guardrailEnforcements counts permissions removed from roles because a
+// guardrail forbids them (a guardrail tightened, or an invalid spec kept
+// only what is allowed), by kind of change. Kept apart from drift: nobody
+// changed the role behind the operator's back.
+var guardrailEnforcements = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "podidentity_guardrail_enforcements_total",
+	Help: "Changes the operator made to roles because guardrails forbid what they allowed, by kind.",
+}, []string{"kind"})
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(driftCorrections)
+	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements)
 	for _, k := range driftKinds {
 		driftCorrections.WithLabelValues(k)
+		guardrailEnforcements.WithLabelValues(k)
 	}
 }

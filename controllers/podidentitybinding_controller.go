@@ -62,7 +62,10 @@ const (
 	EventDeleteFailed           = "DeleteFailed"
 	EventInvalidSpec            = "InvalidSpec"
 	EventGuardrailViolation     = "GuardrailViolation"
-	EventRoleParked             = "RoleParked"
+	// EventGuardrailEnforced: permissions removed from a role because a
+	// guardrail forbids them; not drift (nobody changed the role).
+	EventGuardrailEnforced = "GuardrailEnforced"
+	EventRoleParked        = "RoleParked"
 )
 
 // ProviderWatch reports the cluster's OIDC provider (oidcprovider.Watcher in
@@ -339,7 +342,10 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 		case a.Op == planner.OpPark:
 			r.event(b, corev1.EventTypeWarning, EventRoleParked, "removed every permission and trust from IAM role "+a.Name+" while the binding cannot hold its ServiceAccount: "+strings.Join(a.Diff.Changes(), "; "))
 		case a.Narrowed:
-			r.event(b, corev1.EventTypeWarning, EventGuardrailViolation, "narrowed IAM role "+a.Name+" to what the spec and guardrails allow: "+strings.Join(a.Diff.Changes(), "; "))
+			for _, k := range a.Diff.Kinds() {
+				guardrailEnforcements.WithLabelValues(k).Inc()
+			}
+			r.event(b, corev1.EventTypeWarning, EventGuardrailEnforced, "narrowed IAM role "+a.Name+" to what the spec and guardrails allow: "+strings.Join(a.Diff.Changes(), "; "))
 		case wasSynced && a.Name == b.Status.RoleName:
 			for _, k := range a.Diff.Kinds() {
 				driftCorrections.WithLabelValues(k).Inc()

@@ -244,7 +244,7 @@ var _ = Describe("Fail closed with an invalid spec", func() {
 		})
 		Eventually(func() []string { return inlineActions(b.Status.RoleName) }, timeout, interval).Should(ConsistOf("dynamodb:GetItem"))
 		Expect(condition(ns, "app", v1alpha1.ConditionReady).Message).To(ContainSubstring(`did you mean "dynamodb:GetItem"?`))
-		Eventually(func() string { return eventNotes(ns, "app", "GuardrailViolation") }, timeout, interval).
+		Eventually(func() string { return eventNotes(ns, "app", "GuardrailEnforced") }, timeout, interval).
 			Should(ContainSubstring("narrowed IAM role " + b.Status.RoleName))
 		Consistently(func() []string { return inlineActions(b.Status.RoleName) }, syncPeriod+time.Second, interval).Should(ConsistOf("dynamodb:GetItem"))
 		deleteBinding(ns, "app")

@@ -89,7 +89,7 @@ func run() error {
 	}
 	defer func() { _ = env.Stop() }()
 	cfg.QPS, cfg.Burst = 1000, 2000
-	k8s, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	k8s, err := client.NewWithWatch(cfg, client.Options{Scheme: operator.Scheme()})
 	if err != nil {
 		return err
 	}
@@ -308,33 +308,54 @@ func parallel(workers, n int, f func(i int) error) error {
 	return <-errs
 }
 
-// waitAllReady polls until want bindings are Ready and returns when each was
-// first seen Ready.
-func waitAllReady(ctx context.Context, k8s client.Client, want int, timeout time.Duration) (map[string]time.Time, error) {
+// waitAllReady watches bindings until want of them are Ready and returns
+// when each was first seen Ready. A watch, not polling: listing a thousand
+// bindings several times a second would load the API server the benchmark
+// measures.
+func waitAllReady(ctx context.Context, k8s client.WithWatch, want int, timeout time.Duration) (map[string]time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	at := map[string]time.Time{}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	record := func(b *v1alpha1.PodIdentityBinding, now time.Time) {
+		key := b.Namespace + "/" + b.Name
+		if _, seen := at[key]; seen {
+			return
+		}
+		if c := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == b.Generation {
+			at[key] = now
+		}
+	}
+	for {
 		list := &v1alpha1.PodIdentityBindingList{}
 		if err := k8s.List(ctx, list); err != nil {
 			return nil, err
 		}
 		now := time.Now()
 		for i := range list.Items {
-			b := &list.Items[i]
-			key := b.Namespace + "/" + b.Name
-			if _, seen := at[key]; seen {
-				continue
-			}
-			if c := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == b.Generation {
-				at[key] = now
-			}
+			record(&list.Items[i], now)
 		}
 		if len(at) >= want {
 			return at, nil
 		}
-		time.Sleep(250 * time.Millisecond)
+		w, err := k8s.Watch(ctx, &v1alpha1.PodIdentityBindingList{}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+		if err != nil {
+			return nil, err
+		}
+		for ev := range w.ResultChan() {
+			if b, ok := ev.Object.(*v1alpha1.PodIdentityBinding); ok {
+				record(b, time.Now())
+			}
+			if len(at) >= want {
+				w.Stop()
+				return at, nil
+			}
+		}
+		w.Stop()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%d of %d bindings Ready after %s", len(at), want, timeout)
+		}
+		// The watch ended (timeout on the server): list and watch again.
 	}
-	return nil, fmt.Errorf("%d of %d bindings Ready after %s", len(at), want, timeout)
 }
 
 // quiet waits until the proxy has seen no request for d.

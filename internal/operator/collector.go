@@ -25,7 +25,7 @@ type bindingsCollector struct {
 func newBindingsCollector(r client.Reader) *bindingsCollector {
 	return &bindingsCollector{reader: r,
 		desc: prometheus.NewDesc("podidentity_bindings",
-			"PodIdentityBindings by the status of their Ready condition (True, False, Unknown).", []string{"ready"}, nil),
+			"PodIdentityBindings by the status and reason of their Ready condition.", []string{"ready", "reason"}, nil),
 		pods: prometheus.NewDesc("podidentity_pods",
 			"Running pods of bound ServiceAccounts: current (they carry the current role's credentials) or stale (restart them).", []string{"state"}, nil)}
 }
@@ -40,21 +40,22 @@ func (c *bindingsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return
 	}
-	counts := map[string]float64{"True": 0, "False": 0, "Unknown": 0}
+	type key struct{ ready, reason string }
+	counts := map[key]float64{{"True", v1alpha1.ReasonAvailable}: 0}
 	pods := map[string]float64{"current": 0, "stale": 0}
 	for i := range list.Items {
 		if p := list.Items[i].Status.Pods; p != nil {
 			pods["current"] += float64(p.Current)
 			pods["stale"] += float64(p.Stale)
 		}
-		status := "Unknown"
+		k := key{"Unknown", ""}
 		if cond := meta.FindStatusCondition(list.Items[i].Status.Conditions, v1alpha1.ConditionReady); cond != nil {
-			status = string(cond.Status)
+			k = key{string(cond.Status), cond.Reason}
 		}
-		counts[status]++
+		counts[k]++
 	}
-	for status, n := range counts {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, status)
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, k.ready, k.reason)
 	}
 	for state, n := range pods {
 		ch <- prometheus.MustNewConstMetric(c.pods, prometheus.GaugeValue, n, state)

@@ -201,8 +201,8 @@ func FlagsFromEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 // Validate checks the flags.
 func (o *Options) Validate() error {
 	var errs []error
-	if o.ClusterName == "" {
-		errs = append(errs, errors.New("--cluster-name is required"))
+	if o.ClusterName == "" || placeholder(o.ClusterName) {
+		errs = append(errs, fmt.Errorf("--cluster-name is %q: set it (or the environment variable %sCLUSTER_NAME) to this cluster's name; it goes into every role's ownership tag and name", o.ClusterName, EnvPrefix))
 	} else if !clusterNameRE.MatchString(o.ClusterName) {
 		errs = append(errs, fmt.Errorf("--cluster-name %q: use 1-100 letters, digits and + = , . @ _ -", o.ClusterName))
 	}
@@ -246,6 +246,16 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
 	}
 	return errors.Join(errs...)
+}
+
+// placeholder reports whether a cluster name is one of the shipped
+// placeholders, which must never reach IAM as an ownership tag.
+func placeholder(name string) bool {
+	switch strings.ToLower(strings.Trim(name, "<>{}$ ")) {
+	case "change-me", "changeme", "cluster-name", "clustername", "cluster", "todo", "example", "placeholder":
+		return true
+	}
+	return false
 }
 
 var (

@@ -30,7 +30,9 @@ func TestValidate(t *testing.T) {
 		wantErr string
 	}{
 		{name: "valid", mutate: func(*Options) {}},
-		{name: "cluster name required", mutate: func(o *Options) { o.ClusterName = "" }, wantErr: "--cluster-name is required"},
+		{name: "cluster name required", mutate: func(o *Options) { o.ClusterName = "" }, wantErr: "set it (or the environment variable PODIDENTITY_CLUSTER_NAME)"},
+		{name: "the shipped placeholder", mutate: func(o *Options) { o.ClusterName = "CHANGE-ME" }, wantErr: `--cluster-name is "CHANGE-ME": set it`},
+		{name: "another placeholder", mutate: func(o *Options) { o.ClusterName = "<cluster-name>" }, wantErr: "PODIDENTITY_CLUSTER_NAME"},
 		{name: "cluster name characters", mutate: func(o *Options) { o.ClusterName = "a/b" }, wantErr: "--cluster-name"},
 		{name: "role path", mutate: func(o *Options) { o.RolePath = "podidentity" }, wantErr: "--role-path"},
 		{name: "prefix", mutate: func(o *Options) { o.RoleNamePrefix = "bad prefix" }, wantErr: "--role-name-prefix"},
