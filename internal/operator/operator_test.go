@@ -20,7 +20,7 @@ import (
 func validOptions() Options {
 	return Options{ClusterName: "dev", RolePath: "/podidentity/", SyncPeriod: 10 * time.Minute, MaxConcurrentReconciles: 1,
 		TrustPolicySizeLimit: 2048, ManagedPoliciesPerRole: 10, MaxBackoff: time.Minute,
-		IAMReadQPS: 100, IAMReadBurst: 100, IAMWriteQPS: 50, IAMWriteBurst: 50, KubeAPIQPS: 500, KubeAPIBurst: 1000}
+		IAMReadQPS: 100, IAMReadBurst: 100, IAMWriteQPS: 100, IAMWriteBurst: 100, KubeAPIQPS: 500, KubeAPIBurst: 1000}
 }
 
 func TestValidate(t *testing.T) {
