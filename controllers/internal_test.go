@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
@@ -62,6 +63,23 @@ func TestNeedsReconcile(t *testing.T) {
 		tc.plan(&p)
 		if got := needsReconcile(bb, p); got != tc.want {
 			t.Errorf("%s: needsReconcile = %v, want %v", name, got, tc.want)
+		}
+	}
+}
+
+func TestValueAt(t *testing.T) {
+	b := &v1alpha1.PodIdentityBinding{Spec: v1alpha1.PodIdentityBindingSpec{ServiceAccountName: "app",
+		Permissions: []v1alpha1.PermissionStatement{{Actions: []string{"s3:GetObject"}}, {Actions: []string{"a", "dynamodb:GetItemz"}}}}}
+	cases := map[string]any{
+		"spec.permissions[1].actions[1]": "dynamodb:GetItemz",
+		"spec.serviceAccountName":        "app",
+		"spec.permissions[1]":            field.OmitValueType{},
+		"spec.permissions[5].actions[0]": field.OmitValueType{},
+		"spec":                           field.OmitValueType{},
+	}
+	for path, want := range cases {
+		if got := valueAt(b, path); got != want {
+			t.Errorf("valueAt(%s) = %#v, want %#v", path, got, want)
 		}
 	}
 }

@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,7 +78,7 @@ func (v *BindingValidator) validate(ctx context.Context, b *v1alpha1.PodIdentity
 	res.Warnings = append(warnings, res.Warnings...)
 	var errs field.ErrorList
 	for _, f := range res.Invalid {
-		errs = append(errs, field.Invalid(field.NewPath(f.Field), "", f.Message))
+		errs = append(errs, &field.Error{Type: field.ErrorTypeInvalid, Field: f.Field, BadValue: valueAt(b, f.Field), Detail: f.Message})
 	}
 	for _, f := range res.Violations {
 		errs = append(errs, field.Forbidden(field.NewPath(f.Field), f.Message+" (guardrail "+f.Rule+")"))
@@ -146,4 +148,41 @@ func SetupWebhooks(mgr ctrl.Manager, b *BindingValidator, g *GuardrailValidator)
 		return err
 	}
 	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.PodIdentityGuardrail{}).WithValidator(g).Complete()
+}
+
+// valueAt is the scalar at a field path such as spec.permissions[2].actions[0]
+// in obj, for an admission message that shows the offending value; a path
+// that names no scalar gives a value the message omits.
+func valueAt(obj any, path string) any {
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return field.OmitValueType{}
+	}
+	var cur any
+	if json.Unmarshal(raw, &cur) != nil {
+		return field.OmitValueType{}
+	}
+	for _, part := range strings.Split(path, ".") {
+		name, rest, _ := strings.Cut(part, "[")
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return field.OmitValueType{}
+		}
+		cur = m[name]
+		for rest != "" {
+			idx, after, _ := strings.Cut(rest, "]")
+			i, err := strconv.Atoi(idx)
+			l, ok := cur.([]any)
+			if err != nil || !ok || i < 0 || i >= len(l) {
+				return field.OmitValueType{}
+			}
+			cur = l[i]
+			rest = strings.TrimPrefix(after, "[")
+		}
+	}
+	switch cur.(type) {
+	case string, float64, bool:
+		return cur
+	}
+	return field.OmitValueType{}
 }

@@ -41,8 +41,8 @@ const (
 // PermissionStatement is one statement of the role's inline permission policy.
 type PermissionStatement struct {
 	// Sid is an optional statement identifier, unique within the binding.
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]+$`
 	// +kubebuilder:validation:MaxLength=100
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[A-Za-z0-9]+$')`,message="sid may contain only letters and digits, as IAM statement IDs"
 	// +optional
 	Sid string `json:"sid,omitempty"`
 
@@ -83,7 +83,7 @@ type ServiceAccountTokenSettings struct {
 	// sts.amazonaws.com.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[^\s"]+$`
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[^\s"]+$')`,message="audience must not contain spaces or quotes"
 	// +optional
 	Audience string `json:"audience,omitempty"`
 
@@ -109,7 +109,7 @@ type PodIdentityBindingSpec struct {
 	// the eks.amazonaws.com/role-arn annotation (and the token annotations).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')`,message="serviceAccountName must be a Kubernetes object name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
 	ServiceAccountName string `json:"serviceAccountName"`
 
 	// Permissions are rendered as the role's inline permission policy.
@@ -120,7 +120,8 @@ type PodIdentityBindingSpec struct {
 
 	// ManagedPolicyArns are IAM managed policies attached to the role.
 	// +kubebuilder:validation:MaxItems=20
-	// +kubebuilder:validation:items:Pattern=`^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]+$`
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule=`self.all(a, a.matches(r'^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]+$'))`,message="each managed policy is an IAM policy ARN, for example arn:aws:iam::aws:policy/ReadOnlyAccess or arn:aws:iam::111122223333:policy/team/reader"
 	// +listType=set
 	// +optional
 	ManagedPolicyArns []string `json:"managedPolicyArns,omitempty"`
@@ -128,7 +129,7 @@ type PodIdentityBindingSpec struct {
 	// RoleName overrides the generated IAM role name.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:Pattern=`^[\w+=,.@-]+$`
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[\w+=,.@-]+$')`,message="roleName may contain only letters, digits and + = , . @ _ - (IAM role name characters)"
 	// +optional
 	RoleName string `json:"roleName,omitempty"`
 
@@ -141,7 +142,7 @@ type PodIdentityBindingSpec struct {
 
 	// Description of the IAM role.
 	// +kubebuilder:validation:MaxLength=1000
-	// +kubebuilder:validation:Pattern=`^[\x{0009}\x{000A}\x{000D}\x{0020}-\x{007E}\x{00A1}-\x{00FF}]*$`
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[\x{0009}\x{000A}\x{000D}\x{0020}-\x{007E}\x{00A1}-\x{00FF}]*$')`,message="description may contain only printable Latin-1 characters, tabs and line breaks (IAM rejects others)"
 	// +optional
 	Description string `json:"description,omitempty"`
 
@@ -279,8 +280,9 @@ type PodIdentityBindingStatus struct {
 // +kubebuilder:printcolumn:name="Service Account",type=string,JSONPath=`.spec.serviceAccountName`
 // +kubebuilder:printcolumn:name="Role ARN",type=string,JSONPath=`.status.roleArn`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 type PodIdentityBinding struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

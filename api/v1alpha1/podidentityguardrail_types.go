@@ -47,7 +47,8 @@ type PodIdentityGuardrailSpec struct {
 
 	// RequiredPermissionsBoundary is set as the permissions boundary of every
 	// selected binding's role.
-	// +kubebuilder:validation:Pattern=`^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]+$`
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]+$')`,message="requiredPermissionsBoundary must be an IAM policy ARN, for example arn:aws:iam::111122223333:policy/team-boundary"
 	// +optional
 	RequiredPermissionsBoundary string `json:"requiredPermissionsBoundary,omitempty"`
 
@@ -76,7 +77,7 @@ type PodIdentityGuardrailSpec struct {
 	// always pass. A binding whose override does not match keeps its current
 	// role and gets no new one.
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:Pattern=`^[\w+=,.@*?-]+$`
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[\w+=,.@*?-]+$')`,message="roleNamePattern may contain only IAM role name characters and the wildcards * and ?"
 	// +optional
 	RoleNamePattern string `json:"roleNamePattern,omitempty"`
 }

@@ -100,6 +100,7 @@ type Options struct {
 	MetricsBindAddress      string
 	MetricsSecure           bool
 	HealthProbeBindAddress  string
+	PprofBindAddress        string
 	LeaderElect             bool
 	LeaderElectionID        string
 	LeaderElectionNamespace string
@@ -173,6 +174,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (\"0\" disables it).")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes (\"0\" disables them).")
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "0", "Address of Go's /debug/pprof endpoints, e.g. 127.0.0.1:6060 (\"0\" disables them). For profiling only; never expose it.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Enable leader election, so only one replica reconciles.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the operator's namespace).")
 	o.LeaderElectionID = "podidentity-operator.iam.podidentity.io"
@@ -312,14 +314,21 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		Logger:                        log,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		PprofBindAddress:              o.PprofBindAddress,
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 	}
+	// Nothing reads the managed fields of bindings and guardrails: keep them
+	// out of the cache (they are a large part of each object at scale).
+	mgrOpts.Cache.ByObject = map[client.Object]cache.ByObject{
+		&v1alpha1.PodIdentityBinding{}:   {Transform: cache.TransformStripManagedFields()},
+		&v1alpha1.PodIdentityGuardrail{}: {Transform: cache.TransformStripManagedFields()},
+	}
 	if o.TrackPods {
 		// Pods are cached trimmed to what the pods controller reads.
-		mgrOpts.Cache.ByObject = map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: podwebhook.TrimPod}}
+		mgrOpts.Cache.ByObject[&corev1.Pod{}] = cache.ByObject{Transform: podwebhook.TrimPod}
 	}
 	if o.SkipControllerNameValidation {
 		skip := true
