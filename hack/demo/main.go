@@ -34,6 +34,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
@@ -131,7 +132,11 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 	opCtx, stopOperator := context.WithCancel(ctx)
 	defer stopOperator()
 	opErr := make(chan error, 1)
-	go func() { opErr <- operator.Run(opCtx, cfg, opts, zap.New(zap.WriteTo(logOut), zap.UseDevMode(true))) }()
+	logger := zap.New(zap.WriteTo(logOut), zap.UseDevMode(true))
+	// controller-runtime's global logger too: left unset, it prints a
+	// warning with a stack trace when the demo ends.
+	ctrllog.SetLogger(logger)
+	go func() { opErr <- operator.Run(opCtx, cfg, opts, logger) }()
 
 	samplePath := filepath.Join(root, "config", "samples", "iam_v1alpha1_podidentitybinding.yaml")
 	raw, err := os.ReadFile(samplePath)
