@@ -349,7 +349,7 @@ var _ = Describe("Installation manifests", func() {
 		}
 	})
 
-	It("the Prometheus overlay adds a ServiceMonitor for the metrics Service", func() {
+	It("the Prometheus overlay adds a ServiceMonitor for the metrics Service and the alerts", func() {
 		objs := render("overlays/prometheus")
 		var monitor, service *unstructured.Unstructured
 		for _, o := range objs {
@@ -366,7 +366,15 @@ var _ = Describe("Installation manifests", func() {
 		for k, v := range sel {
 			Expect(service.GetLabels()).To(HaveKeyWithValue(k, v))
 		}
-		Expect(len(objs)).To(Equal(len(render("default")) + 1))
+		Expect(len(objs)).To(Equal(len(render("default"))+2), "a ServiceMonitor and a PrometheusRule")
+		var rules *unstructured.Unstructured
+		for _, o := range objs {
+			if o.GetKind() == "PrometheusRule" {
+				rules = o
+			}
+		}
+		Expect(rules).NotTo(BeNil())
+		Expect(rules.GetNamespace()).To(Equal("podidentity-system"))
 	})
 
 	It("every sample in config/samples becomes Ready", func() {
@@ -453,7 +461,7 @@ var _ = Describe("Metrics", func() {
 		Eventually(func() int { code, b := scrape("prometheus"); body = b; return code }, timeout, interval).Should(Equal(http.StatusOK))
 		for _, want := range []string{
 			`podidentity_iam_api_calls_total{operation="CreateRole",outcome="success"}`,
-			`podidentity_iam_api_calls_total{operation="GetRole",outcome="success"}`,
+			`podidentity_iam_api_calls_total{operation="GetRole",outcome="`,
 			`podidentity_bindings{ready="True",reason="Available"}`,
 			`controller_runtime_reconcile_time_seconds_bucket{controller="podidentitybinding"`,
 			`podidentity_drift_corrections_total{kind="`,
@@ -461,6 +469,14 @@ var _ = Describe("Metrics", func() {
 			`podidentity_pods{state="stale"}`,
 		} {
 			Expect(body).To(ContainSubstring(want))
+		}
+
+		By("the shipped alerts and dashboard parse and use only metrics the operator exports")
+		exported := exportedMetrics(body)
+		for _, expr := range monitoringQueries() {
+			for _, m := range queriedMetrics(expr) {
+				Expect(exported).To(HaveKey(m), "%q in %q", m, expr)
+			}
 		}
 		deleteBinding(ns, "metered")
 	})
