@@ -16,11 +16,11 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 
-// argoHealth runs config/argocd/health.lua on the binding as the API server returns it.
+// argoHealth runs the binding's Argo CD health check on the binding as the API server returns it.
 func argoHealth(ns, name string) argocd.Health {
 	root, err := testenv.RepoRoot()
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	script, err := os.ReadFile(filepath.Join(root, "config", "argocd", "health.lua"))
+	script, err := os.ReadFile(filepath.Join(root, "config", "argocd", "resource_customizations", "iam.podidentity.io", "PodIdentityBinding", "health.lua"))
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	u := &unstructured.Unstructured{}
 	u.SetAPIVersion("iam.podidentity.io/v1alpha1")

@@ -10,13 +10,69 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-func script(t *testing.T) string {
+// dir is a kind's directory in Argo CD's upstream layout.
+func dir(kind string) string {
+	return filepath.Join("..", "..", "config", "argocd", "resource_customizations", "iam.podidentity.io", kind)
+}
+
+func script(t *testing.T) string { return scriptOf(t, "PodIdentityBinding") }
+
+func scriptOf(t *testing.T, kind string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "config", "argocd", "health.lua"))
+	b, err := os.ReadFile(filepath.Join(dir(kind), "health.lua"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestUpstreamLayout runs each kind's health_test.yaml the way Argo CD's own
+// tests do: every input in testdata gets exactly the recorded status and
+// message. The fixtures are real objects the operator produced (see
+// controllers/argocd_fixtures_test.go).
+func TestUpstreamLayout(t *testing.T) {
+	for _, kind := range []string{"PodIdentityBinding", "PodIdentityGuardrail"} {
+		raw, err := os.ReadFile(filepath.Join(dir(kind), "health_test.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tests struct {
+			Tests []struct {
+				HealthStatus struct{ Status, Message string } `json:"healthStatus"`
+				InputPath    string                           `json:"inputPath"`
+			} `json:"tests"`
+		}
+		if err := yaml.Unmarshal(raw, &tests); err != nil {
+			t.Fatal(err)
+		}
+		if len(tests.Tests) < 3 {
+			t.Fatalf("%s: only %d fixtures", kind, len(tests.Tests))
+		}
+		statuses := map[string]bool{}
+		for _, tc := range tests.Tests {
+			in, err := os.ReadFile(filepath.Join(dir(kind), tc.InputPath))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var obj map[string]any
+			if err := yaml.Unmarshal(in, &obj); err != nil {
+				t.Fatal(err)
+			}
+			h, err := Evaluate(scriptOf(t, kind), obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Status != tc.HealthStatus.Status || h.Message != tc.HealthStatus.Message {
+				t.Errorf("%s %s: got %+v, want %+v", kind, tc.InputPath, h, tc.HealthStatus)
+			}
+			statuses[h.Status] = true
+		}
+		for _, want := range []string{"Healthy", "Progressing", "Degraded"} {
+			if !statuses[want] {
+				t.Errorf("%s: no fixture is %s", kind, want)
+			}
+		}
+	}
 }
 
 func object(t *testing.T, s string) map[string]any {
@@ -76,8 +132,10 @@ func TestConfigMapPatchCarriesTheScript(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &cm); err != nil {
 		t.Fatal(err)
 	}
-	got := cm.Data["resource.customizations.health.iam.podidentity.io_PodIdentityBinding"]
-	if strings.TrimSpace(got) != strings.TrimSpace(script(t)) {
-		t.Errorf("config/argocd/argocd-cm.yaml is out of date with health.lua; run `make manifests`")
+	for _, kind := range []string{"PodIdentityBinding", "PodIdentityGuardrail"} {
+		got := cm.Data["resource.customizations.health.iam.podidentity.io_"+kind]
+		if strings.TrimSpace(got) != strings.TrimSpace(scriptOf(t, kind)) {
+			t.Errorf("config/argocd/argocd-cm.yaml is out of date with %s/health.lua; run `make manifests`", kind)
+		}
 	}
 }
