@@ -82,6 +82,13 @@ VERSION ?= 0.1.0
 bundle: manifests ## Generate the OLM bundle under bundle/ from config/.
 	go run ./hack/bundle -version $(VERSION) -out bundle
 
+IMAGE_REPO ?= ghcr.io/podidentity/podidentity-operator
+.PHONY: release
+release: manifests ## Versioned artefacts in dist/ (VERSION=x.y.z): install.yaml and the OLM bundle, image pinned to v$(VERSION).
+	mkdir -p dist
+	go run ./hack/bundle -version $(VERSION) -image $(IMAGE_REPO):v$(VERSION) -out dist/bundle -installer dist/install.yaml
+	@echo "wrote dist/install.yaml and dist/bundle for $(IMAGE_REPO):v$(VERSION)"
+
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager binary.
 	go build -o bin/manager .

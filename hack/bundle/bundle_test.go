@@ -12,6 +12,7 @@ import (
 	"github.com/operator-framework/api/pkg/validation"
 	"github.com/operator-framework/api/pkg/validation/errors"
 	interfaces "github.com/operator-framework/api/pkg/validation/interfaces"
+	"sigs.k8s.io/yaml"
 )
 
 const root = "../.."
@@ -19,7 +20,7 @@ const root = "../.."
 // TestBundleIsUpToDate regenerates the bundle from config/ and compares it
 // with the committed bundle/: they must not drift.
 func TestBundleIsUpToDate(t *testing.T) {
-	want, err := Generate(root, bundleVersion(t))
+	want, err := Generate(root, bundleVersion(t), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func bundleVersion(t *testing.T) string {
 // TestValidatorsCatchABrokenBundle shows the validators used above do fail:
 // a CSV that owns a CRD the bundle lacks is an error.
 func TestValidatorsCatchABrokenBundle(t *testing.T) {
-	files, err := Generate(root, "0.1.0")
+	files, err := Generate(root, "0.1.0", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,5 +121,57 @@ func TestValidatorsCatchABrokenBundle(t *testing.T) {
 	}
 	if errs == 0 {
 		t.Error("a bundle missing its owned CRD passed validation")
+	}
+}
+
+// TestRelease: `make release VERSION=...` pins the image everywhere to that
+// version and the CSV carries the same version.
+func TestRelease(t *testing.T) {
+	const version, image = "9.9.9", "ghcr.io/podidentity/podidentity-operator:v9.9.9"
+	files, err := Generate(root, version, image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv := string(files["manifests/podidentity-operator.clusterserviceversion.yaml"])
+	for _, want := range []string{"version: " + version, "containerImage: " + image, "image: " + image, "name: podidentity-operator.v" + version} {
+		if !strings.Contains(csv, want) {
+			t.Errorf("the CSV lacks %q", want)
+		}
+	}
+	installer, err := Installer(root, image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(installer)
+	if strings.Contains(text, "--cluster-name=") {
+		t.Error("the installer carries a placeholder cluster name; it is set with PODIDENTITY_CLUSTER_NAME")
+	}
+	if strings.Contains(text, ":latest") || strings.Contains(csv, ":latest") {
+		t.Error("a release still refers to :latest")
+	}
+	kinds := map[string]int{}
+	for _, doc := range strings.Split(text, "\n---\n") {
+		var o struct {
+			Kind string `json:"kind"`
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct{ Image string } `json:"containers"`
+					} `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatal(err)
+		}
+		kinds[o.Kind]++
+		if o.Kind == "Deployment" && o.Spec.Template.Spec.Containers[0].Image != image {
+			t.Errorf("installer image = %q", o.Spec.Template.Spec.Containers[0].Image)
+		}
+	}
+	for kind, n := range map[string]int{"CustomResourceDefinition": 2, "Deployment": 1, "ValidatingWebhookConfiguration": 1, "PodDisruptionBudget": 1, "Namespace": 1} {
+		if kinds[kind] != n {
+			t.Errorf("installer has %d %s, want %d (all: %v)", kinds[kind], kind, n, kinds)
+		}
 	}
 }

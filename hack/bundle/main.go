@@ -39,8 +39,10 @@ func main() {
 	version := flag.String("version", "0.1.0", "Bundle version (semver).")
 	root := flag.String("root", ".", "Repository root.")
 	out := flag.String("out", "bundle", "Output directory.")
+	image := flag.String("image", "", "Operator image to pin (default: the one in config/manager).")
+	installer := flag.String("installer", "", "Also write a single-file installer (config/overlays/webhook-self-managed) to this path.")
 	flag.Parse()
-	files, err := Generate(*root, *version)
+	files, err := Generate(*root, *version, *image)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -49,6 +51,59 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	if *installer != "" {
+		b, err := Installer(*root, *image)
+		if err == nil {
+			err = os.WriteFile(*installer, b, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+}
+
+// Installer renders config/overlays/webhook-self-managed (the operator with
+// its admission webhook and a self-managed certificate: no cert-manager
+// needed) as one multi-document YAML, kubebuilder's build-installer
+// convention, with the operator image pinned when image is set.
+func Installer(root, image string) ([]byte, error) {
+	objs, err := render(filepath.Join(root, "config", "overlays", "webhook-self-managed"))
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	for i, o := range objs {
+		if o.GetKind() == "Deployment" {
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			c := containers[0].(map[string]any)
+			if image != "" {
+				c["image"] = image
+			}
+			// No placeholder cluster name: it is set with the environment
+			// variable PODIDENTITY_CLUSTER_NAME, and the operator refuses to
+			// start, saying so, until it is.
+			var args []any
+			for _, a := range c["args"].([]any) {
+				if !strings.HasPrefix(a.(string), "--cluster-name=") {
+					args = append(args, a)
+				}
+			}
+			c["args"] = args
+			if err := unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers"); err != nil {
+				return nil, err
+			}
+		}
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			out.WriteString("---\n")
+		}
+		out.Write(b)
+	}
+	return out.Bytes(), nil
 }
 
 // Write replaces dir with the generated files.
@@ -70,7 +125,7 @@ func Write(dir string, files map[string][]byte) error {
 
 // Generate renders config/default and config/samples and returns the bundle's
 // files by path relative to the bundle directory.
-func Generate(root, version string) (map[string][]byte, error) {
+func Generate(root, version, image string) (map[string][]byte, error) {
 	objs, err := render(filepath.Join(root, "config", "default"))
 	if err != nil {
 		return nil, err
@@ -196,7 +251,10 @@ func Generate(root, version string) (map[string][]byte, error) {
 		}
 		c.Args = args
 	}
-	image := spec.Template.Spec.Containers[0].Image
+	if image != "" {
+		spec.Template.Spec.Containers[0].Image = image
+	}
+	image = spec.Template.Spec.Containers[0].Image
 
 	// OLM issues and mounts the webhook's certificate itself.
 	spec.Template.Spec.Containers[0].Args = append(spec.Template.Spec.Containers[0].Args, "--enable-webhooks")
