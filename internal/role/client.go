@@ -29,24 +29,41 @@ func (c Client) Get(ctx context.Context, name string) (*Observed, error) {
 		return nil, fmt.Errorf("getting role %s: %w", name, err)
 	}
 	r := out.Role
+	o := newObserved(r.Arn, r.RoleId, r.Path, r.AssumeRolePolicyDocument, r.PermissionsBoundary, r.Tags)
+	o.Description, o.MaxSessionDuration = aws.ToString(r.Description), aws.ToInt32(r.MaxSessionDuration)
+	return o, nil
+}
+
+// newObserved is the part of a role that GetRole and
+// GetAccountAuthorizationDetails both return, parsed.
+func newObserved(arn, id, path, trust *string, boundary *types.AttachedPermissionsBoundary, tags []types.Tag) *Observed {
 	o := &Observed{
-		ARN:                aws.ToString(r.Arn),
-		ID:                 aws.ToString(r.RoleId),
-		Path:               aws.ToString(r.Path),
-		Description:        aws.ToString(r.Description),
-		MaxSessionDuration: aws.ToInt32(r.MaxSessionDuration),
-		Tags:               map[string]string{},
-		Inline:             map[string]policy.Document{},
-		InlineErr:          map[string]error{},
+		ARN:       aws.ToString(arn),
+		ID:        aws.ToString(id),
+		Path:      aws.ToString(path),
+		Tags:      map[string]string{},
+		Inline:    map[string]policy.Document{},
+		InlineErr: map[string]error{},
 	}
-	o.Trust, o.TrustErr = policy.Parse(aws.ToString(r.AssumeRolePolicyDocument))
-	if r.PermissionsBoundary != nil {
-		o.Boundary = aws.ToString(r.PermissionsBoundary.PermissionsBoundaryArn)
+	o.Trust, o.TrustErr = policy.Parse(aws.ToString(trust))
+	if boundary != nil {
+		o.Boundary = aws.ToString(boundary.PermissionsBoundaryArn)
 	}
-	for _, t := range r.Tags {
+	for _, t := range tags {
 		o.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
-	return o, nil
+	return o
+}
+
+// addInline records an inline policy document as IAM returned it: parsed,
+// or its parse error.
+func (o *Observed) addInline(name, doc string) {
+	parsed, err := policy.Parse(doc)
+	if err != nil {
+		o.InlineErr[name] = err
+		return
+	}
+	o.Inline[name] = parsed
 }
 
 // Observe reads a role, its inline policies and its attachments. It returns
@@ -68,12 +85,7 @@ func (c Client) Observe(ctx context.Context, name string) (*Observed, error) {
 		if err != nil {
 			return nil, fmt.Errorf("getting inline policy %s of role %s: %w", pn, name, err)
 		}
-		doc, perr := policy.Parse(aws.ToString(p.PolicyDocument))
-		if perr != nil {
-			o.InlineErr[pn] = perr
-			continue
-		}
-		o.Inline[pn] = doc
+		o.addInline(pn, aws.ToString(p.PolicyDocument))
 	}
 
 	o.ManagedPolicies, err = c.attachedPolicies(ctx, name)

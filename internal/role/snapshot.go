@@ -9,8 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
-
-	"github.com/podidentity/podidentity-operator/internal/policy"
 )
 
 // PageSize is the largest page IAM returns for the listing calls.
@@ -59,28 +57,9 @@ func Snapshot(ctx context.Context, api SnapshotAPI, path string) (map[string]*Ob
 }
 
 func fromDetail(r types.RoleDetail) *Observed {
-	o := &Observed{
-		ARN:       aws.ToString(r.Arn),
-		ID:        aws.ToString(r.RoleId),
-		Path:      aws.ToString(r.Path),
-		Tags:      map[string]string{},
-		Inline:    map[string]policy.Document{},
-		InlineErr: map[string]error{},
-	}
-	o.Trust, o.TrustErr = policy.Parse(aws.ToString(r.AssumeRolePolicyDocument))
-	if r.PermissionsBoundary != nil {
-		o.Boundary = aws.ToString(r.PermissionsBoundary.PermissionsBoundaryArn)
-	}
-	for _, t := range r.Tags {
-		o.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
+	o := newObserved(r.Arn, r.RoleId, r.Path, r.AssumeRolePolicyDocument, r.PermissionsBoundary, r.Tags)
 	for _, p := range r.RolePolicyList {
-		doc, err := policy.Parse(aws.ToString(p.PolicyDocument))
-		if err != nil {
-			o.InlineErr[aws.ToString(p.PolicyName)] = err
-			continue
-		}
-		o.Inline[aws.ToString(p.PolicyName)] = doc
+		o.addInline(aws.ToString(p.PolicyName), aws.ToString(p.PolicyDocument))
 	}
 	for _, p := range r.AttachedManagedPolicies {
 		o.ManagedPolicies = append(o.ManagedPolicies, aws.ToString(p.PolicyArn))
