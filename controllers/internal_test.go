@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -77,8 +78,16 @@ func TestValueAt(t *testing.T) {
 		"spec.permissions[5].actions[0]": field.OmitValueType{},
 		"spec":                           field.OmitValueType{},
 	}
+	raw, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
 	for path, want := range cases {
-		if got := valueAt(b, path); got != want {
+		if got := valueAt(doc, path); got != want {
 			t.Errorf("valueAt(%s) = %#v, want %#v", path, got, want)
 		}
 	}

@@ -212,6 +212,7 @@ func (w workload) template() *corev1.PodTemplateSpec {
 // DaemonSets that control the pods, and counts pods with none of those.
 func (r *PodsReconciler) owners(ctx context.Context, pods []*corev1.Pod) ([]workload, int, error) {
 	seen := map[string]bool{}
+	deployments := map[string]string{} // ReplicaSet -> its Deployment ("" none), read once
 	var out []workload
 	bare := 0
 	for _, p := range pods {
@@ -221,16 +222,23 @@ func (r *PodsReconciler) owners(ctx context.Context, pods []*corev1.Pod) ([]work
 			kind, name = ref.Kind, ref.Name
 		}
 		if kind == "ReplicaSet" {
-			rs := &appsv1.ReplicaSet{}
-			if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: name}, rs); err != nil {
-				if apierrors.IsNotFound(err) {
-					continue
+			deployment, known := deployments[name]
+			if !known {
+				rs := &appsv1.ReplicaSet{}
+				if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: name}, rs); err != nil {
+					if apierrors.IsNotFound(err) {
+						continue
+					}
+					return nil, 0, err
 				}
-				return nil, 0, err
+				if dref := metav1.GetControllerOf(rs); dref != nil && dref.APIVersion == "apps/v1" && dref.Kind == "Deployment" {
+					deployment = dref.Name
+				}
+				deployments[name] = deployment
 			}
 			kind, name = "", ""
-			if dref := metav1.GetControllerOf(rs); dref != nil && dref.APIVersion == "apps/v1" && dref.Kind == "Deployment" {
-				kind, name = "Deployment", dref.Name
+			if deployment != "" {
+				kind, name = "Deployment", deployment
 			}
 		}
 		var obj client.Object
@@ -339,9 +347,15 @@ func (r *PodsReconciler) allBindings(ctx context.Context, _ client.Object) []rec
 // running pods are filtered out.
 func podChanged() predicate.Funcs {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-		o, n := e.ObjectOld.DeepCopyObject().(client.Object), e.ObjectNew.DeepCopyObject().(client.Object)
-		o.SetResourceVersion("")
-		n.SetResourceVersion("")
-		return !equality.Semantic.DeepEqual(o, n)
+		o, okOld := e.ObjectOld.(*corev1.Pod)
+		n, okNew := e.ObjectNew.(*corev1.Pod)
+		if !okOld || !okNew {
+			return true
+		}
+		// Compared in place (this runs for every pod update in the cluster):
+		// what TrimPod keeps, resourceVersion aside.
+		return !o.DeletionTimestamp.Equal(n.DeletionTimestamp) ||
+			!equality.Semantic.DeepEqual(o.OwnerReferences, n.OwnerReferences) ||
+			!equality.Semantic.DeepEqual(o.Spec, n.Spec) || o.Status.Phase != n.Status.Phase
 	}}
 }

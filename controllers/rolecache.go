@@ -173,8 +173,3 @@ func (c *RoleCache) Delete(ctx context.Context, name string) error {
 	defer c.forget(name)
 	return c.Inner.Delete(ctx, name)
 }
-
-// Get reads the role live (ownership checks elsewhere use it as is).
-func (c *RoleCache) Get(ctx context.Context, name string) (*role.Observed, error) {
-	return c.Inner.Get(ctx, name)
-}

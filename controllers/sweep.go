@@ -8,6 +8,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
@@ -81,7 +82,9 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 	}
 	r := s.Reconciler
 	list := &v1alpha1.PodIdentityBindingList{}
-	if err := r.List(ctx, list); err != nil {
+	// Read-only use of every binding: no copy of the whole cache per sweep
+	// (the planner and the guard never modify the binding they are given).
+	if err := r.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	observe := func(_ context.Context, name string) (*role.Observed, error) { return snap[name], nil }

@@ -77,8 +77,14 @@ func (v *BindingValidator) validate(ctx context.Context, b *v1alpha1.PodIdentity
 	res := v.Guard.Check(b, rules, managed)
 	res.Warnings = append(warnings, res.Warnings...)
 	var errs field.ErrorList
+	var doc any // the binding as JSON, decoded once for every finding's value
+	if len(res.Invalid) > 0 {
+		if raw, err := json.Marshal(b); err == nil {
+			_ = json.Unmarshal(raw, &doc)
+		}
+	}
 	for _, f := range res.Invalid {
-		errs = append(errs, &field.Error{Type: field.ErrorTypeInvalid, Field: f.Field, BadValue: valueAt(b, f.Field), Detail: f.Message})
+		errs = append(errs, &field.Error{Type: field.ErrorTypeInvalid, Field: f.Field, BadValue: valueAt(doc, f.Field), Detail: f.Message})
 	}
 	for _, f := range res.Violations {
 		errs = append(errs, field.Forbidden(field.NewPath(f.Field), f.Message+" (guardrail "+f.Rule+")"))
@@ -151,17 +157,11 @@ func SetupWebhooks(mgr ctrl.Manager, b *BindingValidator, g *GuardrailValidator)
 }
 
 // valueAt is the scalar at a field path such as spec.permissions[2].actions[0]
-// in obj, for an admission message that shows the offending value; a path
-// that names no scalar gives a value the message omits.
-func valueAt(obj any, path string) any {
-	raw, err := json.Marshal(obj)
-	if err != nil {
-		return field.OmitValueType{}
-	}
-	var cur any
-	if json.Unmarshal(raw, &cur) != nil {
-		return field.OmitValueType{}
-	}
+// in doc (an object decoded from JSON), for an admission message that shows
+// the offending value; a path that names no scalar gives a value the message
+// omits.
+func valueAt(doc any, path string) any {
+	cur := doc
 	for _, part := range strings.Split(path, ".") {
 		name, rest, _ := strings.Cut(part, "[")
 		m, ok := cur.(map[string]any)

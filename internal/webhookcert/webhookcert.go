@@ -115,17 +115,21 @@ func Ensure(ctx context.Context, c client.Client, o Options) error {
 		if err != nil {
 			return err
 		}
-		if err := trust(ctx, c, o, sec.Data["ca.crt"]); err != nil {
+		wrote, err := trust(ctx, c, o, sec.Data["ca.crt"])
+		if err != nil {
 			return err
 		}
 		// Another replica may have rotated the certificate while this one
 		// wrote an older bundle: then go round again with the newer Secret.
-		again := &corev1.Secret{}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(sec), again); err != nil {
-			return fmt.Errorf("reading Secret %s: %w", o.SecretName, err)
-		}
-		if again.ResourceVersion != sec.ResourceVersion {
-			continue
+		// (Without a write there is nothing to undo.)
+		if wrote {
+			again := &corev1.Secret{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(sec), again); err != nil {
+				return fmt.Errorf("reading Secret %s: %w", o.SecretName, err)
+			}
+			if again.ResourceVersion != sec.ResourceVersion {
+				continue
+			}
 		}
 		return serve(o, sec.Data["tls.crt"], sec.Data["tls.key"])
 	}
@@ -133,34 +137,36 @@ func Ensure(ctx context.Context, c client.Client, o Options) error {
 }
 
 // trust sets every webhook's CA bundle to bundle, in the validating and (when
-// named) the mutating configuration.
-func trust(ctx context.Context, c client.Client, o Options, bundle []byte) error {
+// named) the mutating configuration, and reports whether it wrote.
+func trust(ctx context.Context, c client.Client, o Options, bundle []byte) (bool, error) {
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-	err := patchBundle(ctx, c, o.WebhookConfigName, vwc, bundle, func() (ccs []*admissionregistrationv1.WebhookClientConfig) {
+	wrote, err := patchBundle(ctx, c, o.WebhookConfigName, vwc, bundle, func() (ccs []*admissionregistrationv1.WebhookClientConfig) {
 		for i := range vwc.Webhooks {
 			ccs = append(ccs, &vwc.Webhooks[i].ClientConfig)
 		}
 		return ccs
 	})
 	if err != nil || o.MutatingWebhookConfigName == "" {
-		return err
+		return wrote, err
 	}
 	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	return patchBundle(ctx, c, o.MutatingWebhookConfigName, mwc, bundle, func() (ccs []*admissionregistrationv1.WebhookClientConfig) {
+	wroteMutating, err := patchBundle(ctx, c, o.MutatingWebhookConfigName, mwc, bundle, func() (ccs []*admissionregistrationv1.WebhookClientConfig) {
 		for i := range mwc.Webhooks {
 			ccs = append(ccs, &mwc.Webhooks[i].ClientConfig)
 		}
 		return ccs
 	})
+	return wrote || wroteMutating, err
 }
 
 // patchBundle reads the named webhook configuration into obj and patches the
-// client configs (listed by configs, after the read) that lack bundle.
+// client configs (listed by configs, after the read) that lack bundle. It
+// reports whether it patched.
 func patchBundle(ctx context.Context, c client.Client, name string, obj client.Object, bundle []byte,
-	configs func() []*admissionregistrationv1.WebhookClientConfig) error {
+	configs func() []*admissionregistrationv1.WebhookClientConfig) (bool, error) {
 	kind := fmt.Sprintf("%T", obj)[len("*v1."):]
 	if err := c.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
-		return fmt.Errorf("reading %s %s: %w", kind, name, err)
+		return false, fmt.Errorf("reading %s %s: %w", kind, name, err)
 	}
 	before := obj.DeepCopyObject().(client.Object)
 	changed := false
@@ -170,12 +176,12 @@ func patchBundle(ctx context.Context, c client.Client, name string, obj client.O
 		}
 	}
 	if !changed {
-		return nil
+		return false, nil
 	}
 	if err := c.Patch(ctx, obj, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("setting the CA bundle of %s %s: %w", kind, name, err)
+		return false, fmt.Errorf("setting the CA bundle of %s %s: %w", kind, name, err)
 	}
-	return nil
+	return true, nil
 }
 
 // serve writes the pair to CertDir unless it is there already.
