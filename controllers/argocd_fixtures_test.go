@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,9 +106,7 @@ var _ = Describe("Argo CD health fixtures", Ordered, func() {
 		Expect(k8s.Create(ctx, typo)).To(Succeed())
 
 		foreign := "foreign-" + ns
-		_, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(foreign),
-			AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)})
-		Expect(err).NotTo(HaveOccurred())
+		createForeignRole(foreign)
 		conflict := newBinding(ns, "role-conflict", "role-conflict")
 		conflict.Spec.RoleName = foreign
 		Expect(k8s.Create(ctx, conflict)).To(Succeed())

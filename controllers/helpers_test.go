@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +17,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -241,4 +243,37 @@ func labelValue(m *dto.Metric, name string) string {
 		}
 	}
 	return ""
+}
+
+// foreignTrust is a trust policy no binding writes: a role for EC2.
+const foreignTrust = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+
+// createForeignRole creates a role outside the operator, as another team would.
+func createForeignRole(name string) {
+	_, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(foreignTrust)})
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+}
+
+// tokenClaims are the claims of a ServiceAccount token that IRSA relies on.
+type tokenClaims struct {
+	Iss string   `json:"iss"`
+	Sub string   `json:"sub"`
+	Aud []string `json:"aud"`
+	Exp int64    `json:"exp"`
+	Iat int64    `json:"iat"`
+}
+
+// requestToken asks the API server for a ServiceAccount token, as the kubelet
+// does for a projected volume, and decodes its claims.
+func requestToken(ns, sa string, audiences []string, expirationSeconds *int64) (string, tokenClaims) {
+	tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authv1.TokenRequest{
+		Spec: authv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: expirationSeconds}}, metav1.CreateOptions{})
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	parts := strings.Split(tr.Status.Token, ".")
+	ExpectWithOffset(1, parts).To(HaveLen(3))
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	var claims tokenClaims
+	ExpectWithOffset(1, json.Unmarshal(payload, &claims)).To(Succeed())
+	return tr.Status.Token, claims
 }

@@ -130,11 +130,10 @@ func newWorld(seed uint64) *world {
 	w.managed = []string{readOnly, iamStar, adminPolicy}
 
 	// Foreign roles: one untagged, one that looks like another cluster's.
-	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 	for i, tags := range [][]types.Tag{nil, {{Key: aws.String("podidentity.io/cluster"), Value: aws.String("other")},
 		{Key: aws.String("podidentity.io/namespace"), Value: aws.String(ns)}, {Key: aws.String("podidentity.io/binding"), Value: aws.String("b0")}}} {
 		name := fmt.Sprintf("foreign-%s-%d", ns, i)
-		_, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), Path: aws.String(rolePath), AssumeRolePolicyDocument: aws.String(trust), Tags: tags})
+		_, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), Path: aws.String(rolePath), AssumeRolePolicyDocument: aws.String(foreignTrust), Tags: tags})
 		Expect(err).NotTo(HaveOccurred())
 		_, err = iamc.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String("own"),
 			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)})

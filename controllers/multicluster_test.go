@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 
 // claims are what STS compares with a trust policy's conditions.
@@ -56,10 +57,9 @@ var _ = Describe("One role trusted by several clusters' issuers", Ordered, func(
 	BeforeAll(func() {
 		providers[issuerURL] = providerARN
 		for _, iss := range others {
-			p, err := iamc.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
-				Url: aws.String(iss), ClientIDList: []string{"sts.amazonaws.com"}, ThumbprintList: []string{strings.Repeat("0", 40)}})
+			arn, err := testenv.RegisterOIDCProvider(ctx, iamc, iss)
 			Expect(err).NotTo(HaveOccurred())
-			providers[iss] = aws.ToString(p.OpenIDConnectProviderArn)
+			providers[iss] = arn
 		}
 		saved := operatorOpts
 		operatorOpts.AdditionalOIDCIssuers = others

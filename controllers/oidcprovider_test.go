@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 
 var _ = Describe("The cluster's OIDC identity provider", func() {
@@ -29,10 +30,9 @@ var _ = Describe("The cluster's OIDC identity provider", func() {
 	// answers AddClientIDToOpenIDConnectProvider with a 500).
 	registerProvider := func(audiences ...string) {
 		_, _ = iamc.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(providerARN)})
-		prov, err := iamc.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
-			Url: aws.String(issuerURL), ClientIDList: audiences, ThumbprintList: []string{strings.Repeat("0", 40)}})
+		arn, err := testenv.RegisterOIDCProvider(ctx, iamc, issuerURL, audiences...)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(aws.ToString(prov.OpenIDConnectProviderArn)).To(Equal(providerARN))
+		Expect(arn).To(Equal(providerARN))
 	}
 
 	It("is registered under the issuer exactly as tokens carry it, trailing slash included", func() {

@@ -1,8 +1,6 @@
 package controllers_test
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -102,21 +99,7 @@ var _ = Describe("PodIdentityBinding", func() {
 		Expect(sa.OwnerReferences[0].UID).To(Equal(b.UID))
 
 		By("a token for the ServiceAccount carries exactly the claims the trust policy requires")
-		tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "orders", &authv1.TokenRequest{
-			Spec: authv1.TokenRequestSpec{Audiences: []string{"sts.amazonaws.com"}},
-		}, metav1.CreateOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		token := tr.Status.Token
-		parts := strings.Split(token, ".")
-		Expect(parts).To(HaveLen(3))
-		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-		Expect(err).NotTo(HaveOccurred())
-		var claims struct {
-			Iss string   `json:"iss"`
-			Sub string   `json:"sub"`
-			Aud []string `json:"aud"`
-		}
-		Expect(json.Unmarshal(payload, &claims)).To(Succeed())
+		token, claims := requestToken(ns, "orders", []string{"sts.amazonaws.com"}, nil)
 		cond := st["Condition"].(map[string]any)["StringEquals"].(map[string]any)
 		// The condition key prefix is the token's issuer without its scheme,
 		// and nothing else removed: envtest's issuer ends in "/".
@@ -282,16 +265,14 @@ var _ = Describe("PodIdentityBinding", func() {
 
 	It("never touches a role with its name that it does not own", func() {
 		roleName := roleNameFor(ns, "squatter")
-		foreignTrust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
-		_, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(roleName), AssumeRolePolicyDocument: aws.String(foreignTrust)})
-		Expect(err).NotTo(HaveOccurred())
+		createForeignRole(roleName)
 
 		Expect(k8s.Create(ctx, newBinding(ns, "squatter", "squatter"))).To(Succeed())
 		Eventually(readyReason(ns, "squatter"), timeout, interval).Should(Equal("RoleConflict"))
 		Expect(condition(ns, "squatter", v1alpha1.ConditionReady).Message).To(ContainSubstring("not tagged as owned"))
 		Consistently(func() []string { return inlinePolicyNames(roleName) }, 2*syncPeriod, interval).Should(BeEmpty())
 		Expect(trustOf(roleName)["Statement"].([]any)[0].(map[string]any)["Principal"]).To(Equal(map[string]any{"Service": "ec2.amazonaws.com"}))
-		_, err = serviceAccount(ns, "squatter")
+		_, err := serviceAccount(ns, "squatter")
 		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no ServiceAccount is created for a conflicting binding")
 
 		By("deleting the binding leaves the foreign role alone")

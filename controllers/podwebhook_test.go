@@ -1,15 +1,10 @@
 package controllers_test
 
 import (
-	"encoding/base64"
-	"encoding/json"
-	"strings"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -91,20 +86,7 @@ var _ = Describe("Built-in pod identity webhook", func() {
 		}
 
 		By("the kubelet's TokenRequest for that volume: exactly its audience and lifetime")
-		tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, p.Spec.ServiceAccountName, &authv1.TokenRequest{
-			Spec: authv1.TokenRequestSpec{Audiences: []string{src.Audience}, ExpirationSeconds: src.ExpirationSeconds}}, metav1.CreateOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		parts := strings.Split(tr.Status.Token, ".")
-		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-		Expect(err).NotTo(HaveOccurred())
-		var claims struct {
-			Iss string   `json:"iss"`
-			Sub string   `json:"sub"`
-			Aud []string `json:"aud"`
-			Exp int64    `json:"exp"`
-			Iat int64    `json:"iat"`
-		}
-		Expect(json.Unmarshal(payload, &claims)).To(Succeed())
+		token, claims := requestToken(ns, p.Spec.ServiceAccountName, []string{src.Audience}, src.ExpirationSeconds)
 		Expect(claims.Aud).To(Equal([]string{"sts.amazonaws.com"}))
 		Expect(claims.Sub).To(Equal("system:serviceaccount:" + ns + ":app"))
 		Expect(claims.Iss).To(Equal(issuerURL))
@@ -112,7 +94,7 @@ var _ = Describe("Built-in pod identity webhook", func() {
 
 		By("STS exchanges it for the role named in the pod's AWS_ROLE_ARN")
 		out, err := stsc.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
-			RoleArn: aws.String(envOf(p.Spec.Containers[0])["AWS_ROLE_ARN"]), RoleSessionName: aws.String("pod"), WebIdentityToken: aws.String(tr.Status.Token)})
+			RoleArn: aws.String(envOf(p.Spec.Containers[0])["AWS_ROLE_ARN"]), RoleSessionName: aws.String("pod"), WebIdentityToken: aws.String(token)})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(aws.ToString(out.AssumedRoleUser.Arn)).To(ContainSubstring(b.Status.RoleName))
 		deleteBinding(ns, "app")

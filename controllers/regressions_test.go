@@ -122,9 +122,7 @@ var _ = Describe("Tenant-escape regressions", func() {
 
 	It("defect 2: a RoleConflict does not freeze the binding's current role", func() {
 		foreign := "foreign-" + tenant
-		_, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(foreign),
-			AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)})
-		Expect(err).NotTo(HaveOccurred())
+		createForeignRole(foreign)
 		foreignBefore := snapshotRole(foreign)
 
 		b := newBinding(tenant, "app", "app")
@@ -143,7 +141,7 @@ var _ = Describe("Tenant-escape regressions", func() {
 		Eventually(func() []string { return inlineActions(own) }, timeout, interval).Should(ConsistOf("dynamodb:GetItem"))
 
 		By("drift on the current role is still corrected")
-		_, err = iamc.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(own), PolicyName: aws.String("backdoor"),
+		_, err := iamc.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(own), PolicyName: aws.String("backdoor"),
 			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}`)})
 		Expect(err).NotTo(HaveOccurred())
 		_, err = iamc.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(own), PolicyArn: aws.String("arn:aws:iam::aws:policy/AdministratorAccess")})

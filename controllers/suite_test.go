@@ -129,13 +129,8 @@ var _ = BeforeSuite(func() {
 	// The cluster's OIDC provider, as an admin registers it: the issuer
 	// exactly as the discovery document gives it. envtest's ends in "/", and
 	// IAM keeps it in the provider's ARN and condition keys.
-	prov, err := iamc.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
-		Url:            aws.String(issuerURL),
-		ClientIDList:   []string{"sts.amazonaws.com"},
-		ThumbprintList: []string{"0000000000000000000000000000000000000000"},
-	})
+	providerARN, err = testenv.RegisterOIDCProvider(ctx, iamc, issuerURL)
 	Expect(err).NotTo(HaveOccurred())
-	providerARN = aws.ToString(prov.OpenIDConnectProviderArn)
 
 	boundary, err := iamc.CreatePolicy(ctx, &iam.CreatePolicyInput{
 		PolicyName:     aws.String("podidentity-boundary"),

@@ -100,8 +100,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if _, err := iamc.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
-		Url: aws.String(issuer), ClientIDList: []string{"sts.amazonaws.com"}, ThumbprintList: []string{strings.Repeat("0", 40)}}); err != nil {
+	if _, err := testenv.RegisterOIDCProvider(ctx, iamc, issuer); err != nil {
 		return err
 	}
 

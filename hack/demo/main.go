@@ -104,16 +104,13 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 		return err
 	}
 	say("==> registering the cluster's issuer %s as an IAM OIDC provider", issuer)
-	prov, err := iamc.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
-		// Unchanged: IAM identifies the provider by the issuer exactly as
-		// tokens carry it (envtest's ends in "/").
-		Url: aws.String(issuer), ClientIDList: []string{policy.DefaultAudience},
-		ThumbprintList: []string{strings.Repeat("0", 40)},
-	})
+	// Unchanged: IAM identifies the provider by the issuer exactly as tokens
+	// carry it (envtest's ends in "/").
+	providerARN, err := testenv.RegisterOIDCProvider(ctx, iamc, issuer, policy.DefaultAudience)
 	if err != nil {
 		return err
 	}
-	say("    %s", aws.ToString(prov.OpenIDConnectProviderArn))
+	say("    %s", providerARN)
 
 	say("==> starting the operator: --cluster-name=demo")
 	opts := operator.Options{}

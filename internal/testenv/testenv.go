@@ -322,3 +322,23 @@ func (p *PagedIAM) GetAccountAuthorizationDetails(ctx context.Context, in *iam.G
 	}
 	return &out, nil
 }
+
+// ProviderAPI is the IAM call RegisterOIDCProvider makes.
+type ProviderAPI interface {
+	CreateOpenIDConnectProvider(ctx context.Context, in *iam.CreateOpenIDConnectProviderInput, optFns ...func(*iam.Options)) (*iam.CreateOpenIDConnectProviderOutput, error)
+}
+
+// RegisterOIDCProvider registers an issuer in IAM as an admin does: the URL
+// exactly as tokens carry it in iss (a trailing "/" included), with the
+// given client IDs (default sts.amazonaws.com). It returns the provider ARN.
+func RegisterOIDCProvider(ctx context.Context, api ProviderAPI, issuer string, clientIDs ...string) (string, error) {
+	if len(clientIDs) == 0 {
+		clientIDs = []string{"sts.amazonaws.com"}
+	}
+	out, err := api.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
+		Url: aws.String(issuer), ClientIDList: clientIDs, ThumbprintList: []string{strings.Repeat("0", 40)}})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.OpenIDConnectProviderArn), nil
+}
