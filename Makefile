@@ -1,6 +1,8 @@
 # podidentity-operator
 
-IMG ?= ghcr.io/podidentity/podidentity-operator:latest
+VERSION ?= 0.1.0
+IMAGE_REPO ?= ghcr.io/podidentity/podidentity-operator
+IMG ?= $(IMAGE_REPO):v$(VERSION)
 CLUSTER_NAME ?= dev
 
 LOCALBIN ?= $(shell pwd)/bin
@@ -76,13 +78,10 @@ bench: ## Run the benchmarks of the pure packages.
 
 ##@ Build
 
-VERSION ?= 0.1.0
-
 .PHONY: bundle
 bundle: manifests ## Generate the OLM bundle under bundle/ from config/.
 	go run ./hack/bundle -version $(VERSION) -out bundle
 
-IMAGE_REPO ?= ghcr.io/podidentity/podidentity-operator
 .PHONY: release
 release: manifests ## Versioned artefacts in dist/ (VERSION=x.y.z): install.yaml and the OLM bundle, image pinned to v$(VERSION).
 	mkdir -p dist

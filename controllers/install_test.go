@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -37,33 +40,77 @@ import (
 // With components (paths under config/), it builds what a user's
 // kustomization would: the directory as a resource plus those components.
 func render(dir string, components ...string) []*unstructured.Unstructured {
+	objs, err := build(dir, components...)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return objs
+}
+
+// build is render that returns kustomize's error.
+func build(dir string, components ...string) ([]*unstructured.Unstructured, error) {
 	root, err := testenv.RepoRoot()
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	target, opts := filepath.Join(root, "config", dir), krusty.MakeDefaultOptions()
-	if len(components) > 0 {
-		// Kustomize wants relative paths: write the user's kustomization
-		// next to config/'s directories for the duration of the build.
-		target, err = os.MkdirTemp(filepath.Join(root, "config"), ".render-")
-		ExpectWithOffset(1, err).NotTo(HaveOccurred())
-		defer os.RemoveAll(target)
-		k := "resources:\n- ../" + dir + "\ncomponents:\n"
-		for _, c := range components {
-			k += "- ../" + c + "\n"
-		}
-		ExpectWithOffset(1, os.WriteFile(filepath.Join(target, "kustomization.yaml"), []byte(k), 0o600)).To(Succeed())
-		opts.LoadRestrictions = kustomizetypes.LoadRestrictionsNone
+	if err != nil {
+		return nil, err
 	}
-	resMap, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), target)
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	if len(components) == 0 {
+		return kustomize(filepath.Join(root, "config", dir), kustomizetypes.LoadRestrictionsRootOnly)
+	}
+	k := "resources:\n- ../" + dir + "\ncomponents:\n"
+	for _, c := range components {
+		k += "- ../" + c + "\n"
+	}
+	return kustomizeUnder(filepath.Join(root, "config"), k)
+}
+
+// kustomizeUnder builds kustomization (a user's kustomization.yaml) from a
+// temporary directory inside dir: kustomize wants relative paths.
+func kustomizeUnder(dir, kustomization string) ([]*unstructured.Unstructured, error) {
+	target, err := os.MkdirTemp(dir, ".render-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(target) }()
+	if err := os.WriteFile(filepath.Join(target, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
+		return nil, err
+	}
+	// The temporary directory's parent is not its root: lift the
+	// restriction that kubectl's kustomize applies to a kustomization's files.
+	return kustomize(target, kustomizetypes.LoadRestrictionsNone)
+}
+
+// kustomize builds dir as `kubectl kustomize` does (with restrictions
+// LoadRestrictionsRootOnly).
+func kustomize(dir string, restrictions kustomizetypes.LoadRestrictions) ([]*unstructured.Unstructured, error) {
+	opts := krusty.MakeDefaultOptions()
+	opts.LoadRestrictions = restrictions
+	resMap, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, err
+	}
 	var objs []*unstructured.Unstructured
 	for _, r := range resMap.Resources() {
 		j, err := r.MarshalJSON()
-		ExpectWithOffset(1, err).NotTo(HaveOccurred())
+		if err != nil {
+			return nil, err
+		}
 		u := &unstructured.Unstructured{}
-		ExpectWithOffset(1, u.UnmarshalJSON(j)).To(Succeed())
+		if err := u.UnmarshalJSON(j); err != nil {
+			return nil, err
+		}
 		objs = append(objs, u)
 	}
-	return objs
+	return objs, nil
+}
+
+// yamlBlock returns the first ```yaml block of a Markdown document whose
+// first line is firstLine.
+func yamlBlock(doc, firstLine string) string {
+	for _, block := range strings.Split(doc, "```yaml\n")[1:] {
+		body, _, _ := strings.Cut(block, "```")
+		if strings.HasPrefix(body, firstLine+"\n") {
+			return body
+		}
+	}
+	return ""
 }
 
 // createNamespaces really creates the rendered Namespaces: objects inside a
@@ -78,6 +125,133 @@ func createNamespaces(objs []*unstructured.Unstructured) {
 			}
 		}
 	}
+}
+
+// checkWebhookManifests checks a rendering with a webhook component: the
+// operator's defaults name exactly what the manifests create, a
+// PodDisruptionBudget keeps the fail-closed webhook served, the
+// self-managed certificate's RBAC names what it writes, and the pod identity
+// webhook shares the Service and certificate.
+func checkWebhookManifests(objs []*unstructured.Unstructured, opts operator.Options, selfManaged, podWebhook bool) {
+	resourceNames := map[string]bool{}
+	var vwc, mwc, svc, deploy, pdb *unstructured.Unstructured
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "PodDisruptionBudget":
+			pdb = o
+		case "ValidatingWebhookConfiguration":
+			vwc = o
+		case "MutatingWebhookConfiguration":
+			mwc = o
+		case "Service":
+			if strings.Contains(o.GetName(), "webhook") {
+				svc = o
+			}
+		case "Deployment":
+			deploy = o
+		case "Certificate":
+			names, _, _ := unstructured.NestedStringSlice(o.Object, "spec", "dnsNames")
+			Expect(names).To(ContainElement(opts.WebhookServiceName + "." + opts.WebhookNamespace + ".svc"))
+		case "Role", "ClusterRole":
+			rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+			for _, r := range rules {
+				names, _ := r.(map[string]any)["resourceNames"].([]any)
+				for _, n := range names {
+					resourceNames[n.(string)] = true
+				}
+			}
+		}
+	}
+	Expect(vwc).NotTo(BeNil())
+	Expect(svc).NotTo(BeNil())
+	// The operator's defaults name exactly what the manifests create.
+	Expect(svc.GetName()).To(Equal(opts.WebhookServiceName))
+	Expect(svc.GetNamespace()).To(Equal(opts.WebhookNamespace))
+	Expect(vwc.GetName()).To(Equal(opts.WebhookConfigName))
+	webhooks, _, _ := unstructured.NestedSlice(vwc.Object, "webhooks")
+	Expect(webhooks).To(HaveLen(2))
+	for _, w := range webhooks {
+		ref := w.(map[string]any)["clientConfig"].(map[string]any)["service"].(map[string]any)
+		Expect(ref["name"]).To(Equal(svc.GetName()))
+		Expect(ref["namespace"]).To(Equal(svc.GetNamespace()))
+	}
+	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-webhooks"))
+	By("a PodDisruptionBudget keeps a replica serving the fail-closed webhook")
+	Expect(pdb).NotTo(BeNil())
+	Expect(pdb.GetNamespace()).To(Equal(deploy.GetNamespace()))
+	minAvailable, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "minAvailable")
+	Expect(minAvailable).To(BeEquivalentTo(1))
+	podLabels, _, _ := unstructured.NestedStringMap(deploy.Object, "spec", "template", "metadata", "labels")
+	pdbSel, _, _ := unstructured.NestedStringMap(pdb.Object, "spec", "selector", "matchLabels")
+	Expect(pdbSel).NotTo(BeEmpty())
+	for k, v := range pdbSel {
+		Expect(podLabels).To(HaveKeyWithValue(k, v))
+	}
+	replicas, _, _ := unstructured.NestedInt64(deploy.Object, "spec", "replicas")
+	Expect(replicas).To(BeNumerically(">", 1), "minAvailable 1 needs a second replica to allow any disruption")
+	if selfManaged {
+		// The self-managed certificate's RBAC names what the operator touches.
+		Expect(resourceNames).To(HaveKey(opts.WebhookConfigName))
+		Expect(resourceNames).To(HaveKey(opts.WebhookSecretName))
+	}
+	if podWebhook {
+		By("the pod identity webhook: served by the same Service and certificate, never blocking pods")
+		Expect(mwc).NotTo(BeNil())
+		Expect(mwc.GetName()).To(Equal(opts.MutatingWebhookConfigName))
+		Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-pod-identity-webhook"))
+		Expect(resourceNames).To(HaveKey(opts.MutatingWebhookConfigName))
+		Expect(mwc.GetAnnotations()["cert-manager.io/inject-ca-from"]).To(Equal("podidentity-system/podidentity-serving-cert"))
+		mwebhooks, _, _ := unstructured.NestedSlice(mwc.Object, "webhooks")
+		Expect(mwebhooks).To(HaveLen(1))
+		w := mwebhooks[0].(map[string]any)
+		Expect(w["failurePolicy"]).To(Equal("Ignore"))
+		ref := w["clientConfig"].(map[string]any)["service"].(map[string]any)
+		Expect(ref["name"]).To(Equal(svc.GetName()))
+		Expect(ref["namespace"]).To(Equal(svc.GetNamespace()))
+		Expect(ref["path"]).To(Equal(controllers.PodWebhookPath))
+		if !selfManaged {
+			Expect(vwc.GetAnnotations()["cert-manager.io/inject-ca-from"]).To(Equal(mwc.GetAnnotations()["cert-manager.io/inject-ca-from"]))
+		}
+	} else {
+		Expect(mwc).To(BeNil())
+	}
+}
+
+// componentCombinations lists every components list a user can build
+// config/default with: at most one webhook component, the pod identity
+// webhook only after one, Prometheus and pod restarts with anything.
+func componentCombinations() [][]string {
+	var combos [][]string
+	for _, webhook := range []string{"", "components/webhook-cert-manager", "components/webhook-self-managed"} {
+		for mask := range 8 {
+			var combo []string
+			if webhook != "" {
+				combo = append(combo, webhook)
+			}
+			if mask&1 != 0 {
+				if webhook == "" {
+					continue
+				}
+				combo = append(combo, "components/pod-identity-webhook")
+			}
+			if mask&2 != 0 {
+				combo = append(combo, "components/prometheus")
+			}
+			if mask&4 != 0 {
+				combo = append(combo, "components/pod-restarts")
+			}
+			combos = append(combos, combo)
+		}
+	}
+	return combos
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 var _ = Describe("Installation manifests", func() {
@@ -122,105 +296,55 @@ var _ = Describe("Installation manifests", func() {
 		}
 	})
 
-	It("the webhook overlays render, the API server accepts them, and the names line up", func() {
-		var opts operator.Options
-		opts.BindFlags(flagSet())
-		for _, variant := range [][]string{
-			{"overlays/webhook-cert-manager"}, {"overlays/webhook-self-managed"},
-			{"overlays/webhook-cert-manager", "components/pod-identity-webhook"},
-			{"overlays/webhook-self-managed", "components/pod-identity-webhook"},
-		} {
-			overlay := variant[0]
-			By(strings.Join(variant, " + "))
-			objs := render(overlay, variant[1:]...)
-			resourceNames := map[string]bool{}
-			var vwc, mwc, svc, deploy, pdb *unstructured.Unstructured
+	It("every combination of config/default and the components renders, the names line up, and the API server accepts it (server-side dry run)", func() {
+		Expect(testenv.InstallPrerequisiteCRDs(cfg)).To(Succeed())
+		combos := componentCombinations()
+		Expect(combos).To(HaveLen(20))
+		for _, combo := range combos {
+			By("config/default + [" + strings.Join(combo, ", ") + "]")
+			has := func(c string) bool { return slices.Contains(combo, "components/"+c) }
+			objs := render("default", combo...)
+			byKind := map[string][]*unstructured.Unstructured{}
 			for _, o := range objs {
-				switch o.GetKind() {
-				case "PodDisruptionBudget":
-					pdb = o
-				case "ValidatingWebhookConfiguration":
-					vwc = o
-				case "MutatingWebhookConfiguration":
-					mwc = o
-				case "Service":
-					if strings.Contains(o.GetName(), "webhook") {
-						svc = o
-					}
-				case "Deployment":
-					deploy = o
-				case "Certificate":
-					names, _, _ := unstructured.NestedStringSlice(o.Object, "spec", "dnsNames")
-					Expect(names).To(ContainElement(opts.WebhookServiceName + "." + opts.WebhookNamespace + ".svc"))
-				case "Role", "ClusterRole":
-					rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
-					for _, r := range rules {
-						names, _ := r.(map[string]any)["resourceNames"].([]any)
-						for _, n := range names {
-							resourceNames[n.(string)] = true
-						}
-					}
-				}
+				byKind[o.GetKind()] = append(byKind[o.GetKind()], o)
 			}
-			Expect(vwc).NotTo(BeNil())
-			Expect(svc).NotTo(BeNil())
-			// The operator's defaults name exactly what the manifests create.
-			Expect(svc.GetName()).To(Equal(opts.WebhookServiceName))
-			Expect(svc.GetNamespace()).To(Equal(opts.WebhookNamespace))
-			Expect(vwc.GetName()).To(Equal(opts.WebhookConfigName))
-			webhooks, _, _ := unstructured.NestedSlice(vwc.Object, "webhooks")
-			Expect(webhooks).To(HaveLen(2))
-			for _, w := range webhooks {
-				ref := w.(map[string]any)["clientConfig"].(map[string]any)["service"].(map[string]any)
-				Expect(ref["name"]).To(Equal(svc.GetName()))
-				Expect(ref["namespace"]).To(Equal(svc.GetNamespace()))
-			}
-			containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
-			Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-webhooks"))
-			By("a PodDisruptionBudget keeps a replica serving the fail-closed webhook")
-			Expect(pdb).NotTo(BeNil())
-			Expect(pdb.GetNamespace()).To(Equal(deploy.GetNamespace()))
-			minAvailable, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "minAvailable")
-			Expect(minAvailable).To(BeEquivalentTo(1))
-			podLabels, _, _ := unstructured.NestedStringMap(deploy.Object, "spec", "template", "metadata", "labels")
-			pdbSel, _, _ := unstructured.NestedStringMap(pdb.Object, "spec", "selector", "matchLabels")
-			Expect(pdbSel).NotTo(BeEmpty())
-			for k, v := range pdbSel {
-				Expect(podLabels).To(HaveKeyWithValue(k, v))
-			}
-			replicas, _, _ := unstructured.NestedInt64(deploy.Object, "spec", "replicas")
-			Expect(replicas).To(BeNumerically(">", 1), "minAvailable 1 needs a second replica to allow any disruption")
-			if strings.HasSuffix(overlay, "self-managed") {
-				// The self-managed certificate's RBAC names what the operator touches.
-				Expect(resourceNames).To(HaveKey(opts.WebhookConfigName))
-				Expect(resourceNames).To(HaveKey(opts.WebhookSecretName))
-			}
-			if len(variant) > 1 {
-				By("the pod identity webhook: served by the same Service and certificate, never blocking pods")
-				Expect(mwc).NotTo(BeNil())
-				Expect(mwc.GetName()).To(Equal(opts.MutatingWebhookConfigName))
-				Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-pod-identity-webhook"))
-				Expect(resourceNames).To(HaveKey(opts.MutatingWebhookConfigName))
-				Expect(mwc.GetAnnotations()["cert-manager.io/inject-ca-from"]).To(Equal("podidentity-system/podidentity-serving-cert"))
-				mwebhooks, _, _ := unstructured.NestedSlice(mwc.Object, "webhooks")
-				Expect(mwebhooks).To(HaveLen(1))
-				w := mwebhooks[0].(map[string]any)
-				Expect(w["failurePolicy"]).To(Equal("Ignore"))
-				ref := w["clientConfig"].(map[string]any)["service"].(map[string]any)
-				Expect(ref["name"]).To(Equal(svc.GetName()))
-				Expect(ref["namespace"]).To(Equal(svc.GetNamespace()))
-				Expect(ref["path"]).To(Equal(controllers.PodWebhookPath))
-				if strings.HasSuffix(overlay, "cert-manager") {
-					Expect(vwc.GetAnnotations()["cert-manager.io/inject-ca-from"]).To(Equal(mwc.GetAnnotations()["cert-manager.io/inject-ca-from"]))
-				}
+			Expect(byKind["Deployment"]).To(HaveLen(1))
+			deploy := byKind["Deployment"][0]
+			By("the operator reads a valid configuration from the Deployment, but for the placeholder cluster name")
+			opts, err := testenv.OperatorOptions(deploy)
+			Expect(err).To(MatchError(HavePrefix(`--cluster-name is "CHANGE-ME": set it (or the environment variable PODIDENTITY_CLUSTER_NAME)`)))
+			Expect(err.Error()).NotTo(ContainSubstring("\n"), "one error only")
+			Expect(opts.EnablePodRestarts).To(Equal(has("pod-restarts")))
+			Expect(opts.EnablePodIdentityWebhook).To(Equal(has("pod-identity-webhook")))
+			Expect(opts.EnableWebhooks).To(Equal(has("webhook-cert-manager") || has("webhook-self-managed")))
+			Expect(opts.WebhookCertSelfManaged).To(Equal(has("webhook-self-managed")))
+
+			if opts.EnableWebhooks {
+				checkWebhookManifests(objs, opts, has("webhook-self-managed"), has("pod-identity-webhook"))
 			} else {
-				Expect(mwc).To(BeNil())
+				Expect(byKind).NotTo(HaveKey("ValidatingWebhookConfiguration"))
+				Expect(byKind).NotTo(HaveKey("MutatingWebhookConfiguration"))
+			}
+			Expect(byKind["Certificate"]).To(HaveLen(btoi(has("webhook-cert-manager"))))
+			Expect(byKind["ServiceMonitor"]).To(HaveLen(btoi(has("prometheus"))))
+			Expect(byKind["PrometheusRule"]).To(HaveLen(btoi(has("prometheus"))))
+			if has("prometheus") {
+				monitor := byKind["ServiceMonitor"][0]
+				Expect(monitor.GetNamespace()).To(Equal("podidentity-system"))
+				Expect(byKind["PrometheusRule"][0].GetNamespace()).To(Equal("podidentity-system"))
+				sel, _, _ := unstructured.NestedStringMap(monitor.Object, "spec", "selector", "matchLabels")
+				var selected []string
+				for _, svc := range byKind["Service"] {
+					if labels.SelectorFromSet(sel).Matches(labels.Set(svc.GetLabels())) {
+						selected = append(selected, svc.GetName())
+					}
+				}
+				Expect(selected).To(Equal([]string{"podidentity-controller-manager-metrics-service"}))
 			}
 
 			createNamespaces(objs)
 			for _, o := range objs {
-				switch o.GetKind() {
-				case "Namespace", "Issuer", "Certificate": // cert-manager's kinds are not installed here
+				if o.GetKind() == "Namespace" {
 					continue
 				}
 				if o.GetKind() == "MutatingWebhookConfiguration" {
@@ -234,6 +358,76 @@ var _ = Describe("Installation manifests", func() {
 				Expect(k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
 					client.FieldOwner("install-test"), client.ForceOwnership)).To(Succeed(), "%s %s", o.GetKind(), o.GetName())
 			}
+		}
+
+		By("components that cannot work together stop the build, saying why")
+		_, err := build("default", "components/pod-identity-webhook")
+		Expect(err).To(MatchError(ContainSubstring("podidentity-webhook-service")), "the pod identity webhook without a webhook component")
+		_, err = build("default", "components/pod-identity-webhook", "components/webhook-self-managed")
+		Expect(err).To(HaveOccurred(), "the pod identity webhook before the webhook component")
+		_, err = build("default", "components/webhook-cert-manager", "components/webhook-self-managed")
+		Expect(err).To(MatchError(ContainSubstring("already registered id")), "two webhook components")
+
+		By("the overlays are config/default plus one component")
+		for overlay, component := range map[string]string{"overlays/webhook-cert-manager": "components/webhook-cert-manager",
+			"overlays/webhook-self-managed": "components/webhook-self-managed", "overlays/prometheus": "components/prometheus"} {
+			Expect(render(overlay)).To(Equal(render("default", component)), overlay)
+		}
+	})
+
+	It("docs/gitops.md's kustomization builds from this checkout, configures the operator validly, and the API server accepts it", func() {
+		Expect(testenv.InstallPrerequisiteCRDs(cfg)).To(Succeed())
+		root, err := testenv.RepoRoot()
+		Expect(err).NotTo(HaveOccurred())
+		doc, err := os.ReadFile(filepath.Join(root, "docs", "gitops.md"))
+		Expect(err).NotTo(HaveOccurred())
+		example := yamlBlock(string(doc), "# kustomization.yaml")
+		Expect(example).NotTo(BeEmpty())
+		By("the remote base and components at a release tag become this checkout's")
+		const remote = "https://github.com/podidentity/podidentity-operator//config/"
+		Expect(strings.Count(example, remote)).To(Equal(3))
+		refs := regexp.MustCompile(`\?ref=v\d+\.\d+\.\d+\n`).FindAllString(example, -1)
+		Expect(refs).To(HaveLen(3), "every remote line pins a release tag")
+		local := regexp.MustCompile(`\?ref=\S+`).ReplaceAllString(strings.ReplaceAll(example, remote, "../"), "")
+		objs, err := kustomizeUnder(filepath.Join(root, "config"), local)
+		Expect(err).NotTo(HaveOccurred())
+
+		byKind := map[string][]*unstructured.Unstructured{}
+		for _, o := range objs {
+			byKind[o.GetKind()] = append(byKind[o.GetKind()], o)
+		}
+		Expect(byKind["ValidatingWebhookConfiguration"]).To(HaveLen(1))
+		Expect(byKind["ServiceMonitor"]).To(HaveLen(1))
+		Expect(byKind["Deployment"]).To(HaveLen(1))
+		opts, err := testenv.OperatorOptions(byKind["Deployment"][0])
+		Expect(err).NotTo(HaveOccurred(), "the operator would refuse to start")
+		Expect(opts.ClusterName).To(Equal("prod-eu-west-1"))
+		Expect(opts.PermissionsBoundaryARN).To(Equal("arn:aws:iam::111122223333:policy/podidentity-boundary"))
+		Expect(opts.WebhookCertSelfManaged).To(BeTrue())
+		containers, _, _ := unstructured.NestedSlice(byKind["Deployment"][0].Object, "spec", "template", "spec", "containers")
+		c := containers[0].(map[string]any)
+		Expect(c["image"]).To(MatchRegexp(`^ghcr\.io/podidentity/podidentity-operator:v\d+\.\d+\.\d+$`), "pinned to a release")
+		var envNames []string
+		for _, e := range c["env"].([]any) {
+			envNames = append(envNames, e.(map[string]any)["name"].(string))
+		}
+		Expect(envNames).To(ContainElements("AWS_REGION", "AWS_STS_REGIONAL_ENDPOINTS"), "the patch merges by name and keeps the base's variables")
+		var sa *unstructured.Unstructured
+		for _, o := range byKind["ServiceAccount"] {
+			if o.GetName() == "podidentity-controller-manager" {
+				sa = o
+			}
+		}
+		Expect(sa).NotTo(BeNil())
+		Expect(sa.GetAnnotations()).To(HaveKeyWithValue("eks.amazonaws.com/role-arn", "arn:aws:iam::111122223333:role/podidentity-operator-prod-eu-west-1"))
+
+		createNamespaces(objs)
+		for _, o := range objs {
+			if o.GetKind() == "Namespace" {
+				continue
+			}
+			Expect(k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
+				client.FieldOwner("install-test"), client.ForceOwnership)).To(Succeed(), "%s %s", o.GetKind(), o.GetName())
 		}
 	})
 
@@ -347,34 +541,6 @@ var _ = Describe("Installation manifests", func() {
 			Expect(k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
 				client.FieldOwner("install-test"), client.ForceOwnership)).To(Succeed(), "%s %s", o.GetKind(), o.GetName())
 		}
-	})
-
-	It("the Prometheus overlay adds a ServiceMonitor for the metrics Service and the alerts", func() {
-		objs := render("overlays/prometheus")
-		var monitor, service *unstructured.Unstructured
-		for _, o := range objs {
-			switch o.GetKind() {
-			case "ServiceMonitor":
-				monitor = o
-			case "Service":
-				service = o
-			}
-		}
-		Expect(monitor).NotTo(BeNil())
-		Expect(monitor.GetNamespace()).To(Equal("podidentity-system"))
-		sel, _, _ := unstructured.NestedStringMap(monitor.Object, "spec", "selector", "matchLabels")
-		for k, v := range sel {
-			Expect(service.GetLabels()).To(HaveKeyWithValue(k, v))
-		}
-		Expect(len(objs)).To(Equal(len(render("default"))+2), "a ServiceMonitor and a PrometheusRule")
-		var rules *unstructured.Unstructured
-		for _, o := range objs {
-			if o.GetKind() == "PrometheusRule" {
-				rules = o
-			}
-		}
-		Expect(rules).NotTo(BeNil())
-		Expect(rules.GetNamespace()).To(Equal("podidentity-system"))
 	})
 
 	It("every sample in config/samples becomes Ready", func() {

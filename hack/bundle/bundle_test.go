@@ -143,7 +143,7 @@ func TestRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(installer)
-	if strings.Contains(text, "--cluster-name=") {
+	if strings.Contains(text, "--cluster-name=") || strings.Contains(text, "CHANGE-ME") || strings.Contains(csv, "CHANGE-ME") {
 		t.Error("the installer carries a placeholder cluster name; it is set with PODIDENTITY_CLUSTER_NAME")
 	}
 	if strings.Contains(text, ":latest") || strings.Contains(csv, ":latest") {

@@ -21,6 +21,7 @@ import (
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -63,6 +64,9 @@ func main() {
 	}
 }
 
+// clusterNameEnv sets --cluster-name; config/manager sets it to a placeholder.
+const clusterNameEnv = "PODIDENTITY_CLUSTER_NAME"
+
 // Installer renders config/overlays/webhook-self-managed (the operator with
 // its admission webhook and a self-managed certificate: no cert-manager
 // needed) as one multi-document YAML, kubebuilder's build-installer
@@ -81,15 +85,16 @@ func Installer(root, image string) ([]byte, error) {
 				c["image"] = image
 			}
 			// No placeholder cluster name: it is set with the environment
-			// variable PODIDENTITY_CLUSTER_NAME, and the operator refuses to
-			// start, saying so, until it is.
-			var args []any
-			for _, a := range c["args"].([]any) {
-				if !strings.HasPrefix(a.(string), "--cluster-name=") {
-					args = append(args, a)
+			// variable PODIDENTITY_CLUSTER_NAME (kubectl set env), which a
+			// later apply of a newer installer then leaves alone; the
+			// operator refuses to start, saying so, until it is set.
+			var env []any
+			for _, e := range c["env"].([]any) {
+				if e.(map[string]any)["name"] != clusterNameEnv {
+					env = append(env, e)
 				}
 			}
-			c["args"] = args
+			c["env"] = env
 			if err := unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers"); err != nil {
 				return nil, err
 			}
@@ -239,17 +244,18 @@ func Generate(root, version, image string) (map[string][]byte, error) {
 	}
 
 	// OLM users set the cluster name through the Subscription's
-	// spec.config.env (PODIDENTITY_CLUSTER_NAME), not by editing args.
+	// spec.config.env (PODIDENTITY_CLUSTER_NAME): the CSV carries no
+	// placeholder.
 	spec := deployment.Spec.DeepCopy()
 	for i := range spec.Template.Spec.Containers {
 		c := &spec.Template.Spec.Containers[i]
-		var args []string
-		for _, a := range c.Args {
-			if !strings.HasPrefix(a, "--cluster-name=") {
-				args = append(args, a)
+		var env []corev1.EnvVar
+		for _, e := range c.Env {
+			if e.Name != clusterNameEnv {
+				env = append(env, e)
 			}
 		}
-		c.Args = args
+		c.Env = env
 	}
 	if image != "" {
 		spec.Template.Spec.Containers[0].Image = image

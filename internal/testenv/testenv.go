@@ -26,6 +26,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
@@ -70,6 +71,20 @@ func NewEnvironment() (*envtest.Environment, error) {
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook"),
 			filepath.Join(root, "config", "components", "pod-identity-webhook", "mutating_webhook.yaml")}},
 	}, nil
+}
+
+// InstallPrerequisiteCRDs installs stand-ins for the CRDs of cert-manager
+// (Issuer, Certificate) and the Prometheus Operator (ServiceMonitor,
+// PrometheusRule) that the optional manifests use, and waits until they are
+// served. Installing them again is harmless.
+func InstallPrerequisiteCRDs(cfg *rest.Config) error {
+	root, err := RepoRoot()
+	if err != nil {
+		return err
+	}
+	_, err = envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
+		Paths: []string{filepath.Join(root, "internal", "testenv", "prerequisite-crds")}, ErrorIfPathMissing: true})
+	return err
 }
 
 // Moto is a running moto server.
