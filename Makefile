@@ -24,9 +24,10 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRD and RBAC manifests and the Argo CD health check ConfigMap under config/.
+manifests: controller-gen ## Generate the CRD and RBAC manifests and the Argo CD health check ConfigMap under config/, and their copies in the Helm chart.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 	hack/argocd-cm.sh
+	hack/chart-files.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.
@@ -46,9 +47,9 @@ vet: ## Run go vet.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail if the committed generated files are stale.
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts)" ]; then \
 		echo "generated files are stale; run 'make manifests generate' and commit:"; \
-		git status --porcelain -- api config; git --no-pager diff -- api config | head -50; exit 1; fi
+		git status --porcelain -- api config charts; git --no-pager diff -- api config charts | head -50; exit 1; fi
 
 .PHONY: test
 test: verify-generated fmt-check vet envtest moto ## Run all tests: unit tests and the envtest + moto integration suites.
