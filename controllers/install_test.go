@@ -24,9 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/kustomize/api/krusty"
-	kustomizetypes "sigs.k8s.io/kustomize/api/types"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
@@ -47,58 +44,7 @@ func render(dir string, components ...string) []*unstructured.Unstructured {
 
 // build is render that returns kustomize's error.
 func build(dir string, components ...string) ([]*unstructured.Unstructured, error) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		return nil, err
-	}
-	if len(components) == 0 {
-		return kustomize(filepath.Join(root, "config", dir), kustomizetypes.LoadRestrictionsRootOnly)
-	}
-	k := "resources:\n- ../" + dir + "\ncomponents:\n"
-	for _, c := range components {
-		k += "- ../" + c + "\n"
-	}
-	return kustomizeUnder(filepath.Join(root, "config"), k)
-}
-
-// kustomizeUnder builds kustomization (a user's kustomization.yaml) from a
-// temporary directory inside dir: kustomize wants relative paths.
-func kustomizeUnder(dir, kustomization string) ([]*unstructured.Unstructured, error) {
-	target, err := os.MkdirTemp(dir, ".render-")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = os.RemoveAll(target) }()
-	if err := os.WriteFile(filepath.Join(target, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
-		return nil, err
-	}
-	// The temporary directory's parent is not its root: lift the
-	// restriction that kubectl's kustomize applies to a kustomization's files.
-	return kustomize(target, kustomizetypes.LoadRestrictionsNone)
-}
-
-// kustomize builds dir as `kubectl kustomize` does (with restrictions
-// LoadRestrictionsRootOnly).
-func kustomize(dir string, restrictions kustomizetypes.LoadRestrictions) ([]*unstructured.Unstructured, error) {
-	opts := krusty.MakeDefaultOptions()
-	opts.LoadRestrictions = restrictions
-	resMap, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		return nil, err
-	}
-	var objs []*unstructured.Unstructured
-	for _, r := range resMap.Resources() {
-		j, err := r.MarshalJSON()
-		if err != nil {
-			return nil, err
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(j); err != nil {
-			return nil, err
-		}
-		objs = append(objs, u)
-	}
-	return objs, nil
+	return testenv.Kustomize(dir, components...)
 }
 
 // yamlBlock returns the first ```yaml block of a Markdown document whose
@@ -218,35 +164,6 @@ func checkWebhookManifests(objs []*unstructured.Unstructured, opts operator.Opti
 	}
 }
 
-// componentCombinations lists every components list a user can build
-// config/default with: at most one webhook component, the pod identity
-// webhook only after one, Prometheus and pod restarts with anything.
-func componentCombinations() [][]string {
-	var combos [][]string
-	for _, webhook := range []string{"", "components/webhook-cert-manager", "components/webhook-self-managed"} {
-		for mask := range 8 {
-			var combo []string
-			if webhook != "" {
-				combo = append(combo, webhook)
-			}
-			if mask&1 != 0 {
-				if webhook == "" {
-					continue
-				}
-				combo = append(combo, "components/pod-identity-webhook")
-			}
-			if mask&2 != 0 {
-				combo = append(combo, "components/prometheus")
-			}
-			if mask&4 != 0 {
-				combo = append(combo, "components/pod-restarts")
-			}
-			combos = append(combos, combo)
-		}
-	}
-	return combos
-}
-
 func btoi(b bool) int {
 	if b {
 		return 1
@@ -298,7 +215,7 @@ var _ = Describe("Installation manifests", func() {
 
 	It("every combination of config/default and the components renders, the names line up, and the API server accepts it (server-side dry run)", func() {
 		Expect(testenv.InstallPrerequisiteCRDs(cfg)).To(Succeed())
-		combos := componentCombinations()
+		combos := testenv.ComponentCombinations()
 		Expect(combos).To(HaveLen(20))
 		for _, combo := range combos {
 			By("config/default + [" + strings.Join(combo, ", ") + "]")
@@ -389,7 +306,7 @@ var _ = Describe("Installation manifests", func() {
 		refs := regexp.MustCompile(`\?ref=v\d+\.\d+\.\d+\n`).FindAllString(example, -1)
 		Expect(refs).To(HaveLen(3), "every remote line pins a release tag")
 		local := regexp.MustCompile(`\?ref=\S+`).ReplaceAllString(strings.ReplaceAll(example, remote, "../"), "")
-		objs, err := kustomizeUnder(filepath.Join(root, "config"), local)
+		objs, err := testenv.KustomizeUnder(filepath.Join(root, "config"), local)
 		Expect(err).NotTo(HaveOccurred())
 
 		byKind := map[string][]*unstructured.Unstructured{}

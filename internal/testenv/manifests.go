@@ -5,10 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/kustomize/api/krusty"
+	kustomizetypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/podidentity/podidentity-operator/internal/operator"
 )
@@ -77,4 +82,90 @@ func OperatorOptions(deploy *unstructured.Unstructured) (operator.Options, error
 		errs = append(errs, opts.Validate())
 	}
 	return opts, errors.Join(errs...)
+}
+
+// Kustomize builds config/<dir> with kustomize's own library, as `kubectl
+// kustomize` does. With components (paths under config/), it builds what a
+// user's kustomization would: the directory as a resource plus those
+// components, in that order.
+func Kustomize(dir string, components ...string) ([]*unstructured.Unstructured, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	if len(components) == 0 {
+		return kustomize(filepath.Join(root, "config", dir), kustomizetypes.LoadRestrictionsRootOnly)
+	}
+	k := "resources:\n- ../" + dir + "\ncomponents:\n"
+	for _, c := range components {
+		k += "- ../" + c + "\n"
+	}
+	return KustomizeUnder(filepath.Join(root, "config"), k)
+}
+
+// KustomizeUnder builds kustomization (a user's kustomization.yaml) from a
+// temporary directory inside dir: kustomize wants relative paths.
+func KustomizeUnder(dir, kustomization string) ([]*unstructured.Unstructured, error) {
+	target, err := os.MkdirTemp(dir, ".render-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(target) }()
+	if err := os.WriteFile(filepath.Join(target, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
+		return nil, err
+	}
+	// The temporary directory's parent is not its root: lift the
+	// restriction that kubectl's kustomize applies to a kustomization's files.
+	return kustomize(target, kustomizetypes.LoadRestrictionsNone)
+}
+
+func kustomize(dir string, restrictions kustomizetypes.LoadRestrictions) ([]*unstructured.Unstructured, error) {
+	opts := krusty.MakeDefaultOptions()
+	opts.LoadRestrictions = restrictions
+	resMap, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	for _, r := range resMap.Resources() {
+		j, err := r.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(j); err != nil {
+			return nil, err
+		}
+		objs = append(objs, u)
+	}
+	return objs, nil
+}
+
+// ComponentCombinations lists every components list a user can build
+// config/default with: at most one webhook component, the pod identity
+// webhook only after one, Prometheus and pod restarts with anything.
+func ComponentCombinations() [][]string {
+	var combos [][]string
+	for _, webhook := range []string{"", "components/webhook-cert-manager", "components/webhook-self-managed"} {
+		for mask := range 8 {
+			var combo []string
+			if webhook != "" {
+				combo = append(combo, webhook)
+			}
+			if mask&1 != 0 {
+				if webhook == "" {
+					continue
+				}
+				combo = append(combo, "components/pod-identity-webhook")
+			}
+			if mask&2 != 0 {
+				combo = append(combo, "components/prometheus")
+			}
+			if mask&4 != 0 {
+				combo = append(combo, "components/pod-restarts")
+			}
+			combos = append(combos, combo)
+		}
+	}
+	return combos
 }
