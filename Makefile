@@ -52,8 +52,8 @@ verify-generated: manifests generate ## Fail if the committed generated files ar
 		git status --porcelain -- api config charts; git --no-pager diff -- api config charts | head -50; exit 1; fi
 
 .PHONY: test
-test: verify-generated fmt-check vet envtest moto ## Run all tests: unit tests and the envtest + moto integration suites.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" \
+test: verify-generated fmt-check vet envtest moto helm ## Run all tests: unit tests, the envtest + moto integration suites, and the Helm chart's tests.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" HELM="$$(hack/helm.sh)" \
 		go test ./... $(GO_TEST_FLAGS)
 
 BENCH_BINDINGS ?= 1000
@@ -84,10 +84,13 @@ bundle: manifests ## Generate the OLM bundle under bundle/ from config/.
 	go run ./hack/bundle -version $(VERSION) -out bundle
 
 .PHONY: release
-release: manifests ## Versioned artefacts in dist/ (VERSION=x.y.z): install.yaml and the OLM bundle, image pinned to v$(VERSION).
+release: manifests helm ## Release VERSION=x.y.z: set the version (Makefile, config/manager image tag, chart), regenerate bundle/, and write dist/install.yaml, dist/bundle and the chart package dist/podidentity-operator-x.y.z.tgz, image pinned to v$(VERSION). Commit, then tag v$(VERSION).
+	hack/set-version.sh $(VERSION)
 	mkdir -p dist
+	go run ./hack/bundle -version $(VERSION) -out bundle
 	go run ./hack/bundle -version $(VERSION) -image $(IMAGE_REPO):v$(VERSION) -out dist/bundle -installer dist/install.yaml
-	@echo "wrote dist/install.yaml and dist/bundle for $(IMAGE_REPO):v$(VERSION)"
+	"$$(hack/helm.sh)" package charts/podidentity-operator --version $(VERSION) --app-version $(VERSION) -d dist
+	@echo "wrote dist/install.yaml, dist/bundle and dist/podidentity-operator-$(VERSION).tgz for $(IMAGE_REPO):v$(VERSION)"
 
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager binary.
@@ -115,6 +118,10 @@ docker-build: ## Build the container image (needs a Docker engine).
 .PHONY: envtest
 envtest: ## Provide kube-apiserver, etcd and kubectl for envtest (cached, built from source when they cannot be downloaded).
 	@hack/envtest-assets.sh >/dev/null
+
+.PHONY: helm
+helm: ## Build Helm v3.22.0 from the Go module proxy into bin/ (cached).
+	@hack/helm.sh >/dev/null
 
 .PHONY: moto
 moto: ## Install the moto IAM/STS emulator into bin/moto-venv.

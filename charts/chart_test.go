@@ -632,3 +632,34 @@ func TestVersions(t *testing.T) {
 		t.Errorf("versions differ: chart %s (app %s), config/manager image tag %s, Makefile VERSION %s", meta.Version, meta.AppVersion, tag, version)
 	}
 }
+
+// TestPackage: the package `make release` builds carries the version it is
+// given, and installs the image of that version.
+func TestPackage(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := helm(t, "package", chartDir, "--version", "9.9.9", "--app-version", "9.9.9", "-d", dir); err != nil {
+		t.Fatal(err)
+	}
+	pkg := filepath.Join(dir, "podidentity-operator-9.9.9.tgz")
+	out, err := helm(t, "template", "podidentity-operator", pkg, "--set", "clusterName=prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" {
+			if image := container(o)["image"]; image != "ghcr.io/podidentity/podidentity-operator:v9.9.9" {
+				t.Errorf("the package installs %v", image)
+			}
+		}
+		if o.GetKind() == "CustomResourceDefinition" && o.GetLabels()["app.kubernetes.io/version"] != "9.9.9" {
+			t.Errorf("CRD %s labels %v", o.GetName(), o.GetLabels())
+		}
+	}
+	if len(objs) < 10 {
+		t.Errorf("the package renders %d objects", len(objs))
+	}
+}

@@ -1,0 +1,224 @@
+package charts_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podidentity/podidentity-operator/internal/testenv"
+)
+
+// TestInstallUpgradeUninstall drives a real helm install, upgrade and
+// uninstall against an API server (envtest, which runs no pods), and reads
+// the result back through the Kubernetes API: the objects exist, the CRDs
+// are established, a binding survives an uninstall with crds.keep, the same
+// release installs again over its kept CRDs, and crds.keep=false removes
+// them.
+func TestInstallUpgradeUninstall(t *testing.T) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run through `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
+	}
+	env := &envtest.Environment{}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	admin, err := env.AddUser(envtest.User{Name: "helm", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfigPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = apiextensionsv1.AddToScheme(scheme)
+	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const ns, release = "podidentity-system", "podidentity-operator"
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := helm(t, append(args, "--kubeconfig", kubeconfigPath)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	installed := func() []*unstructured.Unstructured {
+		t.Helper()
+		objs, err := parse(run("get", "manifest", release, "-n", ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return objs
+	}
+	// exist reads every object back through the API server.
+	exist := func(objs []*unstructured.Unstructured) {
+		t.Helper()
+		for _, o := range objs {
+			got := &unstructured.Unstructured{}
+			got.SetGroupVersionKind(o.GroupVersionKind())
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), got); err != nil {
+				t.Errorf("%s %s: %v", o.GetKind(), o.GetName(), err)
+			}
+		}
+	}
+	kinds := func(objs []*unstructured.Unstructured) map[string]int {
+		m := map[string]int{}
+		for _, o := range objs {
+			m[o.GetKind()]++
+		}
+		return m
+	}
+	crdNames := []string{"podidentitybindings.iam.podidentity.io", "podidentityguardrails.iam.podidentity.io"}
+	established := func() {
+		t.Helper()
+		eventually(t, 30*time.Second, func() error {
+			for _, name := range crdNames {
+				crd := &apiextensionsv1.CustomResourceDefinition{}
+				if err := k8s.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
+					return err
+				}
+				ok := false
+				for _, c := range crd.Status.Conditions {
+					ok = ok || c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue
+				}
+				if !ok {
+					return fmt.Errorf("CRD %s not established", name)
+				}
+			}
+			return nil
+		})
+	}
+
+	t.Log("install")
+	run("install", release, chartDir, "-n", ns, "--create-namespace", "--set", "clusterName=envtest",
+		"--set", `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/podidentity-operator`)
+	objs := installed()
+	if k := kinds(objs); k["CustomResourceDefinition"] != 2 || k["Deployment"] != 1 || k["ValidatingWebhookConfiguration"] != 0 {
+		t.Fatalf("installed %v", k)
+	}
+	exist(objs)
+	established()
+	sa := &unstructured.Unstructured{}
+	sa.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "ServiceAccount"})
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "podidentity-operator-controller-manager"}, sa); err != nil {
+		t.Fatal(err)
+	}
+	if sa.GetAnnotations()["eks.amazonaws.com/role-arn"] != "arn:aws:iam::123456789012:role/podidentity-operator" {
+		t.Errorf("ServiceAccount annotations %v", sa.GetAnnotations())
+	}
+
+	t.Log("a binding, created while the chart is installed")
+	binding := sampleBinding(t)
+	if err := k8s.Create(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Log("upgrade: the webhook, and a ServiceMonitor on a cluster without the Prometheus Operator")
+	run("upgrade", release, chartDir, "-n", ns, "--reuse-values", "--set", "webhook.enabled=true",
+		"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
+	objs = installed()
+	if k := kinds(objs); k["ValidatingWebhookConfiguration"] != 1 || k["PodDisruptionBudget"] != 1 || k["ServiceMonitor"] != 0 {
+		t.Fatalf("after the upgrade: %v", k)
+	}
+	exist(objs)
+
+	t.Log("upgrade once the Prometheus Operator's CRDs are there")
+	if err := testenv.InstallPrerequisiteCRDs(cfg); err != nil {
+		t.Fatal(err)
+	}
+	run("upgrade", release, chartDir, "-n", ns, "--reuse-values")
+	objs = installed()
+	if k := kinds(objs); k["ServiceMonitor"] != 1 || k["PrometheusRule"] != 1 {
+		t.Fatalf("after the second upgrade: %v", k)
+	}
+	exist(objs)
+
+	t.Log("uninstall: the operator's objects go, the CRDs and the binding stay (crds.keep)")
+	run("uninstall", release, "-n", ns)
+	eventually(t, 30*time.Second, func() error {
+		for _, o := range objs {
+			if o.GetKind() == "CustomResourceDefinition" {
+				continue
+			}
+			got := &unstructured.Unstructured{}
+			got.SetGroupVersionKind(o.GroupVersionKind())
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), got); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("%s %s still there (%v)", o.GetKind(), o.GetName(), err)
+			}
+		}
+		return nil
+	})
+	established()
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(binding), binding.DeepCopy()); err != nil {
+		t.Fatalf("the binding did not survive the uninstall: %v", err)
+	}
+
+	t.Log("the same release installs again over its kept CRDs; with crds.keep=false an uninstall removes them")
+	run("install", release, chartDir, "-n", ns, "--set", "clusterName=envtest", "--set", "crds.keep=false")
+	exist(installed())
+	run("uninstall", release, "-n", ns)
+	eventually(t, 60*time.Second, func() error {
+		for _, name := range crdNames {
+			err := k8s.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("CRD %s still there (%v)", name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// sampleBinding is config/samples' first binding in a new namespace.
+func sampleBinding(t *testing.T) *unstructured.Unstructured {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "config", "samples", "iam_v1alpha1_podidentitybinding.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(raw, &b.Object); err != nil {
+		t.Fatal(err)
+	}
+	b.SetNamespace("default")
+	return b
+}
+
+// eventually retries check until it succeeds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
