@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/planner"
+	"github.com/podidentity/podidentity-operator/internal/role"
 )
 
 // After any number of failures a binding is retried within the cap, so after
@@ -90,5 +92,49 @@ func TestValueAt(t *testing.T) {
 		if got := valueAt(doc, path); got != want {
 			t.Errorf("valueAt(%s) = %#v, want %#v", path, got, want)
 		}
+	}
+}
+
+// countingRoles is a RoleReader that counts reads and returns a fixed role.
+type countingRoles struct {
+	reads int
+	role  *role.Observed
+}
+
+func (c *countingRoles) Observe(context.Context, string) (*role.Observed, error) {
+	c.reads++
+	return c.role, nil
+}
+func (c *countingRoles) Get(ctx context.Context, name string) (*role.Observed, error) {
+	return c.Observe(ctx, name)
+}
+func (c *countingRoles) Create(context.Context, role.Desired) (string, string, error) {
+	return "arn", "ID1", nil
+}
+func (c *countingRoles) Apply(context.Context, role.Desired, role.Plan) error { return nil }
+func (c *countingRoles) Delete(context.Context, string) error                { return nil }
+
+// A snapshot that has not listed a role yet (Unlisted) takes the description
+// and session duration the cache knew of the same role; a reconcile never
+// plans with an Unlisted role, and a re-created role never inherits them.
+func TestRoleCacheUnlistedRoles(t *testing.T) {
+	ctx := context.Background()
+	inner := &countingRoles{role: &role.Observed{ID: "ID9", Description: "read"}}
+	c := &RoleCache{Inner: inner, TTL: time.Hour}
+	c.Fill(map[string]*role.Observed{"known": {ID: "ID1", Description: "mine", MaxSessionDuration: 7200}}, time.Now())
+	c.Fill(map[string]*role.Observed{
+		"known":     {ID: "ID1", Unlisted: true},
+		"recreated": {ID: "ID2", Unlisted: true},
+	}, time.Now())
+	o, err := c.Observe(ctx, "known")
+	if err != nil || o.Unlisted || o.Description != "mine" || o.MaxSessionDuration != 7200 || inner.reads != 0 {
+		t.Errorf("known role: %+v, %d reads, %v", o, inner.reads, err)
+	}
+	c.Fill(map[string]*role.Observed{"known": {ID: "ID3", Unlisted: true}}, time.Now())
+	if o, _ := c.Observe(ctx, "known"); o.Description != "read" || inner.reads != 1 {
+		t.Errorf("a role re-created under the name took the old values: %+v, %d reads", o, inner.reads)
+	}
+	if o, _ := c.Observe(ctx, "recreated"); o.Unlisted || inner.reads != 2 {
+		t.Errorf("an Unlisted role was planned with: %+v, %d reads", o, inner.reads)
 	}
 }

@@ -61,13 +61,21 @@ func (c *RoleCache) init() {
 }
 
 // Fill replaces the cache with a sweep's snapshot. Roles absent from it are
-// forgotten (a later reconcile reads them directly).
+// forgotten (a later reconcile reads them directly). A role the snapshot has
+// not listed yet (Unlisted) keeps the description and maximum session
+// duration the cache knew for the same role ID, from its own write.
 func (c *RoleCache) Fill(snap map[string]*role.Observed, at time.Time) {
 	c.init()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	old := c.entries
 	c.entries = make(map[string]cached, len(snap))
 	for name, o := range snap {
+		if prev, ok := old[name]; ok && o.Unlisted && !prev.obs.Unlisted && prev.obs.ID == o.ID {
+			known := *o
+			known.Description, known.MaxSessionDuration, known.Unlisted = prev.obs.Description, prev.obs.MaxSessionDuration, false
+			o = &known
+		}
 		c.entries[name] = cached{obs: o, at: at}
 	}
 	select {
@@ -81,7 +89,9 @@ func (c *RoleCache) get(name string) (*role.Observed, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[name]
-	if !ok || time.Since(e.at) > c.TTL {
+	// A reconcile never plans with an Unlisted role: it would not see a
+	// change of the binding's description or maximum session duration.
+	if !ok || time.Since(e.at) > c.TTL || e.obs.Unlisted {
 		return nil, false
 	}
 	return e.obs, true

@@ -108,6 +108,8 @@ type Options struct {
 	// DriftSweep detects drift with one account snapshot per sync period
 	// instead of reading every binding's roles.
 	DriftSweep bool
+	// DriftSweepListPages caps the ListRoles pages of one sweep.
+	DriftSweepListPages int
 
 	// SkipControllerNameValidation lets one process start the operator more
 	// than once (tests that restart it); not a flag.
@@ -137,6 +139,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Minute, "How often each binding is checked for drift in IAM (jittered by up to 10%).")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bindings reconciled in parallel.")
 	fs.BoolVar(&o.DriftSweep, "drift-sweep", true, "Detect drift in IAM once per --sync-period for all bindings with a paginated account snapshot (GetAccountAuthorizationDetails and ListRoles), enqueuing only bindings whose roles differ; false re-reads every binding's roles every period (4 IAM reads each).")
+	fs.IntVar(&o.DriftSweepListPages, "drift-sweep-list-pages", 3, "ListRoles pages (1,000 roles each) one drift sweep reads at most, continuing where the last stopped (0: all). Trust, permissions, boundary and tags are read in full every sweep; with more roles than this under --role-path, a changed description or maximum session duration is seen within ceil(roles/1000/this) sweeps. The first sweep after a start lists every page.")
 	fs.DurationVar(&o.MaxBackoff, "max-backoff", time.Minute, "Cap of a binding's exponential back-off after retryable failures (IAM unavailable or throttling): after IAM recovers, every binding is retried within this time.")
 	fs.Float64Var(&o.IAMReadQPS, "iam-read-qps", 100, "Client-side rate of IAM read calls (Get*, List*) shared by all workers, SDK retries included.")
 	fs.IntVar(&o.IAMReadBurst, "iam-read-burst", 100, "Burst of IAM read calls above --iam-read-qps.")
@@ -392,9 +395,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		cache := &controllers.RoleCache{Inner: role.Client{IAM: api}, TTL: o.SyncPeriod * 3 / 2, FirstFillWait: 30 * time.Second}
 		r.Roles = cache
 		r.Sweep = &controllers.Sweeper{Reconciler: r, Period: o.SyncPeriod, Log: log.WithName("drift-sweep"), Cache: cache,
-			Snapshot: func(ctx context.Context) (map[string]*role.Observed, error) {
-				return role.Snapshot(ctx, api, roleCfg.RolePath)
-			}}
+			Snapshot: (&role.Snapshotter{API: api, Path: roleCfg.RolePath, ListPages: o.DriftSweepListPages}).Snapshot}
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

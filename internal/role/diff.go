@@ -17,6 +17,9 @@ type Observed struct {
 	Path               string
 	Description        string
 	MaxSessionDuration int32
+	// Unlisted: Description and MaxSessionDuration are not known (a drift
+	// sweep's snapshot has not listed this role yet); Diff leaves them alone.
+	Unlisted bool
 	// Trust is the parsed trust policy; TrustErr is set when IAM returned a
 	// document that does not parse (it is then rewritten).
 	Trust    policy.Document
@@ -77,11 +80,11 @@ func Diff(d Desired, o Observed) Plan {
 		p.UpdateTrust = true
 		add("TrustPolicy", "trust policy differs from the binding")
 	}
-	if o.Description != d.Description {
+	if !o.Unlisted && o.Description != d.Description {
 		p.UpdateRole = true
 		add("Description", strconv.Quote(o.Description)+" -> "+strconv.Quote(d.Description))
 	}
-	if o.MaxSessionDuration != d.MaxSessionDuration {
+	if !o.Unlisted && o.MaxSessionDuration != d.MaxSessionDuration {
 		p.UpdateRole = true
 		add("MaxSessionDuration", strconv.Itoa(int(o.MaxSessionDuration))+" -> "+strconv.Itoa(int(d.MaxSessionDuration)))
 	}

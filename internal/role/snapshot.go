@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -27,8 +28,44 @@ type SnapshotAPI interface {
 // session duration, which the first call does not return), instead of four
 // calls per role. Pagination follows IsTruncated and Marker.
 func Snapshot(ctx context.Context, api SnapshotAPI, path string) (map[string]*Observed, error) {
+	return (&Snapshotter{API: api, Path: path}).Snapshot(ctx)
+}
+
+// Snapshotter takes one snapshot after another, as the drift sweep does.
+// Each reads every GetAccountAuthorizationDetails page, but at most
+// ListPages ListRoles pages (0: all), continuing where the previous snapshot
+// stopped, so that a sweep costs ceil(roles in the account / 1000) +
+// ListPages calls however many roles are under the path. The first snapshot
+// lists every page. Roles not listed this time carry the description and
+// maximum session duration of their last listing (matched by role ID, so a
+// re-created role never inherits them); a role not listed since it appeared
+// is Unlisted. With more than ListPages*1000 roles under the path, a change
+// of description or maximum session duration is seen within
+// ceil(pages / ListPages) snapshots; trust, permissions, boundary and tags
+// are read in full every time.
+type Snapshotter struct {
+	API       SnapshotAPI
+	Path      string
+	ListPages int
+
+	mu sync.Mutex
+	// marker is where the next listing continues (nil: at the start).
+	marker *string
+	// listed holds each role's last listed values by role ID.
+	listed map[string]listedRole
+}
+
+type listedRole struct {
+	description string
+	maxSession  int32
+}
+
+// Snapshot reads the roles under the path.
+func (s *Snapshotter) Snapshot(ctx context.Context) (map[string]*Observed, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	out := map[string]*Observed{}
-	details := iam.NewGetAccountAuthorizationDetailsPaginator(api, &iam.GetAccountAuthorizationDetailsInput{
+	details := iam.NewGetAccountAuthorizationDetailsPaginator(s.API, &iam.GetAccountAuthorizationDetailsInput{
 		Filter: []types.EntityType{types.EntityTypeRole}, MaxItems: aws.Int32(PageSize)})
 	for details.HasMorePages() {
 		page, err := details.NextPage(ctx)
@@ -36,24 +73,62 @@ func Snapshot(ctx context.Context, api SnapshotAPI, path string) (map[string]*Ob
 			return nil, fmt.Errorf("reading account authorization details: %w", err)
 		}
 		for _, r := range page.RoleDetailList {
-			if strings.HasPrefix(aws.ToString(r.Path), path) {
+			if strings.HasPrefix(aws.ToString(r.Path), s.Path) {
 				out[aws.ToString(r.RoleName)] = fromDetail(r)
 			}
 		}
 	}
-	roles := iam.NewListRolesPaginator(api, &iam.ListRolesInput{PathPrefix: aws.String(path), MaxItems: aws.Int32(PageSize)})
-	for roles.HasMorePages() {
-		page, err := roles.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("listing roles under %s: %w", path, err)
+	if err := s.list(ctx); err != nil {
+		return nil, err
+	}
+	ids := make(map[string]bool, len(out))
+	for _, o := range out {
+		ids[o.ID] = true
+		if l, ok := s.listed[o.ID]; ok {
+			o.Description, o.MaxSessionDuration = l.description, l.maxSession
+		} else {
+			o.Unlisted = true
 		}
-		for _, r := range page.Roles {
-			if o := out[aws.ToString(r.RoleName)]; o != nil {
-				o.Description, o.MaxSessionDuration = aws.ToString(r.Description), aws.ToInt32(r.MaxSessionDuration)
-			}
+	}
+	for id := range s.listed {
+		if !ids[id] {
+			delete(s.listed, id) // deleted since: do not keep it forever
 		}
 	}
 	return out, nil
+}
+
+// list reads the next ListPages pages of ListRoles (all of them the first
+// time, or when ListPages is 0) into s.listed.
+func (s *Snapshotter) list(ctx context.Context) error {
+	budget := s.ListPages
+	if s.listed == nil || budget <= 0 {
+		s.listed, s.marker, budget = map[string]listedRole{}, nil, -1
+	}
+	restarted := false
+	for pages := 0; budget < 0 || pages < budget; pages++ {
+		page, err := s.API.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String(s.Path), MaxItems: aws.Int32(PageSize), Marker: s.marker})
+		if err != nil {
+			if s.marker != nil && !restarted {
+				// The marker of an earlier sweep may no longer be valid:
+				// start the listing over once.
+				s.marker, restarted = nil, true
+				pages--
+				continue
+			}
+			s.marker = nil
+			return fmt.Errorf("listing roles under %s: %w", s.Path, err)
+		}
+		for _, r := range page.Roles {
+			s.listed[aws.ToString(r.RoleId)] = listedRole{description: aws.ToString(r.Description), maxSession: aws.ToInt32(r.MaxSessionDuration)}
+		}
+		if !page.IsTruncated || page.Marker == nil {
+			s.marker = nil // the next snapshot starts over
+			return nil
+		}
+		s.marker = page.Marker
+	}
+	return nil
 }
 
 func fromDetail(r types.RoleDetail) *Observed {
