@@ -39,6 +39,26 @@ var _ = Describe("Drift sweep", func() {
 		// Through a pager of 2 roles per page, as IAM pages at 1,000.
 		snap, err := role.Snapshot(ctx, &testenv.PagedIAM{API: iamc, PageSize: 2}, rolePath)
 		Expect(err).NotTo(HaveOccurred())
+
+		By("the benchmark's paging proxy (HTTP level) gives the same snapshot, in pages")
+		paging, err := testenv.StartProxy(moto.URL)
+		Expect(err).NotTo(HaveOccurred())
+		defer paging.Stop()
+		paging.PageAccountDetails(3)
+		viaProxy := iam.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: iamc.Options().Credentials},
+			func(o *iam.Options) { o.BaseEndpoint = aws.String(paging.URL) })
+		proxied, err := role.Snapshot(ctx, viaProxy, rolePath)
+		Expect(err).NotTo(HaveOccurred())
+		// At least this spec's 4 roles, 3 per page: at least 2 pages.
+		Expect(paging.Calls("GetAccountAuthorizationDetails", "")).To(BeNumerically(">=", 2))
+		for i := range 4 {
+			Expect(proxied).To(HaveKey(roleNameFor(ns, fmt.Sprintf("app-%d", i))))
+		}
+		for name, got := range proxied {
+			if want, ok := snap[name]; ok {
+				Expect(got).To(Equal(want), name)
+			}
+		}
 		observer := role.Client{IAM: iamc}
 		Expect(len(snap)).To(BeNumerically(">=", 4))
 		for name, got := range snap {

@@ -52,6 +52,7 @@ var (
 	outage     = flag.Duration("outage", 20*time.Second, "Length of the IAM outage in the fault scenario.")
 	throttling = flag.Duration("throttling", 20*time.Second, "Length of the 50% throttling after the outage.")
 	extraArgs  = flag.String("operator-args", "", "Extra operator flags, space-separated.")
+	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
 
 func main() {
@@ -79,6 +80,10 @@ func run() error {
 		return err
 	}
 	defer proxy.Stop()
+	// IAM answers GetAccountAuthorizationDetails in pages of 1,000 roles;
+	// moto in one page, which would make the operator decode every role at
+	// once (and report one call where IAM needs ceil(roles/1000)).
+	proxy.PageAccountDetails(*iamPage)
 	env, err := testenv.NewEnvironment()
 	if err != nil {
 		return err

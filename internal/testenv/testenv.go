@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -153,6 +154,9 @@ type Proxy struct {
 	// throttle answers every n-th request with a throttling error (0: off).
 	throttle atomic.Int64
 	seq      atomic.Int64
+	// pageDetails pages GetAccountAuthorizationDetails at most this many
+	// roles per page (0: as the target answers).
+	pageDetails atomic.Int64
 }
 
 // StartProxy starts a proxy to target on a free loopback port.
@@ -182,10 +186,45 @@ func StartProxy(target string) (*Proxy, error) {
 			_, _ = fmt.Fprint(w, `<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>test outage</Message></Error></ErrorResponse>`)
 			return
 		}
+		if n := p.pageDetails.Load(); n > 0 && form.Get("Action") == "GetAccountAuthorizationDetails" {
+			p.servePage(w, r, rp, form, int(n))
+			return
+		}
 		rp.ServeHTTP(w, r)
 	})}
 	go func() { _ = p.server.Serve(l) }()
 	return p, nil
+}
+
+// PageAccountDetails makes the proxy answer GetAccountAuthorizationDetails
+// in pages of at most n roles (and MaxItems), following Marker, as IAM does
+// and moto does not; 0 ends it.
+func (p *Proxy) PageAccountDetails(n int) { p.pageDetails.Store(int64(n)) }
+
+func (p *Proxy) servePage(w http.ResponseWriter, r *http.Request, rp http.Handler, form url.Values, n int) {
+	offset, _ := strconv.Atoi(form.Get("Marker"))
+	if m, err := strconv.Atoi(form.Get("MaxItems")); err == nil && m > 0 && m < n {
+		n = m
+	}
+	r.Header.Del("Accept-Encoding")
+	rec := httptest.NewRecorder()
+	rp.ServeHTTP(rec, r)
+	body := rec.Body.Bytes()
+	if rec.Code == http.StatusOK {
+		paged, err := PageAccountDetails(body, offset, n)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		body = paged
+	}
+	for k, v := range rec.Header() {
+		if k != "Content-Length" {
+			w.Header()[k] = v
+		}
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(body)
 }
 
 // SetDown switches the outage on or off.
