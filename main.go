@@ -36,6 +36,9 @@ func main() {
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(log)
+	if limit, source := operator.SetMemoryLimit(opts.MemoryLimitRatio, os.Getenv, os.ReadFile); limit > 0 {
+		log.Info("Go memory limit set from the container's", "bytes", limit, "source", source, "ratio", opts.MemoryLimitRatio)
+	}
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

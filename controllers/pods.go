@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -335,7 +336,17 @@ func (r *PodsReconciler) bindingsForPod(ctx context.Context, o client.Object) []
 	if !ok {
 		return nil
 	}
-	return bindingRequests(ctx, r.Client, client.InNamespace(p.Namespace), client.MatchingFields{indexStatusServiceAccount: p.Spec.ServiceAccountName})
+	sa := p.Spec.ServiceAccountName
+	list, err := bindingsOf(ctx, r.Client, p.Namespace, sa, func(b *v1alpha1.PodIdentityBinding) bool { return b.Status.ServiceAccountName == sa })
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "listing bindings for a pod's ServiceAccount")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list))
+	for i := range list {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list[i])})
+	}
+	return reqs
 }
 
 func (r *PodsReconciler) allBindings(ctx context.Context, _ client.Object) []reconcile.Request {

@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/podwebhook"
 )
 
@@ -106,11 +105,8 @@ func (h *PodIdentityInjector) bound(ctx context.Context, namespace, name string)
 	if h.APIReader == nil {
 		return false
 	}
-	list := &v1alpha1.PodIdentityBindingList{}
-	if err := h.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexSpecServiceAccount: name}); err != nil {
-		return false
-	}
-	return len(list.Items) > 0
+	list, err := bindingsOf(ctx, h.Reader, namespace, name, namesServiceAccount(name))
+	return err == nil && len(list) > 0
 }
 
 // SetupPodWebhook serves the pod identity webhook at PodWebhookPath.

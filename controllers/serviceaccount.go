@@ -140,11 +140,10 @@ func containsAnnotation(fieldsV1 []byte, key string) bool {
 // serviceAccountHolder returns the binding that holds the ServiceAccount when
 // it is not b: the oldest binding naming it (ties broken by name).
 func (r *Reconciler) serviceAccountHolder(ctx context.Context, b *v1alpha1.PodIdentityBinding) (*v1alpha1.PodIdentityBinding, error) {
-	list := &v1alpha1.PodIdentityBindingList{}
-	if err := r.List(ctx, list, client.InNamespace(b.Namespace), client.MatchingFields{indexSpecServiceAccount: b.Spec.ServiceAccountName}); err != nil {
+	items, err := bindingsOf(ctx, r.Client, b.Namespace, b.Spec.ServiceAccountName, namesServiceAccount(b.Spec.ServiceAccountName))
+	if err != nil {
 		return nil, err
 	}
-	items := list.Items
 	sort.Slice(items, func(i, j int) bool {
 		ti, tj := items[i].CreationTimestamp, items[j].CreationTimestamp
 		if !ti.Equal(&tj) {

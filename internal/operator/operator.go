@@ -111,6 +111,10 @@ type Options struct {
 	// DriftSweepListPages caps the ListRoles pages of one sweep.
 	DriftSweepListPages int
 
+	// MemoryLimitRatio sets the Go runtime's soft memory limit to this share
+	// of the container's memory limit (main.go; not the demo).
+	MemoryLimitRatio float64
+
 	// SkipControllerNameValidation lets one process start the operator more
 	// than once (tests that restart it); not a flag.
 	SkipControllerNameValidation bool
@@ -140,6 +144,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bindings reconciled in parallel.")
 	fs.BoolVar(&o.DriftSweep, "drift-sweep", true, "Detect drift in IAM once per --sync-period for all bindings with a paginated account snapshot (GetAccountAuthorizationDetails and ListRoles), enqueuing only bindings whose roles differ; false re-reads every binding's roles every period (4 IAM reads each).")
 	fs.IntVar(&o.DriftSweepListPages, "drift-sweep-list-pages", 3, "ListRoles pages (1,000 roles each) one drift sweep reads at most, continuing where the last stopped (0: all). Trust, permissions, boundary and tags are read in full every sweep; with more roles than this under --role-path, a changed description or maximum session duration is seen within ceil(roles/1000/this) sweeps. The first sweep after a start lists every page.")
+	fs.Float64Var(&o.MemoryLimitRatio, "memory-limit-ratio", 0.9, "Soft memory limit of the Go runtime as a share of the container's memory limit (cgroup), so garbage is collected before the container is OOM-killed; 0 disables it, and GOMEMLIMIT, when set, wins.")
 	fs.DurationVar(&o.MaxBackoff, "max-backoff", time.Minute, "Cap of a binding's exponential back-off after retryable failures (IAM unavailable or throttling): after IAM recovers, every binding is retried within this time.")
 	fs.Float64Var(&o.IAMReadQPS, "iam-read-qps", 100, "Client-side rate of IAM read calls (Get*, List*) shared by all workers, SDK retries included.")
 	fs.IntVar(&o.IAMReadBurst, "iam-read-burst", 100, "Burst of IAM read calls above --iam-read-qps.")

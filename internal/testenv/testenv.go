@@ -157,6 +157,12 @@ type Proxy struct {
 	// pageDetails pages GetAccountAuthorizationDetails at most this many
 	// roles per page (0: as the target answers).
 	pageDetails atomic.Int64
+	// details is the target's whole answer to the first page of the
+	// current paginated GetAccountAuthorizationDetails, which later pages
+	// are cut from (IAM serves a page in about a second; moto would rebuild
+	// every role for each page).
+	detailsMu sync.Mutex
+	details   *httptest.ResponseRecorder
 }
 
 // StartProxy starts a proxy to target on a free loopback port.
@@ -207,8 +213,14 @@ func (p *Proxy) servePage(w http.ResponseWriter, r *http.Request, rp http.Handle
 		n = m
 	}
 	r.Header.Del("Accept-Encoding")
-	rec := httptest.NewRecorder()
-	rp.ServeHTTP(rec, r)
+	p.detailsMu.Lock()
+	rec := p.details
+	if form.Get("Marker") == "" || rec == nil {
+		rec = httptest.NewRecorder()
+		rp.ServeHTTP(rec, r)
+		p.details = rec
+	}
+	p.detailsMu.Unlock()
 	body := rec.Body.Bytes()
 	if rec.Code == http.StatusOK {
 		paged, err := PageAccountDetails(body, offset, n)
