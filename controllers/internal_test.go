@@ -138,3 +138,33 @@ func TestRoleCacheUnlistedRoles(t *testing.T) {
 		t.Errorf("an Unlisted role was planned with: %+v, %d reads", o, inner.reads)
 	}
 }
+
+// A snapshot replaces what the cache knew before it began, never what the
+// operator read or wrote while it ran.
+func TestRoleCacheFillKeepsNewerEntries(t *testing.T) {
+	ctx := context.Background()
+	inner := &countingRoles{role: &role.Observed{ID: "read"}}
+	c := &RoleCache{Inner: inner, TTL: time.Hour}
+	c.Fill(map[string]*role.Observed{"old": {ID: "A"}, "changed": {ID: "B", Description: "before"}}, time.Now())
+	snapshotStart := time.Now()
+	time.Sleep(time.Millisecond)
+	if _, _, err := c.Create(ctx, role.Desired{Name: "created-during-sweep"}); err != nil {
+		t.Fatal(err)
+	}
+	c.Fill(map[string]*role.Observed{"changed": {ID: "B", Description: "after"}}, snapshotStart)
+	for name, want := range map[string]string{"created-during-sweep": "ID1", "changed": "B"} {
+		o, err := c.Observe(ctx, name)
+		if err != nil || o.ID != want {
+			t.Errorf("%s: %+v %v", name, o, err)
+		}
+	}
+	if o, _ := c.Observe(ctx, "changed"); o.Description != "after" {
+		t.Errorf("the snapshot did not replace an older entry: %+v", o)
+	}
+	if inner.reads != 0 {
+		t.Errorf("%d reads", inner.reads)
+	}
+	if o, _ := c.Observe(ctx, "old"); o.ID != "read" || inner.reads != 1 {
+		t.Errorf("a role absent from the snapshot was kept: %+v", o)
+	}
+}

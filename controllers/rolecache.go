@@ -60,8 +60,9 @@ func (c *RoleCache) init() {
 	})
 }
 
-// Fill replaces the cache with a sweep's snapshot. Roles absent from it are
-// forgotten (a later reconcile reads them directly). A role the snapshot has
+// Fill replaces the cache with a sweep's snapshot taken from at on, except
+// for entries the operator read or wrote after at. Roles absent from both
+// are forgotten (a later reconcile reads them directly). A role the snapshot has
 // not listed yet (Unlisted) keeps the description and maximum session
 // duration the cache knew for the same role ID, from its own write.
 func (c *RoleCache) Fill(snap map[string]*role.Observed, at time.Time) {
@@ -77,6 +78,14 @@ func (c *RoleCache) Fill(snap map[string]*role.Observed, at time.Time) {
 			o = &known
 		}
 		c.entries[name] = cached{obs: o, at: at}
+	}
+	// What the operator read or wrote after the snapshot began is newer than
+	// the snapshot: keep it (a role created during a long sweep is then not
+	// read again by its next reconcile).
+	for name, prev := range old {
+		if prev.at.After(at) {
+			c.entries[name] = prev
+		}
 	}
 	select {
 	case <-c.filled:

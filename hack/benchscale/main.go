@@ -52,6 +52,7 @@ var (
 	outage     = flag.Duration("outage", 20*time.Second, "Length of the IAM outage in the fault scenario.")
 	throttling = flag.Duration("throttling", 20*time.Second, "Length of the 50% throttling after the outage.")
 	extraArgs  = flag.String("operator-args", "", "Extra operator flags, space-separated.")
+	memLimit   = flag.String("operator-gomemlimit", "", "GOMEMLIMIT of the operator process only, as --memory-limit-ratio sets it in a container (e.g. 230MiB for the manifests' 256Mi limit).")
 	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
 
@@ -146,6 +147,10 @@ func run() error {
 		cmd := exec.Command(*binary, args...)
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "AWS_ENDPOINT_URL="+proxy.URL,
 			"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "AWS_REGION=us-east-1")
+		if *memLimit != "" {
+			// What --memory-limit-ratio derives from a container limit.
+			cmd.Env = append(cmd.Env, "GOMEMLIMIT="+*memLimit)
+		}
 		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
 			return nil, err
