@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -143,6 +144,28 @@ var _ = Describe("PodIdentityBinding", func() {
 		Consistently(iamWrites, 2*syncPeriod, interval).Should(Equal(before))
 		Expect(readyReason(ns, "quiet")()).To(Equal("True"))
 		deleteBinding(ns, "quiet")
+	})
+
+	It("never removes what kubectl apply records on a binding, though its cache drops it", func() {
+		b := newBinding(ns, "applied", "applied")
+		lastApplied := `{"apiVersion":"iam.podidentity.io/v1alpha1","kind":"PodIdentityBinding","metadata":{"name":"applied"}}`
+		b.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: lastApplied, "team": "payments"}
+		Expect(k8s.Create(ctx, b)).To(Succeed())
+		waitReady(ns, "applied")
+		By("a spec change: finalizer, status and ServiceAccount writes all happen again")
+		b = getBinding(ns, "applied")
+		patch := client.MergeFrom(b.DeepCopy())
+		b.Spec.Permissions[0].Actions = append(b.Spec.Permissions[0].Actions, "dynamodb:Scan")
+		Expect(k8s.Patch(ctx, b, patch)).To(Succeed())
+		Eventually(func() int64 {
+			r := meta.FindStatusCondition(getBinding(ns, "applied").Status.Conditions, v1alpha1.ConditionReady)
+			if r == nil || r.Status != metav1.ConditionTrue {
+				return 0
+			}
+			return r.ObservedGeneration
+		}, timeout, interval).Should(Equal(b.Generation))
+		Expect(getBinding(ns, "applied").Annotations).To(Equal(map[string]string{corev1.LastAppliedConfigAnnotation: lastApplied, "team": "payments"}))
+		deleteBinding(ns, "applied")
 	})
 
 	It("applies spec changes and reports them as updates", func() {
