@@ -26,9 +26,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
+	kustomizetypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
+
+	"github.com/podidentity/podidentity-operator/internal/manifests"
 )
 
 const (
@@ -433,25 +434,9 @@ func webhookDefinitions(root, deploymentName string) ([]operatorsv1alpha1.Webhoo
 	return out, nil
 }
 
+// render builds a kustomization under config/ as `kubectl kustomize` does.
 func render(dir string) ([]*unstructured.Unstructured, error) {
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
-	}
-	var objs []*unstructured.Unstructured
-	for _, r := range resMap.Resources() {
-		// Through JSON, so numbers are the float64/int64 unstructured expects.
-		j, err := r.MarshalJSON()
-		if err != nil {
-			return nil, err
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(j); err != nil {
-			return nil, err
-		}
-		objs = append(objs, u)
-	}
-	return objs, nil
+	return manifests.Build(dir, kustomizetypes.LoadRestrictionsRootOnly)
 }
 
 func fromUnstructured(u *unstructured.Unstructured, into any) error {

@@ -11,10 +11,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/kustomize/api/krusty"
 	kustomizetypes "sigs.k8s.io/kustomize/api/types"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/podidentity/podidentity-operator/internal/manifests"
 	"github.com/podidentity/podidentity-operator/internal/operator"
 )
 
@@ -94,7 +93,7 @@ func Kustomize(dir string, components ...string) ([]*unstructured.Unstructured, 
 		return nil, err
 	}
 	if len(components) == 0 {
-		return kustomize(filepath.Join(root, "config", dir), kustomizetypes.LoadRestrictionsRootOnly)
+		return manifests.Build(filepath.Join(root, "config", dir), kustomizetypes.LoadRestrictionsRootOnly)
 	}
 	k := "resources:\n- ../" + dir + "\ncomponents:\n"
 	for _, c := range components {
@@ -116,29 +115,7 @@ func KustomizeUnder(dir, kustomization string) ([]*unstructured.Unstructured, er
 	}
 	// The temporary directory's parent is not its root: lift the
 	// restriction that kubectl's kustomize applies to a kustomization's files.
-	return kustomize(target, kustomizetypes.LoadRestrictionsNone)
-}
-
-func kustomize(dir string, restrictions kustomizetypes.LoadRestrictions) ([]*unstructured.Unstructured, error) {
-	opts := krusty.MakeDefaultOptions()
-	opts.LoadRestrictions = restrictions
-	resMap, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		return nil, err
-	}
-	var objs []*unstructured.Unstructured
-	for _, r := range resMap.Resources() {
-		j, err := r.MarshalJSON()
-		if err != nil {
-			return nil, err
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(j); err != nil {
-			return nil, err
-		}
-		objs = append(objs, u)
-	}
-	return objs, nil
+	return manifests.Build(target, kustomizetypes.LoadRestrictionsNone)
 }
 
 // ComponentCombinations lists every components list a user can build
