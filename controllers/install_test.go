@@ -73,6 +73,27 @@ func createNamespaces(objs []*unstructured.Unstructured) {
 	}
 }
 
+// dryRunApply has the API server accept every rendered object with a
+// server-side dry run, after really creating their Namespaces. Webhooks are
+// never really registered: they would send this suite's requests to a
+// Service that does not exist.
+func dryRunApply(objs []*unstructured.Unstructured) {
+	createNamespaces(objs)
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" {
+			continue
+		}
+		if o.GetKind() == "MutatingWebhookConfiguration" {
+			// The suite serves this configuration under the same name,
+			// pointed at a local URL; check the rendered one beside it.
+			o = o.DeepCopy()
+			o.SetName(o.GetName() + "-rendered")
+		}
+		ExpectWithOffset(1, k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
+			client.FieldOwner("install-test"), client.ForceOwnership)).To(Succeed(), "%s %s", o.GetKind(), o.GetName())
+	}
+}
+
 // checkWebhookManifests checks a rendering with a webhook component: the
 // operator's defaults name exactly what the manifests create, a
 // PodDisruptionBudget keeps the fail-closed webhook served, the
@@ -184,15 +205,7 @@ var _ = Describe("Installation manifests", func() {
 		Expect(kinds).To(HaveKeyWithValue("Service", 1))
 		Expect(kinds).To(HaveKey("ClusterRole"))
 
-		createNamespaces(objs)
-		for _, o := range objs {
-			if o.GetKind() == "Namespace" {
-				continue
-			}
-			err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
-				client.FieldOwner("install-test"), client.ForceOwnership)
-			Expect(err).NotTo(HaveOccurred(), "%s %s", o.GetKind(), o.GetName())
-		}
+		dryRunApply(objs)
 
 		By("the Deployment is hardened")
 		for _, o := range objs {
@@ -259,22 +272,7 @@ var _ = Describe("Installation manifests", func() {
 				Expect(selected).To(Equal([]string{"podidentity-controller-manager-metrics-service"}))
 			}
 
-			createNamespaces(objs)
-			for _, o := range objs {
-				if o.GetKind() == "Namespace" {
-					continue
-				}
-				if o.GetKind() == "MutatingWebhookConfiguration" {
-					// The suite serves this configuration under the same name,
-					// pointed at a local URL; check the rendered one beside it.
-					o = o.DeepCopy()
-					o.SetName(o.GetName() + "-rendered")
-				}
-				// Do not really register the webhook: it would send this suite's
-				// requests to a Service that does not exist.
-				Expect(k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
-					client.FieldOwner("install-test"), client.ForceOwnership)).To(Succeed(), "%s %s", o.GetKind(), o.GetName())
-			}
+			dryRunApply(objs)
 		}
 
 		By("components that cannot work together stop the build, saying why")
@@ -338,14 +336,7 @@ var _ = Describe("Installation manifests", func() {
 		Expect(sa).NotTo(BeNil())
 		Expect(sa.GetAnnotations()).To(HaveKeyWithValue("eks.amazonaws.com/role-arn", "arn:aws:iam::111122223333:role/podidentity-operator-prod-eu-west-1"))
 
-		createNamespaces(objs)
-		for _, o := range objs {
-			if o.GetKind() == "Namespace" {
-				continue
-			}
-			Expect(k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
-				client.FieldOwner("install-test"), client.ForceOwnership)).To(Succeed(), "%s %s", o.GetKind(), o.GetName())
-		}
+		dryRunApply(objs)
 	})
 
 	It("the self-managed webhook certificate is served for the Service and its CA is injected", func() {
@@ -450,14 +441,7 @@ var _ = Describe("Installation manifests", func() {
 				Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-pod-restarts"))
 			}
 		}
-		createNamespaces(objs)
-		for _, o := range objs {
-			if o.GetKind() == "Namespace" {
-				continue
-			}
-			Expect(k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.DryRunAll,
-				client.FieldOwner("install-test"), client.ForceOwnership)).To(Succeed(), "%s %s", o.GetKind(), o.GetName())
-		}
+		dryRunApply(objs)
 	})
 
 	It("every sample in config/samples becomes Ready", func() {
