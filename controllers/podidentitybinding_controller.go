@@ -558,11 +558,12 @@ func (r *Reconciler) bindingsInNamespace(ctx context.Context, o client.Object) [
 }
 
 func (r *Reconciler) listRequests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	return bindingRequests(ctx, r.Client, opts...)
+	return bindingRequests(ctx, r.Client, nil, opts...)
 }
 
-// bindingRequests lists bindings from the cache as reconcile requests.
-func bindingRequests(ctx context.Context, c client.Reader, opts ...client.ListOption) []reconcile.Request {
+// bindingRequests lists bindings from the cache as reconcile requests,
+// those for which keep is true when it is set.
+func bindingRequests(ctx context.Context, c client.Reader, keep func(*v1alpha1.PodIdentityBinding) bool, opts ...client.ListOption) []reconcile.Request {
 	list := &v1alpha1.PodIdentityBindingList{}
 	if err := c.List(ctx, list, opts...); err != nil {
 		logf.FromContext(ctx).Error(err, "listing bindings")
@@ -570,9 +571,17 @@ func bindingRequests(ctx context.Context, c client.Reader, opts ...client.ListOp
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		if keep == nil || keep(&list.Items[i]) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
 	}
 	return reqs
+}
+
+// namingOrHolding selects the bindings in namespace that name the
+// ServiceAccount or hold it (indexServiceAccounts).
+func namingOrHolding(namespace, sa string) []client.ListOption {
+	return []client.ListOption{client.InNamespace(namespace), client.MatchingFields{indexServiceAccounts: sa}}
 }
 
 func deletionStarted() predicate.Funcs {
@@ -594,40 +603,17 @@ func (r *Reconciler) siblingBindings(ctx context.Context, o client.Object) []rec
 }
 
 func (r *Reconciler) bindingsNaming(ctx context.Context, namespace, sa, except string) []reconcile.Request {
-	list, err := bindingsOf(ctx, r.Client, namespace, sa)
-	if err != nil {
-		logf.FromContext(ctx).Error(err, "listing bindings for ServiceAccount", "serviceAccount", sa)
-		return nil
-	}
-	var reqs []reconcile.Request
-	for i := range list {
-		if list[i].Name != except {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list[i])})
-		}
-	}
-	return reqs
+	return bindingRequests(ctx, r.Client, func(b *v1alpha1.PodIdentityBinding) bool { return b.Name != except }, namingOrHolding(namespace, sa)...)
 }
 
-// bindingsOf lists the bindings in namespace that name the ServiceAccount or
-// hold it, and keeps those for which every keep function is true.
-func bindingsOf(ctx context.Context, c client.Reader, namespace, sa string, keep ...func(*v1alpha1.PodIdentityBinding) bool) ([]v1alpha1.PodIdentityBinding, error) {
+// bindingsNamingServiceAccount lists the bindings in namespace whose spec
+// names the ServiceAccount.
+func bindingsNamingServiceAccount(ctx context.Context, c client.Reader, namespace, sa string) ([]v1alpha1.PodIdentityBinding, error) {
 	list := &v1alpha1.PodIdentityBindingList{}
-	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexServiceAccounts: sa}); err != nil {
+	if err := c.List(ctx, list, namingOrHolding(namespace, sa)...); err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(list.Items, func(b v1alpha1.PodIdentityBinding) bool {
-		for _, k := range keep {
-			if !k(&b) {
-				return true
-			}
-		}
-		return false
-	}), nil
-}
-
-// namesServiceAccount keeps bindings whose spec names sa.
-func namesServiceAccount(sa string) func(*v1alpha1.PodIdentityBinding) bool {
-	return func(b *v1alpha1.PodIdentityBinding) bool { return b.Spec.ServiceAccountName == sa }
+	return slices.DeleteFunc(list.Items, func(b v1alpha1.PodIdentityBinding) bool { return b.Spec.ServiceAccountName != sa }), nil
 }
 
 // setCondition sets a condition for the binding's current generation; the

@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -337,20 +336,12 @@ func (r *PodsReconciler) bindingsForPod(ctx context.Context, o client.Object) []
 		return nil
 	}
 	sa := p.Spec.ServiceAccountName
-	list, err := bindingsOf(ctx, r.Client, p.Namespace, sa, func(b *v1alpha1.PodIdentityBinding) bool { return b.Status.ServiceAccountName == sa })
-	if err != nil {
-		logf.FromContext(ctx).Error(err, "listing bindings for a pod's ServiceAccount")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list))
-	for i := range list {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list[i])})
-	}
-	return reqs
+	return bindingRequests(ctx, r.Client, func(b *v1alpha1.PodIdentityBinding) bool { return b.Status.ServiceAccountName == sa },
+		namingOrHolding(p.Namespace, sa)...)
 }
 
 func (r *PodsReconciler) allBindings(ctx context.Context, _ client.Object) []reconcile.Request {
-	return bindingRequests(ctx, r.Client)
+	return bindingRequests(ctx, r.Client, nil)
 }
 
 // podChanged passes pod updates that change what PodsReconciler reads (the

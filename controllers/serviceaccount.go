@@ -140,7 +140,7 @@ func containsAnnotation(fieldsV1 []byte, key string) bool {
 // serviceAccountHolder returns the binding that holds the ServiceAccount when
 // it is not b: the oldest binding naming it (ties broken by name).
 func (r *Reconciler) serviceAccountHolder(ctx context.Context, b *v1alpha1.PodIdentityBinding) (*v1alpha1.PodIdentityBinding, error) {
-	items, err := bindingsOf(ctx, r.Client, b.Namespace, b.Spec.ServiceAccountName, namesServiceAccount(b.Spec.ServiceAccountName))
+	items, err := bindingsNamingServiceAccount(ctx, r.Client, b.Namespace, b.Spec.ServiceAccountName)
 	if err != nil {
 		return nil, err
 	}
