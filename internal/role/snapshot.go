@@ -98,27 +98,30 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (map[string]*Observed, error
 	return out, nil
 }
 
-// list reads the next ListPages pages of ListRoles (all of them the first
-// time, or when ListPages is 0) into s.listed.
+// list reads the next ListPages pages of ListRoles into s.listed: every
+// page the first time (and after a first listing failed), or when ListPages
+// is 0.
 func (s *Snapshotter) list(ctx context.Context) error {
-	budget := s.ListPages
-	if s.listed == nil || budget <= 0 {
-		s.listed, s.marker, budget = map[string]listedRole{}, nil, -1
+	full := s.listed == nil || s.ListPages <= 0
+	if full {
+		s.listed, s.marker = map[string]listedRole{}, nil
 	}
-	restarted := false
-	for pages := 0; budget < 0 || pages < budget; pages++ {
+	startedOver := false
+	for pages := 0; full || pages < s.ListPages; {
 		page, err := s.API.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String(s.Path), MaxItems: aws.Int32(PageSize), Marker: s.marker})
+		if err != nil && s.marker != nil && !startedOver {
+			// An earlier sweep's marker may no longer be valid: start over once.
+			s.marker, startedOver = nil, true
+			continue
+		}
 		if err != nil {
-			if s.marker != nil && !restarted {
-				// The marker of an earlier sweep may no longer be valid:
-				// start the listing over once.
-				s.marker, restarted = nil, true
-				pages--
-				continue
-			}
 			s.marker = nil
+			if full {
+				s.listed = nil // the next snapshot lists every page again
+			}
 			return fmt.Errorf("listing roles under %s: %w", s.Path, err)
 		}
+		pages++
 		for _, r := range page.Roles {
 			s.listed[aws.ToString(r.RoleId)] = listedRole{description: aws.ToString(r.Description), maxSession: aws.ToInt32(r.MaxSessionDuration)}
 		}

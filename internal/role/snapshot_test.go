@@ -22,6 +22,8 @@ type fakeAccount struct {
 	calls    map[string]int
 	// badMarkers are markers ListRoles refuses (expired).
 	badMarkers map[string]bool
+	// failListing fails the ListRoles calls with these numbers (1-based).
+	failListing map[int]bool
 }
 
 func newFakeAccount(pageSize int) *fakeAccount {
@@ -73,6 +75,9 @@ func (f *fakeAccount) GetAccountAuthorizationDetails(_ context.Context, in *iam.
 
 func (f *fakeAccount) ListRoles(_ context.Context, in *iam.ListRolesInput, _ ...func(*iam.Options)) (*iam.ListRolesOutput, error) {
 	f.calls["ListRoles"]++
+	if f.failListing[f.calls["ListRoles"]] {
+		return nil, errors.New("ServiceFailure")
+	}
 	if in.Marker != nil && f.badMarkers[*in.Marker] {
 		return nil, errors.New("InvalidInput: marker expired")
 	}
@@ -202,5 +207,34 @@ func TestDiffLeavesUnlistedFieldsAlone(t *testing.T) {
 	o.Unlisted = false
 	if p := Diff(d, o); !p.UpdateRole {
 		t.Error("a listed role with another description is not updated")
+	}
+}
+
+// A first listing that fails halfway is done again in full by the next
+// snapshot, instead of leaving the roles it did not reach Unlisted.
+func TestSnapshotterRepeatsAFailedFirstListing(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeAccount(10)
+	for i := range 95 {
+		f.add(fmt.Sprintf("pi-%03d", i), "/podidentity/", "desc", i)
+	}
+	// The second page fails, and so does starting over.
+	f.failListing = map[int]bool{2: true, 3: true}
+	s := &Snapshotter{API: f, Path: "/podidentity/", ListPages: 3}
+	if _, err := s.Snapshot(ctx); err == nil {
+		t.Fatal("the failed listing was not reported")
+	}
+	f.calls, f.failListing = map[string]int{}, nil
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.calls["ListRoles"] != 10 {
+		t.Errorf("the snapshot after a failed first listing read %d ListRoles pages, want all 10", f.calls["ListRoles"])
+	}
+	for name, o := range snap {
+		if o.Unlisted {
+			t.Errorf("%s is Unlisted", name)
+		}
 	}
 }
