@@ -18,10 +18,8 @@ var version = "dev"
 
 func main() {
 	var opts operator.Options
-	opts.BindFlags(flag.CommandLine)
-	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
-	zapOpts.BindFlags(flag.CommandLine)
+	showVersion := operator.BindCommandLine(flag.CommandLine, &opts, &zapOpts)
 	// --kubeconfig is registered by controller-runtime's config package.
 	if err := operator.FlagsFromEnv(flag.CommandLine, os.LookupEnv); err != nil {
 		fmt.Fprintln(os.Stderr, err)

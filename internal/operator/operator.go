@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -212,6 +213,15 @@ func StripApplyMetadata(in any) (any, error) {
 		}
 	}
 	return in, nil
+}
+
+// BindCommandLine registers the binary's flags on fs: the operator's
+// options, the logger's, and --version, which it returns. (--kubeconfig is
+// controller-runtime's, registered on flag.CommandLine.)
+func BindCommandLine(fs *flag.FlagSet, o *Options, zapOpts *zap.Options) *bool {
+	o.BindFlags(fs)
+	zapOpts.BindFlags(fs)
+	return fs.Bool("version", false, "Print the version and exit.")
 }
 
 // EnvPrefix prefixes the environment variables that set flags: PODIDENTITY_CLUSTER_NAME

@@ -32,10 +32,8 @@ func OperatorOptions(deploy *unstructured.Unstructured) (operator.Options, error
 	c, _ := containers[0].(map[string]any)
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	opts.BindFlags(fs)
-	(&zap.Options{}).BindFlags(fs)
-	fs.Bool("version", false, "")
-	fs.String("kubeconfig", "", "")
+	operator.BindCommandLine(fs, &opts, &zap.Options{})
+	fs.String("kubeconfig", "", "") // controller-runtime's, on flag.CommandLine in the binary
 
 	var errs []error
 	given := map[string]bool{}
