@@ -26,7 +26,7 @@ type GuardrailSource struct {
 
 // RulesFor returns the rules of every PodIdentityGuardrail selecting the namespace.
 func (s GuardrailSource) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, error) {
-	ns := namespaceMeta()
+	ns := NamespaceMeta()
 	err := s.Reader.Get(ctx, client.ObjectKey{Name: namespace}, ns)
 	if apierrors.IsNotFound(err) && s.APIReader != nil {
 		err = s.APIReader.Get(ctx, client.ObjectKey{Name: namespace}, ns)

@@ -3,15 +3,18 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/naming"
 	"github.com/podidentity/podidentity-operator/internal/planner"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
@@ -166,5 +169,57 @@ func TestRoleCacheFillKeepsNewerEntries(t *testing.T) {
 	}
 	if o, _ := c.Observe(ctx, "old"); o.ID != "read" || inner.reads != 1 {
 		t.Errorf("a role absent from the snapshot was kept: %+v", o)
+	}
+}
+
+// Entries from a snapshot stay usable until the next sweep is overdue, however
+// long sweeps take; then the role is read again.
+func TestRoleCacheTTLAllowsForSlowSweeps(t *testing.T) {
+	ctx := context.Background()
+	inner := &countingRoles{role: &role.Observed{ID: "read"}}
+	c := &RoleCache{Inner: inner, TTL: 300 * time.Millisecond}
+	// A sweep that took twice the TTL.
+	c.Fill(map[string]*role.Observed{"r": {ID: "snap"}}, time.Now().Add(-600*time.Millisecond))
+	if o, _ := c.Observe(ctx, "r"); o.ID != "snap" || inner.reads != 0 {
+		t.Errorf("an entry expired as the sweep delivered it: %+v, %d reads", o, inner.reads)
+	}
+	time.Sleep(time.Second) // past TTL + 2 * 600ms since the snapshot began
+	if o, _ := c.Observe(ctx, "r"); o.ID != "read" || inner.reads != 1 {
+		t.Errorf("an entry outlived an overdue sweep: %+v, %d reads", o, inner.reads)
+	}
+}
+
+// The trimmed ServiceAccount still answers every question the operator asks
+// of its managed fields, and keeps nothing else of other managers.
+func TestTrimMetadata(t *testing.T) {
+	b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Name: "app"}}
+	ours := &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:` + AnnotationRoleARN + `":{}}}}`)}
+	sa := ServiceAccountMeta()
+	sa.Annotations = map[string]string{AnnotationRoleARN: "arn", corev1.LastAppliedConfigAnnotation: `{"big":"copy"}`, "team": "a"}
+	sa.ManagedFields = []metav1.ManagedFieldsEntry{
+		{Manager: "kubectl-client-side-apply", Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1",
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:team":{}}}}`)}, Time: &metav1.Time{Time: time.Now()}},
+		{Manager: naming.FieldManager(b.Name), Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1", FieldsV1: ours},
+	}
+	before := []bool{ownsAnnotation(sa, b, AnnotationRoleARN), hasManager(sa, "kubectl-client-side-apply"), onlyManager(sa, naming.FieldManager(b.Name))}
+	out, err := TrimMetadata(sa)
+	if err != nil || out != sa {
+		t.Fatalf("%v %v", out, err)
+	}
+	after := []bool{ownsAnnotation(sa, b, AnnotationRoleARN), hasManager(sa, "kubectl-client-side-apply"), onlyManager(sa, naming.FieldManager(b.Name))}
+	if !reflect.DeepEqual(before, after) || !after[0] || !after[1] || after[2] {
+		t.Errorf("answers before %v, after %v", before, after)
+	}
+	if f := sa.ManagedFields[0]; f.FieldsV1 != nil || f.Time != nil || f.Operation != metav1.ManagedFieldsOperationUpdate {
+		t.Errorf("other manager's entry kept %+v", f)
+	}
+	if sa.ManagedFields[1].FieldsV1 != ours {
+		t.Error("the operator's own field set was dropped")
+	}
+	if want := map[string]string{AnnotationRoleARN: "arn", "team": "a"}; !reflect.DeepEqual(sa.Annotations, want) {
+		t.Errorf("annotations %v, want %v", sa.Annotations, want)
+	}
+	if out, err := TrimMetadata("tombstone"); err != nil || out != "tombstone" {
+		t.Errorf("%v %v", out, err)
 	}
 }

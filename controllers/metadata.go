@@ -1,8 +1,12 @@
 package controllers
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podidentity/podidentity-operator/internal/naming"
 )
 
 // ServiceAccounts and Namespaces are read and watched metadata-only
@@ -12,13 +16,15 @@ import (
 // read must go through these helpers: one typed read through the cached
 // client would start a second, full informer.
 
-func serviceAccountMeta() *metav1.PartialObjectMetadata {
+// ServiceAccountMeta is an empty ServiceAccount, metadata only.
+func ServiceAccountMeta() *metav1.PartialObjectMetadata {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
 	return m
 }
 
-func namespaceMeta() *metav1.PartialObjectMetadata {
+// NamespaceMeta is an empty Namespace, metadata only.
+func NamespaceMeta() *metav1.PartialObjectMetadata {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	return m
@@ -28,4 +34,32 @@ func namespaceMetaList() *metav1.PartialObjectMetadataList {
 	m := &metav1.PartialObjectMetadataList{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
 	return m
+}
+
+// TrimMetadata is the cache transform of ServiceAccount and Namespace
+// metadata. Of managed fields the operator reads which managers wrote to a
+// ServiceAccount (hasManager, onlyManager) and which annotations its own
+// managers own (ownsAnnotation); of annotations, its own keys. So it keeps
+// each managed-fields entry's manager and operation, the field sets of its
+// own managers only, and drops kubectl's last-applied-configuration
+// annotation: together most of the metadata of a ServiceAccount that a tool
+// applied. ServiceAccounts are only ever written by server-side apply built
+// from scratch or deleted with preconditions, and releases read them live, so
+// nothing dropped here is written back.
+func TrimMetadata(in any) (any, error) {
+	m, ok := in.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return in, nil // a tombstone: nothing to trim
+	}
+	for i, mf := range m.ManagedFields {
+		kept := metav1.ManagedFieldsEntry{Manager: mf.Manager, Operation: mf.Operation}
+		if strings.HasPrefix(mf.Manager, naming.FieldManagerPrefix) {
+			kept.FieldsType, kept.FieldsV1 = mf.FieldsType, mf.FieldsV1
+		}
+		m.ManagedFields[i] = kept
+	}
+	if _, ok := m.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
+		delete(m.Annotations, corev1.LastAppliedConfigAnnotation)
+	}
+	return m, nil
 }

@@ -27,8 +27,20 @@ var guardrailEnforcements = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Changes the operator made to roles because guardrails forbid what they allowed, by kind.",
 }, []string{"kind"})
 
+// roleCacheLookups counts a reconcile's lookups of its role in the role
+// cache by result: hit (no IAM read), miss (not known), expired (older than
+// the cache's TTL), unlisted (known from a sweep that has not listed the
+// role's description yet). Every result but hit costs one read of the role.
+var roleCacheLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "podidentity_role_cache_lookups_total",
+	Help: "Lookups of a role in the operator's role cache, by result; every result but hit reads the role from IAM.",
+}, []string{"result"})
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements)
+	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, roleCacheLookups)
+	for _, r := range []string{"hit", "miss", "expired", "unlisted"} {
+		roleCacheLookups.WithLabelValues(r)
+	}
 	for _, k := range driftKinds {
 		driftCorrections.WithLabelValues(k)
 		guardrailEnforcements.WithLabelValues(k)

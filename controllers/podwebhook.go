@@ -50,7 +50,7 @@ func (h *PodIdentityInjector) Handle(ctx context.Context, req admission.Request)
 	if slices.Contains(h.ExcludedNamespaces, req.Namespace) {
 		return admission.Allowed("namespace excluded by --pod-identity-webhook-excluded-namespaces")
 	}
-	ns := namespaceMeta()
+	ns := NamespaceMeta()
 	if err := h.Reader.Get(ctx, client.ObjectKey{Name: req.Namespace}, ns); err == nil && ns.Labels[LabelPodWebhook] == "disabled" {
 		return admission.Allowed("namespace labelled " + LabelPodWebhook + "=disabled")
 	}
@@ -85,7 +85,7 @@ func (h *PodIdentityInjector) Handle(ctx context.Context, req admission.Request)
 // became Ready), so it reads live; pods of other ServiceAccounts cost no API
 // call. nil when there is none.
 func (h *PodIdentityInjector) serviceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
-	sa := serviceAccountMeta()
+	sa := ServiceAccountMeta()
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	err := h.Reader.Get(ctx, key, sa)
 	if (apierrors.IsNotFound(err) || err == nil && sa.Annotations[podwebhook.AnnotationRoleARN] == "") && h.bound(ctx, namespace, name) {

@@ -24,7 +24,12 @@ type RoleReader interface {
 // ServiceAccount write) and every reconcile after a restart read the cache.
 //
 // What it cannot know is what changed in IAM since: that is the sweep's job,
-// and entries older than TTL (a sync period and a half) are read again. Two
+// and entries older than TTL (a sync period and a half) plus twice the last
+// sweep's duration are read again. An entry from a snapshot is as old as the
+// snapshot's start, and the next snapshot replaces it a sweep, a period and a
+// sweep later: with 10,000 roles a sweep takes seconds, and a TTL that
+// ignored that would let every entry expire between sweeps. When sweeps stop
+// succeeding, entries expire and reconciles read IAM again. Two
 // rules keep the cache from ever causing a wrong write: before writing to a
 // role known only from the cache, its unique ID is confirmed with GetRole (a
 // role deleted and re-created by someone else is never written to), and any
@@ -38,6 +43,7 @@ type RoleCache struct {
 
 	mu      sync.Mutex
 	entries map[string]cached
+	took    time.Duration // the last sweep's duration (Fill's at to Fill)
 	filled  chan struct{}
 	once    sync.Once
 	started time.Time
@@ -70,6 +76,7 @@ func (c *RoleCache) Fill(snap map[string]*role.Observed, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.entries
+	c.took = time.Since(at)
 	c.entries = make(map[string]cached, len(snap))
 	for name, o := range snap {
 		if prev, ok := old[name]; ok && o.Unlisted && !prev.obs.Unlisted && prev.obs.ID == o.ID {
@@ -100,7 +107,17 @@ func (c *RoleCache) get(name string) (*role.Observed, bool) {
 	e, ok := c.entries[name]
 	// A reconcile never plans with an Unlisted role: it would not see a
 	// change of the binding's description or maximum session duration.
-	if !ok || time.Since(e.at) > c.TTL || e.obs.Unlisted {
+	result := "hit"
+	switch {
+	case !ok:
+		result = "miss"
+	case time.Since(e.at) > c.TTL+2*c.took:
+		result = "expired"
+	case e.obs.Unlisted:
+		result = "unlisted"
+	}
+	roleCacheLookups.WithLabelValues(result).Inc()
+	if result != "hit" {
 		return nil, false
 	}
 	return e.obs, true

@@ -70,7 +70,7 @@ func createdBy(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding)
 // Nothing else on an existing ServiceAccount is touched.
 func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIdentityBinding, name, roleARN string) error {
 	key := types.NamespacedName{Namespace: b.Namespace, Name: name}
-	sa := serviceAccountMeta()
+	sa := ServiceAccountMeta()
 	err := r.Get(ctx, key, sa)
 	if apierrors.IsNotFound(err) {
 		// The cache may lag: confirm with a live read before creating, so a
@@ -180,7 +180,7 @@ const (
 func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.PodIdentityBinding, names []string, mode releaseMode) error {
 	manager := naming.FieldManager(b.Name)
 	for _, name := range names {
-		sa := serviceAccountMeta()
+		sa := ServiceAccountMeta()
 		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, sa); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue

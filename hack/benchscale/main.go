@@ -53,6 +53,7 @@ var (
 	throttling = flag.Duration("throttling", 20*time.Second, "Length of the 50% throttling after the outage.")
 	extraArgs  = flag.String("operator-args", "", "Extra operator flags, space-separated.")
 	memLimit   = flag.String("operator-gomemlimit", "", "GOMEMLIMIT of the operator process only, as --memory-limit-ratio sets it in a container (e.g. 230MiB for the manifests' 256Mi limit).")
+	keepLogs   = flag.String("keep-logs", "", "Directory to copy the operator's logs to (they are deleted with the run's scratch directory otherwise).")
 	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
 
@@ -115,6 +116,9 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if *keepLogs != "" {
+		defer keepOperatorLogs(dir, *keepLogs)
+	}
 	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return err
@@ -205,7 +209,11 @@ func run() error {
 	for i, n := range names {
 		lat = append(lat, readyAt[nsOf(i)+"/"+n].Sub(created[i]))
 	}
-	time.Sleep(3 * time.Second) // let follow-up reconciles finish before counting
+	// Follow-up reconciles (after the operator's own ServiceAccount and
+	// status writes) belong to the creation: count them too.
+	if err := idle(metricsURL, 10*time.Minute); err != nil {
+		return err
+	}
 	createIAM := diff(proxy.CallsByAction(), iamBefore)
 	kubeAfter, err := restRequests(metricsURL)
 	if err != nil {
@@ -379,8 +387,39 @@ func quiet(p *testenv.Proxy, d, max time.Duration) {
 	}
 }
 
+// idle waits until the operator's binding controller has nothing queued and
+// no reconcile running, twice in a row a second apart.
+func idle(url string, max time.Duration) error {
+	end := time.Now().Add(max)
+	for calm := 0; calm < 2; time.Sleep(time.Second) {
+		if time.Now().After(end) {
+			return fmt.Errorf("the binding controller was still busy after %s", max)
+		}
+		depth, err := scrape(url, `workqueue_depth{`, `name="podidentitybinding"`, "")
+		if err != nil {
+			return err
+		}
+		active, err := scrape(url, `controller_runtime_active_workers{`, `controller="podidentitybinding"`, "")
+		if err != nil {
+			return err
+		}
+		if depth[""]+active[""] == 0 {
+			calm++
+		} else {
+			calm = 0
+		}
+	}
+	return nil
+}
+
 // restRequests reads the operator's client-go request counter by method.
 func restRequests(url string) (map[string]int, error) {
+	return scrape(url, "rest_client_requests_total{", "", "method")
+}
+
+// scrape sums the samples of a metric (its name and opening brace) that
+// carry the label filter, by the value of the label by ("" sums them all).
+func scrape(url, metric, filter, by string) (map[string]int, error) {
 	resp, err := http.Get(url) //nolint:gosec // loopback
 	if err != nil {
 		return nil, err
@@ -391,18 +430,21 @@ func restRequests(url string) (map[string]int, error) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "rest_client_requests_total{") {
-			continue
-		}
-		i := strings.Index(line, `method="`)
 		j := strings.LastIndex(line, " ")
-		if i < 0 || j < 0 {
+		if !strings.HasPrefix(line, metric) || !strings.Contains(line, filter) || j < 0 {
 			continue
 		}
-		method := line[i+8:]
-		method = method[:strings.Index(method, `"`)]
+		key := ""
+		if by != "" {
+			i := strings.Index(line, by+`="`)
+			if i < 0 {
+				continue
+			}
+			key = line[i+len(by)+2:]
+			key = key[:strings.Index(key, `"`)]
+		}
 		v, _ := strconv.ParseFloat(line[j+1:], 64)
-		out[method] += int(v)
+		out[key] += int(v)
 	}
 	return out, sc.Err()
 }
@@ -501,4 +543,22 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
+}
+
+// keepOperatorLogs copies the operator's logs out of the scratch directory.
+func keepOperatorLogs(from, to string) {
+	logs, _ := filepath.Glob(filepath.Join(from, "*.log"))
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-scale: keeping logs:", err)
+		return
+	}
+	for _, l := range logs {
+		data, err := os.ReadFile(l)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(to, filepath.Base(l)), data, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-scale: keeping logs:", err)
+		}
+	}
 }

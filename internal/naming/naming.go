@@ -59,12 +59,15 @@ func ValidRoleNameRune(r rune) bool {
 	return false
 }
 
+// FieldManagerPrefix starts the name of every field manager FieldManager returns.
+const FieldManagerPrefix = "podidentity-operator/"
+
 // FieldManager returns the server-side-apply field manager the operator uses
 // for a binding's ServiceAccount annotations. One manager per binding lets a
 // binding release exactly the fields it set. Field managers are limited to
 // 128 characters, so long binding names are hashed.
 func FieldManager(bindingName string) string {
-	const prefix = "podidentity-operator/"
+	const prefix = FieldManagerPrefix
 	m := prefix + bindingName
 	if len(m) <= 128 {
 		return m

@@ -369,6 +369,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	mgrOpts.Cache.ByObject = map[client.Object]cache.ByObject{
 		&v1alpha1.PodIdentityBinding{}:   {Transform: StripApplyMetadata},
 		&v1alpha1.PodIdentityGuardrail{}: {Transform: StripApplyMetadata},
+		controllers.ServiceAccountMeta(): {Transform: controllers.TrimMetadata},
+		controllers.NamespaceMeta():      {Transform: controllers.TrimMetadata},
 	}
 	if o.TrackPods {
 		// Pods are cached trimmed to what the pods controller reads.

@@ -259,11 +259,21 @@ func set(in StringList, norm func(string) string) StringList {
 	return out
 }
 
+// Canonical is a document's canonical form (Document.Canonical) as compact
+// JSON. Two documents mean the same thing when their Canonical values are
+// equal. A string is a fraction of the size of the parsed document, so this
+// is how the operator keeps the documents it observed.
+type Canonical string
+
+// Canon returns the document's canonical form as compact JSON.
+func (d Document) Canon() Canonical {
+	b, _ := json.Marshal(d.Canonical()) // cannot fail: plain strings, maps and slices
+	return Canonical(b)
+}
+
 // Equal reports whether two documents mean the same thing.
 func Equal(a, b Document) bool {
-	ja, errA := json.Marshal(a.Canonical())
-	jb, errB := json.Marshal(b.Canonical())
-	return errA == nil && errB == nil && bytes.Equal(ja, jb)
+	return a.Canon() == b.Canon()
 }
 
 // EqualRaw compares a document IAM returned (raw, possibly URL-encoded) with

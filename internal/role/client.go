@@ -38,14 +38,16 @@ func (c Client) Get(ctx context.Context, name string) (*Observed, error) {
 // GetAccountAuthorizationDetails both return, parsed.
 func newObserved(arn, id, path, trust *string, boundary *types.AttachedPermissionsBoundary, tags []types.Tag) *Observed {
 	o := &Observed{
-		ARN:       aws.ToString(arn),
-		ID:        aws.ToString(id),
-		Path:      aws.ToString(path),
-		Tags:      map[string]string{},
-		Inline:    map[string]policy.Document{},
-		InlineErr: map[string]error{},
+		ARN:  aws.ToString(arn),
+		ID:   aws.ToString(id),
+		Path: aws.ToString(path),
+		Tags: make(map[string]string, len(tags)),
 	}
-	o.Trust, o.TrustErr = policy.Parse(aws.ToString(trust))
+	if doc, err := policy.Parse(aws.ToString(trust)); err != nil {
+		o.TrustErr = err
+	} else {
+		o.Trust = doc.Canon()
+	}
 	if boundary != nil {
 		o.Boundary = aws.ToString(boundary.PermissionsBoundaryArn)
 	}
@@ -55,15 +57,21 @@ func newObserved(arn, id, path, trust *string, boundary *types.AttachedPermissio
 	return o
 }
 
-// addInline records an inline policy document as IAM returned it: parsed,
-// or its parse error.
+// addInline records an inline policy document as IAM returned it: kept
+// (InlineOf), or its parse error.
 func (o *Observed) addInline(name, doc string) {
 	parsed, err := policy.Parse(doc)
 	if err != nil {
+		if o.InlineErr == nil {
+			o.InlineErr = map[string]error{}
+		}
 		o.InlineErr[name] = err
 		return
 	}
-	o.Inline[name] = parsed
+	if o.Inline == nil {
+		o.Inline = map[string]InlinePolicy{}
+	}
+	o.Inline[name] = InlineOf(parsed)
 }
 
 // Observe reads a role, its inline policies and its attachments. It returns

@@ -20,19 +20,36 @@ type Observed struct {
 	// Unlisted: Description and MaxSessionDuration are not known (a drift
 	// sweep's snapshot has not listed this role yet); Diff leaves them alone.
 	Unlisted bool
-	// Trust is the parsed trust policy; TrustErr is set when IAM returned a
-	// document that does not parse (it is then rewritten).
-	Trust    policy.Document
+	// Trust is the trust policy in canonical form; TrustErr is set when IAM
+	// returned a document that does not parse (it is then rewritten).
+	Trust    policy.Canonical
 	TrustErr error
 	Boundary string
 	Tags     map[string]string
-	// Inline maps inline policy names to their parsed documents; a policy
-	// that does not parse is recorded in InlineErr.
-	Inline    map[string]policy.Document
+	// Inline maps inline policy names to their documents; a policy that
+	// does not parse is recorded in InlineErr. Either map may be nil.
+	Inline    map[string]InlinePolicy
 	InlineErr map[string]error
 	// ManagedPolicies is sorted.
 	ManagedPolicies []string
 }
+
+// InlinePolicy is an observed inline policy, kept compactly (the operator
+// keeps every role it manages in memory): the document as compact JSON, to
+// read its statements back, and its canonical form, to compare it.
+type InlinePolicy struct {
+	JSON  string
+	Canon policy.Canonical
+}
+
+// InlineOf keeps a parsed inline policy.
+func InlineOf(d policy.Document) InlinePolicy {
+	text, _ := d.JSON() // cannot fail: plain strings, maps and slices
+	return InlinePolicy{JSON: text, Canon: d.Canon()}
+}
+
+// Document parses the policy back.
+func (p InlinePolicy) Document() (policy.Document, error) { return policy.Parse(p.JSON) }
 
 // Plan is the set of IAM writes that bring an observed role to the desired one.
 type Plan struct {
@@ -76,7 +93,7 @@ func Diff(d Desired, o Observed) Plan {
 	var p Plan
 	add := func(kind, detail string) { p.changes = append(p.changes, kind+": "+detail) }
 
-	if o.TrustErr != nil || !policy.Equal(o.Trust, d.Trust) {
+	if o.TrustErr != nil || o.Trust != d.Trust.Canon() {
 		p.UpdateTrust = true
 		add("TrustPolicy", "trust policy differs from the binding")
 	}
@@ -108,7 +125,7 @@ func Diff(d Desired, o Observed) Plan {
 	}
 	if d.Permissions != nil {
 		got, ok := o.Inline[InlinePolicyName]
-		if !ok || o.InlineErr[InlinePolicyName] != nil || !policy.Equal(got, *d.Permissions) {
+		if !ok || o.InlineErr[InlinePolicyName] != nil || got.Canon != d.Permissions.Canon() {
 			p.PutPermissions = true
 			if ok {
 				add("InlinePolicy", "permission policy differs from the binding")
@@ -196,13 +213,13 @@ func Applied(d Desired, o Observed, p Plan) *Observed {
 		out.Tags = map[string]string{}
 	}
 	if out.Inline == nil {
-		out.Inline = map[string]policy.Document{}
+		out.Inline = map[string]InlinePolicy{}
 	}
 	if out.InlineErr == nil {
 		out.InlineErr = map[string]error{}
 	}
 	if p.UpdateTrust {
-		out.Trust, out.TrustErr = d.Trust, nil
+		out.Trust, out.TrustErr = d.Trust.Canon(), nil
 	}
 	if p.UpdateRole {
 		out.Description, out.MaxSessionDuration = d.Description, d.MaxSessionDuration
@@ -215,7 +232,7 @@ func Applied(d Desired, o Observed, p Plan) *Observed {
 		delete(out.InlineErr, n)
 	}
 	if p.PutPermissions && d.Permissions != nil {
-		out.Inline[InlinePolicyName] = *d.Permissions
+		out.Inline[InlinePolicyName] = InlineOf(*d.Permissions)
 		delete(out.InlineErr, InlinePolicyName)
 	}
 	if len(p.Attach) > 0 || len(p.Detach) > 0 {

@@ -34,15 +34,15 @@ func testBinding() *v1alpha1.PodIdentityBinding {
 // observedFrom is what IAM would report for a role created from d.
 func observedFrom(d Desired) Observed {
 	o := Observed{
-		Description: d.Description, MaxSessionDuration: d.MaxSessionDuration, Trust: d.Trust,
-		Boundary: d.Boundary, Tags: map[string]string{}, Inline: map[string]policy.Document{},
+		Description: d.Description, MaxSessionDuration: d.MaxSessionDuration, Trust: d.Trust.Canon(),
+		Boundary: d.Boundary, Tags: map[string]string{}, Inline: map[string]InlinePolicy{},
 		ManagedPolicies: append([]string(nil), d.ManagedPolicies...),
 	}
 	for k, v := range d.Tags {
 		o.Tags[k] = v
 	}
 	if d.Permissions != nil {
-		o.Inline[InlinePolicyName] = *d.Permissions
+		o.Inline[InlinePolicyName] = InlineOf(*d.Permissions)
 	}
 	return o
 }
@@ -77,14 +77,14 @@ func TestDiff(t *testing.T) {
 	}{
 		{name: "in sync", desired: desired, mutate: func(*Observed) {}},
 		{name: "trust widened", desired: desired, mutate: func(o *Observed) {
-			o.Trust = policy.TrustPolicy(policy.TrustInput{ProviderARN: testConfig.ProviderARN, Issuer: testConfig.Issuer, Namespace: "shop", ServiceAccount: "other"})
+			o.Trust = policy.TrustPolicy(policy.TrustInput{ProviderARN: testConfig.ProviderARN, Issuer: testConfig.Issuer, Namespace: "shop", ServiceAccount: "other"}).Canon()
 		}, want: []string{"TrustPolicy"}},
 		{name: "unparseable trust is rewritten", desired: desired, mutate: func(o *Observed) { o.TrustErr = errors.New("bad") }, want: []string{"TrustPolicy"}},
 		{name: "inline policy edited", desired: desired, mutate: func(o *Observed) {
-			o.Inline[InlinePolicyName] = policy.Document{Version: policy.Version, Statement: []policy.Statement{{Effect: "Allow", Action: policy.StringList{"*"}, Resource: policy.StringList{"*"}}}}
+			o.Inline[InlinePolicyName] = InlineOf(policy.Document{Version: policy.Version, Statement: []policy.Statement{{Effect: "Allow", Action: policy.StringList{"*"}, Resource: policy.StringList{"*"}}}})
 		}, want: []string{"InlinePolicy"}},
 		{name: "inline policy deleted", desired: desired, mutate: func(o *Observed) { delete(o.Inline, InlinePolicyName) }, want: []string{"InlinePolicy"}},
-		{name: "extra inline policy", desired: desired, mutate: func(o *Observed) { o.Inline["admin"] = policy.Document{} }, want: []string{"ExtraInlinePolicy"}},
+		{name: "extra inline policy", desired: desired, mutate: func(o *Observed) { o.Inline["admin"] = InlineOf(policy.Document{}) }, want: []string{"ExtraInlinePolicy"}},
 		{name: "managed policy attached and detached", desired: desired, mutate: func(o *Observed) {
 			o.ManagedPolicies = []string{"arn:aws:iam::aws:policy/AdministratorAccess"}
 		}, want: []string{"ManagedPolicies", "ManagedPolicies"}},
@@ -120,7 +120,7 @@ func TestDiffPlan(t *testing.T) {
 	d := DesiredFor(testConfig, testBinding())
 	o := observedFrom(d)
 	o.ManagedPolicies = []string{"arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/ReadOnlyAccess"}
-	o.Inline["admin"] = policy.Document{}
+	o.Inline["admin"] = InlineOf(policy.Document{})
 	o.Tags["extra"] = "1"
 	p := Diff(d, o)
 	if diff := cmp.Diff([]string{"arn:aws:iam::aws:policy/AdministratorAccess"}, p.Detach); diff != "" {
@@ -196,12 +196,12 @@ func TestCurrentBinding(t *testing.T) {
 func TestTagKeysCaseInsensitive(t *testing.T) {
 	d := Desired{Tags: map[string]string{TagCluster: "dev", "Team": "a"}}
 	// Same keys in another case, same values: in sync.
-	p := Diff(d, Observed{Tags: map[string]string{"PodIdentity.io/Cluster": "dev", "team": "a"}, Trust: d.Trust})
+	p := Diff(d, Observed{Tags: map[string]string{"PodIdentity.io/Cluster": "dev", "team": "a"}, Trust: d.Trust.Canon()})
 	if p.SetTags != nil || p.Untag != nil {
 		t.Errorf("case-only differences are changes: %v", p.Changes())
 	}
 	// A case variant with another cluster's value is overwritten, never kept.
-	p = Diff(d, Observed{Tags: map[string]string{"PodIdentity.io/cluster": "other", "team": "a"}, Trust: d.Trust})
+	p = Diff(d, Observed{Tags: map[string]string{"PodIdentity.io/cluster": "other", "team": "a"}, Trust: d.Trust.Canon()})
 	if p.SetTags[TagCluster] != "dev" || len(p.Untag) != 0 {
 		t.Errorf("plan = %v", p.Changes())
 	}
@@ -248,7 +248,7 @@ func TestAppliedConverges(t *testing.T) {
 		d := DesiredFor(cfg, b)
 		o := observedFrom(DesiredFor(testConfig, testBinding()))
 		if pick(2) {
-			o.Inline["backdoor"] = policy.Document{Version: policy.Version}
+			o.Inline["backdoor"] = InlineOf(policy.Document{Version: policy.Version})
 		}
 		if pick(2) {
 			o.InlineErr = map[string]error{"broken": errors.New("bad")}
@@ -260,7 +260,7 @@ func TestAppliedConverges(t *testing.T) {
 			o.ManagedPolicies = append(o.ManagedPolicies, "arn:aws:iam::aws:policy/AdministratorAccess")
 		}
 		if pick(2) {
-			o.Trust = policy.Document{}
+			o.Trust = policy.Document{}.Canon()
 		}
 		if pick(2) {
 			o.MaxSessionDuration = 7200
