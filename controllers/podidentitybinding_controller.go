@@ -230,7 +230,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 	}
 	apply := func(actions []planner.Action) error {
 		for _, a := range actions {
-			if err := r.applyAction(ctx, b, a, wasSynced, arns); err != nil {
+			if err := r.applyAction(ctx, b, a, wasSynced, arns, p.ServiceAccount); err != nil {
 				return err
 			}
 		}
@@ -260,7 +260,11 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 	if p.Current != "" {
 		arn := arns[p.Current]
 		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = p.Current, arn, planner.KnownID(b, p.Current)
-		if err := r.syncServiceAccount(ctx, b, p.ServiceAccount, arn); err != nil {
+		// A role created by this reconcile was announced with its
+		// ServiceAccount (RoleCreated): annotating the ServiceAccount for it
+		// is part of that, not a second event.
+		announce := in.Roles[p.Current] != nil
+		if err := r.syncServiceAccount(ctx, b, p.ServiceAccount, arn, announce); err != nil {
 			msg := fmt.Sprintf("annotating ServiceAccount %s: %v", p.ServiceAccount, err)
 			setFailed(b, v1alpha1.ReasonServiceAccountError, msg, v1alpha1.ConditionServiceAccountSynced)
 			return ctrl.Result{}, err
@@ -314,7 +318,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 // applyAction makes the IAM writes of one planned action and records the
 // result in status as soon as IAM has it, so a later failure never makes the
 // binding forget a role.
-func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBinding, a planner.Action, wasSynced bool, arns map[string]string) error {
+func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBinding, a planner.Action, wasSynced bool, arns map[string]string, serviceAccount string) error {
 	log := logf.FromContext(ctx).WithValues("role", a.Name)
 	switch a.Op {
 	case planner.OpCreate:
@@ -330,7 +334,7 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 			driftCorrections.WithLabelValues("RoleDeleted").Inc()
 			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "role "+a.Name+" was deleted outside the operator; recreated it")
 		} else {
-			r.event(b, corev1.EventTypeNormal, EventRoleCreated, "created IAM role "+arn)
+			r.event(b, corev1.EventTypeNormal, EventRoleCreated, "created IAM role "+arn+" for ServiceAccount "+serviceAccount)
 		}
 		log.Info("created role", "arn", arn)
 	case planner.OpUpdate, planner.OpPark:

@@ -122,9 +122,12 @@ var _ = Describe("PodIdentityBinding", func() {
 		Expect(aws.ToString(out.Credentials.SessionToken)).NotTo(BeEmpty())
 		Expect(aws.ToString(out.AssumedRoleUser.Arn)).To(ContainSubstring(roleName))
 
-		By("events tell what happened")
+		By("one event tells what happened: the role was created for the ServiceAccount")
 		Eventually(func() []string { return eventReasons(ns, "orders-reader") }, timeout, interval).
-			Should(ContainElements("RoleCreated", "ServiceAccountUpdated"))
+			Should(ContainElement("RoleCreated"))
+		Expect(eventNotes(ns, "orders-reader", "RoleCreated")).To(Equal("created IAM role " + b.Status.RoleArn + " for ServiceAccount orders"))
+		// Events are sent asynchronously: give a second one time to show up.
+		Consistently(func() []string { return eventReasons(ns, "orders-reader") }, 2*time.Second, interval).Should(ConsistOf("RoleCreated"))
 
 		deleteBinding(ns, "orders-reader")
 	})
@@ -353,6 +356,8 @@ var _ = Describe("PodIdentityBinding", func() {
 		got.Annotations["eks.amazonaws.com/role-arn"] = "arn:aws:iam::999999999999:role/evil"
 		Expect(k8s.Update(ctx, got)).To(Succeed())
 		Eventually(annotation(ns, "helm-sa", "eks.amazonaws.com/role-arn"), watchDeadline, 50*time.Millisecond).Should(Equal(b.Status.RoleArn))
+		Eventually(func() string { return eventNotes(ns, "helmed", "ServiceAccountUpdated") }, timeout, interval).
+			Should(ContainSubstring("annotated ServiceAccount helm-sa with role ARN " + b.Status.RoleArn))
 
 		By("deleting the binding removes only our annotation and keeps the ServiceAccount")
 		deleteBinding(ns, "helmed")

@@ -67,8 +67,9 @@ func createdBy(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding)
 // syncServiceAccount sets the binding's annotations on its ServiceAccount by
 // server-side apply with the binding's own field manager, creating the
 // ServiceAccount (labelled, owned by the binding) when it does not exist.
-// Nothing else on an existing ServiceAccount is touched.
-func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIdentityBinding, name, roleARN string) error {
+// Nothing else on an existing ServiceAccount is touched. A change is
+// announced with a ServiceAccountUpdated event when announce is set.
+func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIdentityBinding, name, roleARN string, announce bool) error {
 	key := types.NamespacedName{Namespace: b.Namespace, Name: name}
 	sa := ServiceAccountMeta()
 	err := r.Get(ctx, key, sa)
@@ -101,7 +102,9 @@ func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIden
 	if !exists {
 		verb = "created"
 	}
-	r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, fmt.Sprintf("%s ServiceAccount %s with role ARN %s", verb, key.Name, roleARN))
+	if announce {
+		r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, fmt.Sprintf("%s ServiceAccount %s with role ARN %s", verb, key.Name, roleARN))
+	}
 	logf.FromContext(ctx).Info("ServiceAccount "+verb, "serviceAccount", key.Name)
 	return nil
 }
