@@ -213,8 +213,14 @@ func TestTrimMetadata(t *testing.T) {
 	if f := sa.ManagedFields[0]; f.FieldsV1 != nil || f.Time != nil || f.Operation != metav1.ManagedFieldsOperationUpdate {
 		t.Errorf("other manager's entry kept %+v", f)
 	}
-	if sa.ManagedFields[1].FieldsV1 != ours {
-		t.Error("the operator's own field set was dropped")
+	if got := string(sa.ManagedFields[1].FieldsV1.Raw); got != `{"f:metadata":{"f:annotations":{"f:`+AnnotationRoleARN+`":{}}}}` {
+		t.Errorf("the operator's own field set became %s", got)
+	}
+	other := ServiceAccountMeta()
+	other.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: naming.FieldManager("other"), FieldsV1: &metav1.FieldsV1{Raw: append([]byte(nil), ours.Raw...)}}}
+	_, _ = TrimMetadata(other)
+	if other.ManagedFields[0].FieldsV1 != sa.ManagedFields[1].FieldsV1 {
+		t.Error("equal field sets are not shared")
 	}
 	if want := map[string]string{AnnotationRoleARN: "arn", "team": "a"}; !reflect.DeepEqual(sa.Annotations, want) {
 		t.Errorf("annotations %v, want %v", sa.Annotations, want)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,14 +39,15 @@ func namespaceMetaList() *metav1.PartialObjectMetadataList {
 
 // TrimMetadata is the cache transform of ServiceAccount and Namespace
 // metadata. Of managed fields the operator reads which managers wrote to a
-// ServiceAccount (hasManager, onlyManager) and which annotations its own
-// managers own (ownsAnnotation); of annotations, its own keys. So it keeps
-// each managed-fields entry's manager and operation, the field sets of its
-// own managers only, and drops kubectl's last-applied-configuration
-// annotation: together most of the metadata of a ServiceAccount that a tool
-// applied. ServiceAccounts are only ever written by server-side apply built
-// from scratch or deleted with preconditions, and releases read them live, so
-// nothing dropped here is written back.
+// ServiceAccount (hasManager, onlyManager) and which of its annotations its
+// own managers own (ownsAnnotation); of annotations, its own keys. So it
+// keeps each managed-fields entry's manager and operation; the field set of
+// one of its own managers becomes the list of the operator's annotations it
+// owns (one shared copy per combination); other managers' field sets and
+// kubectl's last-applied-configuration annotation are dropped: together most
+// of the metadata of a ServiceAccount. ServiceAccounts are only ever written
+// by server-side apply built from scratch or deleted with preconditions, and
+// releases read them live, so nothing dropped here is written back.
 func TrimMetadata(in any) (any, error) {
 	m, ok := in.(*metav1.PartialObjectMetadata)
 	if !ok {
@@ -53,8 +55,8 @@ func TrimMetadata(in any) (any, error) {
 	}
 	for i, mf := range m.ManagedFields {
 		kept := metav1.ManagedFieldsEntry{Manager: mf.Manager, Operation: mf.Operation}
-		if strings.HasPrefix(mf.Manager, naming.FieldManagerPrefix) {
-			kept.FieldsType, kept.FieldsV1 = mf.FieldsType, mf.FieldsV1
+		if strings.HasPrefix(mf.Manager, naming.FieldManagerPrefix) && mf.FieldsV1 != nil {
+			kept.FieldsType, kept.FieldsV1 = mf.FieldsType, ownedAnnotationsField(mf.FieldsV1.Raw)
 		}
 		m.ManagedFields[i] = kept
 	}
@@ -62,4 +64,25 @@ func TrimMetadata(in any) (any, error) {
 		delete(m.Annotations, corev1.LastAppliedConfigAnnotation)
 	}
 	return m, nil
+}
+
+// ownedFields holds one field set per combination of the operator's
+// annotations (a handful), shared by every cached ServiceAccount.
+var ownedFields sync.Map // string -> *metav1.FieldsV1
+
+// ownedAnnotationsField is a field set listing only the operator's
+// annotations that fieldsV1 owns.
+func ownedAnnotationsField(fieldsV1 []byte) *metav1.FieldsV1 {
+	var keys []string
+	for _, k := range operatorAnnotations {
+		if containsAnnotation(fieldsV1, k) {
+			keys = append(keys, `"f:`+k+`":{}`)
+		}
+	}
+	doc := `{"f:metadata":{"f:annotations":{` + strings.Join(keys, ",") + `}}}`
+	if f, ok := ownedFields.Load(doc); ok {
+		return f.(*metav1.FieldsV1)
+	}
+	f, _ := ownedFields.LoadOrStore(doc, &metav1.FieldsV1{Raw: []byte(doc)})
+	return f.(*metav1.FieldsV1)
 }

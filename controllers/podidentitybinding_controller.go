@@ -531,6 +531,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if r.Sweep != nil {
 		// Bindings whose roles drifted in IAM.
 		b = b.WatchesRawSource(source.Channel(r.Sweep.Events(), &handler.EnqueueRequestForObject{}))
+		r.Sweep.informers = mgr.GetCache()
 		if err := mgr.Add(r.Sweep); err != nil {
 			return err
 		}

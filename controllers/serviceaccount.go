@@ -31,6 +31,9 @@ const (
 // tokenAnnotations are the optional annotations a binding sets besides the role ARN.
 var tokenAnnotations = []string{AnnotationAudience, AnnotationSTSRegionalEndpoints, AnnotationTokenExpiration}
 
+// operatorAnnotations are every annotation a binding may set on its ServiceAccount.
+var operatorAnnotations = append([]string{AnnotationRoleARN}, tokenAnnotations...)
+
 // LabelManagedBy marks a ServiceAccount the operator created.
 const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
@@ -224,7 +227,7 @@ func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.Pod
 // currentAnnotations are the binding's annotations as they are on the ServiceAccount.
 func currentAnnotations(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding) map[string]string {
 	out := map[string]string{}
-	for _, k := range append([]string{AnnotationRoleARN}, tokenAnnotations...) {
+	for _, k := range operatorAnnotations {
 		if v, ok := sa.Annotations[k]; ok && ownsAnnotation(sa, b, k) {
 			out[k] = v
 		}

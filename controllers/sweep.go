@@ -2,12 +2,15 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/wait"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -33,6 +36,10 @@ type Sweeper struct {
 	// Cache, when set, is refilled from every snapshot, so reconciles reuse
 	// it instead of reading each role.
 	Cache *RoleCache
+
+	// informers, set by the reconciler's SetupWithManager, holds the
+	// bindings' informer: the sweep reads its store instead of a copy.
+	informers ctrlcache.Informers
 
 	events chan event.GenericEvent
 	once   sync.Once
@@ -81,17 +88,14 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 		s.Cache.Fill(snap, at)
 	}
 	r := s.Reconciler
-	list := &v1alpha1.PodIdentityBindingList{}
-	// Read-only use of every binding: no copy of the whole cache per sweep
-	// (the planner and the guard never modify the binding they are given).
-	if err := r.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+	bindings, err := s.bindings(ctx)
+	if err != nil {
 		return nil, err
 	}
 	observe := func(_ context.Context, name string) (*role.Observed, error) { return snap[name], nil }
 	policies := &sweepPolicies{inner: r.Policies, seen: map[string]guard.ManagedPolicy{}}
 	var drifted []*v1alpha1.PodIdentityBinding
-	for i := range list.Items {
-		b := &list.Items[i]
+	for _, b := range bindings {
 		if !b.DeletionTimestamp.IsZero() {
 			continue // being deleted: its own reconciles are running
 		}
@@ -114,6 +118,41 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 		}
 	}
 	return drifted, nil
+}
+
+// bindings returns every cached binding for read-only use (the planner and
+// the guard never modify the binding they are given). From the informer's
+// store it copies nothing; a list through the client would copy every
+// binding (about 1 KB each) on each sweep.
+func (s *Sweeper) bindings(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, error) {
+	if s.informers != nil {
+		inf, err := s.informers.GetInformer(ctx, &v1alpha1.PodIdentityBinding{})
+		if err != nil {
+			return nil, err
+		}
+		st, ok := inf.(interface{ GetStore() toolscache.Store })
+		if !ok {
+			// Fails every sweep test rather than copying silently.
+			return nil, fmt.Errorf("the bindings' informer (%T) exposes no store", inf)
+		}
+		objs := st.GetStore().List()
+		out := make([]*v1alpha1.PodIdentityBinding, 0, len(objs))
+		for _, o := range objs {
+			if b, ok := o.(*v1alpha1.PodIdentityBinding); ok {
+				out = append(out, b)
+			}
+		}
+		return out, nil
+	}
+	list := &v1alpha1.PodIdentityBindingList{}
+	if err := s.Reconciler.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	out := make([]*v1alpha1.PodIdentityBinding, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
 }
 
 // needsReconcile reports whether applying the plan would write anything in

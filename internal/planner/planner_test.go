@@ -34,7 +34,7 @@ func binding(ns, name, sa string, actions ...string) *v1alpha1.PodIdentityBindin
 func observed(b *v1alpha1.PodIdentityBinding, name, id string) *role.Observed {
 	d := role.DesiredFor(cfg, b)
 	o := &role.Observed{ARN: "arn:aws:iam::123456789012:role/podidentity/" + name, ID: id, Path: d.Path, Description: d.Description,
-		MaxSessionDuration: d.MaxSessionDuration, Trust: d.Trust.Canon(), Tags: d.Tags, Inline: map[string]role.InlinePolicy{}, ManagedPolicies: d.ManagedPolicies}
+		MaxSessionDuration: d.MaxSessionDuration, Trust: d.Trust.Fingerprint(), Tags: d.Tags, Inline: map[string]role.InlinePolicy{}, ManagedPolicies: d.ManagedPolicies}
 	if d.Permissions != nil {
 		o.Inline[role.InlinePolicyName] = role.InlineOf(*d.Permissions)
 	}
@@ -290,7 +290,7 @@ func TestPlans(t *testing.T) {
 				o := current(base())
 				widened := role.DesiredFor(cfg, base()).Trust
 				widened.Statement[0].Condition = policy.Condition{"StringLike": {cfg.Issuer + ":sub": {"*"}}}
-				o.Trust = widened.Canon()
+				o.Trust = widened.Fingerprint()
 				return map[string]*role.Observed{"dev_ns_app": o}
 			},
 			wantReason: v1alpha1.ReasonInvalidSpec, wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},

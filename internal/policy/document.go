@@ -4,6 +4,7 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -259,21 +260,22 @@ func set(in StringList, norm func(string) string) StringList {
 	return out
 }
 
-// Canonical is a document's canonical form (Document.Canonical) as compact
-// JSON. Two documents mean the same thing when their Canonical values are
-// equal. A string is a fraction of the size of the parsed document, so this
-// is how the operator keeps the documents it observed.
-type Canonical string
+// Fingerprint identifies a document by meaning: the SHA-256 of its
+// canonical form (Document.Canonical) as JSON. Two documents mean the same
+// thing when their fingerprints are equal. It is how the operator keeps the
+// documents of every role it observed: 32 bytes instead of a parsed document
+// or its text.
+type Fingerprint [sha256.Size]byte
 
-// Canon returns the document's canonical form as compact JSON.
-func (d Document) Canon() Canonical {
+// Fingerprint returns the document's fingerprint.
+func (d Document) Fingerprint() Fingerprint {
 	b, _ := json.Marshal(d.Canonical()) // cannot fail: plain strings, maps and slices
-	return Canonical(b)
+	return sha256.Sum256(b)
 }
 
 // Equal reports whether two documents mean the same thing.
 func Equal(a, b Document) bool {
-	return a.Canon() == b.Canon()
+	return a.Fingerprint() == b.Fingerprint()
 }
 
 // EqualRaw compares a document IAM returned (raw, possibly URL-encoded) with

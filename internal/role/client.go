@@ -46,7 +46,7 @@ func newObserved(arn, id, path, trust *string, boundary *types.AttachedPermissio
 	if doc, err := policy.Parse(aws.ToString(trust)); err != nil {
 		o.TrustErr = err
 	} else {
-		o.Trust = doc.Canon()
+		o.Trust = doc.Fingerprint()
 	}
 	if boundary != nil {
 		o.Boundary = aws.ToString(boundary.PermissionsBoundaryArn)

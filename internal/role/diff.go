@@ -20,9 +20,9 @@ type Observed struct {
 	// Unlisted: Description and MaxSessionDuration are not known (a drift
 	// sweep's snapshot has not listed this role yet); Diff leaves them alone.
 	Unlisted bool
-	// Trust is the trust policy in canonical form; TrustErr is set when IAM
+	// Trust is the trust policy's fingerprint; TrustErr is set when IAM
 	// returned a document that does not parse (it is then rewritten).
-	Trust    policy.Canonical
+	Trust    policy.Fingerprint
 	TrustErr error
 	Boundary string
 	Tags     map[string]string
@@ -36,16 +36,16 @@ type Observed struct {
 
 // InlinePolicy is an observed inline policy, kept compactly (the operator
 // keeps every role it manages in memory): the document as compact JSON, to
-// read its statements back, and its canonical form, to compare it.
+// read its statements back, and its fingerprint, to compare it.
 type InlinePolicy struct {
-	JSON  string
-	Canon policy.Canonical
+	JSON        string
+	Fingerprint policy.Fingerprint
 }
 
 // InlineOf keeps a parsed inline policy.
 func InlineOf(d policy.Document) InlinePolicy {
 	text, _ := d.JSON() // cannot fail: plain strings, maps and slices
-	return InlinePolicy{JSON: text, Canon: d.Canon()}
+	return InlinePolicy{JSON: text, Fingerprint: d.Fingerprint()}
 }
 
 // Document parses the policy back.
@@ -93,7 +93,7 @@ func Diff(d Desired, o Observed) Plan {
 	var p Plan
 	add := func(kind, detail string) { p.changes = append(p.changes, kind+": "+detail) }
 
-	if o.TrustErr != nil || o.Trust != d.Trust.Canon() {
+	if o.TrustErr != nil || o.Trust != d.Trust.Fingerprint() {
 		p.UpdateTrust = true
 		add("TrustPolicy", "trust policy differs from the binding")
 	}
@@ -125,7 +125,7 @@ func Diff(d Desired, o Observed) Plan {
 	}
 	if d.Permissions != nil {
 		got, ok := o.Inline[InlinePolicyName]
-		if !ok || o.InlineErr[InlinePolicyName] != nil || got.Canon != d.Permissions.Canon() {
+		if !ok || o.InlineErr[InlinePolicyName] != nil || got.Fingerprint != d.Permissions.Fingerprint() {
 			p.PutPermissions = true
 			if ok {
 				add("InlinePolicy", "permission policy differs from the binding")
@@ -219,7 +219,7 @@ func Applied(d Desired, o Observed, p Plan) *Observed {
 		out.InlineErr = map[string]error{}
 	}
 	if p.UpdateTrust {
-		out.Trust, out.TrustErr = d.Trust.Canon(), nil
+		out.Trust, out.TrustErr = d.Trust.Fingerprint(), nil
 	}
 	if p.UpdateRole {
 		out.Description, out.MaxSessionDuration = d.Description, d.MaxSessionDuration

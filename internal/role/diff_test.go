@@ -34,7 +34,7 @@ func testBinding() *v1alpha1.PodIdentityBinding {
 // observedFrom is what IAM would report for a role created from d.
 func observedFrom(d Desired) Observed {
 	o := Observed{
-		Description: d.Description, MaxSessionDuration: d.MaxSessionDuration, Trust: d.Trust.Canon(),
+		Description: d.Description, MaxSessionDuration: d.MaxSessionDuration, Trust: d.Trust.Fingerprint(),
 		Boundary: d.Boundary, Tags: map[string]string{}, Inline: map[string]InlinePolicy{},
 		ManagedPolicies: append([]string(nil), d.ManagedPolicies...),
 	}
@@ -77,7 +77,7 @@ func TestDiff(t *testing.T) {
 	}{
 		{name: "in sync", desired: desired, mutate: func(*Observed) {}},
 		{name: "trust widened", desired: desired, mutate: func(o *Observed) {
-			o.Trust = policy.TrustPolicy(policy.TrustInput{ProviderARN: testConfig.ProviderARN, Issuer: testConfig.Issuer, Namespace: "shop", ServiceAccount: "other"}).Canon()
+			o.Trust = policy.TrustPolicy(policy.TrustInput{ProviderARN: testConfig.ProviderARN, Issuer: testConfig.Issuer, Namespace: "shop", ServiceAccount: "other"}).Fingerprint()
 		}, want: []string{"TrustPolicy"}},
 		{name: "unparseable trust is rewritten", desired: desired, mutate: func(o *Observed) { o.TrustErr = errors.New("bad") }, want: []string{"TrustPolicy"}},
 		{name: "inline policy edited", desired: desired, mutate: func(o *Observed) {
@@ -196,12 +196,12 @@ func TestCurrentBinding(t *testing.T) {
 func TestTagKeysCaseInsensitive(t *testing.T) {
 	d := Desired{Tags: map[string]string{TagCluster: "dev", "Team": "a"}}
 	// Same keys in another case, same values: in sync.
-	p := Diff(d, Observed{Tags: map[string]string{"PodIdentity.io/Cluster": "dev", "team": "a"}, Trust: d.Trust.Canon()})
+	p := Diff(d, Observed{Tags: map[string]string{"PodIdentity.io/Cluster": "dev", "team": "a"}, Trust: d.Trust.Fingerprint()})
 	if p.SetTags != nil || p.Untag != nil {
 		t.Errorf("case-only differences are changes: %v", p.Changes())
 	}
 	// A case variant with another cluster's value is overwritten, never kept.
-	p = Diff(d, Observed{Tags: map[string]string{"PodIdentity.io/cluster": "other", "team": "a"}, Trust: d.Trust.Canon()})
+	p = Diff(d, Observed{Tags: map[string]string{"PodIdentity.io/cluster": "other", "team": "a"}, Trust: d.Trust.Fingerprint()})
 	if p.SetTags[TagCluster] != "dev" || len(p.Untag) != 0 {
 		t.Errorf("plan = %v", p.Changes())
 	}
@@ -260,7 +260,7 @@ func TestAppliedConverges(t *testing.T) {
 			o.ManagedPolicies = append(o.ManagedPolicies, "arn:aws:iam::aws:policy/AdministratorAccess")
 		}
 		if pick(2) {
-			o.Trust = policy.Document{}.Canon()
+			o.Trust = policy.Document{}.Fingerprint()
 		}
 		if pick(2) {
 			o.MaxSessionDuration = 7200
