@@ -37,6 +37,9 @@ func main() {
 	if limit, source := operator.SetMemoryLimit(opts.MemoryLimitRatio, os.Getenv, os.ReadFile); limit > 0 {
 		log.Info("Go memory limit set from the container's", "bytes", limit, "source", source, "ratio", opts.MemoryLimitRatio)
 	}
+	if operator.SetGCPercent(opts.GCPercent, os.Getenv) {
+		log.Info("Go garbage collection target set", "percent", opts.GCPercent)
+	}
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

@@ -123,6 +123,15 @@ func (c *RoleCache) get(name string) (*role.Observed, bool) {
 	return e.obs, true
 }
 
+// Known returns what the cache holds of a role, however old (for
+// role.Snapshotter.Known), or nil.
+func (c *RoleCache) Known(name string) *role.Observed {
+	c.init()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries[name].obs
+}
+
 func (c *RoleCache) put(name string, o *role.Observed) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

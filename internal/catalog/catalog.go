@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -49,14 +50,14 @@ type Action struct {
 	Service string // lower case prefix, e.g. "s3"
 	Name    string // as AWS spells it, e.g. "GetObject"
 	Level   AccessLevel
-	key     string // "service:name" in lower case, computed once when loading
+	lower   string // name in lower case: a substring of one lower-cased copy of the data
 }
 
 // String is service:Name.
 func (a Action) String() string { return a.Service + ":" + a.Name }
 
 // Key is service:name in lower case, the form IAM compares action names in.
-func (a Action) Key() string { return a.key }
+func (a Action) Key() string { return a.Service + ":" + a.lower }
 
 // Catalog is the set of IAM actions.
 type Catalog struct {
@@ -89,18 +90,34 @@ func parse(gz []byte) (*Catalog, error) {
 		return nil, err
 	}
 	c := &Catalog{services: map[string][]Action{}}
-	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+	text := strings.TrimSpace(string(raw))
+	// Names and their lower-case forms are substrings of text and of one
+	// lower-cased copy (same offsets: the data is ASCII), not one string
+	// per action.
+	lower := strings.ToLower(text)
+	if len(lower) != len(text) {
+		return nil, errors.New("the action catalog is not ASCII")
+	}
+	for lineAt := 0; lineAt < len(text); {
+		end := strings.IndexByte(text[lineAt:], '\n')
+		if end < 0 {
+			end = len(text) - lineAt
+		}
+		line := text[lineAt : lineAt+end]
 		svc, list, ok := strings.Cut(line, "\t")
 		if !ok {
 			return nil, fmt.Errorf("bad line %q", line)
 		}
+		at := lineAt + len(svc) + 1 // where the entry begins in text
+		lineAt += end + 1
 		var actions []Action
 		for _, entry := range strings.Split(list, ",") {
 			name, code, ok := strings.Cut(entry, "=")
 			if !ok || levelCodes[code] == "" {
 				return nil, fmt.Errorf("bad entry %q of %s", entry, svc)
 			}
-			actions = append(actions, Action{Service: svc, Name: name, Level: levelCodes[code], key: strings.ToLower(svc + ":" + name)})
+			actions = append(actions, Action{Service: svc, Name: name, Level: levelCodes[code], lower: lower[at : at+len(name)]})
+			at += len(entry) + 1
 		}
 		c.services[svc] = actions
 		c.names = append(c.names, svc)
@@ -165,10 +182,10 @@ func (c *Catalog) Expand(pattern string) ([]Action, error) {
 		}
 		return nil, e
 	}
-	lowerPattern := strings.ToLower(svc) + ":" + strings.ToLower(act)
+	lowerPattern := strings.ToLower(act)
 	var out []Action
 	for _, a := range actions {
-		if m, _ := path.Match(lowerPattern, a.key); m {
+		if m, _ := path.Match(lowerPattern, a.lower); m {
 			out = append(out, a)
 		}
 	}

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -102,5 +103,23 @@ func BenchmarkExpand(b *testing.B) {
 		if _, err := c.Expand("dynamodb:Get*"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Every action's key is its name in lower case (the key is cut out of one
+// lower-cased copy of the data at the name's offset).
+func TestKeysAreLowerCaseNames(t *testing.T) {
+	c := Default()
+	n := 0
+	for _, svc := range c.names {
+		for _, a := range c.services[svc] {
+			if a.Key() != strings.ToLower(a.String()) {
+				t.Fatalf("key %q for %s", a.Key(), a)
+			}
+			n++
+		}
+	}
+	if n != c.Actions() || n < 10000 {
+		t.Errorf("%d actions checked", n)
 	}
 }

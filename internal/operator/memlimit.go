@@ -43,3 +43,14 @@ func parseCgroupLimit(b []byte, err error) (int64, bool) {
 	}
 	return v, true
 }
+
+// SetGCPercent sets the garbage collector's target percentage unless GOGC is
+// set (the runtime already uses it) or percent is not positive. It reports
+// whether it set it.
+func SetGCPercent(percent int, getenv func(string) string) bool {
+	if getenv("GOGC") != "" || percent <= 0 {
+		return false
+	}
+	debug.SetGCPercent(percent)
+	return true
+}

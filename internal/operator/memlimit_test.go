@@ -46,3 +46,17 @@ func TestSetMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestSetGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	noEnv := func(string) string { return "" }
+	if !SetGCPercent(40, noEnv) || debug.SetGCPercent(100) != 40 {
+		t.Error("--gc-percent was not applied")
+	}
+	if SetGCPercent(40, func(k string) string { return map[string]string{"GOGC": "200"}[k] }) || debug.SetGCPercent(100) != 100 {
+		t.Error("GOGC did not win over --gc-percent")
+	}
+	if SetGCPercent(0, noEnv) || debug.SetGCPercent(100) != 100 {
+		t.Error("a non-positive --gc-percent was applied")
+	}
+}

@@ -116,6 +116,8 @@ type Options struct {
 	// MemoryLimitRatio sets the Go runtime's soft memory limit to this share
 	// of the container's memory limit (main.go; not the demo).
 	MemoryLimitRatio float64
+	// GCPercent is the Go garbage collector's target percentage (GOGC).
+	GCPercent int
 
 	// SkipControllerNameValidation lets one process start the operator more
 	// than once (tests that restart it); not a flag.
@@ -146,6 +148,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bindings reconciled in parallel.")
 	fs.BoolVar(&o.DriftSweep, "drift-sweep", true, "Detect drift in IAM once per --sync-period for all bindings with a paginated account snapshot (GetAccountAuthorizationDetails and ListRoles), enqueuing only bindings whose roles differ; false re-reads every binding's roles every period (4 IAM reads each).")
 	fs.IntVar(&o.DriftSweepListPages, "drift-sweep-list-pages", 3, "ListRoles pages (1,000 roles each) one drift sweep reads at most, continuing where the last stopped (0: all). Trust, permissions, boundary and tags are read in full every sweep; with more roles than this under --role-path, a changed description or maximum session duration is seen within ceil(roles/1000/this) sweeps. The first sweep after a start lists every page.")
+	fs.IntVar(&o.GCPercent, "gc-percent", 100, "Garbage collection target of the Go runtime (as GOGC): the heap may grow this many percent over the live heap before a collection. Lower keeps memory closer to the live heap at some CPU cost (see docs/benchmarks.md); GOGC, when set, wins.")
 	fs.Float64Var(&o.MemoryLimitRatio, "memory-limit-ratio", 0.9, "Soft memory limit of the Go runtime as a share of the container's memory limit (cgroup), so garbage is collected before the container is OOM-killed; 0 disables it, and GOMEMLIMIT, when set, wins.")
 	fs.DurationVar(&o.MaxBackoff, "max-backoff", time.Minute, "Cap of a binding's exponential back-off after retryable failures (IAM unavailable or throttling): after IAM recovers, every binding is retried within this time.")
 	fs.Float64Var(&o.IAMReadQPS, "iam-read-qps", 100, "Client-side rate of IAM read calls (Get*, List*) shared by all workers, SDK retries included.")
@@ -290,6 +293,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxConcurrentReconciles < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
+	}
+	if o.GCPercent < 0 {
+		errs = append(errs, errors.New("--gc-percent must not be negative (0 leaves the Go runtime's default, 100)"))
 	}
 	return errors.Join(errs...)
 }
@@ -438,7 +444,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		cache := &controllers.RoleCache{Inner: role.Client{IAM: api}, TTL: o.SyncPeriod * 3 / 2, FirstFillWait: 30 * time.Second}
 		r.Roles = cache
 		r.Sweep = &controllers.Sweeper{Reconciler: r, Period: o.SyncPeriod, Log: log.WithName("drift-sweep"), Cache: cache,
-			Snapshot: (&role.Snapshotter{API: api, Path: roleCfg.RolePath, ListPages: o.DriftSweepListPages}).Snapshot}
+			Snapshot: (&role.Snapshotter{API: api, Path: roleCfg.RolePath, ListPages: o.DriftSweepListPages, Known: cache.Known}).Snapshot}
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

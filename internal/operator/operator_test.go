@@ -43,6 +43,7 @@ func TestValidate(t *testing.T) {
 		{name: "provider ARN", mutate: func(o *Options) { o.OIDCProviderARN = "provider" }, wantErr: "--oidc-provider-arn"},
 		{name: "sync period", mutate: func(o *Options) { o.SyncPeriod = time.Millisecond }, wantErr: "--sync-period"},
 		{name: "concurrency", mutate: func(o *Options) { o.MaxConcurrentReconciles = 0 }, wantErr: "--max-concurrent-reconciles"},
+		{name: "gc percent", mutate: func(o *Options) { o.GCPercent = -1 }, wantErr: "--gc-percent"},
 		{name: "trust size quota", mutate: func(o *Options) { o.TrustPolicySizeLimit = 5000 }, wantErr: "--trust-policy-size-limit"},
 		{name: "managed quota", mutate: func(o *Options) { o.ManagedPoliciesPerRole = 21 }, wantErr: "--managed-policies-per-role"},
 	}

@@ -34,9 +34,9 @@ func binding(ns, name, sa string, actions ...string) *v1alpha1.PodIdentityBindin
 func observed(b *v1alpha1.PodIdentityBinding, name, id string) *role.Observed {
 	d := role.DesiredFor(cfg, b)
 	o := &role.Observed{ARN: "arn:aws:iam::123456789012:role/podidentity/" + name, ID: id, Path: d.Path, Description: d.Description,
-		MaxSessionDuration: d.MaxSessionDuration, Trust: d.Trust.Fingerprint(), Tags: d.Tags, Inline: map[string]role.InlinePolicy{}, ManagedPolicies: d.ManagedPolicies}
+		MaxSessionDuration: d.MaxSessionDuration, Trust: d.Trust.Fingerprint(), Tags: d.Tags, ManagedPolicies: d.ManagedPolicies}
 	if d.Permissions != nil {
-		o.Inline[role.InlinePolicyName] = role.InlineOf(*d.Permissions)
+		o.Inline = o.Inline.Set(role.InlinePolicyName, role.InlineOf(*d.Permissions))
 	}
 	return o
 }

@@ -68,10 +68,7 @@ func (o *Observed) addInline(name, doc string) {
 		o.InlineErr[name] = err
 		return
 	}
-	if o.Inline == nil {
-		o.Inline = map[string]InlinePolicy{}
-	}
-	o.Inline[name] = InlineOf(parsed)
+	o.Inline = o.Inline.Set(name, InlineOf(parsed))
 }
 
 // Observe reads a role, its inline policies and its attachments. It returns

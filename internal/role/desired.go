@@ -180,7 +180,7 @@ func CurrentBinding(b *v1alpha1.PodIdentityBinding, o *Observed) *v1alpha1.PodId
 		cur.Spec.ServiceAccountName = b.Status.ServiceAccountName
 	}
 	cur.Spec.Permissions = nil
-	if kept, ok := o.Inline[InlinePolicyName]; ok {
+	if kept, ok := o.Inline.Get(InlinePolicyName); ok {
 		doc, _ := kept.Document() // parses: InlineOf wrote it
 		for _, st := range doc.Statement {
 			ps := v1alpha1.PermissionStatement{

@@ -26,20 +26,66 @@ type Observed struct {
 	TrustErr error
 	Boundary string
 	Tags     map[string]string
-	// Inline maps inline policy names to their documents; a policy that
-	// does not parse is recorded in InlineErr. Either map may be nil.
-	Inline    map[string]InlinePolicy
+	// Inline holds the inline policies; a policy that does not parse is
+	// recorded in InlineErr instead (a map that is usually nil).
+	Inline    Inlines
 	InlineErr map[string]error
 	// ManagedPolicies is sorted.
 	ManagedPolicies []string
+}
+
+// Same reports whether o and p observed the same role in the same state.
+// Parse errors count as differences.
+func (o *Observed) Same(p *Observed) bool {
+	return o.ARN == p.ARN && o.ID == p.ID && o.Path == p.Path && o.Description == p.Description &&
+		o.MaxSessionDuration == p.MaxSessionDuration && o.Unlisted == p.Unlisted &&
+		o.Trust == p.Trust && o.TrustErr == nil && p.TrustErr == nil && o.Boundary == p.Boundary &&
+		maps.Equal(o.Tags, p.Tags) && slices.Equal(o.Inline, p.Inline) &&
+		len(o.InlineErr) == 0 && len(p.InlineErr) == 0 && slices.Equal(o.ManagedPolicies, p.ManagedPolicies)
 }
 
 // InlinePolicy is an observed inline policy, kept compactly (the operator
 // keeps every role it manages in memory): the document as compact JSON, to
 // read its statements back, and its fingerprint, to compare it.
 type InlinePolicy struct {
+	Name        string
 	JSON        string
 	Fingerprint policy.Fingerprint
+}
+
+// Inlines are a role's inline policies sorted by name: a slice, because a
+// map costs a few hundred bytes even for the one policy most roles have.
+type Inlines []InlinePolicy
+
+// Get returns the named policy.
+func (in Inlines) Get(name string) (InlinePolicy, bool) {
+	if i, ok := in.find(name); ok {
+		return in[i], true
+	}
+	return InlinePolicy{}, false
+}
+
+// Set returns in with the named policy set to p.
+func (in Inlines) Set(name string, p InlinePolicy) Inlines {
+	p.Name = name
+	i, ok := in.find(name)
+	if ok {
+		in[i] = p
+		return in
+	}
+	return slices.Insert(in, i, p)
+}
+
+// Delete returns in without the named policy.
+func (in Inlines) Delete(name string) Inlines {
+	if i, ok := in.find(name); ok {
+		return slices.Delete(in, i, i+1)
+	}
+	return in
+}
+
+func (in Inlines) find(name string) (int, bool) {
+	return slices.BinarySearchFunc(in, name, func(p InlinePolicy, n string) int { return strings.Compare(p.Name, n) })
 }
 
 // InlineOf keeps a parsed inline policy.
@@ -124,7 +170,7 @@ func Diff(d Desired, o Observed) Plan {
 		}
 	}
 	if d.Permissions != nil {
-		got, ok := o.Inline[InlinePolicyName]
+		got, ok := o.Inline.Get(InlinePolicyName)
 		if !ok || o.InlineErr[InlinePolicyName] != nil || got.Fingerprint != d.Permissions.Fingerprint() {
 			p.PutPermissions = true
 			if ok {
@@ -191,9 +237,12 @@ func setDiff(want, have []string) (add, remove []string) {
 
 // inlineNames are the names of every observed inline policy, parsed or not, in order.
 func inlineNames(o Observed) []string {
-	names := slices.Collect(maps.Keys(o.Inline))
+	var names []string
+	for _, p := range o.Inline {
+		names = append(names, p.Name)
+	}
 	for n := range o.InlineErr {
-		if _, ok := o.Inline[n]; !ok {
+		if _, ok := o.Inline.Get(n); !ok {
 			names = append(names, n)
 		}
 	}
@@ -207,13 +256,10 @@ func inlineNames(o Observed) []string {
 func Applied(d Desired, o Observed, p Plan) *Observed {
 	out := o
 	out.Tags = maps.Clone(o.Tags)
-	out.Inline = maps.Clone(o.Inline)
+	out.Inline = slices.Clone(o.Inline)
 	out.InlineErr = maps.Clone(o.InlineErr)
 	if out.Tags == nil {
 		out.Tags = map[string]string{}
-	}
-	if out.Inline == nil {
-		out.Inline = map[string]InlinePolicy{}
 	}
 	if out.InlineErr == nil {
 		out.InlineErr = map[string]error{}
@@ -228,11 +274,11 @@ func Applied(d Desired, o Observed, p Plan) *Observed {
 		out.Boundary = d.Boundary
 	}
 	for _, n := range p.DeleteInline {
-		delete(out.Inline, n)
+		out.Inline = out.Inline.Delete(n)
 		delete(out.InlineErr, n)
 	}
 	if p.PutPermissions && d.Permissions != nil {
-		out.Inline[InlinePolicyName] = InlineOf(*d.Permissions)
+		out.Inline = out.Inline.Set(InlinePolicyName, InlineOf(*d.Permissions))
 		delete(out.InlineErr, InlinePolicyName)
 	}
 	if len(p.Attach) > 0 || len(p.Detach) > 0 {

@@ -35,14 +35,14 @@ func testBinding() *v1alpha1.PodIdentityBinding {
 func observedFrom(d Desired) Observed {
 	o := Observed{
 		Description: d.Description, MaxSessionDuration: d.MaxSessionDuration, Trust: d.Trust.Fingerprint(),
-		Boundary: d.Boundary, Tags: map[string]string{}, Inline: map[string]InlinePolicy{},
+		Boundary: d.Boundary, Tags: map[string]string{},
 		ManagedPolicies: append([]string(nil), d.ManagedPolicies...),
 	}
 	for k, v := range d.Tags {
 		o.Tags[k] = v
 	}
 	if d.Permissions != nil {
-		o.Inline[InlinePolicyName] = InlineOf(*d.Permissions)
+		o.Inline = o.Inline.Set(InlinePolicyName, InlineOf(*d.Permissions))
 	}
 	return o
 }
@@ -81,10 +81,10 @@ func TestDiff(t *testing.T) {
 		}, want: []string{"TrustPolicy"}},
 		{name: "unparseable trust is rewritten", desired: desired, mutate: func(o *Observed) { o.TrustErr = errors.New("bad") }, want: []string{"TrustPolicy"}},
 		{name: "inline policy edited", desired: desired, mutate: func(o *Observed) {
-			o.Inline[InlinePolicyName] = InlineOf(policy.Document{Version: policy.Version, Statement: []policy.Statement{{Effect: "Allow", Action: policy.StringList{"*"}, Resource: policy.StringList{"*"}}}})
+			o.Inline = o.Inline.Set(InlinePolicyName, InlineOf(policy.Document{Version: policy.Version, Statement: []policy.Statement{{Effect: "Allow", Action: policy.StringList{"*"}, Resource: policy.StringList{"*"}}}}))
 		}, want: []string{"InlinePolicy"}},
-		{name: "inline policy deleted", desired: desired, mutate: func(o *Observed) { delete(o.Inline, InlinePolicyName) }, want: []string{"InlinePolicy"}},
-		{name: "extra inline policy", desired: desired, mutate: func(o *Observed) { o.Inline["admin"] = InlineOf(policy.Document{}) }, want: []string{"ExtraInlinePolicy"}},
+		{name: "inline policy deleted", desired: desired, mutate: func(o *Observed) { o.Inline = o.Inline.Delete(InlinePolicyName) }, want: []string{"InlinePolicy"}},
+		{name: "extra inline policy", desired: desired, mutate: func(o *Observed) { o.Inline = o.Inline.Set("admin", InlineOf(policy.Document{})) }, want: []string{"ExtraInlinePolicy"}},
 		{name: "managed policy attached and detached", desired: desired, mutate: func(o *Observed) {
 			o.ManagedPolicies = []string{"arn:aws:iam::aws:policy/AdministratorAccess"}
 		}, want: []string{"ManagedPolicies", "ManagedPolicies"}},
@@ -120,7 +120,7 @@ func TestDiffPlan(t *testing.T) {
 	d := DesiredFor(testConfig, testBinding())
 	o := observedFrom(d)
 	o.ManagedPolicies = []string{"arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/ReadOnlyAccess"}
-	o.Inline["admin"] = InlineOf(policy.Document{})
+	o.Inline = o.Inline.Set("admin", InlineOf(policy.Document{}))
 	o.Tags["extra"] = "1"
 	p := Diff(d, o)
 	if diff := cmp.Diff([]string{"arn:aws:iam::aws:policy/AdministratorAccess"}, p.Detach); diff != "" {
@@ -248,7 +248,7 @@ func TestAppliedConverges(t *testing.T) {
 		d := DesiredFor(cfg, b)
 		o := observedFrom(DesiredFor(testConfig, testBinding()))
 		if pick(2) {
-			o.Inline["backdoor"] = InlineOf(policy.Document{Version: policy.Version})
+			o.Inline = o.Inline.Set("backdoor", InlineOf(policy.Document{Version: policy.Version}))
 		}
 		if pick(2) {
 			o.InlineErr = map[string]error{"broken": errors.New("bad")}
@@ -276,5 +276,22 @@ func TestAppliedConverges(t *testing.T) {
 	want.ARN, want.ID, want.Path, want.InlineErr = "arn", "AROA1", d.Path, map[string]error{}
 	if diff := cmp.Diff(want, *created, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Created differs from what IAM reports (-want +got):\n%s", diff)
+	}
+}
+
+func TestInlines(t *testing.T) {
+	var in Inlines
+	for _, n := range []string{"b", "a", "c", "a"} {
+		in = in.Set(n, InlinePolicy{JSON: n + "-doc"})
+	}
+	in = in.Delete("c").Delete("missing")
+	if got := []string{in[0].Name, in[1].Name}; len(in) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("inlines %+v", in)
+	}
+	if p, ok := in.Get("b"); !ok || p.JSON != "b-doc" || p.Name != "b" {
+		t.Errorf("Get(b) = %+v, %v", p, ok)
+	}
+	if _, ok := in.Get("c"); ok {
+		t.Error("a deleted policy is still there")
 	}
 }

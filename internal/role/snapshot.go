@@ -47,6 +47,11 @@ type Snapshotter struct {
 	API       SnapshotAPI
 	Path      string
 	ListPages int
+	// Known, when set, returns what is already known of a role (the role
+	// cache). A role that has not changed is then returned as that same
+	// object, and the one just decoded is garbage at once: the operator
+	// never holds two copies of every role while a sweep runs.
+	Known func(name string) *Observed
 
 	mu sync.Mutex
 	// marker is where the next listing continues (nil: at the start).
@@ -64,7 +69,12 @@ type listedRole struct {
 func (s *Snapshotter) Snapshot(ctx context.Context) (map[string]*Observed, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Listed first, so each role is complete as its page is decoded.
+	if err := s.list(ctx); err != nil {
+		return nil, err
+	}
 	out := map[string]*Observed{}
+	ids := map[string]bool{}
 	details := iam.NewGetAccountAuthorizationDetailsPaginator(s.API, &iam.GetAccountAuthorizationDetailsInput{
 		Filter: []types.EntityType{types.EntityTypeRole}, MaxItems: aws.Int32(PageSize)})
 	for details.HasMorePages() {
@@ -73,21 +83,22 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (map[string]*Observed, error
 			return nil, fmt.Errorf("reading account authorization details: %w", err)
 		}
 		for _, r := range page.RoleDetailList {
-			if strings.HasPrefix(aws.ToString(r.Path), s.Path) {
-				out[aws.ToString(r.RoleName)] = fromDetail(r)
+			if !strings.HasPrefix(aws.ToString(r.Path), s.Path) {
+				continue
 			}
-		}
-	}
-	if err := s.list(ctx); err != nil {
-		return nil, err
-	}
-	ids := make(map[string]bool, len(out))
-	for _, o := range out {
-		ids[o.ID] = true
-		if l, ok := s.listed[o.ID]; ok {
-			o.Description, o.MaxSessionDuration = l.description, l.maxSession
-		} else {
-			o.Unlisted = true
+			name, o := aws.ToString(r.RoleName), fromDetail(r)
+			ids[o.ID] = true
+			if l, ok := s.listed[o.ID]; ok {
+				o.Description, o.MaxSessionDuration = l.description, l.maxSession
+			} else {
+				o.Unlisted = true
+			}
+			if s.Known != nil {
+				if k := s.Known(name); k != nil && k.Same(o) {
+					o = k
+				}
+			}
+			out[name] = o
 		}
 	}
 	for id := range s.listed {

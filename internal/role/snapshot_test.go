@@ -238,3 +238,41 @@ func TestSnapshotterRepeatsAFailedFirstListing(t *testing.T) {
 		}
 	}
 }
+
+// A role that has not changed since it was last known is returned as the
+// known object (so a sweep never holds two copies of every role); a changed
+// one is decoded anew, and the snapshot is the same either way.
+func TestSnapshotterReusesUnchangedRoles(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeAccount(2)
+	for i := range 5 {
+		f.add(fmt.Sprintf("r%d", i), "/podidentity/", "d", i)
+	}
+	plain, err := (&Snapshotter{API: f, Path: "/podidentity/"}).Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]*Observed{}
+	for name, o := range plain {
+		known[name] = o
+	}
+	f.roles["r3"].Description = aws.String("changed")
+	f.roles["r4"].AssumeRolePolicyDocument = aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}`)
+	s := &Snapshotter{API: f, Path: "/podidentity/", Known: func(name string) *Observed { return known[name] }}
+	got, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := (&Snapshotter{API: f, Path: "/podidentity/"}).Snapshot(ctx)
+	for name, o := range got {
+		if reused := o == known[name]; reused != (name != "r3" && name != "r4") {
+			t.Errorf("%s: reused %v", name, reused)
+		}
+		if !o.Same(fresh[name]) {
+			t.Errorf("%s: %+v, without reuse %+v", name, o, fresh[name])
+		}
+	}
+	if got["r3"].Description != "changed" || got["r4"].Trust == plain["r4"].Trust {
+		t.Errorf("changes lost: %+v %+v", got["r3"], got["r4"])
+	}
+}
