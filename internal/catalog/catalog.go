@@ -59,6 +59,18 @@ func (a Action) String() string { return a.Service + ":" + a.Name }
 // Key is service:name in lower case, the form IAM compares action names in.
 func (a Action) Key() string { return a.Service + ":" + a.lower }
 
+// MatchKey reports whether a lower-case pattern (path.Match syntax) matches
+// the action's key. A pattern with a literal service, the usual case, is
+// matched without building the key.
+func (a Action) MatchKey(lowerPattern string) bool {
+	if svc, act, ok := strings.Cut(lowerPattern, ":"); ok && !strings.ContainsAny(svc, `*?[\`) {
+		m, _ := path.Match(act, a.lower)
+		return svc == a.Service && m
+	}
+	m, _ := path.Match(lowerPattern, a.Key())
+	return m
+}
+
 // Catalog is the set of IAM actions.
 type Catalog struct {
 	services map[string][]Action // sorted by name

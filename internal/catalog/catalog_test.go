@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"path"
 	"strings"
 	"testing"
 )
@@ -121,5 +122,23 @@ func TestKeysAreLowerCaseNames(t *testing.T) {
 	}
 	if n != c.Actions() || n < 10000 {
 		t.Errorf("%d actions checked", n)
+	}
+}
+
+// MatchKey agrees with matching the whole key, for literal and wildcard
+// services alike.
+func TestMatchKeyAgreesWithTheKey(t *testing.T) {
+	c := Default()
+	patterns := []string{"s3:get*", "s3:*", "s*:get*", "*:getobject", "s3:getobject", "s3:get?bject", "s3*",
+		"dynamodb:*item", "s3:[g]etobject", "iam:*", "*", "s3:get*:x", "ec2:describe*"}
+	for _, svc := range []string{"s3", "dynamodb", "iam", "ec2", "sts"} {
+		for _, a := range c.services[svc] {
+			for _, p := range patterns {
+				want, _ := path.Match(p, a.Key())
+				if got := a.MatchKey(p); got != want {
+					t.Fatalf("%q against %s: %v, the key says %v", p, a, got, want)
+				}
+			}
+		}
 	}
 }

@@ -579,8 +579,7 @@ func MatchAction(pattern string, a catalog.Action) bool {
 	if p == "*" || p == "*:*" {
 		return true
 	}
-	m, _ := path.Match(p, a.Key())
-	return m
+	return a.MatchKey(p)
 }
 
 func firstMatch(actions []catalog.Action, patterns []string) string {
