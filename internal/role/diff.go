@@ -261,9 +261,6 @@ func Applied(d Desired, o Observed, p Plan) *Observed {
 	if out.Tags == nil {
 		out.Tags = map[string]string{}
 	}
-	if out.InlineErr == nil {
-		out.InlineErr = map[string]error{}
-	}
 	if p.UpdateTrust {
 		out.Trust, out.TrustErr = d.Trust.Fingerprint(), nil
 	}
