@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/podidentity/podidentity-operator/internal/manifests"
+	"github.com/podidentity/podidentity-operator/internal/operator"
 )
 
 const (
@@ -66,7 +67,7 @@ func main() {
 }
 
 // clusterNameEnv sets --cluster-name; config/manager sets it to a placeholder.
-const clusterNameEnv = "PODIDENTITY_CLUSTER_NAME"
+var clusterNameEnv = operator.EnvName("cluster-name")
 
 // Installer renders config/overlays/webhook-self-managed (the operator with
 // its admission webhook and a self-managed certificate: no cert-manager

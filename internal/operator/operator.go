@@ -232,12 +232,17 @@ func BindCommandLine(fs *flag.FlagSet, o *Options, zapOpts *zap.Options) *bool {
 // is how OLM users configure the operator (Subscription spec.config.env).
 const EnvPrefix = "PODIDENTITY_"
 
+// EnvName is the environment variable that sets the flag named flagName.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(flagName))
+}
+
 // FlagsFromEnv sets every flag of fs that has an environment variable.
 // Call it before fs.Parse.
 func FlagsFromEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := EnvPrefix + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(f.Name))
+		name := EnvName(f.Name)
 		if v, ok := lookup(name); ok {
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))

@@ -48,13 +48,14 @@ func OperatorOptions(deploy *unstructured.Unstructured) (operator.Options, error
 		given[name] = true
 		argv = append(argv, s)
 	}
+	flagOf := map[string]string{} // environment variable -> the flag it sets
+	fs.VisitAll(func(f *flag.Flag) { flagOf[operator.EnvName(f.Name)] = f.Name })
 	env := map[string]string{}
 	list, _ := c["env"].([]any)
 	for _, e := range list {
 		m, _ := e.(map[string]any)
 		name, _ := m["name"].(string)
-		rest, ok := strings.CutPrefix(name, operator.EnvPrefix)
-		if !ok {
+		if !strings.HasPrefix(name, operator.EnvPrefix) {
 			continue
 		}
 		if _, dup := env[name]; dup {
@@ -62,8 +63,7 @@ func OperatorOptions(deploy *unstructured.Unstructured) (operator.Options, error
 		}
 		value, _ := m["value"].(string)
 		env[name] = value
-		flagName := strings.ReplaceAll(strings.ToLower(rest), "_", "-")
-		if fs.Lookup(flagName) == nil {
+		if flagName, ok := flagOf[name]; !ok {
 			errs = append(errs, fmt.Errorf("variable %s sets no flag of the operator", name))
 		} else if given[flagName] {
 			errs = append(errs, fmt.Errorf("variable %s is overridden by the argument --%s", name, flagName))
