@@ -229,3 +229,24 @@ func TestTrimMetadata(t *testing.T) {
 		t.Errorf("%v %v", out, err)
 	}
 }
+
+func TestStripApplyMetadata(t *testing.T) {
+	b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Name: "b",
+		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"spec":{}}`, "team": "payments"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
+	out, err := StripApplyMetadata(b)
+	if err != nil || out != b {
+		t.Fatalf("%v %v", out, err)
+	}
+	if b.ManagedFields != nil || len(b.Annotations) != 1 || b.Annotations["team"] != "payments" {
+		t.Errorf("managed fields %v, annotations %v", b.ManagedFields, b.Annotations)
+	}
+	only := &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: "{}"}}}
+	_, _ = StripApplyMetadata(only)
+	if only.Annotations != nil {
+		t.Errorf("annotations %v", only.Annotations)
+	}
+	if out, err := StripApplyMetadata("tombstone"); err != nil || out != "tombstone" {
+		t.Errorf("%v %v", out, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podidentity/podidentity-operator/internal/naming"
@@ -37,6 +38,39 @@ func namespaceMetaList() *metav1.PartialObjectMetadataList {
 	return m
 }
 
+// The cache transforms below keep out of the operator's memory what it
+// never reads. What they drop is never written back: every write of these
+// objects is a patch computed between two cached copies or a server-side
+// apply built from scratch.
+
+// StripApplyMetadata is the cache transform of bindings and guardrails: it
+// drops their managed fields and kubectl's last-applied-configuration
+// annotation (a copy of the whole object as kubectl or Argo CD's client-side
+// apply last sent it).
+func StripApplyMetadata(in any) (any, error) {
+	o, err := apimeta.Accessor(in)
+	if err != nil {
+		return in, nil // a tombstone: nothing to strip
+	}
+	if o.GetManagedFields() != nil {
+		o.SetManagedFields(nil)
+	}
+	dropLastApplied(o)
+	return in, nil
+}
+
+// dropLastApplied removes kubectl's last-applied-configuration annotation.
+func dropLastApplied(o metav1.Object) {
+	a := o.GetAnnotations()
+	if _, ok := a[corev1.LastAppliedConfigAnnotation]; !ok {
+		return
+	}
+	delete(a, corev1.LastAppliedConfigAnnotation)
+	if len(a) == 0 {
+		o.SetAnnotations(nil)
+	}
+}
+
 // TrimMetadata is the cache transform of ServiceAccount and Namespace
 // metadata. Of managed fields the operator reads which managers wrote to a
 // ServiceAccount (hasManager, onlyManager) and which of its annotations its
@@ -60,9 +94,7 @@ func TrimMetadata(in any) (any, error) {
 		}
 		m.ManagedFields[i] = kept
 	}
-	if _, ok := m.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
-		delete(m.Annotations, corev1.LastAppliedConfigAnnotation)
-	}
+	dropLastApplied(m)
 	return m, nil
 }
 

@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -193,31 +192,6 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	o.LeaderElectionID = "podidentity-operator.iam.podidentity.io"
 }
 
-// StripApplyMetadata is the cache transform of bindings and guardrails: it
-// drops their managed fields and kubectl's last-applied-configuration
-// annotation (a copy of the whole object as kubectl or Argo CD's client-side
-// apply last sent it), which the operator never reads. Every write of these
-// objects is a patch computed between two cached copies or a server-side
-// apply built from scratch, so what is dropped here is never written back.
-func StripApplyMetadata(in any) (any, error) {
-	o, err := apimeta.Accessor(in)
-	if err != nil {
-		return in, nil // a tombstone: nothing to strip
-	}
-	if o.GetManagedFields() != nil {
-		o.SetManagedFields(nil)
-	}
-	if a := o.GetAnnotations(); a != nil {
-		if _, ok := a[corev1.LastAppliedConfigAnnotation]; ok {
-			delete(a, corev1.LastAppliedConfigAnnotation)
-			if len(a) == 0 {
-				o.SetAnnotations(nil)
-			}
-		}
-	}
-	return in, nil
-}
-
 // BindCommandLine registers the binary's flags on fs: the operator's
 // options, the logger's, and --version, which it returns. (--kubeconfig is
 // controller-runtime's, registered on flag.CommandLine.)
@@ -378,8 +352,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	// Bindings and guardrails are cached without what nothing reads (a
 	// large part of each object at scale).
 	mgrOpts.Cache.ByObject = map[client.Object]cache.ByObject{
-		&v1alpha1.PodIdentityBinding{}:   {Transform: StripApplyMetadata},
-		&v1alpha1.PodIdentityGuardrail{}: {Transform: StripApplyMetadata},
+		&v1alpha1.PodIdentityBinding{}:   {Transform: controllers.StripApplyMetadata},
+		&v1alpha1.PodIdentityGuardrail{}: {Transform: controllers.StripApplyMetadata},
 		controllers.ServiceAccountMeta(): {Transform: controllers.TrimMetadata},
 		controllers.NamespaceMeta():      {Transform: controllers.TrimMetadata},
 	}

@@ -13,10 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 )
 
@@ -192,26 +189,5 @@ func TestAdditionalIssuers(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got.AdditionalProviders, want) {
 		t.Errorf("additional = %+v, want %+v", got.AdditionalProviders, want)
-	}
-}
-
-func TestStripApplyMetadata(t *testing.T) {
-	b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Name: "b",
-		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"spec":{}}`, "team": "payments"},
-		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
-	out, err := StripApplyMetadata(b)
-	if err != nil || out != b {
-		t.Fatalf("%v %v", out, err)
-	}
-	if b.ManagedFields != nil || len(b.Annotations) != 1 || b.Annotations["team"] != "payments" {
-		t.Errorf("managed fields %v, annotations %v", b.ManagedFields, b.Annotations)
-	}
-	only := &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: "{}"}}}
-	_, _ = StripApplyMetadata(only)
-	if only.Annotations != nil {
-		t.Errorf("annotations %v", only.Annotations)
-	}
-	if out, err := StripApplyMetadata("tombstone"); err != nil || out != "tombstone" {
-		t.Errorf("%v %v", out, err)
 	}
 }
