@@ -530,16 +530,7 @@ func pct(ds []time.Duration, p int) time.Duration {
 
 // usage is a process's peak RSS (bytes) and CPU seconds from /proc.
 func usage(pid int) (uint64, float64) {
-	var rss uint64
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "VmHWM:") {
-				f := strings.Fields(l)
-				kb, _ := strconv.ParseUint(f[1], 10, 64)
-				rss = kb << 10
-			}
-		}
-	}
+	rss := procStatus(pid, "VmHWM:")
 	var cpu float64
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 		s := string(b)
@@ -553,13 +544,16 @@ func usage(pid int) (uint64, float64) {
 
 // fileRSS is the process's resident file-backed memory (RssFile: the pages
 // of its binary it touched).
-func fileRSS(pid int) uint64 {
+func fileRSS(pid int) uint64 { return procStatus(pid, "RssFile:") }
+
+// procStatus reads a memory field (in kB) of /proc/<pid>/status, in bytes.
+func procStatus(pid int, field string) uint64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "RssFile:" {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
 			kb, _ := strconv.ParseUint(f[1], 10, 64)
 			return kb << 10
 		}

@@ -106,7 +106,7 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 	say("==> registering the cluster's issuer %s as an IAM OIDC provider", issuer)
 	// Unchanged: IAM identifies the provider by the issuer exactly as tokens
 	// carry it (envtest's ends in "/").
-	providerARN, err := testenv.RegisterOIDCProvider(ctx, iamc, issuer, policy.DefaultAudience)
+	providerARN, err := testenv.RegisterOIDCProvider(ctx, iamc, issuer)
 	if err != nil {
 		return err
 	}

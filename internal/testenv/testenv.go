@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
+	"github.com/podidentity/podidentity-operator/internal/policy"
 )
 
 // Account is the AWS account moto answers for.
@@ -396,10 +397,10 @@ type ProviderAPI interface {
 
 // RegisterOIDCProvider registers an issuer in IAM as an admin does: the URL
 // exactly as tokens carry it in iss (a trailing "/" included), with the
-// given client IDs (default sts.amazonaws.com). It returns the provider ARN.
+// given client IDs (default policy.DefaultAudience). It returns the provider ARN.
 func RegisterOIDCProvider(ctx context.Context, api ProviderAPI, issuer string, clientIDs ...string) (string, error) {
 	if len(clientIDs) == 0 {
-		clientIDs = []string{"sts.amazonaws.com"}
+		clientIDs = []string{policy.DefaultAudience}
 	}
 	out, err := api.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
 		Url: aws.String(issuer), ClientIDList: clientIDs, ThumbprintList: []string{strings.Repeat("0", 40)}})
