@@ -507,15 +507,15 @@ var _ = Describe("Metrics", func() {
 			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: "prometheus"}},
 		})).To(Succeed())
 
+		// The manager serves a self-signed certificate in this setup.
+		insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
 		scrape := func(sa string) (int, string) {
 			tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authv1.TokenRequest{}, metav1.CreateOptions{})
 			Expect(err).NotTo(HaveOccurred())
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 			Expect(err).NotTo(HaveOccurred())
 			req.Header.Set("Authorization", "Bearer "+tr.Status.Token)
-			// The manager serves a self-signed certificate in this setup.
-			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
-			resp, err := c.Do(req)
+			resp, err := insecure.Do(req)
 			Expect(err).NotTo(HaveOccurred())
 			defer func() { _ = resp.Body.Close() }()
 			body, err := io.ReadAll(resp.Body)
@@ -523,6 +523,18 @@ var _ = Describe("Metrics", func() {
 			return resp.StatusCode, string(body)
 		}
 
+		By("no token or a token the API server rejects: 401; a user without the role: 403")
+		for _, authz := range []string{"", "Bearer not-a-token"} {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+			Expect(err).NotTo(HaveOccurred())
+			if authz != "" {
+				req.Header.Set("Authorization", authz)
+			}
+			resp, err := insecure.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			_ = resp.Body.Close()
+			Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized), "Authorization %q", authz)
+		}
 		Eventually(func() int { code, _ := scrape("stranger"); return code }, timeout, interval).Should(Equal(http.StatusForbidden))
 		var body string
 		Eventually(func() int { code, b := scrape("prometheus"); body = b; return code }, timeout, interval).Should(Equal(http.StatusOK))
