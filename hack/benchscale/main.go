@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,6 +56,7 @@ var (
 	extraArgs  = flag.String("operator-args", "", "Extra operator flags, space-separated.")
 	memLimit   = flag.String("operator-gomemlimit", "", "GOMEMLIMIT of the operator process only, as --memory-limit-ratio sets it in a container (e.g. 230MiB for the manifests' 256Mi limit).")
 	keepLogs   = flag.String("keep-logs", "", "Directory to copy the operator's logs to (they are deleted with the run's scratch directory otherwise).")
+	heapDir    = flag.String("heap-profiles", "", "Directory to save the operator's heap profiles to (pprof format, after the forced collections that measure the live heap).")
 	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
 
@@ -241,7 +243,7 @@ func run() error {
 		syncPeriod.String(), sum(steady), writes(steady), *bindings)
 	table(report, "", steady, 0)
 	rss1, cpu1 := usage(op.cmd.Process.Pid)
-	live1, err := liveHeap(heapURL)
+	live1, err := liveHeap(heapURL, "create")
 	if err != nil {
 		return err
 	}
@@ -301,7 +303,7 @@ func run() error {
 			outage.String(), *faultN, throttling.String(), *bindings+*faultN, d.Seconds(), throttleEnd.Seconds())
 	}
 	rss2, cpu2 := usage(op.cmd.Process.Pid)
-	live2, err := liveHeap(heapURL)
+	live2, err := liveHeap(heapURL, "restart")
 	if err != nil {
 		return err
 	}
@@ -563,7 +565,12 @@ func procStatus(pid int, field string) uint64 {
 
 // liveHeap forces a collection in the operator and returns the bytes of
 // heap objects still reachable (HeapAlloc right after it).
-func liveHeap(url string) (uint64, error) {
+func liveHeap(url, label string) (uint64, error) {
+	if *heapDir != "" {
+		if err := saveHeapProfile(strings.Replace(url, "&debug=1", "", 1), filepath.Join(*heapDir, "heap-"+label+".pb.gz")); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-scale: saving the heap profile:", err)
+		}
+	}
 	resp, err := http.Get(url) //nolint:gosec // loopback
 	if err != nil {
 		return 0, err
@@ -580,6 +587,22 @@ func liveHeap(url string) (uint64, error) {
 		return 0, err
 	}
 	return 0, errors.New("no HeapAlloc in the heap profile")
+}
+
+func saveHeapProfile(url, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	resp, err := http.Get(url) //nolint:gosec // loopback
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }
 
 func cpuModel() string {
