@@ -23,9 +23,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -40,6 +43,7 @@ import (
 	"github.com/podidentity/podidentity-operator/controllers"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
+	"github.com/podidentity/podidentity-operator/internal/eventrecorder"
 	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/managedpolicy"
 	"github.com/podidentity/podidentity-operator/internal/metricsauth"
@@ -295,6 +299,24 @@ var (
 )
 
 // Scheme knows the core types and the operator's API.
+// newRecorder is the operator's event recorder: Warnings through the
+// manager's broadcaster, Normal events written directly (decision 53).
+func newRecorder(mgr ctrl.Manager, log logr.Logger) (*eventrecorder.Recorder, error) {
+	c, err := eventsv1client.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, err
+	}
+	create := func(ctx context.Context, e *eventsv1.Event) error {
+		_, err := c.Events(e.Namespace).Create(ctx, e, metav1.CreateOptions{})
+		return err
+	}
+	rec := eventrecorder.New(mgr.GetScheme(), eventReporter, mgr.GetEventRecorder(eventReporter), create, log)
+	return rec, mgr.Add(rec)
+}
+
+// eventReporter is the reporting controller of the operator's events.
+const eventReporter = "podidentity-operator"
+
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
@@ -402,12 +424,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 	guardrails := controllers.GuardrailSource{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
 	policies := &managedpolicy.Reader{IAM: api}
+	recorder, err := newRecorder(mgr, log.WithName("events"))
+	if err != nil {
+		return err
+	}
 	r := &controllers.Reconciler{
 		Guard:                   checker,
 		Guardrails:              guardrails,
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("podidentity-operator"),
+		Recorder:                recorder,
 		Roles:                   role.Client{IAM: api},
 		Policies:                policies,
 		Config:                  roleCfg,
@@ -430,7 +456,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 	if o.TrackPods {
 		pods := &controllers.PodsReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-			Recorder: mgr.GetEventRecorder("podidentity-operator"), Guardrails: guardrails, EnableRestarts: o.EnablePodRestarts}
+			Recorder: recorder, Guardrails: guardrails, EnableRestarts: o.EnablePodRestarts}
 		if err := pods.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("setting up pods controller: %w", err)
 		}
