@@ -3,11 +3,15 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -192,38 +196,72 @@ func TestRoleCacheTTLAllowsForSlowSweeps(t *testing.T) {
 // The trimmed ServiceAccount still answers every question the operator asks
 // of its managed fields, and keeps nothing else of other managers.
 func TestTrimMetadata(t *testing.T) {
-	b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Name: "app"}}
+	b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Name: "app", UID: "binding-uid"}}
 	ours := &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:` + AnnotationRoleARN + `":{}}}}`)}
-	sa := ServiceAccountMeta()
-	sa.Annotations = map[string]string{AnnotationRoleARN: "arn", corev1.LastAppliedConfigAnnotation: `{"big":"copy"}`, "team": "a"}
-	sa.ManagedFields = []metav1.ManagedFieldsEntry{
-		{Manager: "kubectl-client-side-apply", Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1",
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:team":{}}}}`)}, Time: &metav1.Time{Time: time.Now()}},
-		{Manager: naming.FieldManager(b.Name), Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1", FieldsV1: ours},
+	newSA := func(name string) *metav1.PartialObjectMetadata {
+		sa := ServiceAccountMeta()
+		sa.Name, sa.Namespace, sa.UID, sa.ResourceVersion = name, "team-a", types.UID(name+"-uid"), "42"
+		sa.Finalizers = []string{"example.com/keep"}
+		sa.Labels = map[string]string{LabelManagedBy: ManagedByValue}
+		sa.Annotations = map[string]string{AnnotationRoleARN: "arn", corev1.LastAppliedConfigAnnotation: `{"big":"copy"}`, "team": "a"}
+		yes := true
+		sa.OwnerReferences = []metav1.OwnerReference{
+			{APIVersion: "v1", Kind: "ConfigMap", Name: "other", UID: "cm-uid"},
+			{APIVersion: v1alpha1.GroupVersion.String(), Kind: "PodIdentityBinding", Name: "app", UID: "binding-uid", Controller: &yes, BlockOwnerDeletion: &yes},
+		}
+		sa.ManagedFields = []metav1.ManagedFieldsEntry{
+			{Manager: "kubectl-client-side-apply", Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1",
+				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:team":{}}}}`)}, Time: &metav1.Time{Time: time.Now()}},
+			{Manager: naming.FieldManager(b.Name), Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1", FieldsV1: ours},
+		}
+		return sa
 	}
-	before := []bool{ownsAnnotation(sa, b, AnnotationRoleARN), hasManager(sa, "kubectl-client-side-apply"), onlyManager(sa, naming.FieldManager(b.Name))}
+	answers := func(sa *metav1.PartialObjectMetadata) []bool {
+		return []bool{ownsAnnotation(sa, b, AnnotationRoleARN), ownsAnnotation(sa, b, "team"), hasManager(sa, "kubectl-client-side-apply"),
+			onlyManager(sa, naming.FieldManager(b.Name)), createdBy(sa, b)}
+	}
+	sa := newSA("app")
+	before := answers(sa)
 	out, err := TrimMetadata(sa)
-	if err != nil || out != sa {
-		t.Fatalf("%v %v", out, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	after := []bool{ownsAnnotation(sa, b, AnnotationRoleARN), hasManager(sa, "kubectl-client-side-apply"), onlyManager(sa, naming.FieldManager(b.Name))}
-	if !reflect.DeepEqual(before, after) || !after[0] || !after[1] || after[2] {
+	trimmed := out.(*metav1.PartialObjectMetadata)
+	if after := answers(trimmed); !reflect.DeepEqual(before, after) || !reflect.DeepEqual(after, []bool{true, false, true, false, true}) {
 		t.Errorf("answers before %v, after %v", before, after)
 	}
-	if f := sa.ManagedFields[0]; f.FieldsV1 != nil || f.Time != nil || f.Operation != metav1.ManagedFieldsOperationUpdate {
+	if trimmed.Name != "app" || trimmed.Namespace != "team-a" || trimmed.UID != "app-uid" || trimmed.ResourceVersion != "42" ||
+		trimmed.GroupVersionKind() != ServiceAccountMeta().GroupVersionKind() || !reflect.DeepEqual(trimmed.Finalizers, []string{"example.com/keep"}) {
+		t.Errorf("identity not kept: %+v", trimmed)
+	}
+	if want := map[string]string{AnnotationRoleARN: "arn", "team": "a"}; !reflect.DeepEqual(trimmed.Annotations, want) {
+		t.Errorf("annotations %v, want %v", trimmed.Annotations, want)
+	}
+	if refs := trimmed.OwnerReferences; len(refs) != 1 || refs[0].UID != "binding-uid" || refs[0].Kind != "PodIdentityBinding" || refs[0].Name != "" {
+		t.Errorf("owner references %+v, want the controller's kind and UID", refs)
+	}
+	if f := trimmed.ManagedFields[0]; f.FieldsV1 != nil || f.Time != nil || f.Operation != metav1.ManagedFieldsOperationUpdate {
 		t.Errorf("other manager's entry kept %+v", f)
 	}
-	if got := string(sa.ManagedFields[1].FieldsV1.Raw); got != `{"f:metadata":{"f:annotations":{"f:`+AnnotationRoleARN+`":{}}}}` {
+	if got := string(trimmed.ManagedFields[1].FieldsV1.Raw); got != `{"f:metadata":{"f:annotations":{"f:`+AnnotationRoleARN+`":{}}}}` {
 		t.Errorf("the operator's own field set became %s", got)
 	}
-	other := ServiceAccountMeta()
-	other.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: naming.FieldManager("other"), FieldsV1: &metav1.FieldsV1{Raw: append([]byte(nil), ours.Raw...)}}}
-	_, _ = TrimMetadata(other)
-	if other.ManagedFields[0].FieldsV1 != sa.ManagedFields[1].FieldsV1 {
+
+	// Shared between ServiceAccounts: equal field sets, equal small label sets.
+	other, _ := TrimMetadata(newSA("other"))
+	o := other.(*metav1.PartialObjectMetadata)
+	if o.ManagedFields[1].FieldsV1 != trimmed.ManagedFields[1].FieldsV1 {
 		t.Error("equal field sets are not shared")
 	}
-	if want := map[string]string{AnnotationRoleARN: "arn", "team": "a"}; !reflect.DeepEqual(sa.Annotations, want) {
-		t.Errorf("annotations %v, want %v", sa.Annotations, want)
+	if reflect.ValueOf(o.Labels).UnsafePointer() != reflect.ValueOf(trimmed.Labels).UnsafePointer() ||
+		!reflect.DeepEqual(o.Labels, map[string]string{LabelManagedBy: ManagedByValue}) {
+		t.Error("equal label sets are not shared")
+	}
+	// Not controlled by a binding: no owner kept, so not created by one.
+	free := newSA("free")
+	free.OwnerReferences = free.OwnerReferences[:1]
+	if out, _ := TrimMetadata(free); out.(*metav1.PartialObjectMetadata).OwnerReferences != nil || createdBy(out.(*metav1.PartialObjectMetadata), b) {
+		t.Error("a non-controller owner was kept")
 	}
 	if out, err := TrimMetadata("tombstone"); err != nil || out != "tombstone" {
 		t.Errorf("%v %v", out, err)
@@ -248,5 +286,89 @@ func TestStripApplyMetadata(t *testing.T) {
 	}
 	if out, err := StripApplyMetadata("tombstone"); err != nil || out != "tombstone" {
 		t.Errorf("%v %v", out, err)
+	}
+}
+
+func TestTrimBindingSharesRepeatedStringsAndChangesNothing(t *testing.T) {
+	decode := func(i int) *v1alpha1.PodIdentityBinding {
+		raw := fmt.Sprintf(`{"apiVersion":"iam.podidentity.io/v1alpha1","kind":"PodIdentityBinding",
+			"metadata":{"name":"app-%[1]d","namespace":"team-a","finalizers":["iam.podidentity.io/finalizer"],
+			  "annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}"},"managedFields":[{"manager":"kubectl"}]},
+			"spec":{"serviceAccountName":"app-%[1]d","permissions":[{"effect":"Allow","actions":["dynamodb:GetItem"],"resources":["*"]}],
+			  "deletionPolicy":"Delete","podRestartPolicy":"None"},
+			"status":{"roleArn":"arn:aws:iam::123456789012:role/pi/pi-team-a-app-%[1]d","roleName":"pi-team-a-app-%[1]d","roleId":"AROA%[1]d",
+			  "ownedRoles":[{"name":"pi-team-a-app-%[1]d","id":"AROA%[1]d"}],"serviceAccountName":"app-%[1]d",
+			  "conditions":[{"type":"Ready","status":"True","lastTransitionTime":"2026-11-27T19:30:05Z","reason":"Available","message":"m%[1]d"}]}}`, i)
+		b := &v1alpha1.PodIdentityBinding{}
+		if err := json.Unmarshal([]byte(raw), b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	same := func(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+
+	b1, b2 := decode(1), decode(2)
+	want := b1.DeepCopy()
+	want.ManagedFields, want.Annotations = nil, nil
+	if _, err := TrimBinding(b1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TrimBinding(b2); err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(b1, want) {
+		t.Fatalf("trimming changed the binding:\n got %+v\nwant %+v", b1, want)
+	}
+	across := map[string][2]string{
+		"apiVersion":       {b1.APIVersion, b2.APIVersion},
+		"kind":             {b1.Kind, b2.Kind},
+		"namespace":        {b1.Namespace, b2.Namespace},
+		"finalizer":        {b1.Finalizers[0], b2.Finalizers[0]},
+		"deletionPolicy":   {string(b1.Spec.DeletionPolicy), string(b2.Spec.DeletionPolicy)},
+		"podRestartPolicy": {string(b1.Spec.PodRestartPolicy), string(b2.Spec.PodRestartPolicy)},
+		"effect":           {string(b1.Spec.Permissions[0].Effect), string(b2.Spec.Permissions[0].Effect)},
+		"action":           {b1.Spec.Permissions[0].Actions[0], b2.Spec.Permissions[0].Actions[0]},
+		"condition type":   {b1.Status.Conditions[0].Type, b2.Status.Conditions[0].Type},
+		"condition status": {string(b1.Status.Conditions[0].Status), string(b2.Status.Conditions[0].Status)},
+		"condition reason": {b1.Status.Conditions[0].Reason, b2.Status.Conditions[0].Reason},
+	}
+	for field, v := range across {
+		if !same(v[0], v[1]) {
+			t.Errorf("%s: two copies across bindings", field)
+		}
+	}
+	st := b1.Status
+	if !same(st.ServiceAccountName, b1.Spec.ServiceAccountName) || !same(st.OwnedRoles[0].Name, st.RoleName) ||
+		!same(st.OwnedRoles[0].ID, st.RoleID) || unsafe.StringData(st.RoleName) != unsafe.StringData(st.RoleArn[len(st.RoleArn)-len(st.RoleName):]) {
+		t.Error("strings repeated within the binding are not shared")
+	}
+	if same(b1.Status.Conditions[0].Message, b2.Status.Conditions[0].Message) || same(b1.Name, b2.Name) {
+		t.Error("distinct strings shared")
+	}
+	// A guardrail (or a tombstone) gets StripApplyMetadata.
+	g := &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
+	if out, err := TrimBinding(g); err != nil || out != g || g.ManagedFields != nil {
+		t.Errorf("guardrail: %v %v", out, err)
+	}
+}
+
+func TestInternIsBounded(t *testing.T) {
+	interned.Lock()
+	saved := interned.m
+	interned.m = map[string]string{}
+	interned.Unlock()
+	defer func() { interned.Lock(); interned.m = saved; interned.Unlock() }()
+	for i := range maxInterned + 10 {
+		intern(fmt.Sprintf("bounded-%d", i))
+	}
+	interned.RLock()
+	n := len(interned.m)
+	interned.RUnlock()
+	if n > maxInterned {
+		t.Fatalf("%d interned strings", n)
+	}
+	long := strings.Repeat("x", 200)
+	if s := intern(long); unsafe.StringData(s) != unsafe.StringData(long) {
+		t.Fatal("a long string was interned")
 	}
 }

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"slices"
 	"strings"
 	"sync"
 
@@ -8,6 +9,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/naming"
 )
 
@@ -59,6 +61,92 @@ func StripApplyMetadata(in any) (any, error) {
 	return in, nil
 }
 
+// TrimBinding is the cache transform of bindings: StripApplyMetadata, then
+// the strings that repeat from binding to binding (kind, namespace,
+// finalizer, policies, effects, actions, condition types, statuses and
+// reasons) share one copy, and those that repeat within a binding (the
+// ServiceAccount's name in spec and status, the role's name in its ARN and
+// its owned roles) share its first. Each decoded binding otherwise carries
+// its own copy of every one: about a fifth of a cached binding. Only equal
+// strings are swapped, so nothing a reader sees changes.
+func TrimBinding(in any) (any, error) {
+	b, ok := in.(*v1alpha1.PodIdentityBinding)
+	if !ok {
+		return StripApplyMetadata(in)
+	}
+	if _, err := StripApplyMetadata(b); err != nil {
+		return nil, err
+	}
+	b.APIVersion, b.Kind, b.Namespace = intern(b.APIVersion), intern(b.Kind), intern(b.Namespace)
+	for i := range b.Finalizers {
+		b.Finalizers[i] = intern(b.Finalizers[i])
+	}
+	s := &b.Spec
+	s.DeletionPolicy = v1alpha1.DeletionPolicy(intern(string(s.DeletionPolicy)))
+	s.PodRestartPolicy = v1alpha1.PodRestartPolicy(intern(string(s.PodRestartPolicy)))
+	for i := range s.Permissions {
+		p := &s.Permissions[i]
+		p.Effect = v1alpha1.Effect(intern(string(p.Effect)))
+		for j := range p.Actions {
+			p.Actions[j] = intern(p.Actions[j])
+		}
+	}
+	st := &b.Status
+	if st.ServiceAccountName == s.ServiceAccountName {
+		st.ServiceAccountName = s.ServiceAccountName
+	}
+	if n := len(st.RoleName); n > 0 && strings.HasSuffix(st.RoleArn, "/"+st.RoleName) {
+		st.RoleName = st.RoleArn[len(st.RoleArn)-n:]
+	}
+	for i := range st.OwnedRoles {
+		if r := &st.OwnedRoles[i]; r.Name == st.RoleName {
+			r.Name = st.RoleName
+			if r.ID == st.RoleID {
+				r.ID = st.RoleID
+			}
+		}
+	}
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		c.Type, c.Reason = intern(c.Type), intern(c.Reason)
+		c.Status = metav1.ConditionStatus(intern(string(c.Status)))
+	}
+	return b, nil
+}
+
+// interned holds one copy of each short string that repeats across cached
+// objects. What goes in is bounded by the cluster (namespaces, the IAM
+// action catalog, the operator's own constants), and the table by
+// maxInterned: past it, strings are kept as they are.
+var interned = struct {
+	sync.RWMutex
+	m map[string]string
+}{m: map[string]string{}}
+
+const maxInterned = 1 << 14
+
+func intern(s string) string {
+	if s == "" || len(s) > 128 {
+		return s
+	}
+	interned.RLock()
+	v, ok := interned.m[s]
+	interned.RUnlock()
+	if ok {
+		return v
+	}
+	interned.Lock()
+	defer interned.Unlock()
+	if v, ok := interned.m[s]; ok {
+		return v
+	}
+	if len(interned.m) >= maxInterned {
+		return s
+	}
+	interned.m[s] = s
+	return s
+}
+
 // dropLastApplied removes kubectl's last-applied-configuration annotation.
 func dropLastApplied(o metav1.Object) {
 	a := o.GetAnnotations()
@@ -72,30 +160,105 @@ func dropLastApplied(o metav1.Object) {
 }
 
 // TrimMetadata is the cache transform of ServiceAccount and Namespace
-// metadata. Of managed fields the operator reads which managers wrote to a
-// ServiceAccount (hasManager, onlyManager) and which of its annotations its
-// own managers own (ownsAnnotation); of annotations, its own keys. So it
-// keeps each managed-fields entry's manager and operation; the field set of
-// one of its own managers becomes the list of the operator's annotations it
-// owns (one shared copy per combination); other managers' field sets and
-// kubectl's last-applied-configuration annotation are dropped: together most
-// of the metadata of a ServiceAccount. ServiceAccounts are only ever written
-// by server-side apply built from scratch or deleted with preconditions, and
-// releases read them live, so nothing dropped here is written back.
+// metadata. It keeps a fresh, exactly sized copy of what the operator reads:
+//   - name, namespace, UID, resource version, timestamps and finalizers;
+//   - labels (managed-by on ServiceAccounts, guardrail selectors on
+//     Namespaces); equal small label sets share one map;
+//   - annotations (the pod webhook reads the eks.amazonaws.com ones, whoever
+//     set them) but not kubectl's last-applied-configuration;
+//   - of owner references, the controller's kind and UID (createdBy);
+//   - of managed fields, each entry's manager and operation (hasManager,
+//     onlyManager), and for the operator's own managers the list of its
+//     annotations they own (ownsAnnotation, one shared copy per combination).
+//
+// ServiceAccounts are only ever written by server-side apply built from
+// scratch or deleted with preconditions, and releases read them live, so
+// nothing dropped here is written back. Cached objects are read-only (the
+// cache's readers copy them), which is what lets label maps be shared.
 func TrimMetadata(in any) (any, error) {
 	m, ok := in.(*metav1.PartialObjectMetadata)
 	if !ok {
 		return in, nil // a tombstone: nothing to trim
 	}
-	for i, mf := range m.ManagedFields {
-		kept := metav1.ManagedFieldsEntry{Manager: mf.Manager, Operation: mf.Operation}
-		if strings.HasPrefix(mf.Manager, naming.FieldManagerPrefix) && mf.FieldsV1 != nil {
-			kept.FieldsType, kept.FieldsV1 = mf.FieldsType, ownedAnnotationsField(mf.FieldsV1.Raw)
-		}
-		m.ManagedFields[i] = kept
-	}
 	dropLastApplied(m)
-	return m, nil
+	for k, v := range m.Annotations {
+		m.Annotations[intern(k)] = v // the key is replaced by the shared copy
+	}
+	out := &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: intern(m.APIVersion), Kind: intern(m.Kind)},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: m.Name, Namespace: intern(m.Namespace), UID: m.UID, ResourceVersion: m.ResourceVersion,
+			Generation: m.Generation, CreationTimestamp: m.CreationTimestamp,
+			DeletionTimestamp: m.DeletionTimestamp, DeletionGracePeriodSeconds: m.DeletionGracePeriodSeconds,
+			Labels: sharedLabels(m.Labels), Annotations: m.Annotations, Finalizers: m.Finalizers,
+		},
+	}
+	for _, ref := range m.OwnerReferences {
+		if ref.Controller != nil && *ref.Controller {
+			out.OwnerReferences = []metav1.OwnerReference{{APIVersion: intern(ref.APIVersion), Kind: intern(ref.Kind), UID: ref.UID, Controller: &isController}}
+			break
+		}
+	}
+	if len(m.ManagedFields) > 0 {
+		out.ManagedFields = make([]metav1.ManagedFieldsEntry, len(m.ManagedFields))
+		for i, mf := range m.ManagedFields {
+			kept := metav1.ManagedFieldsEntry{Manager: mf.Manager, Operation: metav1.ManagedFieldsOperationType(intern(string(mf.Operation)))}
+			if strings.HasPrefix(mf.Manager, naming.FieldManagerPrefix) && mf.FieldsV1 != nil {
+				kept.FieldsType, kept.FieldsV1 = intern(mf.FieldsType), ownedAnnotationsField(mf.FieldsV1.Raw)
+			}
+			out.ManagedFields[i] = kept
+		}
+	}
+	return out, nil
+}
+
+var isController = true
+
+// labelSets holds one copy of each small label set seen on cached
+// metadata (most ServiceAccounts have none or the operator's managed-by
+// label), up to maxLabelSets.
+var labelSets = struct {
+	sync.RWMutex
+	m map[string]map[string]string
+}{m: map[string]map[string]string{}}
+
+const maxLabelSets = 1024
+
+// sharedLabels returns the shared copy of labels when it has at most four
+// entries, labels itself otherwise.
+func sharedLabels(labels map[string]string) map[string]string {
+	if len(labels) == 0 || len(labels) > 4 {
+		return labels
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var id strings.Builder
+	for _, k := range keys {
+		id.WriteString(k)
+		id.WriteByte(0)
+		id.WriteString(labels[k])
+		id.WriteByte(0)
+	}
+	key := id.String()
+	labelSets.RLock()
+	shared, ok := labelSets.m[key]
+	labelSets.RUnlock()
+	if ok {
+		return shared
+	}
+	labelSets.Lock()
+	defer labelSets.Unlock()
+	if shared, ok := labelSets.m[key]; ok {
+		return shared
+	}
+	if len(labelSets.m) >= maxLabelSets {
+		return labels
+	}
+	labelSets.m[key] = labels
+	return labels
 }
 
 // ownedFields holds one field set per combination of the operator's

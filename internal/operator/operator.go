@@ -374,7 +374,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	// Bindings and guardrails are cached without what nothing reads (a
 	// large part of each object at scale).
 	mgrOpts.Cache.ByObject = map[client.Object]cache.ByObject{
-		&v1alpha1.PodIdentityBinding{}:   {Transform: controllers.StripApplyMetadata},
+		&v1alpha1.PodIdentityBinding{}:   {Transform: controllers.TrimBinding},
 		&v1alpha1.PodIdentityGuardrail{}: {Transform: controllers.StripApplyMetadata},
 		controllers.ServiceAccountMeta(): {Transform: controllers.TrimMetadata},
 		controllers.NamespaceMeta():      {Transform: controllers.TrimMetadata},
