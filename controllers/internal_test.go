@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -349,26 +348,5 @@ func TestTrimBindingSharesRepeatedStringsAndChangesNothing(t *testing.T) {
 	g := &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
 	if out, err := TrimBinding(g); err != nil || out != g || g.ManagedFields != nil {
 		t.Errorf("guardrail: %v %v", out, err)
-	}
-}
-
-func TestInternIsBounded(t *testing.T) {
-	interned.Lock()
-	saved := interned.m
-	interned.m = map[string]string{}
-	interned.Unlock()
-	defer func() { interned.Lock(); interned.m = saved; interned.Unlock() }()
-	for i := range maxInterned + 10 {
-		intern(fmt.Sprintf("bounded-%d", i))
-	}
-	interned.RLock()
-	n := len(interned.m)
-	interned.RUnlock()
-	if n > maxInterned {
-		t.Fatalf("%d interned strings", n)
-	}
-	long := strings.Repeat("x", 200)
-	if s := intern(long); unsafe.StringData(s) != unsafe.StringData(long) {
-		t.Fatal("a long string was interned")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/intern"
 	"github.com/podidentity/podidentity-operator/internal/naming"
 )
 
@@ -77,18 +78,18 @@ func TrimBinding(in any) (any, error) {
 	if _, err := StripApplyMetadata(b); err != nil {
 		return nil, err
 	}
-	b.APIVersion, b.Kind, b.Namespace = intern(b.APIVersion), intern(b.Kind), intern(b.Namespace)
+	b.APIVersion, b.Kind, b.Namespace = intern.String(b.APIVersion), intern.String(b.Kind), intern.String(b.Namespace)
 	for i := range b.Finalizers {
-		b.Finalizers[i] = intern(b.Finalizers[i])
+		b.Finalizers[i] = intern.String(b.Finalizers[i])
 	}
 	s := &b.Spec
-	s.DeletionPolicy = v1alpha1.DeletionPolicy(intern(string(s.DeletionPolicy)))
-	s.PodRestartPolicy = v1alpha1.PodRestartPolicy(intern(string(s.PodRestartPolicy)))
+	s.DeletionPolicy = v1alpha1.DeletionPolicy(intern.String(string(s.DeletionPolicy)))
+	s.PodRestartPolicy = v1alpha1.PodRestartPolicy(intern.String(string(s.PodRestartPolicy)))
 	for i := range s.Permissions {
 		p := &s.Permissions[i]
-		p.Effect = v1alpha1.Effect(intern(string(p.Effect)))
+		p.Effect = v1alpha1.Effect(intern.String(string(p.Effect)))
 		for j := range p.Actions {
-			p.Actions[j] = intern(p.Actions[j])
+			p.Actions[j] = intern.String(p.Actions[j])
 		}
 	}
 	st := &b.Status
@@ -108,43 +109,10 @@ func TrimBinding(in any) (any, error) {
 	}
 	for i := range st.Conditions {
 		c := &st.Conditions[i]
-		c.Type, c.Reason = intern(c.Type), intern(c.Reason)
-		c.Status = metav1.ConditionStatus(intern(string(c.Status)))
+		c.Type, c.Reason = intern.String(c.Type), intern.String(c.Reason)
+		c.Status = metav1.ConditionStatus(intern.String(string(c.Status)))
 	}
 	return b, nil
-}
-
-// interned holds one copy of each short string that repeats across cached
-// objects. What goes in is bounded by the cluster (namespaces, the IAM
-// action catalog, the operator's own constants), and the table by
-// maxInterned: past it, strings are kept as they are.
-var interned = struct {
-	sync.RWMutex
-	m map[string]string
-}{m: map[string]string{}}
-
-const maxInterned = 1 << 14
-
-func intern(s string) string {
-	if s == "" || len(s) > 128 {
-		return s
-	}
-	interned.RLock()
-	v, ok := interned.m[s]
-	interned.RUnlock()
-	if ok {
-		return v
-	}
-	interned.Lock()
-	defer interned.Unlock()
-	if v, ok := interned.m[s]; ok {
-		return v
-	}
-	if len(interned.m) >= maxInterned {
-		return s
-	}
-	interned.m[s] = s
-	return s
 }
 
 // dropLastApplied removes kubectl's last-applied-configuration annotation.
@@ -182,12 +150,12 @@ func TrimMetadata(in any) (any, error) {
 	}
 	dropLastApplied(m)
 	for k, v := range m.Annotations {
-		m.Annotations[intern(k)] = v // the key is replaced by the shared copy
+		m.Annotations[intern.String(k)] = v // the key is replaced by the shared copy
 	}
 	out := &metav1.PartialObjectMetadata{
-		TypeMeta: metav1.TypeMeta{APIVersion: intern(m.APIVersion), Kind: intern(m.Kind)},
+		TypeMeta: metav1.TypeMeta{APIVersion: intern.String(m.APIVersion), Kind: intern.String(m.Kind)},
 		ObjectMeta: metav1.ObjectMeta{
-			Name: m.Name, Namespace: intern(m.Namespace), UID: m.UID, ResourceVersion: m.ResourceVersion,
+			Name: m.Name, Namespace: intern.String(m.Namespace), UID: m.UID, ResourceVersion: m.ResourceVersion,
 			Generation: m.Generation, CreationTimestamp: m.CreationTimestamp,
 			DeletionTimestamp: m.DeletionTimestamp, DeletionGracePeriodSeconds: m.DeletionGracePeriodSeconds,
 			Labels: sharedLabels(m.Labels), Annotations: m.Annotations, Finalizers: m.Finalizers,
@@ -195,16 +163,16 @@ func TrimMetadata(in any) (any, error) {
 	}
 	for _, ref := range m.OwnerReferences {
 		if ref.Controller != nil && *ref.Controller {
-			out.OwnerReferences = []metav1.OwnerReference{{APIVersion: intern(ref.APIVersion), Kind: intern(ref.Kind), UID: ref.UID, Controller: &isController}}
+			out.OwnerReferences = []metav1.OwnerReference{{APIVersion: intern.String(ref.APIVersion), Kind: intern.String(ref.Kind), UID: ref.UID, Controller: &isController}}
 			break
 		}
 	}
 	if len(m.ManagedFields) > 0 {
 		out.ManagedFields = make([]metav1.ManagedFieldsEntry, len(m.ManagedFields))
 		for i, mf := range m.ManagedFields {
-			kept := metav1.ManagedFieldsEntry{Manager: mf.Manager, Operation: metav1.ManagedFieldsOperationType(intern(string(mf.Operation)))}
+			kept := metav1.ManagedFieldsEntry{Manager: mf.Manager, Operation: metav1.ManagedFieldsOperationType(intern.String(string(mf.Operation)))}
 			if strings.HasPrefix(mf.Manager, naming.FieldManagerPrefix) && mf.FieldsV1 != nil {
-				kept.FieldsType, kept.FieldsV1 = intern(mf.FieldsType), ownedAnnotationsField(mf.FieldsV1.Raw)
+				kept.FieldsType, kept.FieldsV1 = intern.String(mf.FieldsType), ownedAnnotationsField(mf.FieldsV1.Raw)
 			}
 			out.ManagedFields[i] = kept
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
+	"github.com/podidentity/podidentity-operator/internal/intern"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 )
 
@@ -40,7 +41,7 @@ func newObserved(arn, id, path, trust *string, boundary *types.AttachedPermissio
 	o := &Observed{
 		ARN:  aws.ToString(arn),
 		ID:   aws.ToString(id),
-		Path: aws.ToString(path),
+		Path: intern.String(aws.ToString(path)),
 		Tags: make(map[string]string, len(tags)),
 	}
 	if doc, err := policy.Parse(aws.ToString(trust)); err != nil {
@@ -49,10 +50,16 @@ func newObserved(arn, id, path, trust *string, boundary *types.AttachedPermissio
 		o.Trust = doc.Fingerprint()
 	}
 	if boundary != nil {
-		o.Boundary = aws.ToString(boundary.PermissionsBoundaryArn)
+		o.Boundary = intern.String(aws.ToString(boundary.PermissionsBoundaryArn))
 	}
 	for _, t := range tags {
-		o.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		// Keys, and the values of the ownership tags that many roles share,
+		// are held once (every role in the cache has them).
+		k, v := intern.String(aws.ToString(t.Key)), aws.ToString(t.Value)
+		if k == TagCluster || k == TagNamespace || k == TagRetained {
+			v = intern.String(v)
+		}
+		o.Tags[k] = v
 	}
 	return o
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"testing"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -274,5 +275,39 @@ func TestSnapshotterReusesUnchangedRoles(t *testing.T) {
 	}
 	if got["r3"].Description != "changed" || got["r4"].Trust == plain["r4"].Trust {
 		t.Errorf("changes lost: %+v %+v", got["r3"], got["r4"])
+	}
+}
+
+// Roles observed one by one from IAM responses share the strings every
+// role repeats (path, boundary, tag keys, the cluster and namespace tag
+// values), and keep their own where they differ.
+func TestObservedRolesShareRepeatedStrings(t *testing.T) {
+	detail := func(i int) types.RoleDetail {
+		s := func(format string, args ...any) *string { return aws.String(fmt.Sprintf(format, args...)) }
+		return types.RoleDetail{
+			Arn: s("arn:aws:iam::123456789012:role/pi/r-%d", i), RoleId: s("AROA%d", i), Path: s("/pi/"),
+			AssumeRolePolicyDocument: s(`{"Version":"2012-10-17","Statement":[]}`),
+			PermissionsBoundary:      &types.AttachedPermissionsBoundary{PermissionsBoundaryArn: s("arn:aws:iam::123456789012:policy/boundary")},
+			Tags: []types.Tag{
+				{Key: s(TagCluster), Value: s("prod")}, {Key: s(TagNamespace), Value: s("team-a")},
+				{Key: s(TagBinding), Value: s("app-%d", i)},
+			},
+		}
+	}
+	a, b := fromDetail(detail(1)), fromDetail(detail(2))
+	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	if !same(a.Path, b.Path) || !same(a.Boundary, b.Boundary) ||
+		!same(a.Tags[TagCluster], b.Tags[TagCluster]) || !same(a.Tags[TagNamespace], b.Tags[TagNamespace]) {
+		t.Error("repeated strings are not shared")
+	}
+	for k := range a.Tags {
+		for k2 := range b.Tags {
+			if k == k2 && !same(k, k2) {
+				t.Errorf("tag key %s not shared", k)
+			}
+		}
+	}
+	if a.Tags[TagBinding] != "app-1" || b.Tags[TagBinding] != "app-2" || a.Path != "/pi/" || a.Tags[TagCluster] != "prod" {
+		t.Errorf("values changed: %v %v", a.Tags, b.Tags)
 	}
 }
