@@ -53,8 +53,10 @@ func (r *GuardrailReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if !sel.Matches(labels.Set(ns.Labels)) {
 			continue
 		}
+		// Read only (the guard does not modify what it checks): no copy
+		// of every binding at every guardrail reconcile.
 		bindings := &v1alpha1.PodIdentityBindingList{}
-		if err := r.List(ctx, bindings, client.InNamespace(ns.Name)); err != nil {
+		if err := r.List(ctx, bindings, client.InNamespace(ns.Name), client.UnsafeDisableDeepCopy); err != nil {
 			return ctrl.Result{}, err
 		}
 		for i := range bindings.Items {

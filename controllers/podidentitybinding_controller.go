@@ -562,10 +562,11 @@ func (r *Reconciler) listRequests(ctx context.Context, opts ...client.ListOption
 }
 
 // bindingRequests lists bindings from the cache as reconcile requests,
-// those for which keep is true when it is set.
+// those for which keep is true when it is set. The items are read only (no
+// copy of each: a guardrail change lists every binding).
 func bindingRequests(ctx context.Context, c client.Reader, keep func(*v1alpha1.PodIdentityBinding) bool, opts ...client.ListOption) []reconcile.Request {
 	list := &v1alpha1.PodIdentityBindingList{}
-	if err := c.List(ctx, list, opts...); err != nil {
+	if err := c.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
 		logf.FromContext(ctx).Error(err, "listing bindings")
 		return nil
 	}
@@ -632,10 +633,11 @@ func (r *Reconciler) bindingsNaming(ctx context.Context, namespace, sa, except s
 }
 
 // bindingsNamingServiceAccount lists the bindings in namespace whose spec
-// names the ServiceAccount.
+// names the ServiceAccount, for reading only: the items share their maps,
+// slices and pointers with the cache (every reconcile and every sweep asks).
 func bindingsNamingServiceAccount(ctx context.Context, c client.Reader, namespace, sa string) ([]v1alpha1.PodIdentityBinding, error) {
 	list := &v1alpha1.PodIdentityBindingList{}
-	if err := c.List(ctx, list, namingOrHolding(namespace, sa)...); err != nil {
+	if err := c.List(ctx, list, append(namingOrHolding(namespace, sa), client.UnsafeDisableDeepCopy)...); err != nil {
 		return nil, err
 	}
 	return slices.DeleteFunc(list.Items, func(b v1alpha1.PodIdentityBinding) bool { return b.Spec.ServiceAccountName != sa }), nil

@@ -121,14 +121,20 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 }
 
 // bindings returns every cached binding for read-only use (the planner and
-// the guard never modify the binding they are given), straight from the
-// informer's store: a list through the client would copy every binding
-// (about 1 KB each) on each sweep.
+// the guard never modify the binding they are given).
 func (s *Sweeper) bindings(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, error) {
 	if s.informers == nil {
 		return nil, errors.New("the sweep runs only once SetupWithManager has registered it")
 	}
-	inf, err := s.informers.GetInformer(ctx, &v1alpha1.PodIdentityBinding{})
+	return CachedBindings(ctx, s.informers)
+}
+
+// CachedBindings returns every cached binding straight from the informer's
+// store, for read-only use: a list through the client would copy every
+// binding (about 1 KB each) on each call, 10 MB or more at 10,000 bindings
+// for each sweep or metrics scrape.
+func CachedBindings(ctx context.Context, informers ctrlcache.Informers) ([]*v1alpha1.PodIdentityBinding, error) {
+	inf, err := informers.GetInformer(ctx, &v1alpha1.PodIdentityBinding{})
 	if err != nil {
 		return nil, err
 	}

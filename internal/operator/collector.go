@@ -6,24 +6,26 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/controllers"
 )
 
 // bindingsCollector reports podidentity_bindings{ready}: the bindings by the
 // status of their Ready condition, and podidentity_pods{state}: the running
 // pods of bound ServiceAccounts by whether they carry the current role's
 // credentials (from status.pods). Both are counted from the manager's cache
-// at scrape time.
+// at scrape time, read-only from the informer's store (a list through the
+// client would copy every binding at every scrape).
 type bindingsCollector struct {
-	reader client.Reader
-	desc   *prometheus.Desc
-	pods   *prometheus.Desc
+	informers cache.Informers
+	desc      *prometheus.Desc
+	pods      *prometheus.Desc
 }
 
-func newBindingsCollector(r client.Reader) *bindingsCollector {
-	return &bindingsCollector{reader: r,
+func newBindingsCollector(informers cache.Informers) *bindingsCollector {
+	return &bindingsCollector{informers: informers,
 		desc: prometheus.NewDesc("podidentity_bindings",
 			"PodIdentityBindings by the status and reason of their Ready condition.", []string{"ready", "reason"}, nil),
 		pods: prometheus.NewDesc("podidentity_pods",
@@ -35,21 +37,21 @@ func (c *bindingsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc;
 func (c *bindingsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	list := &v1alpha1.PodIdentityBindingList{}
-	if err := c.reader.List(ctx, list); err != nil {
+	bindings, err := controllers.CachedBindings(ctx, c.informers)
+	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return
 	}
 	type key struct{ ready, reason string }
 	counts := map[key]float64{{"True", v1alpha1.ReasonAvailable}: 0}
 	pods := map[string]float64{"current": 0, "stale": 0}
-	for i := range list.Items {
-		if p := list.Items[i].Status.Pods; p != nil {
+	for _, b := range bindings {
+		if p := b.Status.Pods; p != nil {
 			pods["current"] += float64(p.Current)
 			pods["stale"] += float64(p.Stale)
 		}
 		k := key{"Unknown", ""}
-		if cond := meta.FindStatusCondition(list.Items[i].Status.Conditions, v1alpha1.ConditionReady); cond != nil {
+		if cond := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady); cond != nil {
 			k = key{string(cond.Status), cond.Reason}
 		}
 		counts[k]++
