@@ -184,13 +184,8 @@ var isController = true
 
 // labelSets holds one copy of each small label set seen on cached
 // metadata (most ServiceAccounts have none or the operator's managed-by
-// label), up to maxLabelSets.
-var labelSets = struct {
-	sync.RWMutex
-	m map[string]map[string]string
-}{m: map[string]map[string]string{}}
-
-const maxLabelSets = 1024
+// label), keyed by its sorted entries.
+var labelSets = intern.NewTable[map[string]string](1024)
 
 // sharedLabels returns the shared copy of labels when it has at most four
 // entries, labels itself otherwise.
@@ -210,23 +205,7 @@ func sharedLabels(labels map[string]string) map[string]string {
 		id.WriteString(labels[k])
 		id.WriteByte(0)
 	}
-	key := id.String()
-	labelSets.RLock()
-	shared, ok := labelSets.m[key]
-	labelSets.RUnlock()
-	if ok {
-		return shared
-	}
-	labelSets.Lock()
-	defer labelSets.Unlock()
-	if shared, ok := labelSets.m[key]; ok {
-		return shared
-	}
-	if len(labelSets.m) >= maxLabelSets {
-		return labels
-	}
-	labelSets.m[key] = labels
-	return labels
+	return labelSets.Shared(id.String(), labels)
 }
 
 // ownedFields holds one field set per combination of the operator's

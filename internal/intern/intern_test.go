@@ -21,11 +21,8 @@ func TestTableIsBounded(t *testing.T) {
 	for i := range MaxEntries + 10 {
 		String(fmt.Sprintf("bounded-%d", i))
 	}
-	table.RLock()
-	n := len(table.m)
-	table.RUnlock()
-	if n > MaxEntries {
-		t.Fatalf("%d interned strings", n)
+	if n := stringTable.Len(); n > MaxEntries {
+		t.Fatalf("%d interned strings", stringTable.Len())
 	}
 	late := fmt.Sprintf("late-%d", 1)
 	if s := String(late); s != late || unsafe.StringData(s) != unsafe.StringData(late) {
@@ -34,5 +31,21 @@ func TestTableIsBounded(t *testing.T) {
 	long := strings.Repeat("x", MaxLen+1)
 	if s := String(long); unsafe.StringData(s) != unsafe.StringData(long) {
 		t.Fatal("a long string was interned")
+	}
+}
+
+func TestTableKeepsTheFirstValueAndItsBound(t *testing.T) {
+	tab := NewTable[[]int](2)
+	first := []int{1}
+	if got := tab.Shared("a", first); &got[0] != &first[0] {
+		t.Fatal("the first value is not the one held")
+	}
+	if got := tab.Shared("a", []int{1}); &got[0] != &first[0] {
+		t.Fatal("a later equal value replaced the held one")
+	}
+	tab.Shared("b", []int{2})
+	late := []int{3}
+	if got := tab.Shared("c", late); &got[0] != &late[0] || tab.Len() != 2 {
+		t.Fatalf("past the bound: %d keys", tab.Len())
 	}
 }
