@@ -3,7 +3,6 @@ package controllers
 import (
 	"slices"
 	"strings"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -75,9 +74,7 @@ func TrimBinding(in any) (any, error) {
 	if !ok {
 		return StripApplyMetadata(in)
 	}
-	if _, err := StripApplyMetadata(b); err != nil {
-		return nil, err
-	}
+	_, _ = StripApplyMetadata(b) // never fails on an object
 	b.APIVersion, b.Kind, b.Namespace = intern.String(b.APIVersion), intern.String(b.Kind), intern.String(b.Namespace)
 	for i := range b.Finalizers {
 		b.Finalizers[i] = intern.String(b.Finalizers[i])
@@ -210,7 +207,7 @@ func sharedLabels(labels map[string]string) map[string]string {
 
 // ownedFields holds one field set per combination of the operator's
 // annotations (a handful), shared by every cached ServiceAccount.
-var ownedFields sync.Map // string -> *metav1.FieldsV1
+var ownedFields = intern.NewTable[*metav1.FieldsV1](64)
 
 // ownedAnnotationsField is a field set listing only the operator's
 // annotations that fieldsV1 owns.
@@ -222,9 +219,5 @@ func ownedAnnotationsField(fieldsV1 []byte) *metav1.FieldsV1 {
 		}
 	}
 	doc := `{"f:metadata":{"f:annotations":{` + strings.Join(keys, ",") + `}}}`
-	if f, ok := ownedFields.Load(doc); ok {
-		return f.(*metav1.FieldsV1)
-	}
-	f, _ := ownedFields.LoadOrStore(doc, &metav1.FieldsV1{Raw: []byte(doc)})
-	return f.(*metav1.FieldsV1)
+	return ownedFields.Shared(doc, &metav1.FieldsV1{Raw: []byte(doc)})
 }

@@ -99,6 +99,13 @@ func (f *fixture) get(authz string) int {
 	return rec.Code
 }
 
+// counts are the reviews asked of the API server and the requests served.
+type counts struct{ tokens, access, served int }
+
+func (f *fixture) counts() counts {
+	return counts{tokens: len(f.api.tokenReq), access: len(f.api.sars), served: f.served}
+}
+
 func TestRequestsWithoutABearerTokenAreUnauthorizedWithoutAsking(t *testing.T) {
 	f := newFixture(t)
 	for _, h := range []string{"", "Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "scraper-token"} {
@@ -106,8 +113,8 @@ func TestRequestsWithoutABearerTokenAreUnauthorizedWithoutAsking(t *testing.T) {
 			t.Errorf("Authorization %q: got %d, want 401", h, code)
 		}
 	}
-	if len(f.api.tokenReq) != 0 || len(f.api.sars) != 0 || f.served != 0 {
-		t.Fatalf("asked the API server %d+%d times, served %d", len(f.api.tokenReq), len(f.api.sars), f.served)
+	if got := f.counts(); got != (counts{}) {
+		t.Fatalf("asked the API server or served: %+v", got)
 	}
 }
 
@@ -136,14 +143,14 @@ func TestAuthorizedScraperIsServedAndAnswersAreCached(t *testing.T) {
 	if code := f.get("bearer  scraper-token "); code != http.StatusOK {
 		t.Fatalf("got %d, want 200", code)
 	}
-	if len(f.api.tokenReq) != 1 || len(f.api.sars) != 1 {
-		t.Fatalf("reviews within their lifetimes: %d tokens, %d access", len(f.api.tokenReq), len(f.api.sars))
+	if got := f.counts(); got.tokens != 1 || got.access != 1 {
+		t.Fatalf("reviews within their lifetimes: %+v", got)
 	}
 	// The token's answer expires first, then the decision's.
 	f.clock = f.clock.Add(2 * time.Second)
 	f.get("Bearer scraper-token")
-	if len(f.api.tokenReq) != 2 || len(f.api.sars) != 1 {
-		t.Fatalf("after the token lifetime: %d tokens, %d access", len(f.api.tokenReq), len(f.api.sars))
+	if got := f.counts(); got.tokens != 2 || got.access != 1 {
+		t.Fatalf("after the token lifetime: %+v", got)
 	}
 	f.clock = f.clock.Add(AllowTTL)
 	f.get("Bearer scraper-token")
@@ -159,8 +166,8 @@ func TestInvalidTokenIsUnauthorizedAndCached(t *testing.T) {
 			t.Fatalf("got %d, want 401", code)
 		}
 	}
-	if len(f.api.tokenReq) != 1 || len(f.api.sars) != 0 || f.served != 0 {
-		t.Fatalf("%d token reviews, %d access reviews, served %d", len(f.api.tokenReq), len(f.api.sars), f.served)
+	if got := f.counts(); got != (counts{tokens: 1}) {
+		t.Fatalf("%+v", got)
 	}
 }
 

@@ -298,7 +298,6 @@ var (
 	prefixRE      = regexp.MustCompile(`^[\w+=,.@-]{1,32}$`)
 )
 
-// Scheme knows the core types and the operator's API.
 // newRecorder is the operator's event recorder: Warnings through the
 // manager's broadcaster, Normal events written directly (decision 53).
 func newRecorder(mgr ctrl.Manager, log logr.Logger) (*eventrecorder.Recorder, error) {
@@ -317,6 +316,7 @@ func newRecorder(mgr ctrl.Manager, log logr.Logger) (*eventrecorder.Recorder, er
 // eventReporter is the reporting controller of the operator's events.
 const eventReporter = "podidentity-operator"
 
+// Scheme knows the core types and the operator's API.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
