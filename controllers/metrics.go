@@ -36,8 +36,20 @@ var roleCacheLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Lookups of a role in the operator's role cache, by result; every result but hit reads the role from IAM.",
 }, []string{"result"})
 
+// statusWriteFailures counts status patches of bindings the API server
+// refused, by reason (Invalid, Conflict, Other). What a reconcile recorded in
+// a refused status is lost until the next one; IAM's ownership tags keep the
+// roles it created findable (decision 59).
+var statusWriteFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "podidentity_status_write_failures_total",
+	Help: "Status patches of PodIdentityBindings the API server refused, by reason.",
+}, []string{"reason"})
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, roleCacheLookups)
+	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, roleCacheLookups, statusWriteFailures)
+	for _, r := range []string{"Invalid", "Conflict", "Other"} {
+		statusWriteFailures.WithLabelValues(r)
+	}
 	for _, r := range []string{"hit", "miss", "expired", "unlisted"} {
 		roleCacheLookups.WithLabelValues(r)
 	}

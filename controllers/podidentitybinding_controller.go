@@ -34,6 +34,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
+	"github.com/podidentity/podidentity-operator/internal/bounded"
 	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/planner"
@@ -71,6 +72,11 @@ const (
 	// guardrail forbids them; not drift (nobody changed the role).
 	EventGuardrailEnforced = "GuardrailEnforced"
 	EventRoleParked        = "RoleParked"
+	// EventStatusWriteFailed: the API server refused the status patch.
+	EventStatusWriteFailed = "StatusWriteFailed"
+	// EventOrphanRetired: the drift sweep found a role tagged for the
+	// binding that its status does not record, and retired it.
+	EventOrphanRetired = "OrphanRetired"
 )
 
 // ProviderWatch reports the cluster's OIDC provider (oidcprovider.Watcher in
@@ -146,6 +152,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 			return
 		}
 		if err := r.Status().Patch(ctx, b, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			r.statusWriteFailed(b, err)
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 	}()
@@ -188,12 +195,13 @@ func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBind
 		if in.Managed, err = policies.Read(ctx, b.Spec.ManagedPolicyArns); err != nil {
 			return in, err
 		}
-		holder, err := r.serviceAccountHolder(ctx, b)
-		if err != nil {
+		if in.Holder, err = r.serviceAccountHolder(ctx, b, b.Spec.ServiceAccountName); err != nil {
 			return in, err
 		}
-		if holder != nil {
-			in.Holder = holder.Name
+		if sa := b.Status.ServiceAccountName; sa != "" && sa != b.Spec.ServiceAccountName {
+			if in.CurrentHolder, err = r.serviceAccountHolder(ctx, b, sa); err != nil {
+				return in, err
+			}
 		}
 	}
 	if r.Provider != nil {
@@ -384,6 +392,22 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 	return nil
 }
 
+// statusWriteFailed makes a refused status patch visible: a metric by
+// reason and a Warning event (the event goes to the binding, not its
+// status, so it is written even when the status cannot be).
+func (r *Reconciler) statusWriteFailed(b *v1alpha1.PodIdentityBinding, err error) {
+	reason := "Other"
+	switch {
+	case apierrors.IsInvalid(err):
+		reason = "Invalid"
+	case apierrors.IsConflict(err):
+		reason = "Conflict"
+	}
+	statusWriteFailures.WithLabelValues(reason).Inc()
+	r.event(b, corev1.EventTypeWarning, EventStatusWriteFailed, "the API server refused the binding's status ("+reason+"): "+err.Error()+
+		"; the roles it records are still found by their ownership tags")
+}
+
 // deleteError marks a failed role deletion, so the binding reports DeleteFailed.
 type deleteError struct {
 	name string
@@ -464,15 +488,13 @@ func (r *Reconciler) event(b *v1alpha1.PodIdentityBinding, eventType, reason, no
 	recordEvent(r.Recorder, b, eventType, reason, note)
 }
 
-// recordEvent emits an event about a binding, its note cut to 1,000 bytes.
+// recordEvent emits an event about a binding, its note cut to the API's
+// limit (bounded.EventNote).
 func recordEvent(rec events.EventRecorder, b *v1alpha1.PodIdentityBinding, eventType, reason, note string) {
 	if rec == nil {
 		return
 	}
-	if len(note) > 1000 {
-		note = note[:1000]
-	}
-	rec.Eventf(b, nil, eventType, reason, "Reconcile", "%s", note)
+	rec.Eventf(b, nil, eventType, reason, "Reconcile", "%s", bounded.Text(note, bounded.EventNote))
 }
 
 func uniq(values ...string) []string {
@@ -632,22 +654,29 @@ func (r *Reconciler) bindingsNaming(ctx context.Context, namespace, sa, except s
 	return bindingRequests(ctx, r.Client, func(b *v1alpha1.PodIdentityBinding) bool { return b.Name != except }, namingOrHolding(namespace, sa)...)
 }
 
-// bindingsNamingServiceAccount lists the bindings in namespace whose spec
-// names the ServiceAccount, for reading only: the items share their maps,
-// slices and pointers with the cache (every reconcile and every sweep asks).
-func bindingsNamingServiceAccount(ctx context.Context, c client.Reader, namespace, sa string) ([]v1alpha1.PodIdentityBinding, error) {
+// bindingsClaimingServiceAccount lists the bindings in namespace that claim
+// the ServiceAccount: their spec names it, or their roles trust it now
+// (status.serviceAccountName; a binding whose spec became invalid keeps
+// serving the ServiceAccount it held). The items are for reading only: they
+// share their maps, slices and pointers with the cache (every reconcile and
+// every sweep asks).
+func bindingsClaimingServiceAccount(ctx context.Context, c client.Reader, namespace, sa string) ([]v1alpha1.PodIdentityBinding, error) {
 	list := &v1alpha1.PodIdentityBindingList{}
 	if err := c.List(ctx, list, append(namingOrHolding(namespace, sa), client.UnsafeDisableDeepCopy)...); err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(list.Items, func(b v1alpha1.PodIdentityBinding) bool { return b.Spec.ServiceAccountName != sa }), nil
+	return slices.DeleteFunc(list.Items, func(b v1alpha1.PodIdentityBinding) bool {
+		return b.Spec.ServiceAccountName != sa && b.Status.ServiceAccountName != sa
+	}), nil
 }
 
 // setCondition sets a condition for the binding's current generation; the
-// transition time changes only when the status does.
+// transition time changes only when the status does. The message is cut to
+// bounded.ConditionMessage: a message the API server refuses would fail the
+// whole status patch (decision 58).
 func setCondition(b *v1alpha1.PodIdentityBinding, condType string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-		Type: condType, Status: status, Reason: reason, Message: msg, ObservedGeneration: b.Generation,
+		Type: condType, Status: status, Reason: reason, Message: bounded.Text(msg, bounded.ConditionMessage), ObservedGeneration: b.Generation,
 	})
 }
 

@@ -105,7 +105,7 @@ func (h *PodIdentityInjector) bound(ctx context.Context, namespace, name string)
 	if h.APIReader == nil {
 		return false
 	}
-	list, err := bindingsNamingServiceAccount(ctx, h.Reader, namespace, name)
+	list, err := bindingsClaimingServiceAccount(ctx, h.Reader, namespace, name)
 	return err == nil && len(list) > 0
 }
 

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -143,27 +142,31 @@ func containsAnnotation(fieldsV1 []byte, key string) bool {
 	return strings.Contains(string(fieldsV1), `"f:`+key+`"`)
 }
 
-// serviceAccountHolder returns the binding that holds the ServiceAccount when
-// it is not b: the oldest binding naming it (ties broken by name).
-func (r *Reconciler) serviceAccountHolder(ctx context.Context, b *v1alpha1.PodIdentityBinding) (*v1alpha1.PodIdentityBinding, error) {
-	items, err := bindingsNamingServiceAccount(ctx, r.Client, b.Namespace, b.Spec.ServiceAccountName)
+// serviceAccountHolder names the binding that holds the ServiceAccount sa
+// when it is not b ("" when b may hold it): the oldest binding claiming it
+// (ties broken by name). A binding claims the ServiceAccount its spec names
+// and the one its roles trust now (status), so a binding whose spec became
+// invalid while moving away still holds the one it serves, and no second
+// binding's role trusts it meanwhile (invariant I2).
+func (r *Reconciler) serviceAccountHolder(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa string) (string, error) {
+	items, err := bindingsClaimingServiceAccount(ctx, r.Client, b.Namespace, sa)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	sort.Slice(items, func(i, j int) bool {
-		ti, tj := items[i].CreationTimestamp, items[j].CreationTimestamp
-		if !ti.Equal(&tj) {
-			return ti.Before(&tj)
-		}
-		return items[i].Name < items[j].Name
-	})
+	// b claims sa (its spec or status names it), also when the cache has
+	// not seen it yet.
+	oldest, at := b.Name, b.CreationTimestamp
 	for i := range items {
-		if items[i].Name == b.Name {
-			return nil, nil
+		it := &items[i]
+		t := it.CreationTimestamp
+		if it.Name != b.Name && (t.Before(&at) || t.Equal(&at) && it.Name < oldest) {
+			oldest, at = it.Name, t
 		}
-		return &items[i], nil
 	}
-	return nil, nil
+	if oldest == b.Name {
+		return "", nil
+	}
+	return oldest, nil
 }
 
 // releaseMode says how a binding lets go of a ServiceAccount.

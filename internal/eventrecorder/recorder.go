@@ -28,6 +28,8 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/reference"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/podidentity/podidentity-operator/internal/bounded"
 )
 
 const (
@@ -39,7 +41,7 @@ const (
 	maxTries   = 3
 	retryDelay = 2 * time.Second
 	// MaxNoteLength is the events.k8s.io/v1 limit on a note.
-	MaxNoteLength = 1024
+	MaxNoteLength = bounded.EventNote
 	writeTimeout  = 10 * time.Second
 )
 
@@ -114,9 +116,7 @@ func (r *Recorder) makeEvent(regarding, related runtime.Object, reason, action, 
 	if related != nil {
 		relatedRef, _ = reference.GetReference(r.scheme, related)
 	}
-	if len(note) > MaxNoteLength {
-		note = note[:MaxNoteLength]
-	}
+	note = bounded.Text(note, MaxNoteLength)
 	ns := ref.Namespace
 	if ns == "" {
 		ns = metav1.NamespaceDefault

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/bounded"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
@@ -97,13 +98,15 @@ type Result struct {
 	Boundary string
 }
 
-// Message joins the findings of a kind for a condition or admission message.
+// Message joins the findings of a kind for a condition or admission
+// message: each distinct finding once, the first few of them and how many
+// more there are (bounded.List), however many the spec produces.
 func Message(fs []Finding) string {
 	parts := make([]string, len(fs))
 	for i, f := range fs {
 		parts[i] = f.String()
 	}
-	return strings.Join(parts, "; ")
+	return bounded.List(parts, "; ")
 }
 
 // Checker holds what checks depend on besides the binding.
@@ -173,6 +176,12 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Man
 		}
 	}
 	c.checkQuotas(b, &r)
+	// The switches depend on the guardrails alone, so an invalid spec
+	// cannot skip them (a typo plus deletionPolicy Retain must not keep a
+	// role a guardrail says goes with its binding).
+	for _, rule := range rules {
+		switches(b, rule, &r)
+	}
 	if len(r.Invalid) > 0 {
 		return r
 	}
@@ -470,6 +479,21 @@ func (c Checker) rule(b *v1alpha1.PodIdentityBinding, rule Rule, grants []grant,
 			}
 		}
 	}
+	if rule.RequiredPermissionsBoundary != "" {
+		if r.Boundary != "" && r.Boundary != rule.RequiredPermissionsBoundary {
+			r.Violations = append(r.Violations, Finding{Field: "spec", Rule: rule.Name,
+				Message: fmt.Sprintf("requires permissions boundary %s but another guardrail requires %s", rule.RequiredPermissionsBoundary, r.Boundary)})
+			return
+		}
+		r.Boundary = rule.RequiredPermissionsBoundary
+	}
+}
+
+// switches evaluates a rule's switches (forbidRetain, forbidPodRestarts,
+// roleNamePattern): they read only the guardrail and plain spec fields, so
+// Check evaluates them before, and whatever the result of, the validity
+// checks.
+func switches(b *v1alpha1.PodIdentityBinding, rule Rule, r *Result) {
 	if rule.ForbidRetain && b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain {
 		r.Violations = append(r.Violations, Finding{Field: "spec.deletionPolicy", Rule: rule.Name,
 			Message: "Retain is forbidden in this namespace; the role will be deleted with the binding"})
@@ -484,14 +508,6 @@ func (c Checker) rule(b *v1alpha1.PodIdentityBinding, rule Rule, grants []grant,
 		r.Violations = append(r.Violations, Finding{Field: "spec.roleName", Rule: rule.Name,
 			Message: fmt.Sprintf("%q does not match the allowed pattern %q", b.Spec.RoleName, rule.RoleNamePattern)})
 		r.RoleNameForbidden = true
-	}
-	if rule.RequiredPermissionsBoundary != "" {
-		if r.Boundary != "" && r.Boundary != rule.RequiredPermissionsBoundary {
-			r.Violations = append(r.Violations, Finding{Field: "spec", Rule: rule.Name,
-				Message: fmt.Sprintf("requires permissions boundary %s but another guardrail requires %s", rule.RequiredPermissionsBoundary, r.Boundary)})
-			return
-		}
-		r.Boundary = rule.RequiredPermissionsBoundary
 	}
 }
 
@@ -549,7 +565,7 @@ func (r Result) Removed(b *v1alpha1.PodIdentityBinding) string {
 	if r.RoleNameForbidden {
 		parts = append(parts, "role name "+b.Spec.RoleName+" (the current role is kept)")
 	}
-	return strings.Join(parts, "; ")
+	return bounded.List(parts, "; ")
 }
 
 func isDeny(s v1alpha1.PermissionStatement) bool { return s.Effect == v1alpha1.EffectDeny }

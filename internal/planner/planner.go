@@ -31,6 +31,10 @@ type Input struct {
 	// Holder is the older binding that holds spec.serviceAccountName, ""
 	// when this binding may hold it.
 	Holder string
+	// CurrentHolder is the older binding that holds the ServiceAccount the
+	// binding's roles trust now (status.serviceAccountName), when that is
+	// not the spec's: "" when this binding may keep serving it.
+	CurrentHolder string
 	// Roles maps every name of Candidates to what IAM has (nil: no role).
 	Roles map[string]*role.Observed
 	// Provider is what IAM says about the cluster's OIDC provider; nil when
@@ -199,8 +203,13 @@ func Compute(in Input) Plan {
 	}
 
 	// A binding that cannot hold its ServiceAccount owns no role any pod
-	// can use.
-	if in.Holder != "" {
+	// can use. An invalid spec keeps serving the ServiceAccount the roles
+	// trust now, so that is the one it must still hold.
+	holder, contested := in.Holder, b.Spec.ServiceAccountName
+	if len(check.Invalid) > 0 && in.CurrentHolder != "" {
+		holder, contested = in.CurrentHolder, currentServiceAccount(b)
+	}
+	if holder != "" {
 		fate := "deleted"
 		if retain {
 			fate = "stripped of every permission and trust"
@@ -214,7 +223,7 @@ func Compute(in Input) Plan {
 		}
 		p.Reason = v1alpha1.ReasonServiceAccountConflict
 		p.Message = fmt.Sprintf("ServiceAccount %s is already bound by PodIdentityBinding %s (the older binding wins); point this binding at another ServiceAccount or delete one of them. Until then this binding's roles are %s",
-			b.Spec.ServiceAccountName, in.Holder, fate)
+			contested, holder, fate)
 		return p
 	}
 

@@ -134,6 +134,7 @@ func TestPlans(t *testing.T) {
 		b           func() *v1alpha1.PodIdentityBinding
 		roles       func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed
 		holder      string
+		curHolder   string
 		rules       []guard.Rule
 		managed     guard.Managed
 		provider    *oidcprovider.State
@@ -347,6 +348,66 @@ func TestPlans(t *testing.T) {
 			wantReason: v1alpha1.ReasonDeleting, wantBefore: map[string]Op{"dev_ns_app": OpDelete},
 		},
 		{
+			name:       "issue 17 defect 2: an invalid spec does not skip forbidRetain (typo + Retain + delete)",
+			b:          with(typo, retainPolicy, beingDeleted),
+			rules:      []guard.Rule{{Name: "no-retain", ForbidRetain: true}},
+			roles:      onlyCurrent,
+			wantReason: v1alpha1.ReasonDeleting, wantBefore: map[string]Op{"dev_ns_app": OpDelete},
+		},
+		{
+			name:  "issue 17 defect 2: an invalid rename never creates a role outside roleNamePattern",
+			b:     with(typo, roleName("other-team-role")),
+			rules: []guard.Rule{{Name: "names", RoleNamePattern: "ns-*"}},
+			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
+				return map[string]*role.Observed{"dev_ns_app": current(base()), "other-team-role": nil}
+			},
+			wantReason: v1alpha1.ReasonInvalidSpec, wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
+		},
+		{
+			name:  "issue 17 defect 3: an invalid spec that moved away loses the ServiceAccount it serves to an older claimant",
+			b:     with(typo, func(b *v1alpha1.PodIdentityBinding) { b.Spec.ServiceAccountName = "y" }),
+			roles: onlyCurrent, curHolder: "older",
+			wantReason: v1alpha1.ReasonServiceAccountConflict, wantBefore: map[string]Op{"dev_ns_app": OpDelete},
+			check: func(t *testing.T, p Plan) {
+				if !strings.Contains(p.Message, "ServiceAccount app is already bound by PodIdentityBinding older") {
+					t.Errorf("message = %s", p.Message)
+				}
+			},
+		},
+		{
+			name:       "issue 17 defect 3: an invalid spec keeps serving its ServiceAccount while nobody older claims it",
+			b:          with(typo, func(b *v1alpha1.PodIdentityBinding) { b.Spec.ServiceAccountName = "y" }),
+			roles:      onlyCurrent,
+			wantReason: v1alpha1.ReasonInvalidSpec, wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
+			check: func(t *testing.T, p Plan) {
+				if p.ServiceAccount != "app" {
+					t.Errorf("serves %q, want the ServiceAccount its role trusts (app)", p.ServiceAccount)
+				}
+			},
+		},
+		{
+			name: "issue 17 defect 1: the message of 1,000 escalating actions is bounded",
+			b: func() *v1alpha1.PodIdentityBinding {
+				b := binding("ns", "app", "app")
+				b.Spec.Permissions = nil
+				for i := 0; i < 10; i++ {
+					st := v1alpha1.PermissionStatement{Effect: v1alpha1.EffectAllow, Resources: []string{"*"}}
+					for j := 0; j < 100; j++ {
+						st.Actions = append(st.Actions, "iam:*")
+					}
+					b.Spec.Permissions = append(b.Spec.Permissions, st)
+				}
+				return b
+			},
+			roles:      func(*v1alpha1.PodIdentityBinding) map[string]*role.Observed { return map[string]*role.Observed{} },
+			wantReason: v1alpha1.ReasonGuardrailViolation,
+			check: func(t *testing.T, p Plan) {
+				if len(p.Message) > 8192 || !strings.Contains(p.Message, "more (") {
+					t.Errorf("message is %d bytes: %.300s", len(p.Message), p.Message)
+				}
+			},
+		},
+		{
 			name:  "a roleName outside the guardrail's pattern keeps the current role",
 			b:     with(roleName("other-team-role")),
 			rules: []guard.Rule{{Name: "names", RoleNamePattern: "ns-*"}},
@@ -384,7 +445,7 @@ func TestPlans(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := tt.b()
-			p := Compute(Input{Binding: b, Config: cfg, Guard: checker, Rules: tt.rules, Managed: orEmpty(tt.managed), Holder: tt.holder, Roles: tt.roles(b), Provider: tt.provider})
+			p := Compute(Input{Binding: b, Config: cfg, Guard: checker, Rules: tt.rules, Managed: orEmpty(tt.managed), Holder: tt.holder, CurrentHolder: tt.curHolder, Roles: tt.roles(b), Provider: tt.provider})
 			if tt.wantReason == "" && !p.Ready {
 				t.Fatalf("not ready: %s: %s", p.Reason, p.Message)
 			}
