@@ -118,7 +118,7 @@ func (c *countingRoles) Create(context.Context, role.Desired) (string, string, e
 	return "arn", "ID1", nil
 }
 func (c *countingRoles) Apply(context.Context, role.Desired, role.Plan) error { return nil }
-func (c *countingRoles) Delete(context.Context, string) error                 { return nil }
+func (c *countingRoles) Delete(context.Context, string, string) error         { return nil }
 
 // A snapshot that has not listed a role yet (Unlisted) takes the description
 // and session duration the cache knew of the same role; a reconcile never

@@ -45,8 +45,18 @@ var statusWriteFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Status patches of PodIdentityBindings the API server refused, by reason.",
 }, []string{"reason"})
 
+// orphansRetired counts roles the drift sweep retired because the binding
+// their ownership tags name no longer exists, by action (Retained, Deleted).
+var orphansRetired = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "podidentity_orphan_roles_retired_total",
+	Help: "Roles tagged for a PodIdentityBinding that no longer exists, retired by the drift sweep, by action.",
+}, []string{"action"})
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, roleCacheLookups, statusWriteFailures)
+	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, roleCacheLookups, statusWriteFailures, orphansRetired)
+	for _, a := range []string{"Retained", "Deleted"} {
+		orphansRetired.WithLabelValues(a)
+	}
 	for _, r := range []string{"Invalid", "Conflict", "Other"} {
 		statusWriteFailures.WithLabelValues(r)
 	}

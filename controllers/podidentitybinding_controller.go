@@ -74,9 +74,6 @@ const (
 	EventRoleParked        = "RoleParked"
 	// EventStatusWriteFailed: the API server refused the status patch.
 	EventStatusWriteFailed = "StatusWriteFailed"
-	// EventOrphanRetired: the drift sweep found a role tagged for the
-	// binding that its status does not record, and retired it.
-	EventOrphanRetired = "OrphanRetired"
 )
 
 // ProviderWatch reports the cluster's OIDC provider (oidcprovider.Watcher in
@@ -94,7 +91,9 @@ type RoleClient interface {
 	// later step fails.
 	Create(ctx context.Context, d role.Desired) (arn, id string, err error)
 	Apply(ctx context.Context, d role.Desired, p role.Plan) error
-	Delete(ctx context.Context, name string) error
+	// Delete deletes the role if it is still the one with the given ID
+	// (the one the plan was made against).
+	Delete(ctx context.Context, name, id string) error
 }
 
 // PolicyReader reads the default versions of managed policies.
@@ -208,7 +207,16 @@ func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBind
 		s := r.Provider.State()
 		in.Provider = &s
 	}
-	for _, name := range planner.Candidates(r.Config, b) {
+	names := planner.Candidates(r.Config, b)
+	if r.Sweep != nil {
+		// Roles IAM's tags say are the binding's, recorded in status or not.
+		for _, n := range r.Sweep.TaggedFor(b.Namespace, b.Name) {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	for _, name := range names {
 		obs, err := observe(ctx, name)
 		if err != nil {
 			return in, err
@@ -373,7 +381,7 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 		}
 		log.Info("updated role", "op", a.Op, "changes", a.Diff.Changes())
 	case planner.OpDelete:
-		if err := r.Roles.Delete(ctx, a.Name); err != nil {
+		if err := r.Roles.Delete(ctx, a.Name, a.ID); err != nil {
 			return deleteError{name: a.Name, err: err}
 		}
 		forgetOwned(b, a.Name)

@@ -43,6 +43,9 @@ type RoleCache struct {
 
 	mu      sync.Mutex
 	entries map[string]cached
+	// deleted remembers when the operator deleted a role, so that a
+	// snapshot taken before the delete does not bring it back (Fill).
+	deleted map[string]time.Time
 	took    time.Duration // the last sweep's duration (Fill's at to Fill)
 	filled  chan struct{}
 	once    sync.Once
@@ -61,6 +64,7 @@ const confirmWindow = 5 * time.Second
 func (c *RoleCache) init() {
 	c.once.Do(func() {
 		c.entries = map[string]cached{}
+		c.deleted = map[string]time.Time{}
 		c.filled = make(chan struct{})
 		c.started = time.Now()
 	})
@@ -79,6 +83,9 @@ func (c *RoleCache) Fill(snap map[string]*role.Observed, at time.Time) {
 	c.took = time.Since(at)
 	c.entries = make(map[string]cached, len(snap))
 	for name, o := range snap {
+		if gone, ok := c.deleted[name]; ok && gone.After(at) {
+			continue // deleted by the operator after the snapshot began
+		}
 		if prev, ok := old[name]; ok && o.Unlisted && !prev.obs.Unlisted && prev.obs.ID == o.ID {
 			known := *o
 			known.Description, known.MaxSessionDuration, known.Unlisted = prev.obs.Description, prev.obs.MaxSessionDuration, false
@@ -92,6 +99,11 @@ func (c *RoleCache) Fill(snap map[string]*role.Observed, at time.Time) {
 	for name, prev := range old {
 		if prev.at.After(at) {
 			c.entries[name] = prev
+		}
+	}
+	for name, gone := range c.deleted {
+		if !gone.After(at) {
+			delete(c.deleted, name) // the snapshot already knows
 		}
 	}
 	select {
@@ -212,9 +224,36 @@ func (c *RoleCache) Apply(ctx context.Context, d role.Desired, p role.Plan) erro
 	return nil
 }
 
-// Delete deletes the role and forgets it.
-func (c *RoleCache) Delete(ctx context.Context, name string) error {
+// Delete deletes the role the plan was made against: when the cache's
+// entry is not a fresh observation of that role ID, the ID is confirmed with
+// GetRole first (a role deleted and re-created by someone else is never
+// deleted). The role is then forgotten, and a snapshot that began before the
+// delete does not bring it back.
+func (c *RoleCache) Delete(ctx context.Context, name, id string) error {
 	c.init()
-	defer c.forget(name)
-	return c.Inner.Delete(ctx, name)
+	c.mu.Lock()
+	e, ok := c.entries[name]
+	c.mu.Unlock()
+	if !ok || e.obs.ID != id || time.Since(e.at) > confirmWindow {
+		live, err := c.Inner.Get(ctx, name)
+		if err != nil {
+			c.forget(name)
+			return err
+		}
+		if live == nil {
+			c.forget(name)
+			return nil // already gone
+		}
+		if live.ID != id {
+			c.forget(name)
+			return awsiam.AsRetryable(fmt.Errorf("role %s is not the role %s the plan was made against; reading it again", name, id))
+		}
+	}
+	defer func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.entries, name)
+		c.deleted[name] = time.Now()
+	}()
+	return c.Inner.Delete(ctx, name, id)
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/wait"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -43,6 +45,46 @@ type Sweeper struct {
 
 	events chan event.GenericEvent
 	once   sync.Once
+
+	mu sync.Mutex
+	// tagged indexes the last snapshot's roles by the binding their
+	// ownership tags name ("namespace/name"), Retain records excluded.
+	tagged map[string][]string
+	// suspects are roles tagged for a binding that did not exist at the
+	// last sweep (name -> role ID); seen again, they are retired.
+	suspects map[string]string
+}
+
+// TaggedFor lists the roles the last snapshot found tagged for the binding
+// (cluster, namespace and name), whatever its status records: a reconcile
+// plans them with its other candidates, so a role the status forgot (a
+// refused status patch) is still retired (invariant I6).
+func (s *Sweeper) TaggedFor(namespace, name string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tagged[namespace+"/"+name]
+}
+
+// taggedIndex indexes a snapshot's roles tagged with this cluster by the
+// binding their tags name; Retain records are left out (they are let go of).
+func taggedIndex(snap map[string]*role.Observed, cluster string) map[string][]string {
+	out := map[string][]string{}
+	for name, o := range snap {
+		if c, _ := role.TagValue(o.Tags, role.TagCluster); c != cluster {
+			continue
+		}
+		if v, _ := role.TagValue(o.Tags, role.TagRetained); v != "" {
+			continue
+		}
+		ns, _ := role.TagValue(o.Tags, role.TagNamespace)
+		b, _ := role.TagValue(o.Tags, role.TagBinding)
+		if ns == "" || b == "" {
+			continue
+		}
+		key := ns + "/" + b
+		out[key] = append(out[key], name)
+	}
+	return out
 }
 
 // Events carries the bindings to reconcile.
@@ -92,6 +134,28 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 	if err != nil {
 		return nil, err
 	}
+	tagged := taggedIndex(snap, r.Config.ClusterName)
+	live := make(map[string]bool, len(bindings))
+	for _, b := range bindings {
+		live[b.Namespace+"/"+b.Name] = true
+	}
+	s.retireVanished(ctx, tagged, live, snap)
+	// Keep only what status does not already name: almost every binding's
+	// one tagged role is its current one (no memory per binding at scale).
+	for _, b := range bindings {
+		key := b.Namespace + "/" + b.Name
+		if names := tagged[key]; len(names) == 1 && names[0] == b.Status.RoleName {
+			delete(tagged, key)
+		}
+	}
+	for key := range tagged {
+		if !live[key] {
+			delete(tagged, key)
+		}
+	}
+	s.mu.Lock()
+	s.tagged = tagged
+	s.mu.Unlock()
 	observe := func(_ context.Context, name string) (*role.Observed, error) { return snap[name], nil }
 	policies := &sweepPolicies{inner: r.Policies, seen: map[string]guard.ManagedPolicy{}}
 	var drifted []*v1alpha1.PodIdentityBinding
@@ -118,6 +182,54 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 		}
 	}
 	return drifted, nil
+}
+
+// retireVanished retires roles tagged for a binding that no longer exists
+// (its finalizer was removed without the operator, say): seen in two sweeps
+// in a row with the same role ID, such a role becomes a Retain record, or is
+// deleted when a guardrail of its namespace forbids Retain or the namespace
+// is gone (a re-created namespace must not inherit it). Nothing in status
+// can name it, so only IAM's tags make it findable (invariant I6).
+func (s *Sweeper) retireVanished(ctx context.Context, tagged map[string][]string, live map[string]bool, snap map[string]*role.Observed) {
+	prev := s.suspects
+	s.suspects = map[string]string{}
+	for key, names := range tagged {
+		if live[key] {
+			continue
+		}
+		namespace, _, _ := strings.Cut(key, "/")
+		for _, name := range names {
+			id := snap[name].ID
+			if prev[name] != id {
+				s.suspects[name] = id // retired at the next sweep if still there
+				continue
+			}
+			action, err := s.retireOrphan(ctx, namespace, name, id)
+			if err != nil {
+				s.suspects[name] = id
+				s.Log.Error(err, "retiring a role whose binding is gone", "role", name, "binding", key)
+				continue
+			}
+			orphansRetired.WithLabelValues(action).Inc()
+			s.Log.Info("retired a role whose binding is gone", "role", name, "binding", key, "action", action)
+		}
+	}
+}
+
+func (s *Sweeper) retireOrphan(ctx context.Context, namespace, name, id string) (string, error) {
+	r := s.Reconciler
+	rules, err := r.Guardrails.RulesFor(ctx, namespace)
+	del := apierrors.IsNotFound(err)
+	if err != nil && !del {
+		return "", err
+	}
+	for _, rule := range rules {
+		del = del || rule.ForbidRetain
+	}
+	if del {
+		return "Deleted", r.Roles.Delete(ctx, name, id)
+	}
+	return "Retained", r.Roles.Apply(ctx, role.Desired{Name: name}, role.TagPlan(map[string]string{role.TagRetained: "true"}))
 }
 
 // bindings returns every cached binding for read-only use (the planner and

@@ -35,7 +35,8 @@ type Input struct {
 	// binding's roles trust now (status.serviceAccountName), when that is
 	// not the spec's: "" when this binding may keep serving it.
 	CurrentHolder string
-	// Roles maps every name of Candidates to what IAM has (nil: no role).
+	// Roles maps every name of Candidates, and every role IAM's ownership
+	// tags name for the binding, to what IAM has (nil: no role).
 	Roles map[string]*role.Observed
 	// Provider is what IAM says about the cluster's OIDC provider; nil when
 	// it is not checked.
@@ -65,8 +66,11 @@ const (
 // binding owns, by the name under which it was observed (or, for
 // OpCreate, a name that has no role).
 type Action struct {
-	Op      Op
-	Name    string
+	Op   Op
+	Name string
+	// ID is the unique ID of the observed role the action was planned
+	// against ("" for OpCreate); destructive calls confirm it.
+	ID      string
 	Desired role.Desired
 	// Diff is what OpUpdate, OpPark and OpRetain write; empty means in sync.
 	Diff role.Plan
@@ -149,8 +153,10 @@ func Compute(in Input) Plan {
 	b := in.Binding
 	p := Plan{Owned: map[string]string{}}
 	owned := map[string]*role.Observed{}
-	for _, name := range Candidates(in.Config, b) {
-		if o := in.Roles[name]; o != nil && role.OwnedBy(o, KnownID(b, name), in.Config, b.Namespace, b.Name) {
+	// Every observed role counts, not only Candidates: the reconciler also
+	// observes the roles IAM's tags name for the binding.
+	for name, o := range in.Roles {
+		if o != nil && role.OwnedBy(o, KnownID(b, name), in.Config, b.Namespace, b.Name) {
 			owned[name] = o
 			p.Owned[name] = o.ID
 		}
@@ -165,9 +171,9 @@ func Compute(in Input) Plan {
 	// tagged as a Retain record (no write when it already is one).
 	retire := func(name string) Action {
 		if !retain {
-			return Action{Op: OpDelete, Name: name}
+			return Action{Op: OpDelete, Name: name, ID: owned[name].ID}
 		}
-		a := Action{Op: OpRetain, Name: name}
+		a := Action{Op: OpRetain, Name: name, ID: owned[name].ID}
 		if v, _ := role.TagValue(owned[name].Tags, role.TagRetained); v != "true" {
 			a.Diff = role.TagPlan(map[string]string{role.TagRetained: "true"})
 		}
@@ -218,7 +224,7 @@ func Compute(in Input) Plan {
 			if retain {
 				p.Before = append(p.Before, park(in.Config, b, n, owned[n]))
 			} else {
-				p.Before = append(p.Before, Action{Op: OpDelete, Name: n})
+				p.Before = append(p.Before, Action{Op: OpDelete, Name: n, ID: owned[n].ID})
 			}
 		}
 		p.Reason = v1alpha1.ReasonServiceAccountConflict
@@ -336,7 +342,7 @@ func providerProblem(in Input) (reason, msg string) {
 }
 
 func update(name string, d role.Desired, o *role.Observed, narrowed bool) Action {
-	return Action{Op: OpUpdate, Name: name, Desired: d, Diff: role.Diff(d, *o), Narrowed: narrowed}
+	return Action{Op: OpUpdate, Name: name, ID: o.ID, Desired: d, Diff: role.Diff(d, *o), Narrowed: narrowed}
 }
 
 func currentServiceAccount(b *v1alpha1.PodIdentityBinding) string {
@@ -364,7 +370,7 @@ func park(cfg role.Config, b *v1alpha1.PodIdentityBinding, name string, o *role.
 	d.ManagedPolicies = nil
 	d.Description = o.Description
 	d.MaxSessionDuration = o.MaxSessionDuration
-	return Action{Op: OpPark, Name: name, Desired: d, Diff: role.Diff(d, *o), Narrowed: true}
+	return Action{Op: OpPark, Name: name, ID: o.ID, Desired: d, Diff: role.Diff(d, *o), Narrowed: true}
 }
 
 // narrowCurrent converges a role whose binding's spec is invalid: it keeps

@@ -235,8 +235,10 @@ func (c Client) Apply(ctx context.Context, d Desired, p Plan) error {
 }
 
 // Delete removes a role's inline policies and attachments, then the role.
-// A role that is already gone counts as deleted.
-func (c Client) Delete(ctx context.Context, name string) error {
+// A role that is already gone counts as deleted. id is the role ID the
+// delete was planned against; this client plans only against its own reads
+// in the same reconcile, and RoleCache confirms it for older observations.
+func (c Client) Delete(ctx context.Context, name, _ string) error {
 	names, err := c.inlinePolicyNames(ctx, name)
 	if awsiam.IsNotFound(err) {
 		return nil

@@ -1,0 +1,217 @@
+package controllers_test
+
+import (
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+)
+
+// refuseStatusLabel on a binding makes the API server refuse every write to
+// its status (a ValidatingAdmissionPolicy installed by refuseStatusWrites):
+// the test hook for a status the operator cannot record.
+const refuseStatusLabel = "test.podidentity.io/refuse-status"
+
+// refuseStatusWrites installs, once, an admission policy that denies updates
+// of the status subresource of bindings labelled refuseStatusLabel.
+func refuseStatusWrites() {
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-refuse-binding-status"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptrTo(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{v1alpha1.GroupVersion.Group}, APIVersions: []string{"*"},
+						Resources: []string{"podidentitybindings/status"}},
+				}}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: `!has(object.metadata.labels) || !('` + refuseStatusLabel + `' in object.metadata.labels)`,
+				Message:    "status writes refused by the test hook",
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-refuse-binding-status"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: policy.Name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}},
+	}
+	for _, o := range []client.Object{policy, binding} {
+		Expect(client.IgnoreAlreadyExists(k8s.Create(ctx, o))).To(Succeed())
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// deleteRoleDirectly deletes a role the operator let go of, through the SDK.
+func deleteRoleDirectly(name string) {
+	for _, p := range inlinePolicyNames(name) {
+		_, err := iamc.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(p)})
+		ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	}
+	for _, p := range attachedPolicies(name) {
+		_, err := iamc.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(name), PolicyArn: aws.String(p)})
+		ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	}
+	_, err := iamc.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)})
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+}
+
+// counterSum sums a counter family the operator exports.
+func counterSum(name string) float64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+// One spec per defect of the hostile-tenant review (issue 17), each
+// reproducing the tenant's steps end to end on envtest and moto. Each fails
+// on the code before the fix.
+var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
+	var tenant string
+	BeforeEach(func() {
+		tenant = newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true"})
+	})
+
+	It("defect 1: an oversized spec cannot make the status unwritable", func() {
+		b := newBinding(tenant, "huge", "huge")
+		b.Spec.Permissions = nil
+		for range 10 {
+			st := statement(nil, "*")
+			for range 100 {
+				st.Actions = append(st.Actions, "iam:*")
+			}
+			b.Spec.Permissions = append(b.Spec.Permissions, st)
+		}
+		Expect(k8s.Create(ctx, b)).To(Succeed())
+		Eventually(readyReason(tenant, "huge"), timeout, interval).Should(Equal(v1alpha1.ReasonGuardrailViolation))
+		msg := condition(tenant, "huge", v1alpha1.ConditionReady).Message
+		Expect(len(msg)).To(BeNumerically("<=", 4096))
+		Expect(msg).To(ContainSubstring("more ("))
+		deleteBinding(tenant, "huge")
+	})
+
+	It("defect 1: a role whose creation the status never recorded is found by its tags and retired", func() {
+		refuseStatusWrites()
+		Expect(k8s.Create(ctx, newBinding(tenant, "app", "app"))).To(Succeed())
+		first := waitReady(tenant, "app").Status.RoleName
+		failures := counterSum("podidentity_status_write_failures_total")
+
+		By("the status becomes unwritable and the role is renamed: the new role exists, status does not know it")
+		b := getBinding(tenant, "app")
+		b.Labels = map[string]string{refuseStatusLabel: "true"}
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		b = getBinding(tenant, "app")
+		b.Spec.RoleName = "unrecorded-" + tenant
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		Eventually(func() error { _, err := getRole("unrecorded-" + tenant); return err }, timeout, interval).Should(Succeed())
+		Eventually(func() float64 { return counterSum("podidentity_status_write_failures_total") }, timeout, interval).Should(BeNumerically(">", failures))
+		Eventually(func() []string { return eventReasons(tenant, "app") }, timeout, interval).Should(ContainElement("StatusWriteFailed"))
+		Expect(getBinding(tenant, "app").Status.OwnedRoles).NotTo(ContainElement(HaveField("Name", "unrecorded-"+tenant)))
+
+		By("the status is writable again and the role renamed once more")
+		b = getBinding(tenant, "app")
+		b.Labels = nil
+		b.Spec.RoleName = "current-" + tenant
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		Eventually(func() string { return getBinding(tenant, "app").Status.RoleName }, timeout, interval).Should(Equal("current-" + tenant))
+
+		By("the unrecorded role is retired by the drift sweep, from its tags alone")
+		Eventually(roleGone("unrecorded-"+tenant), 4*syncPeriod, interval).Should(BeTrue())
+		Expect(roleGone(first)()).To(BeTrue())
+		waitReady(tenant, "app")
+		deleteBinding(tenant, "app")
+		Expect(roleGone("current-" + tenant)()).To(BeTrue())
+	})
+
+	It("defect 1: a role whose binding vanished without the operator becomes a Retain record", func() {
+		Expect(k8s.Create(ctx, newBinding(tenant, "gone", "gone"))).To(Succeed())
+		name := waitReady(tenant, "gone").Status.RoleName
+
+		By("the tenant removes the finalizer and deletes the binding")
+		b := getBinding(tenant, "gone")
+		b.Finalizers = nil
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		Expect(k8s.Delete(ctx, b)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), b)) }, timeout, interval).Should(BeTrue())
+
+		By("two sweeps later the role is tagged as retained")
+		Eventually(func() string { return snapshotRole(name).Tags["podidentity.io/retained"] }, 4*syncPeriod, interval).Should(Equal("true"))
+		Expect(counterSum("podidentity_orphan_roles_retired_total")).To(BeNumerically(">=", 1))
+		deleteRoleDirectly(name)
+	})
+
+	It("defect 2: an invalid spec does not skip forbidRetain", func() {
+		key := "no-retain-" + tenant
+		ns := newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true", "no-retain": key})
+		Expect(k8s.Create(ctx, guardrail(key, map[string]string{"no-retain": key}, v1alpha1.PodIdentityGuardrailSpec{ForbidRetain: true}))).To(Succeed())
+		DeferCleanup(func() {
+			Expect(client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: key}}))).To(Succeed())
+		})
+		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
+		name := waitReady(ns, "app").Status.RoleName
+
+		By("Retain plus one typo, then delete")
+		b := getBinding(ns, "app")
+		b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
+		b.Spec.Permissions = append(b.Spec.Permissions, statement([]string{"s3:GetObjekt"}, "arn:aws:s3:::bucket/*"))
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal(v1alpha1.ReasonInvalidSpec))
+		deleteBinding(ns, "app")
+		Expect(roleGone(name)()).To(BeTrue(), "the guardrail forbids Retain: the role goes with its binding")
+	})
+
+	It("defect 3: an invalid spec that moved away keeps its ServiceAccount; a second binding cannot take it and nothing loops", func() {
+		Expect(k8s.Create(ctx, newBinding(tenant, "b1", "x"))).To(Succeed())
+		b1 := waitReady(tenant, "b1")
+		time.Sleep(1100 * time.Millisecond) // creation timestamps have second resolution
+
+		By("b1 moves to y with a typo; b2 then names x")
+		b := getBinding(tenant, "b1")
+		b.Spec.ServiceAccountName = "y"
+		b.Spec.Permissions = append(b.Spec.Permissions, statement([]string{"s3:GetObjekt"}, "arn:aws:s3:::bucket/*"))
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		Eventually(readyReason(tenant, "b1"), timeout, interval).Should(Equal(v1alpha1.ReasonInvalidSpec))
+		Expect(k8s.Create(ctx, newBinding(tenant, "b2", "x"))).To(Succeed())
+		Eventually(readyReason(tenant, "b2"), timeout, interval).Should(Equal(v1alpha1.ReasonServiceAccountConflict))
+
+		By("only b1's role trusts x, and x is not rewritten over and over")
+		Expect(annotation(tenant, "x", "eks.amazonaws.com/role-arn")()).To(Equal(b1.Status.RoleArn))
+		Expect(roleGone(roleNameFor(tenant, "b2"))()).To(BeTrue())
+		sa, err := serviceAccount(tenant, "x")
+		Expect(err).NotTo(HaveOccurred())
+		Consistently(func() string {
+			sa, err := serviceAccount(tenant, "x")
+			Expect(err).NotTo(HaveOccurred())
+			return sa.ResourceVersion
+		}, 2*syncPeriod, interval).Should(Equal(sa.ResourceVersion))
+
+		By("fixing the typo moves b1 to y, and b2 takes x")
+		b = getBinding(tenant, "b1")
+		b.Spec.Permissions = b.Spec.Permissions[:len(b.Spec.Permissions)-1]
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		waitReady(tenant, "b1")
+		b2 := waitReady(tenant, "b2")
+		Eventually(annotation(tenant, "x", "eks.amazonaws.com/role-arn"), timeout, interval).Should(Equal(b2.Status.RoleArn))
+		Expect(annotation(tenant, "y", "eks.amazonaws.com/role-arn")()).To(Equal(b1.Status.RoleArn))
+		deleteBinding(tenant, "b1")
+		deleteBinding(tenant, "b2")
+	})
+})
