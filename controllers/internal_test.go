@@ -103,8 +103,9 @@ func TestValueAt(t *testing.T) {
 
 // countingRoles is a RoleReader that counts reads and returns a fixed role.
 type countingRoles struct {
-	reads int
-	role  *role.Observed
+	reads   int
+	role    *role.Observed
+	deleted []string
 }
 
 func (c *countingRoles) Observe(context.Context, string) (*role.Observed, error) {
@@ -118,7 +119,41 @@ func (c *countingRoles) Create(context.Context, role.Desired) (string, string, e
 	return "arn", "ID1", nil
 }
 func (c *countingRoles) Apply(context.Context, role.Desired, role.Plan) error { return nil }
-func (c *countingRoles) Delete(context.Context, string, string) error         { return nil }
+func (c *countingRoles) Delete(_ context.Context, name, _ string) error {
+	c.deleted = append(c.deleted, name)
+	return nil
+}
+
+// Issue 17 defect 10: a delete goes only to the role ID it was planned
+// against, and a snapshot that began before a delete does not bring the
+// role back.
+func TestRoleCacheDeleteConfirmsTheRoleID(t *testing.T) {
+	ctx := context.Background()
+	inner := &countingRoles{role: &role.Observed{ID: "RECREATED"}}
+	c := &RoleCache{Inner: inner, TTL: time.Hour}
+	c.Fill(map[string]*role.Observed{"r": {ID: "PLANNED"}}, time.Now().Add(-time.Minute))
+	err := c.Delete(ctx, "r", "PLANNED")
+	if err == nil || len(inner.deleted) != 0 {
+		t.Fatalf("deleted a role re-created under the same name: err %v, deleted %v", err, inner.deleted)
+	}
+	if inner.reads != 1 {
+		t.Errorf("confirmation reads = %d, want 1", inner.reads)
+	}
+
+	inner.role = &role.Observed{ID: "PLANNED"}
+	before := time.Now()
+	if err := c.Delete(ctx, "r", "PLANNED"); err != nil || len(inner.deleted) != 1 {
+		t.Fatalf("delete of the planned role: err %v, deleted %v", err, inner.deleted)
+	}
+	c.Fill(map[string]*role.Observed{"r": {ID: "PLANNED"}}, before.Add(-time.Second))
+	if o := c.Known("r"); o != nil {
+		t.Errorf("a snapshot older than the delete brought the role back: %+v", o)
+	}
+	c.Fill(map[string]*role.Observed{"r": {ID: "NEW"}}, time.Now())
+	if o := c.Known("r"); o == nil || o.ID != "NEW" {
+		t.Errorf("a snapshot newer than the delete is ignored: %+v", o)
+	}
+}
 
 // A snapshot that has not listed a role yet (Unlisted) takes the description
 // and session duration the cache knew of the same role; a reconcile never

@@ -75,6 +75,9 @@ func (a Action) MatchKey(lowerPattern string) bool {
 type Catalog struct {
 	services map[string][]Action // sorted by name
 	names    []string            // sorted service prefixes
+
+	allOnce sync.Once
+	all     []Action // every action, built on first use of "*"
 }
 
 var (
@@ -165,17 +168,25 @@ func (e *UnknownError) Error() string {
 	return msg
 }
 
+// Cost is how many actions Expand compares a pattern with: the actions of
+// the service it names (none for "*", which is built once).
+func (c *Catalog) Cost(pattern string) int {
+	svc, _, _ := strings.Cut(pattern, ":")
+	return len(c.services[strings.ToLower(svc)])
+}
+
 // Expand returns the real actions an action pattern matches ("service:Action",
 // with * and ? wildcards in the action part; "*" matches everything). IAM
 // compares action names case-insensitively. A pattern that names no real
 // service or matches no action is an *UnknownError.
 func (c *Catalog) Expand(pattern string) ([]Action, error) {
 	if pattern == "*" || pattern == "*:*" {
-		var all []Action
-		for _, s := range c.names {
-			all = append(all, c.services[s]...)
-		}
-		return all, nil
+		c.allOnce.Do(func() {
+			for _, s := range c.names {
+				c.all = append(c.all, c.services[s]...)
+			}
+		})
+		return c.all, nil // shared: callers only read it
 	}
 	svc, act, ok := strings.Cut(pattern, ":")
 	if !ok || svc == "" || act == "" {

@@ -6,11 +6,13 @@
 package guard
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
@@ -140,9 +142,10 @@ type Managed map[string]ManagedPolicy
 // guardrails and rules as the inline statements.
 func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Managed) Result {
 	r := Result{DropStatements: map[int]bool{}, DropManaged: map[string]bool{}}
+	ex := &expander{cat: c.Catalog, memo: map[string]expansion{}}
 	expansions := map[string][]catalog.Action{}
 
-	// Shape and catalog.
+	// Shape.
 	sids := map[string]bool{}
 	for i, s := range b.Spec.Permissions {
 		field := fmt.Sprintf("spec.permissions[%d]", i)
@@ -161,20 +164,14 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Man
 			}
 			sids[s.Sid] = true
 		}
-		for j, a := range s.Actions {
-			exp, err := c.Catalog.Expand(a)
-			if err != nil {
-				r.Invalid = append(r.Invalid, Finding{Field: fmt.Sprintf("%s.actions[%d]", field, j), Message: err.Error()})
-				continue
-			}
-			expansions[a] = exp
-		}
 	}
 	for k := range b.Spec.Tags {
 		if role.IsReservedTag(k) {
 			r.Invalid = append(r.Invalid, Finding{Field: "spec.tags", Message: fmt.Sprintf("key %q uses the reserved prefix %s (tag keys are case-insensitive)", k, role.ReservedTagPrefix)})
 		}
 	}
+	// Quotas before the catalog: a spec IAM would refuse anyway is not
+	// expanded (its cost would be the tenant's to choose).
 	c.checkQuotas(b, &r)
 	// The switches depend on the guardrails alone, so an invalid spec
 	// cannot skip them (a typo plus deletionPolicy Retain must not keep a
@@ -186,7 +183,32 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Man
 		return r
 	}
 
-	grants := c.grants(b, expansions, managed, &r)
+	// Catalog: each distinct pattern once, within MaxCheckWork.
+	for i, s := range b.Spec.Permissions {
+		for j, a := range s.Actions {
+			if _, done := expansions[a]; done {
+				continue
+			}
+			exp, err := ex.expand(a, true)
+			if errors.Is(err, errTooMuchWork) {
+				r.Invalid = append(r.Invalid, Finding{Field: "spec.permissions", Message: fmt.Sprintf(
+					"the action patterns are too many to check: over %d comparisons with the IAM action catalog at spec.permissions[%d].actions[%d]; "+
+						"use fewer distinct wildcard patterns (a service's \"*\" covers its other patterns)", MaxCheckWork, i, j)})
+				return r
+			}
+			if err != nil {
+				r.Invalid = append(r.Invalid, Finding{Field: fmt.Sprintf("spec.permissions[%d].actions[%d]", i, j), Message: err.Error()})
+				continue
+			}
+			expansions[a] = exp
+		}
+	}
+	if len(r.Invalid) > 0 {
+		return r
+	}
+
+	grants := c.grants(b, expansions, managed, ex, &r)
+	memo := matchMemo{}
 
 	// Warnings.
 	for _, g := range grants {
@@ -198,7 +220,13 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Man
 				r.Warnings = append(r.Warnings, fmt.Sprintf("%s grants write actions (such as %s) on every resource (\"*\"); name the resources it needs", g.field, w))
 			}
 		}
-		if x := firstMatch(flatten(g.actions, g.exp), RunAsOtherRole); x != "" {
+		x := ""
+		for _, a := range g.actions {
+			if x = memo.first("runas\x00"+a, func() string { return firstMatch(g.exp[a], RunAsOtherRole) }); x != "" {
+				break
+			}
+		}
+		if x != "" {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s grants %s, which can run code with another role's permissions; make sure the resources it names cannot reach a more privileged role", g.field, x))
 		}
 	}
@@ -207,8 +235,8 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Man
 	if c.Builtins {
 		c.builtins(grants, &r)
 	}
-	for _, rule := range rules {
-		c.rule(b, rule, grants, &r)
+	for i, rule := range rules {
+		c.rule(b, i, rule, grants, memo, &r)
 	}
 	if c.RoleConfig.PermissionsBoundaryARN != "" && r.Boundary != "" && r.Boundary != c.RoleConfig.PermissionsBoundaryARN {
 		r.Violations = append(r.Violations, Finding{Field: "spec", Rule: BuiltinName,
@@ -282,6 +310,70 @@ func (c Checker) managedLimit() int {
 	return DefaultManagedPoliciesPerRole
 }
 
+// MaxCheckWork bounds what checking one spec's actions may cost: the
+// comparisons of its distinct action patterns with the catalog plus the
+// actions they expand to (issue 17, defect 5). Typical specs cost a few
+// thousand; a spec over it is InvalidSpec.
+const MaxCheckWork = 200_000
+
+var errTooMuchWork = errors.New("over the check's work budget")
+
+type expansion struct {
+	actions []catalog.Action
+	err     error
+}
+
+// expander expands each distinct action pattern once per check (patterns
+// are compared case-insensitively and a run of * means what one * means).
+type expander struct {
+	cat  *catalog.Catalog
+	memo map[string]expansion
+	work int
+}
+
+func (e *expander) expand(pattern string, budgeted bool) ([]catalog.Action, error) {
+	key := normalisePattern(pattern)
+	if x, ok := e.memo[key]; ok {
+		return x.actions, x.err
+	}
+	cost := e.cat.Cost(pattern)
+	if budgeted && e.work+cost > MaxCheckWork {
+		return nil, errTooMuchWork
+	}
+	x, err := e.cat.Expand(pattern)
+	if budgeted {
+		e.work += cost + len(x)
+	}
+	e.memo[key] = expansion{actions: x, err: err}
+	return x, err
+}
+
+// normalisePattern is the pattern in lower case with runs of * collapsed.
+func normalisePattern(p string) string {
+	p = strings.ToLower(p)
+	for strings.Contains(p, "**") {
+		p = strings.ReplaceAll(p, "**", "*")
+	}
+	return p
+}
+
+// distinct returns the values without repeats, in first-seen order (the
+// slice itself when there are none).
+func distinct(values []string) []string {
+	seen := make(map[string]bool, len(values))
+	out := values[:0:0]
+	for _, v := range values {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	if len(out) == len(values) {
+		return values
+	}
+	return out
+}
+
 // Builtins denied by default besides IAM writes, organizations and account:
 // actions that grant an identity elsewhere (EKS access entries, IAM Identity
 // Center, the identity store). Patterns, matched case-insensitively.
@@ -291,6 +383,8 @@ var BuiltinDenied = []string{
 	"sso-directory:Create*", "sso-directory:Update*", "sso-directory:Add*", "sso-directory:Enable*",
 	"identitystore:Create*", "identitystore:Update*", "identitystore:Add*",
 }
+
+var builtinDeniedLower = lowered(BuiltinDenied)
 
 // RunAsOtherRole are actions that can run code with the permissions of a role
 // already attached to a resource: allowed, with an admission warning.
@@ -323,13 +417,13 @@ var sensitiveServices = []string{"iam", "sts", "organizations", "account", "eks"
 // grants lists the Allow statements of the spec and of every readable managed
 // policy; a managed policy that cannot be read or checked is dropped (fail
 // closed).
-func (c Checker) grants(b *v1alpha1.PodIdentityBinding, exp map[string][]catalog.Action, managed Managed, r *Result) []grant {
+func (c Checker) grants(b *v1alpha1.PodIdentityBinding, exp map[string][]catalog.Action, managed Managed, ex *expander, r *Result) []grant {
 	var out []grant
 	for i, s := range b.Spec.Permissions {
 		if isDeny(s) {
 			continue
 		}
-		out = append(out, grant{field: fmt.Sprintf("spec.permissions[%d]", i), actions: s.Actions, resources: s.Resources, exp: exp, stmt: i})
+		out = append(out, grant{field: fmt.Sprintf("spec.permissions[%d]", i), actions: distinct(s.Actions), resources: s.Resources, exp: exp, stmt: i})
 	}
 	if managed == nil {
 		return out
@@ -362,8 +456,11 @@ func (c Checker) grants(b *v1alpha1.PodIdentityBinding, exp map[string][]catalog
 			if len(st.NotResource) > 0 || len(st.Resource) == 0 {
 				g.resources = []string{"*"}
 			}
+			g.actions = distinct(g.actions)
 			for _, a := range g.actions {
-				x, err := c.Catalog.Expand(a)
+				// Managed documents are bounded by IAM (6,144 characters
+				// each), not by the tenant: expanded without the budget.
+				x, err := ex.expand(a, false)
 				if err != nil {
 					g.unknown = append(g.unknown, a)
 					continue
@@ -415,7 +512,7 @@ func (c Checker) builtins(grants []grant, r *Result) {
 					// Managed policies such as ReadOnlyAccess read account
 					// details; only their writes are escalations.
 					g.violate(r, BuiltinName, fmt.Sprintf("%q grants the %s action %s", a, x.Service, x))
-				case firstMatch([]catalog.Action{x}, BuiltinDenied) != "":
+				case slices.ContainsFunc(builtinDeniedLower, func(p string) bool { return matchLower(p, x) }):
 					g.violate(r, BuiltinName, fmt.Sprintf("%q grants %s, which gives an identity access outside IAM", a, x))
 				default:
 					continue
@@ -426,7 +523,8 @@ func (c Checker) builtins(grants []grant, r *Result) {
 	}
 }
 
-func (c Checker) rule(b *v1alpha1.PodIdentityBinding, rule Rule, grants []grant, r *Result) {
+func (c Checker) rule(b *v1alpha1.PodIdentityBinding, ri int, rule Rule, grants []grant, memo matchMemo, r *Result) {
+	key := strconv.Itoa(ri) + "\x00"
 	for _, g := range grants {
 		for _, a := range g.unknown {
 			if len(rule.AllowedActions) > 0 {
@@ -440,11 +538,11 @@ func (c Checker) rule(b *v1alpha1.PodIdentityBinding, rule Rule, grants []grant,
 		}
 		for _, a := range g.actions {
 			exp := g.exp[a]
-			if denied := firstMatch(exp, rule.DeniedActions); denied != "" {
+			if denied := memo.first(key+"deny\x00"+a, func() string { return firstMatch(exp, rule.DeniedActions) }); denied != "" {
 				g.violate(r, rule.Name, fmt.Sprintf("%q grants %s, which is denied", a, denied))
 			}
 			if len(rule.AllowedActions) > 0 {
-				if out := firstNotMatched(exp, rule.AllowedActions); out != "" {
+				if out := memo.first(key+"allow\x00"+a, func() string { return firstNotMatched(exp, rule.AllowedActions) }); out != "" {
 					g.violate(r, rule.Name, fmt.Sprintf("%q grants %s, which is not among the allowed actions", a, out))
 				}
 			}
@@ -570,14 +668,6 @@ func (r Result) Removed(b *v1alpha1.PodIdentityBinding) string {
 
 func isDeny(s v1alpha1.PermissionStatement) bool { return s.Effect == v1alpha1.EffectDeny }
 
-func flatten(actions []string, exp map[string][]catalog.Action) []catalog.Action {
-	var out []catalog.Action
-	for _, a := range actions {
-		out = append(out, exp[a]...)
-	}
-	return out
-}
-
 func firstWrite(actions []string, exp map[string][]catalog.Action) string {
 	for _, a := range actions {
 		for _, x := range exp[a] {
@@ -598,10 +688,37 @@ func MatchAction(pattern string, a catalog.Action) bool {
 	return a.MatchKey(p)
 }
 
+// matchMemo remembers, for one check, the result of matching an action
+// pattern's expansion against a list of patterns: a pattern repeated in many
+// statements (or "*", 20,000 actions) is matched once.
+type matchMemo map[string]string
+
+func (m matchMemo) first(key string, compute func() string) string {
+	if v, ok := m[key]; ok {
+		return v
+	}
+	v := compute()
+	m[key] = v
+	return v
+}
+
+func lowered(patterns []string) []string {
+	out := make([]string, len(patterns))
+	for i, p := range patterns {
+		out[i] = strings.ToLower(p)
+	}
+	return out
+}
+
+func matchLower(p string, a catalog.Action) bool {
+	return p == "*" || p == "*:*" || a.MatchKey(p)
+}
+
 func firstMatch(actions []catalog.Action, patterns []string) string {
+	ps := lowered(patterns)
 	for _, x := range actions {
-		for _, p := range patterns {
-			if MatchAction(p, x) {
+		for _, p := range ps {
+			if matchLower(p, x) {
 				return x.String()
 			}
 		}
@@ -610,10 +727,13 @@ func firstMatch(actions []catalog.Action, patterns []string) string {
 }
 
 func firstNotMatched(actions []catalog.Action, patterns []string) string {
+	ps := lowered(patterns)
 	for _, x := range actions {
 		ok := false
-		for _, p := range patterns {
-			ok = ok || MatchAction(p, x)
+		for _, p := range ps {
+			if ok = matchLower(p, x); ok {
+				break
+			}
 		}
 		if !ok {
 			return x.String()
