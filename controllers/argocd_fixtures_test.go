@@ -105,7 +105,7 @@ var _ = Describe("Argo CD health fixtures", Ordered, func() {
 		typo.Spec.Permissions[0].Actions = []string{"dynamodb:GetItemz"}
 		Expect(k8s.Create(ctx, typo)).To(Succeed())
 
-		foreign := "foreign-" + ns
+		foreign := ns + "_foreign"
 		createForeignRole(foreign)
 		conflict := newBinding(ns, "role-conflict", "role-conflict")
 		conflict.Spec.RoleName = foreign

@@ -132,7 +132,7 @@ func newWorld(seed uint64) *world {
 	// Foreign roles: one untagged, one that looks like another cluster's.
 	for i, tags := range [][]types.Tag{nil, {{Key: aws.String("podidentity.io/cluster"), Value: aws.String("other")},
 		{Key: aws.String("podidentity.io/namespace"), Value: aws.String(ns)}, {Key: aws.String("podidentity.io/binding"), Value: aws.String("b0")}}} {
-		name := fmt.Sprintf("foreign-%s-%d", ns, i)
+		name := fmt.Sprintf("%s_foreign-%d", ns, i)
 		_, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), Path: aws.String(rolePath), AssumeRolePolicyDocument: aws.String(foreignTrust), Tags: tags})
 		Expect(err).NotTo(HaveOccurred())
 		_, err = iamc.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String("own"),
@@ -231,14 +231,17 @@ func (w *world) step() string {
 		return "move " + some.Name + " to " + sa
 	case k < 10:
 		var name string
-		switch w.pick(4) {
+		switch w.pick(5) {
 		case 0:
 			w.roleN++
-			name = fmt.Sprintf("fuzz-%s-r%d", w.ns, w.roleN)
+			name = fmt.Sprintf("%s_fuzz-r%d", w.ns, w.roleN)
 		case 1:
 			name = bs[w.pick(len(bs))].Status.RoleName
 		case 2:
-			name = fmt.Sprintf("foreign-%s-%d", w.ns, w.pick(2))
+			name = fmt.Sprintf("%s_foreign-%d", w.ns, w.pick(2))
+		case 3:
+			// Another namespace's generated name (issue 17 defect 8).
+			name = fmt.Sprintf("%s_squatted-%s_b%d", clusterName, w.ns, w.pick(3))
 		}
 		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { b.Spec.RoleName = name })
 		return fmt.Sprintf("rename %s roleName=%q", some.Name, name)
@@ -450,7 +453,7 @@ func (w *world) check() error {
 			return err
 		}
 		for _, r := range page.Roles {
-			if strings.Contains(aws.ToString(r.RoleName), w.ns) && !strings.HasPrefix(aws.ToString(r.RoleName), "foreign-") {
+			if strings.Contains(aws.ToString(r.RoleName), w.ns) && !strings.Contains(aws.ToString(r.RoleName), "_foreign-") {
 				roles = append(roles, r)
 			}
 		}

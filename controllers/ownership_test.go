@@ -119,26 +119,26 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 		b.Labels = map[string]string{refuseStatusLabel: "true"}
 		Expect(k8s.Update(ctx, b)).To(Succeed())
 		b = getBinding(tenant, "app")
-		b.Spec.RoleName = "unrecorded-" + tenant
+		b.Spec.RoleName = tenant + "_unrecorded"
 		Expect(k8s.Update(ctx, b)).To(Succeed())
-		Eventually(func() error { _, err := getRole("unrecorded-" + tenant); return err }, timeout, interval).Should(Succeed())
+		Eventually(func() error { _, err := getRole(tenant + "_unrecorded"); return err }, timeout, interval).Should(Succeed())
 		Eventually(func() float64 { return counterSum("podidentity_status_write_failures_total") }, timeout, interval).Should(BeNumerically(">", failures))
 		Eventually(func() []string { return eventReasons(tenant, "app") }, timeout, interval).Should(ContainElement("StatusWriteFailed"))
-		Expect(getBinding(tenant, "app").Status.OwnedRoles).NotTo(ContainElement(HaveField("Name", "unrecorded-"+tenant)))
+		Expect(getBinding(tenant, "app").Status.OwnedRoles).NotTo(ContainElement(HaveField("Name", tenant+"_unrecorded")))
 
 		By("the status is writable again and the role renamed once more")
 		b = getBinding(tenant, "app")
 		b.Labels = nil
-		b.Spec.RoleName = "current-" + tenant
+		b.Spec.RoleName = tenant + "_current"
 		Expect(k8s.Update(ctx, b)).To(Succeed())
-		Eventually(func() string { return getBinding(tenant, "app").Status.RoleName }, timeout, interval).Should(Equal("current-" + tenant))
+		Eventually(func() string { return getBinding(tenant, "app").Status.RoleName }, timeout, interval).Should(Equal(tenant + "_current"))
 
 		By("the unrecorded role is retired by the drift sweep, from its tags alone")
-		Eventually(roleGone("unrecorded-"+tenant), 4*syncPeriod, interval).Should(BeTrue())
+		Eventually(roleGone(tenant+"_unrecorded"), 4*syncPeriod, interval).Should(BeTrue())
 		Expect(roleGone(first)()).To(BeTrue())
 		waitReady(tenant, "app")
 		deleteBinding(tenant, "app")
-		Expect(roleGone("current-" + tenant)()).To(BeTrue())
+		Expect(roleGone(tenant + "_current")()).To(BeTrue())
 	})
 
 	It("defect 1: a role whose binding vanished without the operator becomes a Retain record", func() {

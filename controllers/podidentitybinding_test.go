@@ -392,16 +392,16 @@ var _ = Describe("PodIdentityBinding", func() {
 		Expect(k8s.Create(ctx, newBinding(ns, "renamer", "renamer"))).To(Succeed())
 		b := waitReady(ns, "renamer")
 		oldRole := b.Status.RoleName
-		b.Spec.RoleName = "custom-" + ns
+		b.Spec.RoleName = ns + "_custom"
 		Expect(k8s.Update(ctx, b)).To(Succeed())
-		Eventually(func() string { return getBinding(ns, "renamer").Status.RoleName }, timeout, interval).Should(Equal("custom-" + ns))
+		Eventually(func() string { return getBinding(ns, "renamer").Status.RoleName }, timeout, interval).Should(Equal(ns + "_custom"))
 		waitReady(ns, "renamer")
 		Eventually(roleGone(oldRole), timeout, interval).Should(BeTrue())
-		_, err := getRole("custom-" + ns)
+		_, err := getRole(ns + "_custom")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(annotation(ns, "renamer", "eks.amazonaws.com/role-arn")()).To(HaveSuffix("/custom-" + ns))
+		Expect(annotation(ns, "renamer", "eks.amazonaws.com/role-arn")()).To(HaveSuffix("/" + ns + "_custom"))
 		deleteBinding(ns, "renamer")
-		Expect(roleGone("custom-" + ns)()).To(BeTrue())
+		Expect(roleGone(ns + "_custom")()).To(BeTrue())
 	})
 
 	It("with deletionPolicy Delete removes the role and the ServiceAccount it created", func() {

@@ -103,9 +103,9 @@ var _ = Describe("Pods that would run without credentials", func() {
 
 		By("a role change makes the running pod stale, and the Deployment is restarted for the new role")
 		b = getBinding(ns, "early")
-		b.Spec.RoleName = "renamed-" + ns
+		b.Spec.RoleName = ns + "_renamed"
 		Expect(k8s.Update(ctx, b)).To(Succeed())
-		Eventually(func() string { return getBinding(ns, "early").Status.RoleArn }, timeout, interval).Should(HaveSuffix("/renamed-" + ns))
+		Eventually(func() string { return getBinding(ns, "early").Status.RoleArn }, timeout, interval).Should(HaveSuffix("/" + ns + "_renamed"))
 		newARN := getBinding(ns, "early").Status.RoleArn
 		Eventually(podCounts(ns, "early"), timeout, interval).Should(Equal(&v1alpha1.PodCounts{Current: 0, Stale: 1}))
 		Eventually(templateAnnotations(ns, "web"), timeout, interval).Should(HaveKeyWithValue("podidentity.io/restarted-for-role", newARN))

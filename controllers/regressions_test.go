@@ -121,7 +121,7 @@ var _ = Describe("Tenant-escape regressions", func() {
 	})
 
 	It("defect 2: a RoleConflict does not freeze the binding's current role", func() {
-		foreign := "foreign-" + tenant
+		foreign := tenant + "_foreign"
 		createForeignRole(foreign)
 		foreignBefore := snapshotRole(foreign)
 
@@ -225,14 +225,14 @@ var _ = Describe("Tenant-escape regressions", func() {
 
 		By("a rename while IAM still fails creates the new role and remembers both")
 		b = getBinding(tenant, "partial")
-		b.Spec.RoleName = "renamed-" + tenant
+		b.Spec.RoleName = tenant + "_renamed"
 		Expect(k8s.Update(ctx, b)).To(Succeed())
 		Eventually(func() []v1alpha1.RoleReference { return getBinding(tenant, "partial").Status.OwnedRoles }, timeout, interval).
-			Should(ContainElement(HaveField("Name", "renamed-"+tenant)))
+			Should(ContainElement(HaveField("Name", tenant+"_renamed")))
 
 		By("deleting the binding deletes both roles, though the permissions were never written")
 		deleteBinding(tenant, "partial")
 		Expect(roleGone(first)()).To(BeTrue(), "the half-created first role is not leaked")
-		Expect(roleGone("renamed-" + tenant)()).To(BeTrue())
+		Expect(roleGone(tenant + "_renamed")()).To(BeTrue())
 	})
 })

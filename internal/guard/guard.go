@@ -18,6 +18,7 @@ import (
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/bounded"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
+	"github.com/podidentity/podidentity-operator/internal/naming"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
@@ -178,6 +179,9 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Man
 	// role a guardrail says goes with its binding).
 	for _, rule := range rules {
 		switches(b, rule, &r)
+	}
+	if c.Builtins {
+		c.roleNameScope(b, &r)
 	}
 	if len(r.Invalid) > 0 {
 		return r
@@ -607,6 +611,43 @@ func switches(b *v1alpha1.PodIdentityBinding, rule Rule, r *Result) {
 			Message: fmt.Sprintf("%q does not match the allowed pattern %q", b.Spec.RoleName, rule.RoleNamePattern)})
 		r.RoleNameForbidden = true
 	}
+}
+
+// RoleNamePrefixes are the prefixes an explicit spec.roleName of a binding
+// in namespace may start with: "<namespace>_", "<namespace>." and the
+// namespace's generated names, "<prefix><cluster>_<namespace>_". Namespace
+// names have neither "_" nor ".", so no name of one namespace is a name of
+// another (issue 17 defect 8, decision 61).
+func RoleNamePrefixes(cfg role.Config, namespace string) []string {
+	return []string{namespace + "_", namespace + ".", generatedSpace(cfg) + namespace + "_"}
+}
+
+// generatedSpace is the prefix of every generated role name of the cluster.
+func generatedSpace(cfg role.Config) string {
+	return naming.GeneratedPrefix(cfg.RoleNamePrefix, cfg.ClusterName)
+}
+
+// roleNameScope is the built-in rule for an explicit spec.roleName: it must
+// start with one of RoleNamePrefixes and must not fall into the generated
+// names of another namespace. Like the guardrails' roleNamePattern, a
+// violation keeps the binding's current role and creates no new one.
+func (c Checker) roleNameScope(b *v1alpha1.PodIdentityBinding, r *Result) {
+	name := b.Spec.RoleName
+	if name == "" {
+		return
+	}
+	prefixes := RoleNamePrefixes(c.RoleConfig, b.Namespace)
+	scoped := slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(name, p) })
+	if gen := generatedSpace(c.RoleConfig); strings.HasPrefix(name, gen) && !strings.HasPrefix(name, prefixes[2]) {
+		scoped = false // another namespace's generated names
+	}
+	if scoped {
+		return
+	}
+	r.Violations = append(r.Violations, Finding{Field: "spec.roleName", Rule: BuiltinName, Message: fmt.Sprintf(
+		"%q is not one of this namespace's role names: an explicit roleName must start with %q, %q or %q, so that no namespace can take another's role name",
+		name, prefixes[0], prefixes[1], prefixes[2])})
+	r.RoleNameForbidden = true
 }
 
 // Narrow returns a copy of the binding without what violates the guardrails:

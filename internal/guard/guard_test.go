@@ -329,3 +329,38 @@ func TestTrustQuotaWithAdditionalIssuers(t *testing.T) {
 		t.Errorf("a raised quota fits no more: %q", msg)
 	}
 }
+
+// Issue 17 defect 8: no explicit roleName of one namespace is a role name
+// another namespace may use or generate.
+func TestRoleNameScope(t *testing.T) {
+	cfg := role.Config{ClusterName: "prod", RoleNamePrefix: "irsa-"}
+	c := Checker{Catalog: catalog.Default(), Builtins: true, RoleConfig: cfg}
+	for _, tt := range []struct {
+		ns, name string
+		ok       bool
+	}{
+		{"shop", "shop_api", true},
+		{"shop", "shop.api", true},
+		{"shop", "irsa-prod_shop_api", true},
+		{"shop", "irsa-prod_payments_api", false}, // payments/api's generated name
+		{"shop", "payments_api", false},
+		{"shop", "shop-x_api", false}, // namespace shop-x's
+		{"shop-x", "shop-x_api", true},
+		{"shop", "shop", false},
+		{"shop", "admin", false},
+		{"shop", "irsa-prod_shop", false},
+	} {
+		b := binding(allow([]string{"s3:GetObject"}, "*"))
+		b.Namespace, b.Spec.RoleName = tt.ns, tt.name
+		r := c.Check(b, nil, nil)
+		if r.RoleNameForbidden == tt.ok {
+			t.Errorf("%s in %s: forbidden = %v (%v)", tt.name, tt.ns, r.RoleNameForbidden, r.Violations)
+		}
+	}
+	// An invalid spec does not skip it.
+	b := binding(allow([]string{"s3:GetObjekt"}, "*"))
+	b.Spec.RoleName = "prod_payments_api"
+	if r := c.Check(b, nil, nil); !r.RoleNameForbidden || len(r.Invalid) == 0 {
+		t.Errorf("invalid spec: forbidden = %v, invalid = %v", r.RoleNameForbidden, r.Invalid)
+	}
+}

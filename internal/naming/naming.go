@@ -35,6 +35,14 @@ func RoleName(prefix, cluster, namespace, name string) string {
 
 // sanitize replaces every character IAM does not allow in a role name
 // ([A-Za-z0-9+=,.@_-]) with "-".
+// GeneratedPrefix is what every generated role name of the cluster starts
+// with ("<prefix><cluster>_", sanitised as RoleName sanitises it); a name
+// longer than the role name limit keeps it unless the prefix and cluster
+// alone take more than 53 characters.
+func GeneratedPrefix(prefix, cluster string) string {
+	return sanitize(prefix + cluster + "_")
+}
+
 func sanitize(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))

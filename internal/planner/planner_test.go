@@ -215,11 +215,11 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "defect 2: roleName points at a foreign role; the current role still follows the spec and guardrails",
-			b:    with(roleName("admin")),
+			b:    with(roleName("ns_admin")),
 			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
 				old := base()
 				old.Spec.Permissions[0].Actions = []string{"dynamodb:GetItem", "dynamodb:PutItem"}
-				return map[string]*role.Observed{"dev_ns_app": current(old), "admin": foreign}
+				return map[string]*role.Observed{"dev_ns_app": current(old), "ns_admin": foreign}
 			},
 			rules:      []guard.Rule{{Name: "no-writes", DeniedActions: []string{"dynamodb:PutItem"}}},
 			wantReason: v1alpha1.ReasonRoleConflict, wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
@@ -265,11 +265,11 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "rename with Retain leaves a Retain record",
-			b:    with(roleName("renamed"), retainPolicy),
+			b:    with(roleName("ns_renamed"), retainPolicy),
 			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
-				return map[string]*role.Observed{"dev_ns_app": current(base()), "renamed": nil}
+				return map[string]*role.Observed{"dev_ns_app": current(base()), "ns_renamed": nil}
 			},
-			wantCurrent: "renamed", wantBefore: map[string]Op{"renamed": OpCreate}, wantAfter: map[string]Op{"dev_ns_app": OpRetain},
+			wantCurrent: "ns_renamed", wantBefore: map[string]Op{"ns_renamed": OpCreate}, wantAfter: map[string]Op{"dev_ns_app": OpRetain},
 		},
 		{
 			name: "invalid spec: the current role keeps only what the spec also declares",
@@ -408,9 +408,17 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
+			name:  "issue 17 defect 8: a roleName in another namespace's generated names is never created",
+			b:     with(roleName("dev_payments_api")),
+			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
+				return map[string]*role.Observed{"dev_ns_app": current(base()), "dev_payments_api": nil}
+			},
+			wantReason: v1alpha1.ReasonGuardrailViolation, wantCurrent: "dev_ns_app", wantBefore: map[string]Op{"dev_ns_app": OpUpdate},
+		},
+		{
 			name:  "a roleName outside the guardrail's pattern keeps the current role",
-			b:     with(roleName("other-team-role")),
-			rules: []guard.Rule{{Name: "names", RoleNamePattern: "ns-*"}},
+			b:     with(roleName("ns_other-team-role")),
+			rules: []guard.Rule{{Name: "names", RoleNamePattern: "ns_team-*"}},
 			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
 				return map[string]*role.Observed{"dev_ns_app": current(base())}
 			},
