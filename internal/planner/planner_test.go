@@ -408,8 +408,8 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name:  "issue 17 defect 8: a roleName in another namespace's generated names is never created",
-			b:     with(roleName("dev_payments_api")),
+			name: "issue 17 defect 8: a roleName in another namespace's generated names is never created",
+			b:    with(roleName("dev_payments_api")),
 			roles: func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
 				return map[string]*role.Observed{"dev_ns_app": current(base()), "dev_payments_api": nil}
 			},
