@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -59,7 +61,10 @@ type PodsReconciler struct {
 	Guardrails GuardrailSource
 	// EnableRestarts is the operator's --enable-pod-restarts.
 	EnableRestarts bool
-	Now            func() time.Time
+	// MinRestartInterval is the least time between two restarts of one
+	// workload (--pod-restart-min-interval).
+	MinRestartInterval time.Duration
+	Now                func() time.Time
 }
 
 // Reconcile counts the binding's pods, restarts workloads when asked, and
@@ -104,6 +109,10 @@ func (r *PodsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	setCondition(b, v1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, v1alpha1.ReasonStalePods, msg+" "+outcome)
 	if perr := r.patchStatus(ctx, before, b); perr != nil {
 		return ctrl.Result{}, perr
+	}
+	var rl restartLater
+	if errors.As(err, &rl) {
+		return ctrl.Result{RequeueAfter: rl.wait}, nil
 	}
 	return ctrl.Result{}, err
 }
@@ -157,13 +166,20 @@ func (r *PodsReconciler) remediate(ctx context.Context, b *v1alpha1.PodIdentityB
 			return "Guardrail " + rule.Name + " forbids restarts in this namespace: restart them yourself.", nil
 		}
 	}
-	workloads, bare, err := r.owners(ctx, stale)
+	workloads, bare, err := r.owners(ctx, stale, b.Status.ServiceAccountName)
 	if err != nil {
 		return "", err
 	}
-	var restarted, done []string
+	var restarted, done, later []string
+	var retry error
 	for _, w := range workloads {
 		did, err := r.restart(ctx, w, arn)
+		var rl restartLater
+		if errors.As(err, &rl) {
+			later = append(later, w.describe())
+			retry = rl
+			continue
+		}
 		if err != nil {
 			return "", fmt.Errorf("restarting %s: %w", w.describe(), err)
 		}
@@ -181,11 +197,20 @@ func (r *PodsReconciler) remediate(ctx context.Context, b *v1alpha1.PodIdentityB
 	if len(done) > 0 {
 		parts = append(parts, "Already restarted for this role: "+strings.Join(done, ", ")+".")
 	}
-	if bare > 0 {
-		parts = append(parts, fmt.Sprintf("%d pods have no Deployment, StatefulSet or DaemonSet and are not restarted.", bare))
+	if len(later) > 0 {
+		parts = append(parts, fmt.Sprintf("Restarted less than %s ago, restarted again later: %s.", r.MinRestartInterval, strings.Join(later, ", ")))
 	}
-	return strings.Join(parts, " "), nil
+	if bare > 0 {
+		parts = append(parts, fmt.Sprintf("%d pods have no Deployment, StatefulSet or DaemonSet running as ServiceAccount %s and are not restarted.", bare, b.Status.ServiceAccountName))
+	}
+	return strings.Join(parts, " "), retry
 }
+
+// restartLater: the workload was restarted less than MinRestartInterval
+// ago; its binding is looked at again after wait.
+type restartLater struct{ wait time.Duration }
+
+func (e restartLater) Error() string { return "restarted less than the minimum interval ago" }
 
 // workload is a Deployment, StatefulSet or DaemonSet.
 type workload struct {
@@ -209,63 +234,79 @@ func (w workload) template() *corev1.PodTemplateSpec {
 }
 
 // owners finds the Deployments (through their ReplicaSets), StatefulSets and
-// DaemonSets that control the pods, and counts pods with none of those.
-func (r *PodsReconciler) owners(ctx context.Context, pods []*corev1.Pod) ([]workload, int, error) {
-	seen := map[string]bool{}
-	deployments := map[string]string{} // ReplicaSet -> its Deployment ("" none), read once
+// DaemonSets that control the pods, and counts pods with none of those. An
+// owner reference is followed only to the object with its UID (a pod can
+// name any object as its owner), and only to a workload whose pod template
+// runs as the binding's ServiceAccount: a tenant who can create pods cannot
+// make the operator restart a workload that is not the binding's (issue 17,
+// defect 9).
+func (r *PodsReconciler) owners(ctx context.Context, pods []*corev1.Pod, sa string) ([]workload, int, error) {
+	seen := map[types.UID]bool{}
+	deployments := map[types.UID]*metav1.OwnerReference{} // ReplicaSet UID -> its Deployment (nil none), read once
 	var out []workload
 	bare := 0
 	for _, p := range pods {
 		ref := metav1.GetControllerOf(p)
-		kind, name := "", ""
-		if ref != nil && ref.APIVersion == "apps/v1" {
-			kind, name = ref.Kind, ref.Name
-		}
-		if kind == "ReplicaSet" {
-			deployment, known := deployments[name]
+		if ref != nil && ref.APIVersion == "apps/v1" && ref.Kind == "ReplicaSet" {
+			dref, known := deployments[ref.UID]
 			if !known {
 				rs := &appsv1.ReplicaSet{}
-				if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: name}, rs); err != nil {
-					if apierrors.IsNotFound(err) {
-						continue
-					}
+				err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: ref.Name}, rs)
+				if err != nil && !apierrors.IsNotFound(err) {
 					return nil, 0, err
 				}
-				if dref := metav1.GetControllerOf(rs); dref != nil && dref.APIVersion == "apps/v1" && dref.Kind == "Deployment" {
-					deployment = dref.Name
+				if err == nil && rs.UID == ref.UID {
+					if c := metav1.GetControllerOf(rs); c != nil && c.APIVersion == "apps/v1" && c.Kind == "Deployment" {
+						dref = c
+					}
 				}
-				deployments[name] = deployment
+				deployments[ref.UID] = dref
 			}
-			kind, name = "", ""
-			if deployment != "" {
-				kind, name = "Deployment", deployment
-			}
+			ref = dref
+		} else if ref != nil && (ref.APIVersion != "apps/v1" || ref.Kind == "Deployment") {
+			ref = nil // a pod is never controlled by a Deployment directly
 		}
 		var obj client.Object
-		switch kind {
-		case "Deployment":
+		switch {
+		case ref == nil:
+		case ref.Kind == "Deployment":
 			obj = &appsv1.Deployment{}
-		case "StatefulSet":
+		case ref.Kind == "StatefulSet":
 			obj = &appsv1.StatefulSet{}
-		case "DaemonSet":
+		case ref.Kind == "DaemonSet":
 			obj = &appsv1.DaemonSet{}
-		default:
+		}
+		if obj == nil {
 			bare++
 			continue
 		}
-		if seen[kind+"/"+name] {
+		if seen[ref.UID] {
 			continue
 		}
-		seen[kind+"/"+name] = true
-		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: name}, obj); err != nil {
+		seen[ref.UID] = true
+		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: ref.Name}, obj); err != nil {
 			if apierrors.IsNotFound(err) {
+				bare++
 				continue
 			}
 			return nil, 0, err
 		}
-		out = append(out, workload{obj: obj, kind: kind})
+		w := workload{obj: obj, kind: ref.Kind}
+		if obj.GetUID() != ref.UID || templateServiceAccount(w.template()) != sa {
+			bare++ // not the owner the pod claims, or not running as the binding's ServiceAccount
+			continue
+		}
+		out = append(out, w)
 	}
 	return out, bare, nil
+}
+
+// templateServiceAccount is the ServiceAccount a pod template runs as.
+func templateServiceAccount(t *corev1.PodTemplateSpec) string {
+	if t.Spec.ServiceAccountName == "" {
+		return "default"
+	}
+	return t.Spec.ServiceAccountName
 }
 
 // restart sets the pod template annotations `kubectl rollout restart` sets,
@@ -274,6 +315,14 @@ func (r *PodsReconciler) restart(ctx context.Context, w workload, arn string) (b
 	tmpl := w.template()
 	if tmpl.Annotations[AnnotationRestartedForRole] == arn {
 		return false, nil
+	}
+	// At most one restart per workload per MinRestartInterval, however
+	// often its role changes.
+	if at, err := time.Parse(time.RFC3339, tmpl.Annotations[AnnotationRestartedAt]); err == nil &&
+		tmpl.Annotations[AnnotationRestartedForRole] != "" {
+		if wait := at.Add(r.MinRestartInterval).Sub(r.now()); wait > 0 {
+			return false, restartLater{wait: wait}
+		}
 	}
 	before := w.obj.DeepCopyObject().(client.Object)
 	if tmpl.Annotations == nil {

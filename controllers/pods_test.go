@@ -26,12 +26,12 @@ func ownedPod(ns, name, sa string, owner client.Object, kind string) *corev1.Pod
 	return p
 }
 
-func deployment(ns, name string) *appsv1.Deployment {
+func deployment(ns, name, sa string) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: appsv1.DeploymentSpec{
 		Selector: &metav1.LabelSelector{MatchLabels: labels},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}}}
+			Spec: corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}}}
 	ExpectWithOffset(1, k8s.Create(ctx, d)).To(Succeed())
 	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-abc12",
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: ptr.To(true)}}},
@@ -65,7 +65,7 @@ var _ = Describe("Pods that would run without credentials", func() {
 	It("reports pods started before the annotation, restarts their Deployment once per role, and never bare pods", func() {
 		By("pods start before their ServiceAccount has a role")
 		Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "early"}})).To(Succeed())
-		d := deployment(ns, "web")
+		d := deployment(ns, "web", "early")
 		ownedPod(ns, "web-abc12-1", "early", replicaSetOf(d), "ReplicaSet")
 		ownedPod(ns, "web-abc12-2", "early", replicaSetOf(d), "ReplicaSet")
 		ownedPod(ns, "bare", "early", nil, "")
@@ -115,7 +115,7 @@ var _ = Describe("Pods that would run without credentials", func() {
 
 	It("with the default podRestartPolicy Never only reports, and a guardrail can forbid Rollout", func() {
 		Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}})).To(Succeed())
-		d := deployment(ns, "api")
+		d := deployment(ns, "api", "app")
 		ownedPod(ns, "api-abc12-1", "app", replicaSetOf(d), "ReplicaSet")
 		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
 		waitReady(ns, "app")
@@ -137,6 +137,37 @@ var _ = Describe("Pods that would run without credentials", func() {
 		Expect(err.Error()).To(ContainSubstring("spec.podRestartPolicy"))
 		Expect(err.Error()).To(ContainSubstring("Rollout is forbidden"))
 		Expect(templateAnnotations(ns, "api")()).NotTo(HaveKey("kubectl.kubernetes.io/restartedAt"))
+		deleteBinding(ns, "app")
+	})
+
+	It("issue 17 defect 9: a pod with a forged owner reference never restarts a workload that is not the binding's", func() {
+		Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}})).To(Succeed())
+		critical := deployment(ns, "critical", "payments") // another team's, another ServiceAccount
+		own := deployment(ns, "own", "app")
+
+		By("before the binding, pods of its ServiceAccount claim critical as owner: by name with a made-up UID, by its real UID, and through its ReplicaSet")
+		forged := func(name string, ref metav1.OwnerReference) {
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: []metav1.OwnerReference{ref}},
+				Spec: corev1.PodSpec{ServiceAccountName: "app", Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}
+			Expect(k8s.Create(ctx, p)).To(Succeed())
+		}
+		forged("by-name", metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "critical", UID: "made-up", Controller: ptr.To(true)})
+		forged("by-uid", metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "critical", UID: critical.UID, Controller: ptr.To(true)})
+		rs := replicaSetOf(critical)
+		forged("via-rs", metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)})
+		forged("via-rs-name", metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: "made-up", Controller: ptr.To(true)})
+		ownedPod(ns, "own-abc12-1", "app", replicaSetOf(own), "ReplicaSet")
+
+		b := newBinding(ns, "app", "app")
+		b.Spec.PodRestartPolicy = v1alpha1.PodRestartPolicyRollout
+		Expect(k8s.Create(ctx, b)).To(Succeed())
+		b = waitReady(ns, "app")
+
+		By("only the binding's own Deployment is restarted")
+		Eventually(templateAnnotations(ns, "own"), timeout, interval).Should(HaveKeyWithValue("podidentity.io/restarted-for-role", b.Status.RoleArn))
+		Eventually(podCounts(ns, "app"), timeout, interval).Should(Equal(&v1alpha1.PodCounts{Current: 0, Stale: 5}))
+		Consistently(templateAnnotations(ns, "critical"), syncPeriod, interval).ShouldNot(HaveKey("kubectl.kubernetes.io/restartedAt"))
+		Expect(condition(ns, "app", v1alpha1.ConditionPodsCurrent).Message).To(ContainSubstring("4 pods have no Deployment, StatefulSet or DaemonSet running as ServiceAccount app"))
 		deleteBinding(ns, "app")
 	})
 })

@@ -158,6 +158,7 @@ var _ = BeforeSuite(func() {
 	opts.WrapIAM = func(api awsiam.API) awsiam.API { return &testenv.PagedIAM{API: api, PageSize: 3} }
 	opts.EnablePodIdentityWebhook = true
 	opts.EnablePodRestarts = true
+	opts.PodRestartMinInterval = 3 * time.Second
 	opts.PodWebhookRegion = podWebhookRegion
 	opts.HealthProbeBindAddress = "0"
 	opts.SkipControllerNameValidation = true

@@ -101,6 +101,9 @@ type Options struct {
 	// Pods that run without the current credentials.
 	TrackPods         bool
 	EnablePodRestarts bool
+	// PodRestartMinInterval is the least time between two restarts of one
+	// workload by the operator.
+	PodRestartMinInterval time.Duration
 
 	MetricsBindAddress      string
 	MetricsSecure           bool
@@ -186,6 +189,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	o.PodWebhookExcluded = []string{"kube-system"}
 	fs.StringVar(&o.MutatingWebhookConfigName, "mutating-webhook-config-name", "podidentity-mutating-webhook-configuration", "MutatingWebhookConfiguration of the pod identity webhook; receives the self-managed CA when --enable-pod-identity-webhook is set.")
 	fs.BoolVar(&o.TrackPods, "track-pods", true, "Report, per binding, the running pods of its ServiceAccount that lack the current role's credentials (status.pods, condition PodsCurrent). Watches pods, trimmed in memory to the few fields it reads.")
+	fs.DurationVar(&o.PodRestartMinInterval, "pod-restart-min-interval", 2*time.Minute, "The least time between two restarts of one workload for podRestartPolicy Rollout, however often its binding's role changes.")
 	fs.BoolVar(&o.EnablePodRestarts, "enable-pod-restarts", false, "Let bindings with podRestartPolicy Rollout restart the Deployments, StatefulSets and DaemonSets that own stale pods. Needs --track-pods and the RBAC in config/components/pod-restarts.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (\"0\" disables it).")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
@@ -456,7 +460,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 	if o.TrackPods {
 		pods := &controllers.PodsReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-			Recorder: recorder, Guardrails: guardrails, EnableRestarts: o.EnablePodRestarts}
+			Recorder: recorder, Guardrails: guardrails, EnableRestarts: o.EnablePodRestarts, MinRestartInterval: o.PodRestartMinInterval}
 		if err := pods.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("setting up pods controller: %w", err)
 		}
