@@ -71,6 +71,29 @@ type PodIdentityGuardrailSpec struct {
 	// +optional
 	ForbidPodRestarts bool `json:"forbidPodRestarts,omitempty"`
 
+	// AllowedAssumableRoles lifts the built-in denial of sts:AssumeRole,
+	// sts:AssumeRoleWithWebIdentity, sts:AssumeRoleWithSAML and
+	// sts:AssumeRoot for selected namespaces: a statement granting them is
+	// allowed when every resource it names is covered by one of these role
+	// ARN patterns ("*" and "?" wildcards). Without it, no binding may grant
+	// any role assumption: any role that trusts its account could be reached.
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +listType=set
+	// +optional
+	AllowedAssumableRoles []string `json:"allowedAssumableRoles,omitempty"`
+
+	// AllowedRunAsActions lifts the built-in denial of actions that run code
+	// with another principal's permissions (lambda:UpdateFunctionCode,
+	// ssm:SendCommand, ssm:StartSession, ecs:RunTask, codebuild:StartBuild,
+	// ...) for selected namespaces: action patterns, matched
+	// case-insensitively against the real actions a binding grants.
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=128
+	// +listType=set
+	// +optional
+	AllowedRunAsActions []string `json:"allowedRunAsActions,omitempty"`
+
 	// RoleNamePattern restricts spec.roleName overrides in selected
 	// namespaces to names matching this pattern ("*" and "?" wildcards), for
 	// example "team-a-*". Bindings without spec.roleName (generated names)

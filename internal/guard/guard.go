@@ -50,6 +50,8 @@ type Rule struct {
 	ForbidRetain                bool
 	ForbidPodRestarts           bool
 	RoleNamePattern             string
+	AllowedAssumableRoles       []string
+	AllowedRunAsActions         []string
 }
 
 // FromGuardrail turns a PodIdentityGuardrail into a Rule.
@@ -59,6 +61,7 @@ func FromGuardrail(g *v1alpha1.PodIdentityGuardrail) Rule {
 		AllowedResources: g.Spec.AllowedResources, AllowedManagedPolicyArns: g.Spec.AllowedManagedPolicyArns,
 		RequiredPermissionsBoundary: g.Spec.RequiredPermissionsBoundary, MaxSessionDuration: g.Spec.MaxSessionDuration,
 		ForbidRetain: g.Spec.ForbidRetain, ForbidPodRestarts: g.Spec.ForbidPodRestarts, RoleNamePattern: g.Spec.RoleNamePattern,
+		AllowedAssumableRoles: g.Spec.AllowedAssumableRoles, AllowedRunAsActions: g.Spec.AllowedRunAsActions,
 	}
 }
 
@@ -224,20 +227,11 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Man
 				r.Warnings = append(r.Warnings, fmt.Sprintf("%s grants write actions (such as %s) on every resource (\"*\"); name the resources it needs", g.field, w))
 			}
 		}
-		x := ""
-		for _, a := range g.actions {
-			if x = memo.first("runas\x00"+a, func() string { return firstMatch(g.exp[a], RunAsOtherRole) }); x != "" {
-				break
-			}
-		}
-		if x != "" {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s grants %s, which can run code with another role's permissions; make sure the resources it names cannot reach a more privileged role", g.field, x))
-		}
 	}
 
 	// Guardrails.
 	if c.Builtins {
-		c.builtins(grants, &r)
+		c.builtins(grants, rules, memo, &r)
 	}
 	for i, rule := range rules {
 		c.rule(b, i, rule, grants, memo, &r)
@@ -383,6 +377,7 @@ func distinct(values []string) []string {
 // Center, the identity store). Patterns, matched case-insensitively.
 var BuiltinDenied = []string{
 	"eks:CreateAccessEntry", "eks:UpdateAccessEntry", "eks:AssociateAccessPolicy",
+	"eks:AssociateIdentityProviderConfig", "eks:UpdateClusterConfig",
 	"sso:Create*", "sso:Update*", "sso:Put*", "sso:Attach*", "sso:Associate*", "sso:Provision*", "sso:Import*",
 	"sso-directory:Create*", "sso-directory:Update*", "sso-directory:Add*", "sso-directory:Enable*",
 	"identitystore:Create*", "identitystore:Update*", "identitystore:Add*",
@@ -391,7 +386,9 @@ var BuiltinDenied = []string{
 var builtinDeniedLower = lowered(BuiltinDenied)
 
 // RunAsOtherRole are actions that can run code with the permissions of a role
-// already attached to a resource: allowed, with an admission warning.
+// or user already attached to a resource (or as another principal): denied
+// by the built-in guardrails unless a guardrail's allowedRunAsActions
+// allows them for the namespace.
 var RunAsOtherRole = []string{
 	"lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:InvokeFunction",
 	"codebuild:StartBuild", "codebuild:StartBuildBatch", "codebuild:UpdateProject",
@@ -400,6 +397,8 @@ var RunAsOtherRole = []string{
 	"cloudformation:UpdateStack", "cloudformation:CreateChangeSet", "ecs:RunTask", "ecs:ExecuteCommand",
 	"sagemaker:CreatePresignedNotebookInstanceUrl", "states:StartExecution",
 }
+
+var runAsOtherRoleLower = lowered(RunAsOtherRole)
 
 // grant is one Allow statement the role would carry: a spec statement or a
 // statement of a managed policy's default version.
@@ -492,39 +491,69 @@ func (g grant) violate(r *Result, rule, msg string) {
 // wildcard resource, no organizations or account actions, no identity grants
 // outside IAM (BuiltinDenied). They keep a binding from granting its pods a
 // way out of their role.
-func (c Checker) builtins(grants []grant, r *Result) {
+func (c Checker) builtins(grants []grant, rules []Rule, memo matchMemo, r *Result) {
+	var assumable, runAs []string
+	for _, rule := range rules {
+		assumable = append(assumable, rule.AllowedAssumableRoles...)
+		runAs = append(runAs, rule.AllowedRunAsActions...)
+	}
+	runAsLower := lowered(runAs)
 	for _, g := range grants {
 		for _, a := range g.unknown {
 			svc, _, _ := strings.Cut(strings.ToLower(a), ":")
-			if slices.Contains(sensitiveServices, svc) {
+			if slices.Contains(sensitiveServices, svc) || strings.ContainsAny(svc, "*?") {
 				g.violate(r, BuiltinName, fmt.Sprintf("grants %q, which the action catalog cannot check", a))
 			}
 		}
 		wildcard := slices.ContainsFunc(g.resources, func(res string) bool { return strings.ContainsAny(res, "*?") })
+		// Role assumption is allowed only on roles a guardrail names.
+		assumeOK := len(assumable) > 0 && len(g.resources) > 0 &&
+			!slices.ContainsFunc(g.resources, func(res string) bool { return !coveredByAny(res, assumable) })
+		flags := fmt.Sprintf("b%t%t%t\x00", wildcard, assumeOK, g.managed != "")
 		for _, a := range g.actions {
 			if a == "*" || a == "*:*" {
 				g.violate(r, BuiltinName, fmt.Sprintf("grants every action (%q)", a))
 				continue
 			}
-			for _, x := range g.exp[a] {
-				switch {
-				case x.Service == "iam" && x.Level.IsWrite():
-					g.violate(r, BuiltinName, fmt.Sprintf("%q grants the IAM write action %s", a, x))
-				case x.Service == "sts" && (strings.HasPrefix(x.Name, "AssumeRole") || x.Name == "AssumeRoot") && wildcard:
-					g.violate(r, BuiltinName, fmt.Sprintf("%q grants %s on a wildcard resource, which is every role", a, x))
-				case (x.Service == "organizations" || x.Service == "account") && (g.managed == "" || x.Level.IsWrite()):
-					// Managed policies such as ReadOnlyAccess read account
-					// details; only their writes are escalations.
-					g.violate(r, BuiltinName, fmt.Sprintf("%q grants the %s action %s", a, x.Service, x))
-				case slices.ContainsFunc(builtinDeniedLower, func(p string) bool { return matchLower(p, x) }):
-					g.violate(r, BuiltinName, fmt.Sprintf("%q grants %s, which gives an identity access outside IAM", a, x))
-				default:
-					continue
+			msg := memo.first(flags+a, func() string {
+				for _, x := range g.exp[a] {
+					if m := builtinFinding(a, x, wildcard, assumeOK, g.managed != "", runAsLower); m != "" {
+						return m
+					}
 				}
-				break
+				return ""
+			})
+			if msg != "" {
+				g.violate(r, BuiltinName, msg)
 			}
 		}
 	}
+}
+
+// builtinFinding is why the built-in guardrails deny one real action a
+// pattern grants ("" when they do not).
+func builtinFinding(a string, x catalog.Action, wildcard, assumeOK, managed bool, runAsAllowed []string) string {
+	matches := func(ps []string) bool {
+		return slices.ContainsFunc(ps, func(p string) bool { return matchLower(p, x) })
+	}
+	switch {
+	case x.Service == "iam" && x.Level.IsWrite():
+		return fmt.Sprintf("%q grants the IAM write action %s", a, x)
+	case x.Service == "sts" && (strings.HasPrefix(x.Name, "AssumeRole") || x.Name == "AssumeRoot") && !assumeOK:
+		if wildcard {
+			return fmt.Sprintf("%q grants %s on a wildcard resource, which is every role", a, x)
+		}
+		return fmt.Sprintf("%q grants %s, which reaches any role that trusts its account; a guardrail's allowedAssumableRoles must name the roles", a, x)
+	case (x.Service == "organizations" || x.Service == "account") && (!managed || x.Level.IsWrite()):
+		// Managed policies such as ReadOnlyAccess read account details;
+		// only their writes are escalations.
+		return fmt.Sprintf("%q grants the %s action %s", a, x.Service, x)
+	case matches(builtinDeniedLower):
+		return fmt.Sprintf("%q grants %s, which gives an identity access outside IAM", a, x)
+	case matches(runAsOtherRoleLower) && !matches(runAsAllowed):
+		return fmt.Sprintf("%q grants %s, which runs code with another principal's permissions; a guardrail's allowedRunAsActions must allow it", a, x)
+	}
+	return ""
 }
 
 func (c Checker) rule(b *v1alpha1.PodIdentityBinding, ri int, rule Rule, grants []grant, memo matchMemo, r *Result) {

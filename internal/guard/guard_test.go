@@ -54,7 +54,10 @@ func TestCheck(t *testing.T) {
 		{name: "iam read is fine", b: binding(allow([]string{"iam:GetRole"}, "*"))},
 		{name: "passrole", b: binding(allow([]string{"iam:PassRole"}, "*")), wantViolation: "iam:PassRole", wantDropped: []int{0}},
 		{name: "assume role on star", b: binding(allow([]string{"sts:AssumeRole"}, "*")), wantViolation: "on a wildcard resource", wantDropped: []int{0}},
-		{name: "assume a named role is fine", b: binding(allow([]string{"sts:AssumeRole"}, "arn:aws:iam::123456789012:role/reader"))},
+		{name: "issue 17 defect 7: assuming a named role needs a guardrail that names it", b: binding(allow([]string{"sts:AssumeRole"}, "arn:aws:iam::123456789012:role/reader")),
+			wantViolation: "allowedAssumableRoles", wantDropped: []int{0}},
+		{name: "assume a role a guardrail allows", b: binding(allow([]string{"sts:AssumeRole"}, "arn:aws:iam::123456789012:role/reader")),
+			rules: []Rule{{Name: "hop", AllowedAssumableRoles: []string{"arn:aws:iam::123456789012:role/read*"}}}},
 		{name: "organizations", b: binding(allow([]string{"organizations:List*"}, "*")), wantViolation: "organizations", wantDropped: []int{0}},
 		{name: "deny statements never violate", b: binding(v1alpha1.PermissionStatement{Effect: v1alpha1.EffectDeny, Actions: []string{"iam:*"}, Resources: []string{"*"}})},
 		{name: "write on star warns", b: binding(allow([]string{"s3:PutObject"}, "*")), wantWarning: "s3:PutObject"},
@@ -204,6 +207,7 @@ func TestBuiltinEscalations(t *testing.T) {
 	tests := []struct {
 		name      string
 		stmt      v1alpha1.PermissionStatement
+		rules     []Rule
 		violation string
 		warning   string
 	}{
@@ -217,12 +221,19 @@ func TestBuiltinEscalations(t *testing.T) {
 		{name: "Identity Center", stmt: allow([]string{"sso:CreateAccountAssignment"}, "*"), violation: "outside IAM"},
 		{name: "identity store", stmt: allow([]string{"identitystore:CreateGroupMembership"}, "*"), violation: "outside IAM"},
 		{name: "identity store reads are fine", stmt: allow([]string{"identitystore:DescribeUser"}, "*")},
-		{name: "run code as another role warns", stmt: allow([]string{"lambda:UpdateFunctionCode"}, "arn:aws:lambda:us-east-1:123456789012:function:f"), warning: "another role's permissions"},
-		{name: "ssm SendCommand warns", stmt: allow([]string{"ssm:Send*"}, "arn:aws:ssm:us-east-1:123456789012:document/x"), warning: "ssm:SendCommand"},
+		{name: "issue 17 defect 7: run code as another role is denied", stmt: allow([]string{"lambda:UpdateFunctionCode"}, "arn:aws:lambda:us-east-1:123456789012:function:f"), violation: "another principal's permissions"},
+		{name: "issue 17 defect 7: ssm SendCommand is denied", stmt: allow([]string{"ssm:Send*"}, "arn:aws:ssm:us-east-1:123456789012:document/x"), violation: "ssm:SendCommand"},
+		{name: "issue 17 defect 7: ssm StartSession through ssm:*", stmt: allow([]string{"ssm:*"}, "*"), violation: "allowedRunAsActions"},
+		{name: "issue 17 defect 7: ecs RunTask", stmt: allow([]string{"ecs:RunTask"}, "*"), violation: "ecs:RunTask"},
+		{name: "run-as allowed by a guardrail", stmt: allow([]string{"ssm:SendCommand"}, "*"), rules: []Rule{{Name: "ops", AllowedRunAsActions: []string{"ssm:Send*"}}}},
+		{name: "issue 17 defect 7: eks:UpdateClusterConfig", stmt: allow([]string{"eks:UpdateClusterConfig"}, "*"), violation: "outside IAM"},
+		{name: "issue 17 defect 7: eks:AssociateIdentityProviderConfig", stmt: allow([]string{"eks:AssociateIdentityProviderConfig"}, "*"), violation: "outside IAM"},
+		{name: "assumption on a wildcard stays denied unless covered", stmt: allow([]string{"sts:AssumeRole"}, "arn:aws:iam::*:role/*"),
+			rules: []Rule{{Name: "hop", AllowedAssumableRoles: []string{"arn:aws:iam::123456789012:role/*"}}}, violation: "wildcard resource"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := checker.Check(binding(tt.stmt), nil, nil)
+			r := checker.Check(binding(tt.stmt), tt.rules, nil)
 			got := Message(r.Violations)
 			if (tt.violation == "") != (got == "") || !strings.Contains(got, tt.violation) {
 				t.Errorf("violations = %q, want %q", got, tt.violation)
@@ -270,6 +281,9 @@ func TestManagedPolicyDocuments(t *testing.T) {
 		{name: "unknown action of another service passes the built-ins", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"newservice:Describe*"}, Resource: policy.StringList{"*"}})}[0]},
 		{name: "unknown action under an allow list fails closed", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"newservice:Describe*"}, Resource: policy.StringList{"*"}})}[0],
 			rules: []Rule{{Name: "dynamodb-only", AllowedActions: []string{"dynamodb:*"}}}, violation: "cannot check against the allowed actions"},
+		{name: "issue 17 defect 7: a service wildcard (*:Put*) fails closed", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"*:Put*"}, Resource: policy.StringList{"*"}})}[0], violation: "cannot check"},
+		{name: "issue 17 defect 7: run-as actions in a managed policy", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"ssm:*"}, Resource: policy.StringList{"*"}})}[0], violation: "allowedRunAsActions"},
+		{name: "issue 17 defect 7: role assumption in a managed policy", mp: &[]ManagedPolicy{doc(policy.Statement{Effect: "Allow", Action: policy.StringList{"sts:AssumeRole"}, Resource: policy.StringList{"arn:aws:iam::123456789012:role/x"}})}[0], violation: "allowedAssumableRoles"},
 		{name: "unreadable fails closed", mp: &ManagedPolicy{Err: errors.New("AccessDenied")}, violation: "cannot be read"},
 		{name: "missing from the map fails closed", violation: "not read"},
 	}
