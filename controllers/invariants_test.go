@@ -52,6 +52,8 @@ var actionPool = []struct {
 	{"s3:DeleteObject", "arn:aws:s3:::bucket/*"},
 	{"iam:PassRole", "*"},
 	{"sts:AssumeRole", "arn:aws:iam::*:role/*"},
+	{"sts:AssumeRole", "arn:aws:iam::123456789012:role/reader"},
+	{"ssm:SendCommand", "*"},
 	{"eks:CreateAccessEntry", "*"},
 	{"dynamodb:GetItemz", "*"},
 }
@@ -60,11 +62,12 @@ var actionPool = []struct {
 // resource, derived independently of internal/guard.
 func forbidden(action string, resources []string) bool {
 	a := strings.ToLower(action)
-	wild := slices.ContainsFunc(resources, func(r string) bool { return strings.ContainsAny(r, "*?") })
 	switch {
 	case a == "*" || strings.HasPrefix(a, "iam:") && !strings.HasPrefix(a, "iam:get") && !strings.HasPrefix(a, "iam:list"):
 		return true
-	case strings.HasPrefix(a, "sts:assume") && wild:
+	case strings.HasPrefix(a, "sts:assume"):
+		return true // on any role: no guardrail in the sequence names assumable roles
+	case a == "ssm:sendcommand" || a == "ssm:startsession" || a == "lambda:updatefunctioncode" || a == "ecs:runtask":
 		return true
 	case strings.HasPrefix(a, "eks:createaccessentry"), strings.HasPrefix(a, "organizations:"):
 		return true
@@ -117,6 +120,7 @@ var _ = Describe("Security invariants", Label("invariants"), func() {
 func newWorld(seed uint64) *world {
 	// The only namespace with fuzzLabel: the fuzz guardrail selects it alone.
 	ns := newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true", fuzzLabel: "true"})
+	refuseStatusWrites()
 	w := &world{ns: ns, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), foreign: map[string]string{}, dangerous: map[string]bool{adminPolicy: true}}
 
 	mk := func(name, doc string) string {
@@ -206,7 +210,9 @@ func (w *world) step() string {
 		}
 		return ""
 	}
-	switch k := w.pick(20); {
+	switch k := w.pick(25); {
+	case k >= 20 && some != nil:
+		return w.hostile(some)
 	case k < 5 || some == nil:
 		name := fmt.Sprintf("b%d", w.pick(4))
 		b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name}, Spec: v1alpha1.PodIdentityBindingSpec{
@@ -266,6 +272,59 @@ func (w *world) step() string {
 	}
 }
 
+// hostile is one of the hostile-tenant steps of issue 17.
+func (w *world) hostile(some *v1alpha1.PodIdentityBinding) string {
+	switch w.pick(4) {
+	case 0:
+		// An oversized spec: 10 statements of 100 iam:* each.
+		var stmts []v1alpha1.PermissionStatement
+		for range 10 {
+			st := v1alpha1.PermissionStatement{Resources: []string{"*"}}
+			for range 100 {
+				st.Actions = append(st.Actions, "iam:*")
+			}
+			stmts = append(stmts, st)
+		}
+		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { b.Spec.Permissions = stmts })
+		return "oversized spec for " + some.Name
+	case 1:
+		// The status becomes unwritable while the role is renamed, then
+		// writable again.
+		w.roleN++
+		name := fmt.Sprintf("%s_fuzz-r%d", w.ns, w.roleN)
+		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) {
+			b.Labels = map[string]string{refuseStatusLabel: "true"}
+			b.Spec.RoleName = name
+		})
+		time.Sleep(2 * time.Second) // the reconcile runs while the status is refused
+		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { delete(b.Labels, refuseStatusLabel) })
+		return fmt.Sprintf("rename %s roleName=%q while its status is refused", some.Name, name)
+	case 2:
+		// Retain plus a typo, then delete.
+		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) {
+			b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
+			b.Spec.Permissions = append(b.Spec.Permissions, v1alpha1.PermissionStatement{Actions: []string{"s3:GetObjekt"}, Resources: []string{"*"}})
+		})
+		deleteBinding(w.ns, some.Name)
+		return "invalid spec + Retain + delete " + some.Name
+	default:
+		// Move away with a typo, then a competitor names the old ServiceAccount.
+		old := some.Spec.ServiceAccountName
+		sa := fmt.Sprintf("sa%d", w.pick(3))
+		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) {
+			b.Spec.ServiceAccountName = sa
+			b.Spec.Permissions = append(b.Spec.Permissions, v1alpha1.PermissionStatement{Actions: []string{"s3:GetObjekt"}, Resources: []string{"*"}})
+		})
+		name := fmt.Sprintf("b%d", 4+w.pick(2))
+		b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name},
+			Spec: v1alpha1.PodIdentityBindingSpec{ServiceAccountName: old, Permissions: w.statements()}}
+		if err := k8s.Create(ctx, b); !apierrors.IsAlreadyExists(err) {
+			Expect(err).NotTo(HaveOccurred())
+		}
+		return fmt.Sprintf("move %s to %s with a typo; %s competes for %s", some.Name, sa, name, old)
+	}
+}
+
 func (w *world) changeGuardrail() string {
 	g := &fuzzGuardrail{}
 	switch w.pick(6) {
@@ -282,7 +341,7 @@ func (w *world) changeGuardrail() string {
 	case 4:
 		g.forbidRetain = true
 	case 5:
-		g.rolePattern = "fuzz-*"
+		g.rolePattern = w.ns + "_fuzz-*"
 	}
 	w.guard = g
 	spec := v1alpha1.PodIdentityGuardrailSpec{NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{fuzzLabel: "true"}},
@@ -476,6 +535,11 @@ func (w *world) check() error {
 		}
 		if tagOf(r, "podidentity.io/retained") == "true" {
 			continue // a Retain record: outside the operator's management
+		}
+		// I6, from IAM alone: its tags name a live binding of this namespace.
+		if tagOf(r, "podidentity.io/namespace") != w.ns || byName[tagOf(r, "podidentity.io/binding")] == nil {
+			return fmt.Errorf("I6: role %s is tagged for %s/%s, which is not a live binding, and is not retained", name,
+				tagOf(r, "podidentity.io/namespace"), tagOf(r, "podidentity.io/binding"))
 		}
 		// I1: exactly one live binding's status names it (name and ID).
 		var owner *v1alpha1.PodIdentityBinding
