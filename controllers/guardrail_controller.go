@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	corev1 "k8s.io/api/core/v1"
@@ -95,10 +96,15 @@ func (r *GuardrailReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return reqs
 	})
+	// Only what changes the counts: a guardrail's spec, a binding created,
+	// deleted or given a new spec, a namespace created, deleted or
+	// relabelled. Status writes (the reconcilers' own) change nothing here:
+	// without these filters every binding's status write re-counted every
+	// guardrail.
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.PodIdentityGuardrail{}).
-		Watches(&v1alpha1.PodIdentityBinding{}, all).
-		Watches(&corev1.Namespace{}, all, builder.OnlyMetadata).
+		For(&v1alpha1.PodIdentityGuardrail{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.PodIdentityBinding{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Namespace{}, all, builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Named("podidentityguardrail").
 		Complete(r)
 }

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -74,6 +75,24 @@ func counterSum(name string) float64 {
 	for _, f := range families {
 		if f.GetName() == name {
 			for _, m := range f.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+// reconciles counts controller-runtime's reconciles of one controller.
+func reconciles(controller string) float64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if labelValue(m, "controller") == controller {
 				total += m.GetCounter().GetValue()
 			}
 		}
@@ -213,5 +232,36 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 		Expect(annotation(tenant, "y", "eks.amazonaws.com/role-arn")()).To(Equal(b1.Status.RoleArn))
 		deleteBinding(tenant, "b1")
 		deleteBinding(tenant, "b2")
+	})
+
+	It("defect 4: a guardrail's status write re-reconciles no binding", func() {
+		key := "storm-" + tenant
+		ns := newNamespaceWithLabels(map[string]string{"storm": key})
+		for i := range 5 {
+			Expect(k8s.Create(ctx, newBinding(ns, fmt.Sprintf("b%d", i), fmt.Sprintf("b%d", i)))).To(Succeed())
+		}
+		for i := range 5 {
+			waitReady(ns, fmt.Sprintf("b%d", i))
+		}
+		g := guardrail(key, map[string]string{"storm": key}, v1alpha1.PodIdentityGuardrailSpec{DeniedActions: []string{"s3:Delete*"}})
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, g))).To(Succeed()) })
+		Eventually(func() int32 {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(g), g)).To(Succeed())
+			return g.Status.SelectedBindings
+		}, timeout, interval).Should(Equal(int32(5)))
+		time.Sleep(time.Second) // the guardrail's creation reconciles every binding once
+
+		By("status writes to the guardrail")
+		before := reconciles("podidentitybinding")
+		for i := range 5 {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(g), g)).To(Succeed())
+			g.Status.ViolatingBindings = int32(100 + i)
+			Expect(k8s.Status().Update(ctx, g)).To(Succeed())
+		}
+		Consistently(func() float64 { return reconciles("podidentitybinding") - before }, 2*time.Second, interval).Should(BeNumerically("<", 5))
+		for i := range 5 {
+			deleteBinding(ns, fmt.Sprintf("b%d", i))
+		}
 	})
 })

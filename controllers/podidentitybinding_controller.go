@@ -541,8 +541,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 				UpdateFunc:  func(event.UpdateEvent) bool { return false },
 				GenericFunc: func(event.GenericEvent) bool { return false },
 			})).
-		// A guardrail change can tighten or loosen any binding.
-		Watches(&v1alpha1.PodIdentityGuardrail{}, handler.EnqueueRequestsFromMapFunc(r.allBindings)).
+		// A guardrail change can tighten or loosen any binding; its status
+		// (written by the guardrail controller) changes nothing here.
+		Watches(&v1alpha1.PodIdentityGuardrail{}, handler.EnqueueRequestsFromMapFunc(r.allBindings),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Namespace labels decide which guardrails select a namespace.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.bindingsInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{}), builder.OnlyMetadata).

@@ -321,7 +321,7 @@ func (p *sweepPolicies) Read(ctx context.Context, arns []string) (guard.Managed,
 	if len(missing) == 0 {
 		return out, nil
 	}
-	read, err := p.inner.Read(ctx, missing)
+	read, err := readFresh(ctx, p.inner, missing)
 	if err != nil {
 		return nil, err
 	}
@@ -329,4 +329,15 @@ func (p *sweepPolicies) Read(ctx context.Context, arns []string) (guard.Managed,
 		p.seen[a], out[a] = m, m
 	}
 	return out, nil
+}
+
+// readFresh reads managed policies bypassing any cache of their default
+// versions (once per policy per sweep), when the reader has one.
+func readFresh(ctx context.Context, r PolicyReader, arns []string) (guard.Managed, error) {
+	if f, ok := r.(interface {
+		ReadFresh(ctx context.Context, arns []string) (guard.Managed, error)
+	}); ok {
+		return f.ReadFresh(ctx, arns)
+	}
+	return r.Read(ctx, arns)
 }

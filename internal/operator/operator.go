@@ -427,7 +427,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		Builtins:               o.BuiltinGuardrails,
 	}
 	guardrails := controllers.GuardrailSource{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
-	policies := &managedpolicy.Reader{IAM: api}
+	// A default version is reused for a tenth of the sync period by
+	// reconciles and admission; every sweep reads it afresh.
+	policies := &managedpolicy.Reader{IAM: api, DefaultTTL: o.SyncPeriod / 10}
 	recorder, err := newRecorder(mgr, log.WithName("events"))
 	if err != nil {
 		return err
