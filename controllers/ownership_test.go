@@ -264,4 +264,32 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 			deleteBinding(ns, fmt.Sprintf("b%d", i))
 		}
 	})
+
+	It("defect 2: switching to Retain after deletion, past the webhook, does not keep a role a guardrail forbids keeping", func() {
+		key := "late-retain-" + tenant
+		ns := newNamespaceWithLabels(map[string]string{"late-retain": key}) // the webhook sees this namespace
+		Expect(k8s.Create(ctx, guardrail(key, map[string]string{"late-retain": key}, v1alpha1.PodIdentityGuardrailSpec{ForbidRetain: true}))).To(Succeed())
+		DeferCleanup(func() {
+			Expect(client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: key}}))).To(Succeed())
+		})
+		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
+		name := waitReady(ns, "app").Status.RoleName
+
+		By("IAM refuses the delete, so the finalizer holds the binding")
+		proxy.FailActions("DeleteRole")
+		DeferCleanup(func() { proxy.FailActions() })
+		b := getBinding(ns, "app")
+		Expect(k8s.Delete(ctx, b)).To(Succeed())
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal(v1alpha1.ReasonDeleteFailed))
+
+		By("the tenant patches deletionPolicy to Retain; admission lets a binding being deleted through")
+		b = getBinding(ns, "app")
+		b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		proxy.FailActions()
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, &v1alpha1.PodIdentityBinding{}))
+		}, timeout, interval).Should(BeTrue())
+		Expect(roleGone(name)()).To(BeTrue(), "the guardrail forbids Retain, whatever the spec says at deletion")
+	})
 })
