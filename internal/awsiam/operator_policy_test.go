@@ -112,9 +112,36 @@ func TestOperatorPolicyMatchesTheCode(t *testing.T) {
 				if first(eq["iam:PermissionsBoundary"]) != "${BOUNDARY_ARN}" {
 					t.Errorf("%s does not require the configured permissions boundary", a)
 				}
+			}
+			switch a {
+			case "iam:CreateRole":
+				// Every role it creates names its binding (issue 17, defect 12).
+				requireOwnershipTags(t, s)
+			case "iam:AttachRolePolicy":
+				// Only AWS's and this account's policies, never the
+				// administrative ones or the boundary itself.
+				if l := s.Condition["ArnLike"]["iam:PolicyARN"]; len(l) != 2 {
+					t.Errorf("AttachRolePolicy is not limited to this partition's policies: %v", l)
+				}
+				not := s.Condition["ArnNotEquals"]["iam:PolicyARN"]
+				for _, p := range []string{"arn:${PARTITION}:iam::aws:policy/AdministratorAccess", "arn:${PARTITION}:iam::aws:policy/IAMFullAccess", "${BOUNDARY_ARN}"} {
+					if !slices.Contains(not, p) {
+						t.Errorf("AttachRolePolicy may attach %s", p)
+					}
+				}
 			case "iam:TagRole":
-				// Tagging can never move a role to another cluster.
-				if s.Sid != "TagRolesBeingCreated" && first(s.Condition["StringEqualsIfExists"]["aws:RequestTag/"+role.TagCluster]) != "${CLUSTER_NAME}" {
+				// Tagging can never move a role to another cluster; an
+				// untagged role (being created, or whose tags were removed
+				// out of band) can only be tagged as one binding of this
+				// cluster, all ownership tags at once.
+				untagged := first(s.Condition["Null"]["aws:ResourceTag/"+role.TagCluster]) == "true"
+				switch {
+				case untagged:
+					if first(eq["aws:RequestTag/"+role.TagCluster]) != "${CLUSTER_NAME}" {
+						t.Errorf("TagRole (statement %s) on untagged roles can set another cluster", s.Sid)
+					}
+					requireOwnershipTags(t, s)
+				case first(s.Condition["StringEqualsIfExists"]["aws:RequestTag/"+role.TagCluster]) != "${CLUSTER_NAME}":
 					t.Errorf("TagRole (statement %s) can set %s to another cluster", s.Sid, role.TagCluster)
 				}
 			case "iam:UntagRole":
@@ -129,6 +156,17 @@ func TestOperatorPolicyMatchesTheCode(t *testing.T) {
 	}
 	if writes == 0 {
 		t.Fatal("no write statements found: is the policy read correctly?")
+	}
+}
+
+// requireOwnershipTags fails unless the statement requires the request to
+// carry the namespace and binding ownership tags.
+func requireOwnershipTags(t *testing.T, s policy.Statement) {
+	t.Helper()
+	for _, k := range []string{role.TagNamespace, role.TagBinding} {
+		if first(s.Condition["Null"]["aws:RequestTag/"+k]) != "false" {
+			t.Errorf("statement %s does not require the tag %s", s.Sid, k)
+		}
 	}
 }
 
