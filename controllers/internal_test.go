@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -265,10 +268,10 @@ func TestTrimMetadata(t *testing.T) {
 		t.Errorf("answers before %v, after %v", before, after)
 	}
 	if trimmed.Name != "app" || trimmed.Namespace != "team-a" || trimmed.UID != "app-uid" || trimmed.ResourceVersion != "42" ||
-		trimmed.GroupVersionKind() != ServiceAccountMeta().GroupVersionKind() || !reflect.DeepEqual(trimmed.Finalizers, []string{"example.com/keep"}) {
-		t.Errorf("identity not kept: %+v", trimmed)
+		trimmed.GroupVersionKind() != ServiceAccountMeta().GroupVersionKind() || len(trimmed.Finalizers) != 0 {
+		t.Errorf("identity not kept (or finalizers kept): %+v", trimmed)
 	}
-	if want := map[string]string{AnnotationRoleARN: "arn", "team": "a"}; !reflect.DeepEqual(trimmed.Annotations, want) {
+	if want := map[string]string{AnnotationRoleARN: "arn"}; !reflect.DeepEqual(trimmed.Annotations, want) {
 		t.Errorf("annotations %v, want %v", trimmed.Annotations, want)
 	}
 	if refs := trimmed.OwnerReferences; len(refs) != 1 || refs[0].UID != "binding-uid" || refs[0].Kind != "PodIdentityBinding" || refs[0].Name != "" {
@@ -384,4 +387,43 @@ func TestTrimBindingSharesRepeatedStringsAndChangesNothing(t *testing.T) {
 	if out, err := TrimBinding(g); err != nil || out != g || g.ManagedFields != nil {
 		t.Errorf("guardrail: %v %v", out, err)
 	}
+}
+
+// Issue 17 defect 6: what a cached ServiceAccount costs does not grow with
+// what tenants write on it. 1,000 ServiceAccounts with 250 KB of
+// annotations, 100 labels and 100 field managers each keep well under 1 KB
+// each once trimmed.
+func TestTrimMetadataIsBoundedPerObject(t *testing.T) {
+	big := strings.Repeat("x", 250*1024)
+	var kept []any
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 1000 {
+		sa := ServiceAccountMeta()
+		sa.Name, sa.Namespace = fmt.Sprintf("sa-%d", i), "tenant"
+		sa.Annotations = map[string]string{"tenant.example.com/blob": big + strconv.Itoa(i), AnnotationRoleARN: big + strconv.Itoa(i)}
+		sa.Labels = map[string]string{}
+		for j := range 100 {
+			k := fmt.Sprintf("l%d-%d", i, j)
+			sa.Labels[k] = k
+			sa.ManagedFields = append(sa.ManagedFields, metav1.ManagedFieldsEntry{Manager: "m-" + k, Operation: metav1.ManagedFieldsOperationApply})
+		}
+		out, err := TrimMetadata(sa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, out)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perObject := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / 1000
+	if perObject > 4096 {
+		t.Errorf("a trimmed ServiceAccount keeps %d bytes", perObject)
+	}
+	sa := kept[0].(*metav1.PartialObjectMetadata)
+	if len(sa.Annotations) != 1 || len(sa.Annotations[AnnotationRoleARN]) != maxAnnotationValue || len(sa.Labels) != 0 || len(sa.ManagedFields) != 1 {
+		t.Errorf("kept %d annotations (role-arn %d bytes), %d labels, %d managed fields", len(sa.Annotations), len(sa.Annotations[AnnotationRoleARN]), len(sa.Labels), len(sa.ManagedFields))
+	}
+	runtime.KeepAlive(kept)
 }

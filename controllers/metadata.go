@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/bounded"
 	"github.com/podidentity/podidentity-operator/internal/intern"
 	"github.com/podidentity/podidentity-operator/internal/naming"
 )
@@ -145,9 +146,25 @@ func TrimMetadata(in any) (any, error) {
 	if !ok {
 		return in, nil // a tombstone: nothing to trim
 	}
-	dropLastApplied(m)
-	for k, v := range m.Annotations {
-		m.Annotations[intern.String(k)] = v // the key is replaced by the shared copy
+	serviceAccount := m.Namespace != "" // Namespaces are cluster-scoped
+	annotations := m.Annotations
+	if serviceAccount {
+		annotations = keptAnnotations(m.Annotations)
+	} else {
+		dropLastApplied(m)
+		annotations = m.Annotations
+		for k, v := range annotations {
+			annotations[intern.String(k)] = v // the key is replaced by the shared copy
+		}
+	}
+	labels, finalizers := m.Labels, m.Finalizers
+	if serviceAccount {
+		// Tenants write ServiceAccounts: keep only the label the operator
+		// reads, and no finalizers (it reads none).
+		labels, finalizers = nil, nil
+		if v, ok := m.Labels[LabelManagedBy]; ok {
+			labels = map[string]string{LabelManagedBy: v}
+		}
 	}
 	out := &metav1.PartialObjectMetadata{
 		TypeMeta: metav1.TypeMeta{APIVersion: intern.String(m.APIVersion), Kind: intern.String(m.Kind)},
@@ -155,7 +172,7 @@ func TrimMetadata(in any) (any, error) {
 			Name: m.Name, Namespace: intern.String(m.Namespace), UID: m.UID, ResourceVersion: m.ResourceVersion,
 			Generation: m.Generation, CreationTimestamp: m.CreationTimestamp,
 			DeletionTimestamp: m.DeletionTimestamp, DeletionGracePeriodSeconds: m.DeletionGracePeriodSeconds,
-			Labels: sharedLabels(m.Labels), Annotations: m.Annotations, Finalizers: m.Finalizers,
+			Labels: sharedLabels(labels), Annotations: annotations, Finalizers: finalizers,
 		},
 	}
 	for _, ref := range m.OwnerReferences {
@@ -164,17 +181,54 @@ func TrimMetadata(in any) (any, error) {
 			break
 		}
 	}
-	if len(m.ManagedFields) > 0 {
-		out.ManagedFields = make([]metav1.ManagedFieldsEntry, len(m.ManagedFields))
-		for i, mf := range m.ManagedFields {
-			kept := metav1.ManagedFieldsEntry{Manager: mf.Manager, Operation: metav1.ManagedFieldsOperationType(intern.String(string(mf.Operation)))}
-			if strings.HasPrefix(mf.Manager, naming.FieldManagerPrefix) && mf.FieldsV1 != nil {
-				kept.FieldsType, kept.FieldsV1 = intern.String(mf.FieldsType), ownedAnnotationsField(mf.FieldsV1.Raw)
-			}
-			out.ManagedFields[i] = kept
+	// Of managed fields, every entry of the operator's own managers and
+	// the first of any other (onlyManager only needs to know one exists):
+	// a tenant can apply with any number of field managers.
+	other := false
+	for _, mf := range m.ManagedFields {
+		ours := strings.HasPrefix(mf.Manager, naming.FieldManagerPrefix)
+		if !ours && other {
+			continue
 		}
+		other = other || !ours
+		kept := metav1.ManagedFieldsEntry{Manager: bounded.Text(mf.Manager, maxManagerName), Operation: metav1.ManagedFieldsOperationType(intern.String(string(mf.Operation)))}
+		if ours && mf.FieldsV1 != nil {
+			kept.FieldsType, kept.FieldsV1 = intern.String(mf.FieldsType), ownedAnnotationsField(mf.FieldsV1.Raw)
+		}
+		out.ManagedFields = append(out.ManagedFields, kept)
 	}
 	return out, nil
+}
+
+// maxManagerName is the API server's limit on a field manager's name.
+const maxManagerName = 128
+
+// maxAnnotationValue bounds a kept annotation's value: what the operator
+// writes is an ARN (at most 2,048 characters), an audience, a boolean or a
+// number. A longer value differs from what it would write, so the
+// annotation is rewritten, which is what happens to any wrong value.
+const maxAnnotationValue = 2048
+
+// keptAnnotations are a ServiceAccount's annotations the operator and the
+// pod webhook read (the eks.amazonaws.com ones), values bounded: tenants can
+// write up to 256 KB of annotations on each ServiceAccount (issue 17,
+// defect 6).
+func keptAnnotations(in map[string]string) map[string]string {
+	var out map[string]string
+	for _, k := range operatorAnnotations {
+		v, ok := in[k]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(operatorAnnotations))
+		}
+		if len(v) > maxAnnotationValue {
+			v = strings.Clone(v[:maxAnnotationValue]) // not a slice of the 256 KB original
+		}
+		out[k] = v
+	}
+	return out
 }
 
 var isController = true

@@ -116,3 +116,24 @@ func BenchmarkPodCacheMemory(b *testing.B) {
 		})
 	}
 }
+
+// Issue 17 defect 6: a cached pod keeps one owner reference (the
+// controller's) and at most an ARN's length of AWS_ROLE_ARN, however many
+// a tenant writes.
+func TestTrimPodBoundsTenantInput(t *testing.T) {
+	yes := true
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}}
+	for i := range 500 {
+		p.OwnerReferences = append(p.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: strings.Repeat("n", 200), UID: types.UID(strings.Repeat("u", i%50+1))})
+	}
+	p.OwnerReferences = append(p.OwnerReferences, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", UID: "rs-uid", Controller: &yes})
+	p.Spec.Containers = []corev1.Container{{Name: "app", Env: []corev1.EnvVar{{Name: EnvRoleARN, Value: strings.Repeat("a", 100_000)}}}}
+	out, _ := TrimPod(p)
+	tp := out.(*corev1.Pod)
+	if len(tp.OwnerReferences) != 1 || tp.OwnerReferences[0].UID != "rs-uid" {
+		t.Errorf("owner references: %+v", tp.OwnerReferences)
+	}
+	if n := len(tp.Spec.Containers[0].Env[0].Value); n != MaxARNLength {
+		t.Errorf("AWS_ROLE_ARN kept %d bytes", n)
+	}
+}
