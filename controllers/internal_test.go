@@ -12,14 +12,20 @@ import (
 	"time"
 	"unsafe"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	fakeclient "sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/naming"
 	"github.com/podidentity/podidentity-operator/internal/planner"
 	"github.com/podidentity/podidentity-operator/internal/role"
@@ -426,4 +432,41 @@ func TestTrimMetadataIsBoundedPerObject(t *testing.T) {
 		t.Errorf("kept %d annotations (role-arn %d bytes), %d labels, %d managed fields", len(sa.Annotations), len(sa.Annotations[AnnotationRoleARN]), len(sa.Labels), len(sa.ManagedFields))
 	}
 	runtime.KeepAlive(kept)
+}
+
+type countingPolicies struct{ reads int }
+
+func (c *countingPolicies) Read(_ context.Context, arns []string) (guard.Managed, error) {
+	c.reads += len(arns)
+	return guard.Managed{}, nil
+}
+
+// Issue 17 defect 11: a review sent straight to the webhook's port, past the
+// CRD's schema, is refused before any IAM read or guard check.
+func TestAdmissionRechecksTheSchemaFirst(t *testing.T) {
+	policies := &countingPolicies{}
+	v := &BindingValidator{Policies: policies}
+	b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "b"},
+		Spec: v1alpha1.PodIdentityBindingSpec{ServiceAccountName: "app"}}
+	for i := range 5000 {
+		b.Spec.ManagedPolicyArns = append(b.Spec.ManagedPolicyArns, fmt.Sprintf("arn:aws:iam::123456789012:policy/p%d", i))
+	}
+	if _, err := v.validate(context.Background(), b); err == nil || !strings.Contains(err.Error(), "over the limit of 20") {
+		t.Fatalf("err = %v", err)
+	}
+	if policies.reads != 0 {
+		t.Errorf("%d managed policies read for a review over the schema's limits", policies.reads)
+	}
+}
+
+// Issue 17 defect 11: the pod webhook answers only about the review's own
+// namespace.
+func TestPodWebhookAnswersOnlyForTheRequestNamespace(t *testing.T) {
+	h := &PodIdentityInjector{Reader: fakeclient.NewClientBuilder().Build(), Decoder: admission.NewDecoder(clientgoscheme.Scheme)}
+	raw := []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"victim"},"spec":{"serviceAccountName":"app","containers":[{"name":"c","image":"i"}]}}`)
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Create, Namespace: "attacker",
+		Object: k8sruntime.RawExtension{Raw: raw}}}
+	if res := h.Handle(context.Background(), req); res.Allowed || res.Result == nil || res.Result.Code != 400 {
+		t.Errorf("a pod of another namespace was answered: %+v", res)
+	}
 }

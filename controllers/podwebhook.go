@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 
@@ -57,6 +58,11 @@ func (h *PodIdentityInjector) Handle(ctx context.Context, req admission.Request)
 	pod := &corev1.Pod{}
 	if err := h.Decoder.Decode(req, pod); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
+	}
+	// Answer only about the namespace the review is for: a pod of another
+	// namespace in a review (never sent by the API server) learns nothing.
+	if pod.Namespace != "" && pod.Namespace != req.Namespace {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("the pod's namespace %q is not the request's %q", pod.Namespace, req.Namespace))
 	}
 	name := pod.Spec.ServiceAccountName
 	if name == "" {

@@ -60,6 +60,11 @@ func (v *BindingValidator) ValidateDelete(context.Context, *v1alpha1.PodIdentity
 }
 
 func (v *BindingValidator) validate(ctx context.Context, b *v1alpha1.PodIdentityBinding) (admission.Warnings, error) {
+	// Bounded work before anything else: a review sent straight to the
+	// webhook's port has not been through the CRD's schema.
+	if msg := guard.SchemaLimit(b); msg != "" {
+		return nil, apierrors.NewInvalid(bindingGK, b.Name, field.ErrorList{field.Forbidden(field.NewPath("spec"), msg)})
+	}
 	rules, err := v.Guardrails.RulesFor(ctx, b.Namespace)
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("reading guardrails: %w", err))

@@ -642,6 +642,36 @@ func switches(b *v1alpha1.PodIdentityBinding, rule Rule, r *Result) {
 	}
 }
 
+// Schema limits of a PodIdentityBinding (the CRD's markers). The API server
+// enforces them; admission re-checks them first, because an AdmissionReview
+// sent straight to the webhook's port has not been through the API server
+// (issue 17, defect 11).
+const (
+	MaxStatements      = 100
+	MaxStatementItems  = 100
+	MaxManagedPolicies = 20
+	MaxSpecTags        = 45
+)
+
+// SchemaLimit says which of the CRD's limits a binding breaks ("" none).
+func SchemaLimit(b *v1alpha1.PodIdentityBinding) string {
+	if n := len(b.Spec.Permissions); n > MaxStatements {
+		return fmt.Sprintf("spec.permissions has %d statements, over the limit of %d", n, MaxStatements)
+	}
+	for i, s := range b.Spec.Permissions {
+		if len(s.Actions) > MaxStatementItems || len(s.Resources) > MaxStatementItems {
+			return fmt.Sprintf("spec.permissions[%d] has %d actions and %d resources, over the limit of %d each", i, len(s.Actions), len(s.Resources), MaxStatementItems)
+		}
+	}
+	if n := len(b.Spec.ManagedPolicyArns); n > MaxManagedPolicies {
+		return fmt.Sprintf("spec.managedPolicyArns has %d entries, over the limit of %d", n, MaxManagedPolicies)
+	}
+	if n := len(b.Spec.Tags); n > MaxSpecTags {
+		return fmt.Sprintf("spec.tags has %d entries, over the limit of %d", n, MaxSpecTags)
+	}
+	return ""
+}
+
 // RoleNamePrefixes are the prefixes an explicit spec.roleName of a binding
 // in namespace may start with: "<namespace>_", "<namespace>." and the
 // namespace's generated names, "<prefix><cluster>_<namespace>_". Namespace

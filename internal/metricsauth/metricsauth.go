@@ -9,6 +9,7 @@
 package metricsauth
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/singleflight"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,8 +77,14 @@ type Guard struct {
 	access AccessReviewer
 	now    func() time.Time
 
-	users    ttlCache[*authnv1.UserInfo] // nil: the token is not valid
+	// users holds accepted tokens and rejected holds the rest, apart, so
+	// that a flood of invalid tokens never evicts a scraper's entry.
+	users    ttlCache[*authnv1.UserInfo]
+	rejected ttlCache[struct{}]
 	decision ttlCache[bool]
+	// flights coalesces identical reviews made at the same time (many
+	// requests with one new token cost one TokenReview).
+	flights singleflight.Group
 }
 
 // New returns a Guard that asks tokens and access.
@@ -131,18 +139,28 @@ func (g *Guard) authenticate(req *http.Request) (*authnv1.UserInfo, error) {
 	if user, ok := g.users.get(key, g.now()); ok {
 		return user, nil
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), reviewTimeout)
-	defer cancel()
-	review, err := g.tokens.Create(ctx, &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	if _, ok := g.rejected.get(key, g.now()); ok {
+		return nil, nil
+	}
+	v, err, _ := g.flights.Do("t"+key, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), reviewTimeout)
+		defer cancel()
+		review, err := g.tokens.Create(ctx, &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("TokenReview: %w", err)
+		}
+		if !review.Status.Authenticated {
+			g.rejected.put(key, struct{}{}, g.now(), TokenTTL)
+			return (*authnv1.UserInfo)(nil), nil
+		}
+		user := &review.Status.User
+		g.users.put(key, user, g.now(), TokenTTL)
+		return user, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("TokenReview: %w", err)
+		return nil, err
 	}
-	var user *authnv1.UserInfo
-	if review.Status.Authenticated {
-		user = &review.Status.User
-	}
-	g.users.put(key, user, g.now(), TokenTTL)
-	return user, nil
+	return v.(*authnv1.UserInfo), nil
 }
 
 // authorize asks whether user may make the request verb on the non-resource
@@ -152,6 +170,17 @@ func (g *Guard) authorize(ctx context.Context, user *authnv1.UserInfo, verb, pat
 	if allowed, ok := g.decision.get(key, g.now()); ok {
 		return allowed, nil
 	}
+	v, err, _ := g.flights.Do("a"+key, func() (any, error) {
+		return g.review(context.WithoutCancel(ctx), key, user, verb, path)
+	})
+	if err != nil {
+		return false, err
+	}
+	return v.(bool), nil
+}
+
+// review makes one SubjectAccessReview and caches its answer.
+func (g *Guard) review(ctx context.Context, key string, user *authnv1.UserInfo, verb, path string) (bool, error) {
 	extra := make(map[string]authzv1.ExtraValue, len(user.Extra))
 	for k, v := range user.Extra {
 		extra[k] = authzv1.ExtraValue(v)
@@ -195,14 +224,16 @@ func accessKey(user *authnv1.UserInfo, verb, path string) string {
 	return string(sum[:])
 }
 
-// ttlCache is a small map whose entries expire. When it is full, expired
-// entries are dropped, and if none were, everything is.
+// ttlCache is a bounded map whose entries expire. When it is full, the
+// least recently used entry goes (an expired one is never returned anyway).
 type ttlCache[V any] struct {
 	mu      sync.Mutex
-	entries map[string]ttlEntry[V]
+	entries map[string]*list.Element // of *ttlEntry[V]
+	order   list.List                // most recently used first
 }
 
 type ttlEntry[V any] struct {
+	key     string
 	value   V
 	expires time.Time
 }
@@ -210,11 +241,19 @@ type ttlEntry[V any] struct {
 func (c *ttlCache[V]) get(key string, now time.Time) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	if !ok || !now.Before(e.expires) {
+	el, ok := c.entries[key]
+	if !ok {
 		var zero V
 		return zero, false
 	}
+	e := el.Value.(*ttlEntry[V])
+	if !now.Before(e.expires) {
+		c.order.Remove(el)
+		delete(c.entries, key)
+		var zero V
+		return zero, false
+	}
+	c.order.MoveToFront(el)
 	return e.value, true
 }
 
@@ -222,17 +261,18 @@ func (c *ttlCache[V]) put(key string, v V, now time.Time, ttl time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
-		c.entries = map[string]ttlEntry[V]{}
+		c.entries = map[string]*list.Element{}
 	}
-	if _, ok := c.entries[key]; !ok && len(c.entries) >= maxEntries {
-		for k, e := range c.entries {
-			if !now.Before(e.expires) {
-				delete(c.entries, k)
-			}
-		}
-		if len(c.entries) >= maxEntries {
-			clear(c.entries)
-		}
+	if el, ok := c.entries[key]; ok {
+		e := el.Value.(*ttlEntry[V])
+		e.value, e.expires = v, now.Add(ttl)
+		c.order.MoveToFront(el)
+		return
 	}
-	c.entries[key] = ttlEntry[V]{value: v, expires: now.Add(ttl)}
+	if len(c.entries) >= maxEntries {
+		last := c.order.Back()
+		c.order.Remove(last)
+		delete(c.entries, last.Value.(*ttlEntry[V]).key)
+	}
+	c.entries[key] = c.order.PushFront(&ttlEntry[V]{key: key, value: v, expires: now.Add(ttl)})
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,18 +255,86 @@ func TestCacheIsBounded(t *testing.T) {
 	now := time.Unix(0, 0)
 	for i := range 3 * maxEntries {
 		c.put(fmt.Sprint(i), true, now, time.Hour)
-		if len(c.entries) > maxEntries {
-			t.Fatalf("%d entries after %d puts", len(c.entries), i+1)
+		if len(c.entries) > maxEntries || c.order.Len() != len(c.entries) {
+			t.Fatalf("%d entries (%d in order) after %d puts", len(c.entries), c.order.Len(), i+1)
 		}
 	}
-	// Expired entries go first: the newest survive.
+	// The least recently used entry goes, not everything.
 	c = ttlCache[bool]{}
 	for i := range maxEntries {
-		c.put(fmt.Sprint(i), true, now, time.Second)
+		c.put(fmt.Sprint(i), true, now, time.Hour)
 	}
-	later := now.Add(time.Minute)
-	c.put("fresh", true, later, time.Hour)
-	if _, ok := c.get("fresh", later); !ok || len(c.entries) != 1 {
-		t.Fatalf("after expiry: %d entries", len(c.entries))
+	c.get("0", now)
+	c.put("new", true, now, time.Hour)
+	if _, ok := c.get("0", now); !ok {
+		t.Error("a recently used entry was evicted")
 	}
+	if _, ok := c.get("1", now); ok {
+		t.Error("the least recently used entry was kept")
+	}
+	if len(c.entries) != maxEntries {
+		t.Errorf("%d entries", len(c.entries))
+	}
+	// Expired entries are never returned.
+	if _, ok := c.get("new", now.Add(2*time.Hour)); ok {
+		t.Error("an expired entry was returned")
+	}
+}
+
+// Issue 17 defect 11: a flood of invalid tokens neither evicts the
+// scraper's cached answers nor costs it a review, and many requests with one
+// new token at once cost one TokenReview.
+func TestInvalidTokenFloodKeepsTheScraper(t *testing.T) {
+	f := newFixture(t)
+	if code := f.get("Bearer scraper-token"); code != http.StatusOK {
+		t.Fatalf("got %d", code)
+	}
+	for i := range 3 * maxEntries {
+		if code := f.get(fmt.Sprintf("Bearer forged-%d", i)); code != http.StatusUnauthorized {
+			t.Fatalf("got %d, want 401", code)
+		}
+	}
+	before := f.counts()
+	if code := f.get("Bearer scraper-token"); code != http.StatusOK {
+		t.Fatalf("got %d", code)
+	}
+	if got := f.counts(); got.tokens != before.tokens || got.access != before.access {
+		t.Errorf("the scraper was reviewed again after the flood: %+v -> %+v", before, got)
+	}
+}
+
+func TestConcurrentRequestsShareOneReview(t *testing.T) {
+	api := &slowAPI{release: make(chan struct{})}
+	g := New(api, fakeAccess{&fakeAPI{allowed: map[string]bool{"u": true}}})
+	h, _ := g.Filter(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			req.Header.Set("Authorization", "Bearer new-token")
+			h.ServeHTTP(httptest.NewRecorder(), req)
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let the requests pile up behind the first review
+	close(api.release)
+	wg.Wait()
+	if n := api.tokenReviews.Load(); n != 1 {
+		t.Errorf("%d TokenReviews for one token", n)
+	}
+}
+
+// slowAPI holds every review until released, then accepts the token.
+type slowAPI struct {
+	release      chan struct{}
+	tokenReviews atomic.Int32
+}
+
+func (a *slowAPI) Create(_ context.Context, tr *authnv1.TokenReview, _ metav1.CreateOptions) (*authnv1.TokenReview, error) {
+	a.tokenReviews.Add(1)
+	<-a.release
+	out := tr.DeepCopy()
+	out.Status = authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: "u"}}
+	return out, nil
 }
