@@ -116,13 +116,22 @@ func variants() []variant {
 				v.flags = append(v.flags, "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true", monitoringAPIs)
 			case "components/pod-restarts":
 				v.flags = append(v.flags, "--set", "podRestarts.enabled=true")
+			case "components/network-policy":
+				v.flags = append(v.flags, "--set", "networkPolicy.enabled=true")
 			default:
 				panic("no chart values for " + c)
 			}
 		}
 		out = append(out, v)
 	}
-	return out
+	// The NetworkPolicy combines with everything and changes nothing else:
+	// one variant with it (and every other component) rather than doubling
+	// the matrix.
+	all := out[len(out)-1]
+	all.name += "+network-policy"
+	all.components = append(append([]string(nil), all.components...), "components/network-policy")
+	all.flags = append(append([]string(nil), all.flags...), "--set", "networkPolicy.enabled=true")
+	return append(out, all)
 }
 
 func TestLint(t *testing.T) {
