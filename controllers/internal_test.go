@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/workqueue"
 	fakeclient "sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -468,5 +471,39 @@ func TestPodWebhookAnswersOnlyForTheRequestNamespace(t *testing.T) {
 		Object: k8sruntime.RawExtension{Raw: raw}}}
 	if res := h.Handle(context.Background(), req); res.Allowed || res.Result == nil || res.Result.Code != 400 {
 		t.Errorf("a pod of another namespace was answered: %+v", res)
+	}
+}
+
+// Issue 17 defect 4: a namespace that floods the queue does not hold up
+// another namespace's item; order within a namespace is kept.
+func TestFairQueueServesAQuietNamespaceFirst(t *testing.T) {
+	q := newFairQueue(logr.Discard())("test", workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	for i := range 500 {
+		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "storm", Name: fmt.Sprintf("b%03d", i)}})
+	}
+	q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "quiet", Name: "new"}})
+	deadline := time.Now().Add(5 * time.Second)
+	for q.Len() < 501 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the priority queue adds asynchronously
+	}
+	var order []string
+	for range 501 {
+		item, shutdown := q.Get()
+		if shutdown {
+			t.Fatal("shut down")
+		}
+		order = append(order, item.Namespace+"/"+item.Name)
+		q.Done(item)
+	}
+	// The storm's first fairAddsPerStep items are not penalised yet; the
+	// quiet namespace's item comes right after them, before the other 490.
+	if i := slices.Index(order, "quiet/new"); i > fairAddsPerStep {
+		t.Errorf("the quiet namespace's item was served %dth", i+1)
+	}
+	// Within the storm namespace, first in, first out.
+	storm := slices.DeleteFunc(slices.Clone(order), func(s string) bool { return s == "quiet/new" })
+	if !slices.IsSorted(storm) {
+		t.Errorf("storm items out of order: %v", storm[:20])
 	}
 }

@@ -548,7 +548,8 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// Namespace labels decide which guardrails select a namespace.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.bindingsInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{}), builder.OnlyMetadata).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: failureRateLimiter(r.MaxBackoff)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: failureRateLimiter(r.MaxBackoff),
+			NewQueue: newFairQueue(mgr.GetLogger())}).
 		Named("podidentitybinding")
 	if r.Provider != nil {
 		// The OIDC provider appearing, going or changing its audiences

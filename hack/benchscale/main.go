@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,6 +58,7 @@ var (
 	memLimit   = flag.String("operator-gomemlimit", "", "GOMEMLIMIT of the operator process only, as --memory-limit-ratio sets it in a container (e.g. 230MiB for the manifests' 256Mi limit).")
 	keepLogs   = flag.String("keep-logs", "", "Directory to copy the operator's logs to (they are deleted with the run's scratch directory otherwise).")
 	heapDir    = flag.String("heap-profiles", "", "Directory to save the operator's heap profiles to (pprof format, after the forced collections that measure the live heap).")
+	fairProbes = flag.Int("fairness-probes", 5, "New bindings timed in a quiet namespace, idle and while another namespace loops creates and deletes (0 skips the fairness scenario).")
 	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
 
@@ -312,9 +314,89 @@ func run() error {
 		"| run | peak RSS | of which the binary's pages | live heap at the end | CPU seconds |\n| --- | ---: | ---: | ---: | ---: |\n"+
 		"| create + steady period | %d MiB | %d MiB | %d MiB | %.1f |\n| restart (+ fault) | %d MiB | %d MiB | %d MiB | %.1f |\n\n",
 		rss1>>20, file1>>20, live1>>20, cpu1, rss2>>20, file2>>20, live2>>20, cpu2)
+	if *fairProbes > 0 {
+		if err := fairness(ctx, k8s, report); err != nil {
+			return err
+		}
+	}
 	_ = op.cmd.Process.Signal(syscall.SIGTERM)
 	_ = op.cmd.Wait()
 	fmt.Print(report.String())
+	return nil
+}
+
+// fairness times new bindings in a quiet namespace, first with the
+// operator idle, then while another namespace's tenant loops creating and
+// deleting bindings as fast as the API server takes them (issue 17, defect
+// 4: the target is at most twice the idle time).
+func fairness(ctx context.Context, k8s client.WithWatch, report *strings.Builder) error {
+	for _, ns := range []string{"bench-quiet", "bench-storm"} {
+		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return err
+		}
+	}
+	probe := func(name string) (time.Duration, error) {
+		start := time.Now()
+		if err := k8s.Create(ctx, binding("bench-quiet", name)); err != nil {
+			return 0, err
+		}
+		for time.Since(start) < 5*time.Minute {
+			b := &v1alpha1.PodIdentityBinding{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: "bench-quiet", Name: name}, b); err == nil {
+				if c := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
+					return time.Since(start), nil
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return 0, fmt.Errorf("binding bench-quiet/%s not Ready after 5 minutes", name)
+	}
+	var idleTimes, stormTimes []time.Duration
+	for i := range *fairProbes {
+		d, err := probe(fmt.Sprintf("idle-%d", i))
+		if err != nil {
+			return err
+		}
+		idleTimes = append(idleTimes, d)
+	}
+	stop := make(chan struct{})
+	var loops sync.WaitGroup
+	var stormOps atomic.Int64
+	for g := range 4 {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				b := binding("bench-storm", fmt.Sprintf("s%d-%d", g, k))
+				if err := k8s.Create(ctx, b); err == nil {
+					_ = k8s.Delete(ctx, b)
+					stormOps.Add(2)
+				}
+			}
+		}()
+	}
+	time.Sleep(5 * time.Second) // the storm builds a backlog first
+	stormStart := time.Now()
+	for i := range *fairProbes {
+		d, err := probe(fmt.Sprintf("storm-%d", i))
+		if err != nil {
+			close(stop)
+			return err
+		}
+		stormTimes = append(stormTimes, d)
+	}
+	stormFor := time.Since(stormStart) + 5*time.Second
+	close(stop)
+	loops.Wait()
+	fmt.Fprintf(report, "### Fairness: a new binding in a quiet namespace while another namespace loops creates and deletes\n\n"+
+		"Idle: p50 %.2f s, max %.2f s to Ready (%d bindings, one at a time). While the other namespace made %.0f creates and deletes per second: p50 %.2f s, max %.2f s (%.1f× the idle p50; the target is at most 2×).\n\n",
+		pct(idleTimes, 50).Seconds(), pct(idleTimes, 100).Seconds(), *fairProbes, float64(stormOps.Load())/stormFor.Seconds(),
+		pct(stormTimes, 50).Seconds(), pct(stormTimes, 100).Seconds(), pct(stormTimes, 50).Seconds()/pct(idleTimes, 50).Seconds())
 	return nil
 }
 
