@@ -481,7 +481,7 @@ func strs(v any) []string {
 	return nil
 }
 
-// check verifies I1-I5 for the world's namespace once every binding has
+// check verifies I1-I7 for the world's namespace once every binding has
 // been reconciled at its current generation.
 func (w *world) check() error {
 	bs := w.bindings()
@@ -494,6 +494,13 @@ func (w *world) check() error {
 	byName := map[string]*v1alpha1.PodIdentityBinding{}
 	for i := range bs {
 		byName[bs[i].Name] = &bs[i]
+		// I7 (the part a binding shows): what the operator writes about a
+		// binding is bounded, whatever its spec.
+		for _, c := range bs[i].Status.Conditions {
+			if len(c.Message) > 4096 {
+				return fmt.Errorf("I7: binding %s's %s message is %d bytes", bs[i].Name, c.Type, len(c.Message))
+			}
+		}
 	}
 
 	// I4: foreign roles are untouched.
