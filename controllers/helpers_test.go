@@ -207,23 +207,29 @@ func eventNotes(ns, name, reason string) string {
 	return strings.Join(notes, "\n")
 }
 
-// sumIAMCalls sums the operator's IAM calls whose operation matches, from
-// the podidentity_iam_api_calls_total metric it exports.
-func sumIAMCalls(match func(operation string) bool) float64 {
+// metricSum sums the counter family name the operator exports, over the
+// series match accepts (all when nil).
+func metricSum(name string, match func(m *dto.Metric) bool) float64 {
 	families, err := ctrlmetrics.Registry.Gather()
 	ExpectWithOffset(2, err).NotTo(HaveOccurred())
 	total := 0.0
 	for _, f := range families {
-		if f.GetName() != "podidentity_iam_api_calls_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			if match(labelValue(m, "operation")) {
+			if match == nil || match(m) {
 				total += m.GetCounter().GetValue()
 			}
 		}
 	}
 	return total
+}
+
+// sumIAMCalls sums the operator's IAM calls whose operation matches, from
+// the podidentity_iam_api_calls_total metric it exports.
+func sumIAMCalls(match func(operation string) bool) float64 {
+	return metricSum("podidentity_iam_api_calls_total", func(m *dto.Metric) bool { return match(labelValue(m, "operation")) })
 }
 
 // iamCalls counts the operator's calls of one IAM operation.

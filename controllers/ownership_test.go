@@ -8,11 +8,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 )
@@ -68,36 +68,11 @@ func deleteRoleDirectly(name string) {
 }
 
 // counterSum sums a counter family the operator exports.
-func counterSum(name string) float64 {
-	families, err := ctrlmetrics.Registry.Gather()
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() == name {
-			for _, m := range f.GetMetric() {
-				total += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return total
-}
+func counterSum(name string) float64 { return metricSum(name, nil) }
 
 // reconciles counts controller-runtime's reconciles of one controller.
 func reconciles(controller string) float64 {
-	families, err := ctrlmetrics.Registry.Gather()
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if labelValue(m, "controller") == controller {
-				total += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return total
+	return metricSum("controller_runtime_reconcile_total", func(m *dto.Metric) bool { return labelValue(m, "controller") == controller })
 }
 
 // One spec per defect of the hostile-tenant review (issue 17), each
