@@ -58,6 +58,7 @@ var (
 	memLimit   = flag.String("operator-gomemlimit", "", "GOMEMLIMIT of the operator process only, as --memory-limit-ratio sets it in a container (e.g. 230MiB for the manifests' 256Mi limit).")
 	keepLogs   = flag.String("keep-logs", "", "Directory to copy the operator's logs to (they are deleted with the run's scratch directory otherwise).")
 	heapDir    = flag.String("heap-profiles", "", "Directory to save the operator's heap profiles to (pprof format, after the forced collections that measure the live heap).")
+	fatSAs     = flag.Int("fat-serviceaccounts", 0, "ServiceAccounts carrying 250 KB of annotations each, created before the operator starts (issue 17, defect 6: the operator's memory must not grow with what tenants write).")
 	fairProbes = flag.Int("fairness-probes", 5, "New bindings timed in a quiet namespace, idle and while another namespace loops creates and deletes (0 skips the fairness scenario).")
 	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
@@ -180,6 +181,21 @@ func run() error {
 	report := &strings.Builder{}
 	fmt.Fprintf(report, "## Scale: %d bindings\n\nMachine: %d cores, %s, %s, %s. moto 5.2.5, kube-apiserver 1.37.2 (envtest). Operator flags: `%s`.\n\n",
 		*bindings, runtime.NumCPU(), cpuModel(), runtime.Version(), time.Now().UTC().Format("2006-01-02"), strings.Join(args[:2], " "))
+
+	if *fatSAs > 0 {
+		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench-fat"}}); err != nil {
+			return err
+		}
+		blob := strings.Repeat("x", 250*1024-64)
+		if err := parallel(8, *fatSAs, func(i int) error {
+			return k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "bench-fat", Name: fmt.Sprintf("fat-%05d", i),
+				Annotations: map[string]string{"tenant.example.com/blob": fmt.Sprintf("%d-%s", i, blob)}}})
+		}); err != nil {
+			return err
+		}
+		fmt.Fprintf(report, "Before the operator started, %d ServiceAccounts with 250 KB of annotations each (%d MiB in all) were created in namespace bench-fat.\n\n",
+			*fatSAs, *fatSAs*250/1024)
+	}
 
 	op, err := start("operator-1")
 	if err != nil {
