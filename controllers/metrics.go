@@ -46,7 +46,7 @@ var statusWriteFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 }, []string{"reason"})
 
 // orphansRetired counts roles the drift sweep retired because the binding
-// their ownership tags name no longer exists, by action (Retained, Deleted).
+// their ownership tags name no longer exists, by action (Retained, Parked).
 var orphansRetired = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "podidentity_orphan_roles_retired_total",
 	Help: "Roles tagged for a PodIdentityBinding that no longer exists, retired by the drift sweep, by action.",
@@ -54,7 +54,7 @@ var orphansRetired = prometheus.NewCounterVec(prometheus.CounterOpts{
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, roleCacheLookups, statusWriteFailures, orphansRetired)
-	for _, a := range []string{"Retained", "Deleted"} {
+	for _, a := range []string{"Retained", "Parked"} {
 		orphansRetired.WithLabelValues(a)
 	}
 	for _, r := range []string{"Invalid", "Conflict", "Other"} {

@@ -152,6 +152,26 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 		deleteRoleDirectly(name)
 	})
 
+	It("defect 1: where Retain is forbidden, a role whose binding vanished is also stripped of its access", func() {
+		key := "vanish-" + tenant
+		ns := newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true", "vanish": key})
+		Expect(k8s.Create(ctx, guardrail(key, map[string]string{"vanish": key}, v1alpha1.PodIdentityGuardrailSpec{ForbidRetain: true}))).To(Succeed())
+		DeferCleanup(func() {
+			Expect(client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: key}}))).To(Succeed())
+		})
+		Expect(k8s.Create(ctx, newBinding(ns, "gone", "gone"))).To(Succeed())
+		name := waitReady(ns, "gone").Status.RoleName
+		b := getBinding(ns, "gone")
+		b.Finalizers = nil
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		Expect(k8s.Delete(ctx, b)).To(Succeed())
+
+		Eventually(func() string { return trustEffect(name) }, 4*syncPeriod, interval).Should(Equal("Deny"))
+		Eventually(func() []string { return inlinePolicyNames(name) }, timeout, interval).Should(BeEmpty())
+		Expect(snapshotRole(name).Tags["podidentity.io/retained"]).To(Equal("true"))
+		deleteRoleDirectly(name)
+	})
+
 	It("defect 2: an invalid spec does not skip forbidRetain", func() {
 		key := "no-retain-" + tenant
 		ns := newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true", "no-retain": key})

@@ -186,10 +186,11 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 
 // retireVanished retires roles tagged for a binding that no longer exists
 // (its finalizer was removed without the operator, say): seen in two sweeps
-// in a row with the same role ID, such a role becomes a Retain record, or is
-// deleted when a guardrail of its namespace forbids Retain or the namespace
-// is gone (a re-created namespace must not inherit it). Nothing in status
-// can name it, so only IAM's tags make it findable (invariant I6).
+// in a row with the same role ID, such a role becomes a Retain record, and
+// is also parked (every permission removed, a trust that trusts no
+// ServiceAccount) when a guardrail of its namespace forbids Retain or the
+// namespace is gone (a re-created namespace must not inherit it). Nothing
+// in status can name it, so only IAM's tags make it findable (invariant I6).
 func (s *Sweeper) retireVanished(ctx context.Context, tagged map[string][]string, live map[string]bool, snap map[string]*role.Observed) {
 	prev := s.suspects
 	s.suspects = map[string]string{}
@@ -204,7 +205,7 @@ func (s *Sweeper) retireVanished(ctx context.Context, tagged map[string][]string
 				s.suspects[name] = id // retired at the next sweep if still there
 				continue
 			}
-			action, err := s.retireOrphan(ctx, namespace, name, id)
+			action, err := s.retireOrphan(ctx, namespace, name, snap[name])
 			if err != nil {
 				s.suspects[name] = id
 				s.Log.Error(err, "retiring a role whose binding is gone", "role", name, "binding", key)
@@ -216,20 +217,30 @@ func (s *Sweeper) retireVanished(ctx context.Context, tagged map[string][]string
 	}
 }
 
-func (s *Sweeper) retireOrphan(ctx context.Context, namespace, name, id string) (string, error) {
+func (s *Sweeper) retireOrphan(ctx context.Context, namespace, name string, o *role.Observed) (string, error) {
 	r := s.Reconciler
 	rules, err := r.Guardrails.RulesFor(ctx, namespace)
-	del := apierrors.IsNotFound(err)
-	if err != nil && !del {
+	strip := apierrors.IsNotFound(err)
+	if err != nil && !strip {
 		return "", err
 	}
 	for _, rule := range rules {
-		del = del || rule.ForbidRetain
+		strip = strip || rule.ForbidRetain
 	}
-	if del {
-		return "Deleted", r.Roles.Delete(ctx, name, id)
+	tags := map[string]string{}
+	for k, v := range o.Tags {
+		tags[k] = v
 	}
-	return "Retained", r.Roles.Apply(ctx, role.Desired{Name: name}, role.TagPlan(map[string]string{role.TagRetained: "true"}))
+	tags[role.TagRetained] = "true"
+	if !strip {
+		return "Retained", r.Roles.Apply(ctx, role.Desired{Name: name}, role.TagPlan(map[string]string{role.TagRetained: "true"}))
+	}
+	// Parked as well: no permissions, a trust policy that trusts no
+	// ServiceAccount. Not deleted: another cluster misconfigured with this
+	// cluster's name could be using it, and a parked role loses nothing.
+	d := role.Desired{Name: name, Path: o.Path, Description: o.Description, MaxSessionDuration: o.MaxSessionDuration,
+		Trust: planner.ParkedTrust(r.Config), Tags: tags}
+	return "Parked", r.Roles.Apply(ctx, d, role.Diff(d, *o))
 }
 
 // bindings returns every cached binding for read-only use (the planner and
