@@ -124,7 +124,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	established()
 	sa := &unstructured.Unstructured{}
 	sa.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "ServiceAccount"})
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "podidentity-operator-controller-manager"}, sa); err != nil {
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "podidentity-controller-manager"}, sa); err != nil {
 		t.Fatal(err)
 	}
 	if sa.GetAnnotations()["eks.amazonaws.com/role-arn"] != "arn:aws:iam::123456789012:role/podidentity-operator" {

@@ -39,7 +39,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{- define "podidentity.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
-{{- default (printf "%s-controller-manager" (include "podidentity.fullname" .)) .Values.serviceAccount.name -}}
+{{- default "podidentity-controller-manager" .Values.serviceAccount.name -}}
 {{- else -}}
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
 {{- end -}}

@@ -1,0 +1,135 @@
+package charts_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podidentity/podidentity-operator/internal/testenv"
+)
+
+// trustedServiceAccount is the subject config/iam/operator-trust-policy.json
+// trusts, "system:serviceaccount:<namespace>:<name>".
+func trustedServiceAccount(t *testing.T, root string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "config", "iam", "operator-trust-policy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Statement []struct {
+			Condition map[string]map[string]string
+		}
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range doc.Statement {
+		for k, v := range st.Condition["StringEquals"] {
+			if strings.HasSuffix(k, ":sub") {
+				return v
+			}
+		}
+	}
+	t.Fatal("the operator's trust policy names no subject")
+	return ""
+}
+
+// Issue 18 (first part): the first Helm install on EKS crash-looped because
+// the chart named its ServiceAccount after the release
+// (podidentity-operator-controller-manager) while the documented trust names
+// podidentity-system:podidentity-controller-manager. Every install path the
+// README documents, rendered with the README's own release name and
+// namespace, must create the ServiceAccount the shipped trust policy trusts.
+func TestEveryInstallPathCreatesTheTrustedServiceAccount(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := trustedServiceAccount(t, root)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), want) {
+		t.Errorf("the README does not name the trusted ServiceAccount %s", want)
+	}
+
+	// Helm, as the README installs it (every documented release name and namespace).
+	cmds := regexp.MustCompile(`helm install (\S+) (?:charts/podidentity-operator|dist/\S+\.tgz) -n (\S+)`).FindAllStringSubmatch(string(readme), -1)
+	if len(cmds) == 0 {
+		t.Fatal("the README documents no helm install")
+	}
+	for _, c := range cmds {
+		release, ns := c[1], c[2]
+		out, err := helm(t, "template", release, chartDir, "--namespace", ns, "--set", "clusterName=prod")
+		if err != nil {
+			t.Fatalf("%s: %v", c[0], err)
+		}
+		objs, err := parse(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := serviceAccounts(objs); len(got) != 1 || got[0] != want {
+			t.Errorf("%s creates ServiceAccounts %v; the trust policy trusts %s", c[0], got, want)
+		}
+	}
+
+	// kustomize: config/default (also what dist/install.yaml is built from).
+	objs, err := testenv.Kustomize("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := serviceAccounts(objs); len(got) != 1 || got[0] != want {
+		t.Errorf("config/default creates ServiceAccounts %v; the trust policy trusts %s", got, want)
+	}
+
+	// OLM: the CSV's deployment runs as the trusted name (OLM picks the
+	// namespace; the README's OLM section names the ServiceAccount).
+	raw, err := os.ReadFile(filepath.Join(root, "bundle", "manifests", "podidentity-operator.clusterserviceversion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var csv struct {
+		Spec struct {
+			Install struct {
+				Spec struct {
+					Deployments []struct {
+						Spec struct {
+							Template struct {
+								Spec struct {
+									ServiceAccountName string `json:"serviceAccountName"`
+								} `json:"spec"`
+							} `json:"template"`
+						} `json:"spec"`
+					} `json:"deployments"`
+				} `json:"spec"`
+			} `json:"install"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(raw, &csv); err != nil {
+		t.Fatal(err)
+	}
+	name := want[strings.LastIndex(want, ":")+1:]
+	for _, d := range csv.Spec.Install.Spec.Deployments {
+		if got := d.Spec.Template.Spec.ServiceAccountName; got != name {
+			t.Errorf("the OLM bundle's deployment runs as %s; the trust policy trusts %s", got, name)
+		}
+	}
+}
+
+func serviceAccounts(objs []*unstructured.Unstructured) []string {
+	var out []string
+	for _, o := range objs {
+		if o.GetKind() == "ServiceAccount" {
+			out = append(out, "system:serviceaccount:"+o.GetNamespace()+":"+o.GetName())
+		}
+	}
+	return out
+}
