@@ -52,8 +52,15 @@ var orphansRetired = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Roles tagged for a PodIdentityBinding that no longer exists, retired by the drift sweep, by action.",
 }, []string{"action"})
 
+// rolesKeptOnCRDDeletion counts roles kept (tagged retained) because their
+// binding was deleted with the PodIdentityBinding CRD.
+var rolesKeptOnCRDDeletion = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "podidentity_roles_kept_on_crd_deletion_total",
+	Help: "IAM roles kept as Retain records because their PodIdentityBinding was deleted with its CRD.",
+})
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, roleCacheLookups, statusWriteFailures, orphansRetired)
+	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, roleCacheLookups, statusWriteFailures, orphansRetired, rolesKeptOnCRDDeletion)
 	for _, a := range []string{"Retained", "Parked"} {
 		orphansRetired.WithLabelValues(a)
 	}

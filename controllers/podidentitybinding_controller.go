@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
@@ -72,6 +73,8 @@ const (
 	// guardrail forbids them; not drift (nobody changed the role).
 	EventGuardrailEnforced = "GuardrailEnforced"
 	EventRoleParked        = "RoleParked"
+	// EventCRDDeleted: the binding went with its CRD; its roles were kept.
+	EventCRDDeleted = "CRDDeleted"
 	// EventStatusWriteFailed: the API server refused the status patch.
 	EventStatusWriteFailed = "StatusWriteFailed"
 )
@@ -134,6 +137,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:urls=/.well-known/openid-configuration,verbs=get
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,resourceNames=podidentitybindings.iam.podidentity.io,verbs=get
 
 // Reconcile fetches the binding, defers one status patch and branches into
 // reconcileNormal or reconcileDelete.
@@ -207,6 +211,11 @@ func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBind
 		s := r.Provider.State()
 		in.Provider = &s
 	}
+	if !b.DeletionTimestamp.IsZero() {
+		if in.KeepRoles, err = r.crdBeingDeleted(ctx); err != nil {
+			return in, err
+		}
+	}
 	names := planner.Candidates(r.Config, b)
 	if r.Sweep != nil {
 		// Roles IAM's tags say are the binding's, recorded in status or not.
@@ -262,6 +271,13 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 		mode := release
 		if p.DeletionPolicy == v1alpha1.DeletionPolicyRetain {
 			mode = retain
+		}
+		if kept := retainedNow(p.Before); in.KeepRoles && kept > 0 {
+			// Counted once per role: a retried reconcile finds them tagged.
+			rolesKeptOnCRDDeletion.Add(float64(kept))
+			r.event(b, corev1.EventTypeWarning, EventCRDDeleted, fmt.Sprintf(
+				"the PodIdentityBinding CRD is being deleted: kept %d IAM role(s) of this binding, tagged %s=true, and the ServiceAccount annotations; delete the roles by hand if they are no longer needed",
+				kept, role.TagRetained))
 		}
 		if err := r.releaseServiceAccounts(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), mode); err != nil {
 			return ctrl.Result{}, err
@@ -400,6 +416,23 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 	return nil
 }
 
+// bindingCRD is the PodIdentityBinding CRD's name.
+const bindingCRD = "podidentitybindings." + "iam.podidentity.io"
+
+// crdBeingDeleted reports whether the PodIdentityBinding CRD is being
+// deleted: every binding then goes with it (Argo CD pruning the CRD, say),
+// and no role may go with them (issue 18). Read live, and only while a
+// binding is being deleted.
+func (r *Reconciler) crdBeingDeleted(ctx context.Context) (bool, error) {
+	crd := &metav1.PartialObjectMetadata{}
+	// By GVK, not the apiextensions types: they would add megabytes to the binary.
+	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: bindingCRD}, crd); err != nil {
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	}
+	return !crd.DeletionTimestamp.IsZero(), nil
+}
+
 // statusWriteFailed makes a refused status patch visible: a metric by
 // reason and a Warning event (the event goes to the binding, not its
 // status, so it is written even when the status cannot be).
@@ -414,6 +447,18 @@ func (r *Reconciler) statusWriteFailed(b *v1alpha1.PodIdentityBinding, err error
 	statusWriteFailures.WithLabelValues(reason).Inc()
 	r.event(b, corev1.EventTypeWarning, EventStatusWriteFailed, "the API server refused the binding's status ("+reason+"): "+err.Error()+
 		"; the roles it records are still found by their ownership tags")
+}
+
+// retainedNow counts the actions that make a role a Retain record now (not
+// those already tagged).
+func retainedNow(actions []planner.Action) int {
+	n := 0
+	for _, a := range actions {
+		if a.Op == planner.OpRetain && !a.Diff.Empty() {
+			n++
+		}
+	}
+	return n
 }
 
 // deleteError marks a failed role deletion, so the binding reports DeleteFailed.

@@ -126,6 +126,7 @@ type PodIdentityGuardrailStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=pig,categories=podidentity
+// +kubebuilder:metadata:annotations="argocd.argoproj.io/sync-options=Prune=false,Delete=false"
 // +kubebuilder:printcolumn:name="Selected",type=integer,JSONPath=`.status.selectedBindings`
 // +kubebuilder:printcolumn:name="Violating",type=integer,JSONPath=`.status.violatingBindings`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -128,6 +128,10 @@ type Options struct {
 	// SkipControllerNameValidation lets one process start the operator more
 	// than once (tests that restart it); not a flag.
 	SkipControllerNameValidation bool
+	// SkipBindingsMetric leaves out the podidentity_bindings collector,
+	// which one process can register only once: for a second operator
+	// running beside another in the same process (tests).
+	SkipBindingsMetric bool
 	// WrapIAM, when set, wraps the IAM client (tests: paging, counting); not
 	// a flag.
 	WrapIAM func(awsiam.API) awsiam.API
@@ -480,11 +484,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		controllers.SetupPodWebhook(mgr, &controllers.PodIdentityInjector{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 			Config: podwebhook.Config{Region: o.PodWebhookRegion}, ExcludedNamespaces: o.PodWebhookExcluded})
 	}
-	collector := newBindingsCollector(mgr.GetCache())
-	if err := ctrlmetrics.Registry.Register(collector); err != nil {
-		return fmt.Errorf("registering metrics: %w", err)
+	if !o.SkipBindingsMetric {
+		collector := newBindingsCollector(mgr.GetCache())
+		if err := ctrlmetrics.Registry.Register(collector); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+		defer ctrlmetrics.Registry.Unregister(collector)
 	}
-	defer ctrlmetrics.Registry.Unregister(collector)
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}

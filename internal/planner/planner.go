@@ -41,6 +41,9 @@ type Input struct {
 	// Provider is what IAM says about the cluster's OIDC provider; nil when
 	// it is not checked.
 	Provider *oidcprovider.State
+	// KeepRoles: the binding is deleted with its CRD; its roles are kept
+	// (Retain records) whatever its deletionPolicy and the guardrails say.
+	KeepRoles bool
 }
 
 // Op is what happens to one role.
@@ -165,6 +168,9 @@ func Compute(in Input) Plan {
 	p.DeletionPolicy = b.Spec.DeletionPolicy
 	if check.ForceDelete {
 		p.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+	}
+	if in.KeepRoles && !b.DeletionTimestamp.IsZero() {
+		p.DeletionPolicy = v1alpha1.DeletionPolicyRetain
 	}
 	retain := p.DeletionPolicy == v1alpha1.DeletionPolicyRetain
 	// retire lets go of a role the binding no longer uses: deleted, or
