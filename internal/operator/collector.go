@@ -17,15 +17,20 @@ import (
 // pods of bound ServiceAccounts by whether they carry the current role's
 // credentials (from status.pods). Both are counted from the manager's cache
 // at scrape time, read-only from the informer's store (a list through the
-// client would copy every binding at every scrape).
+// client would copy every binding at every scrape). Only the leader exports
+// them (elected is closed once it leads): every replica's cache holds every
+// binding, and sum() over two replicas would count each twice. With no
+// leader the series are absent, which the PodIdentityOperatorDown alert
+// watches.
 type bindingsCollector struct {
 	informers cache.Informers
+	elected   <-chan struct{}
 	desc      *prometheus.Desc
 	pods      *prometheus.Desc
 }
 
-func newBindingsCollector(informers cache.Informers) *bindingsCollector {
-	return &bindingsCollector{informers: informers,
+func newBindingsCollector(informers cache.Informers, elected <-chan struct{}) *bindingsCollector {
+	return &bindingsCollector{informers: informers, elected: elected,
 		desc: prometheus.NewDesc("podidentity_bindings",
 			"PodIdentityBindings by the status and reason of their Ready condition.", []string{"ready", "reason"}, nil),
 		pods: prometheus.NewDesc("podidentity_pods",
@@ -35,6 +40,11 @@ func newBindingsCollector(informers cache.Informers) *bindingsCollector {
 func (c *bindingsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.pods }
 
 func (c *bindingsCollector) Collect(ch chan<- prometheus.Metric) {
+	select {
+	case <-c.elected:
+	default:
+		return // not the leader: the leader exports them
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	bindings, err := controllers.CachedBindings(ctx, c.informers)

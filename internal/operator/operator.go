@@ -485,7 +485,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 			Config: podwebhook.Config{Region: o.PodWebhookRegion}, ExcludedNamespaces: o.PodWebhookExcluded})
 	}
 	if !o.SkipBindingsMetric {
-		collector := newBindingsCollector(mgr.GetCache())
+		collector := newBindingsCollector(mgr.GetCache(), mgr.Elected())
 		if err := ctrlmetrics.Registry.Register(collector); err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
