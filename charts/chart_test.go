@@ -442,12 +442,20 @@ func checkRendering(t *testing.T, objs []*unstructured.Unstructured, appVersion 
 			}
 		}
 	}
-	// Every name in an RBAC rule's resourceNames is something the operator is told to write.
+	// Every name in an RBAC rule's resourceNames is something the operator is
+	// told to write, or the PodIdentityBinding CRD, which it only reads
+	// (get) to tell a CRD deletion from a binding deletion.
 	for _, kind := range []string{"ClusterRole", "Role"} {
 		for _, r := range byKind[kind] {
 			rules, _, _ := unstructured.NestedSlice(r.Object, "rules")
 			for _, rule := range rules {
 				resourceNames, _ := rule.(map[string]any)["resourceNames"].([]any)
+				if res := fmt.Sprint(rule.(map[string]any)["resources"]); res == "[customresourcedefinitions]" {
+					if fmt.Sprint(resourceNames) != "[podidentitybindings.iam.podidentity.io]" || fmt.Sprint(rule.(map[string]any)["verbs"]) != "[get]" {
+						t.Errorf("%s %s: CRD access other than get on the PodIdentityBinding CRD: %v", kind, r.GetName(), rule)
+					}
+					continue
+				}
 				for _, n := range resourceNames {
 					if !slices.Contains([]string{opts.WebhookConfigName, opts.WebhookSecretName, opts.MutatingWebhookConfigName}, n.(string)) {
 						t.Errorf("%s %s names %v, which the operator never writes", kind, r.GetName(), n)
