@@ -133,3 +133,25 @@ func serviceAccounts(objs []*unstructured.Unstructured) []string {
 	}
 	return out
 }
+
+// Issue 18 (docs that agree with the code): the minimum Kubernetes version
+// the README states is the OLM bundle's minKubeVersion.
+func TestMinimumKubernetesVersionAgrees(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv, err := os.ReadFile(filepath.Join(root, "bundle", "manifests", "podidentity-operator.clusterserviceversion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := regexp.MustCompile(`needs Kubernetes (\d+\.\d+) or later`).FindSubmatch(readme)
+	bundle := regexp.MustCompile(`minKubeVersion: (\d+\.\d+)\.\d+`).FindSubmatch(csv)
+	if doc == nil || bundle == nil || string(doc[1]) != string(bundle[1]) {
+		t.Errorf("README says %q, the bundle %q", doc, bundle)
+	}
+}

@@ -20,7 +20,9 @@ type DeletionPolicy string
 const (
 	// DeletionPolicyDelete deletes the role, its inline policies and attachments.
 	DeletionPolicyDelete DeletionPolicy = "Delete"
-	// DeletionPolicyRetain leaves the role in IAM untouched.
+	// DeletionPolicyRetain leaves the role in IAM with its permissions and
+	// trust, tagged podidentity.io/retained=true (a Retain record the
+	// operator no longer manages).
 	DeletionPolicyRetain DeletionPolicy = "Retain"
 )
 
