@@ -49,7 +49,34 @@ func refuseStatusWrites() {
 	for _, o := range []client.Object{policy, binding} {
 		Expect(client.IgnoreAlreadyExists(k8s.Create(ctx, o))).To(Succeed())
 	}
+	if refuseStatusActive {
+		return
+	}
+	// The API server loads policies asynchronously: wait until a labelled
+	// binding's status write is refused.
+	probe := newBinding(newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true"}), "refuse-probe", "refuse-probe")
+	probe.Labels = map[string]string{refuseStatusLabel: "true"}
+	probe.Spec.Permissions[0].Actions = []string{"dynamodb:GetItemz"} // never reconciled into IAM
+	probe.Finalizers = []string{"test.podidentity.io/hold"}
+	Expect(k8s.Create(ctx, probe)).To(Succeed())
+	Eventually(func() error {
+		p := &v1alpha1.PodIdentityBinding{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(probe), p); err != nil {
+			return err
+		}
+		p.Status.RoleName = "probe"
+		return k8s.Status().Update(ctx, p)
+	}, timeout, interval).Should(HaveOccurred())
+	p := &v1alpha1.PodIdentityBinding{}
+	Expect(k8s.Get(ctx, client.ObjectKeyFromObject(probe), p)).To(Succeed())
+	p.Finalizers = nil
+	Expect(k8s.Update(ctx, p)).To(Succeed())
+	Expect(client.IgnoreNotFound(k8s.Delete(ctx, p))).To(Succeed())
+	refuseStatusActive = true
 }
+
+// refuseStatusActive is set once the refusing policy is in effect.
+var refuseStatusActive bool
 
 func ptrTo[T any](v T) *T { return &v }
 
