@@ -2,8 +2,11 @@ package controllers_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -29,54 +33,64 @@ import (
 // pruning the CRD deletes every binding; the operator must then keep every
 // role. This spec runs on an API server of its own (deleting the CRD of the
 // suite's would take every other spec's bindings with it), with moto shared.
+// startSecondOperator starts an API server of its own and an operator on
+// it (cluster name crd-deletion, its own role path), with opts changed by
+// mutate; both stop at the end of the spec.
+func startSecondOperator(mutate func(o *operator.Options)) (client.Client, *rest.Config) {
+	root, err := testenv.RepoRoot()
+	Expect(err).NotTo(HaveOccurred())
+	env2 := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(root, "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+	cfg2, err := env2.Start()
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(env2.Stop()).To(Succeed()) })
+	k2, err := client.New(cfg2, client.Options{Scheme: operator.Scheme()})
+	Expect(err).NotTo(HaveOccurred())
+
+	cs, err := kubernetes.NewForConfig(cfg2)
+	Expect(err).NotTo(HaveOccurred())
+	raw, err := cs.RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	var disco struct {
+		Issuer string `json:"issuer"`
+	}
+	Expect(json.Unmarshal(raw, &disco)).To(Succeed())
+	if _, err := testenv.RegisterOIDCProvider(ctx, iamc, disco.Issuer); err != nil && disco.Issuer != issuerURL {
+		Expect(err).NotTo(HaveOccurred())
+	}
+
+	opts := operator.Options{}
+	opts.BindFlags(flagSet())
+	opts.ClusterName = "crd-deletion"
+	opts.RolePath = "/podidentity-crd-deletion/"
+	opts.SyncPeriod = syncPeriod
+	opts.MetricsBindAddress = "0"
+	opts.HealthProbeBindAddress = "0"
+	opts.SkipControllerNameValidation = true
+	opts.SkipBindingsMetric = true
+	if mutate != nil {
+		mutate(&opts)
+	}
+	opCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		defer GinkgoRecover()
+		done <- operator.Run(opCtx, cfg2, opts, logf.Log.WithName("operator-crd-deletion"))
+	}()
+	DeferCleanup(func() {
+		stop()
+		Eventually(done, timeout).Should(Receive())
+	})
+	select {
+	case err := <-done:
+		Fail(fmt.Sprintf("the second operator stopped: %v", err))
+	case <-time.After(2 * time.Second):
+	}
+	return k2, cfg2
+}
+
 var _ = Describe("Deleting the PodIdentityBinding CRD", Label("crd-deletion"), func() {
 	It("keeps every role, tagged as retained, and the ServiceAccount annotations", func() {
-		root, err := testenv.RepoRoot()
-		Expect(err).NotTo(HaveOccurred())
-		env2 := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(root, "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-		cfg2, err := env2.Start()
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func() { Expect(env2.Stop()).To(Succeed()) })
-		k2, err := client.New(cfg2, client.Options{Scheme: operator.Scheme()})
-		Expect(err).NotTo(HaveOccurred())
-
-		cs, err := kubernetes.NewForConfig(cfg2)
-		Expect(err).NotTo(HaveOccurred())
-		raw, err := cs.RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		var disco struct {
-			Issuer string `json:"issuer"`
-		}
-		Expect(json.Unmarshal(raw, &disco)).To(Succeed())
-		if _, err := testenv.RegisterOIDCProvider(ctx, iamc, disco.Issuer); err != nil && disco.Issuer != issuerURL {
-			Expect(err).NotTo(HaveOccurred())
-		}
-
-		opts := operator.Options{}
-		opts.BindFlags(flagSet())
-		opts.ClusterName = "crd-deletion"
-		opts.RolePath = "/podidentity-crd-deletion/"
-		opts.SyncPeriod = syncPeriod
-		opts.MetricsBindAddress = "0"
-		opts.HealthProbeBindAddress = "0"
-		opts.SkipControllerNameValidation = true
-		opts.SkipBindingsMetric = true
-		opCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() {
-			defer GinkgoRecover()
-			done <- operator.Run(opCtx, cfg2, opts, logf.Log.WithName("operator-crd-deletion"))
-		}()
-		DeferCleanup(func() {
-			stop()
-			Eventually(done, timeout).Should(Receive())
-		})
-		select {
-		case err := <-done:
-			Fail(fmt.Sprintf("the second operator stopped: %v", err))
-		case <-time.After(2 * time.Second):
-		}
-
+		k2, cfg2 := startSecondOperator(nil)
 		By("two bindings, Delete and Retain, with their roles")
 		Expect(k2.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}})).To(Succeed())
 		del := newBinding("apps", "deleter", "deleter")
@@ -125,5 +139,33 @@ var _ = Describe("Deleting the PodIdentityBinding CRD", Label("crd-deletion"), f
 		for _, r := range roles {
 			deleteRoleDirectly(r)
 		}
+	})
+})
+
+// Issue 18 (metrics TLS): with --metrics-cert-path the metrics endpoint
+// serves the mounted certificate, so a ServiceMonitor can verify it with
+// its CA instead of insecureSkipVerify.
+var _ = Describe("Metrics certificate", func() {
+	It("serves the certificate from --metrics-cert-path", func() {
+		dir := GinkgoT().TempDir()
+		caPEM, certPEM, keyPEM := testenv.SelfSignedCert("podidentity-metrics.example")
+		Expect(os.WriteFile(filepath.Join(dir, "tls.crt"), certPEM, 0o600)).To(Succeed())
+		Expect(os.WriteFile(filepath.Join(dir, "tls.key"), keyPEM, 0o600)).To(Succeed())
+		port, err := testenv.FreePort()
+		Expect(err).NotTo(HaveOccurred())
+		startSecondOperator(func(o *operator.Options) {
+			o.MetricsBindAddress = fmt.Sprintf("127.0.0.1:%d", port)
+			o.MetricsSecure = true
+			o.MetricsCertPath = dir
+		})
+		pool := x509.NewCertPool()
+		Expect(pool.AppendCertsFromPEM(caPEM)).To(BeTrue())
+		Eventually(func() error {
+			conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: pool, ServerName: "podidentity-metrics.example"})
+			if err != nil {
+				return err
+			}
+			return conn.Close()
+		}, timeout, interval).Should(Succeed(), "the endpoint's certificate verifies against the mounted certificate's CA")
 	})
 })

@@ -105,8 +105,13 @@ type Options struct {
 	// workload by the operator.
 	PodRestartMinInterval time.Duration
 
-	MetricsBindAddress      string
-	MetricsSecure           bool
+	MetricsBindAddress string
+	MetricsSecure      bool
+	// MetricsCertPath is a directory holding the metrics endpoint's
+	// certificate and key ("" serves a self-signed one).
+	MetricsCertPath         string
+	MetricsCertName         string
+	MetricsCertKey          string
 	HealthProbeBindAddress  string
 	PprofBindAddress        string
 	LeaderElect             bool
@@ -197,6 +202,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.EnablePodRestarts, "enable-pod-restarts", false, "Let bindings with podRestartPolicy Rollout restart the Deployments, StatefulSets and DaemonSets that own stale pods. Needs --track-pods and the RBAC in config/components/pod-restarts.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (\"0\" disables it).")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
+	fs.StringVar(&o.MetricsCertPath, "metrics-cert-path", "", "Directory with the metrics endpoint's serving certificate and key (a mounted Secret, e.g. from cert-manager); reloaded when they change. Empty: a self-signed certificate.")
+	fs.StringVar(&o.MetricsCertName, "metrics-cert-name", "tls.crt", "The certificate's file name in --metrics-cert-path.")
+	fs.StringVar(&o.MetricsCertKey, "metrics-cert-key", "tls.key", "The key's file name in --metrics-cert-path.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes (\"0\" disables them).")
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "0", "Address of Go's /debug/pprof endpoints, e.g. 127.0.0.1:6060 (\"0\" disables them). For profiling only; never expose it.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Enable leader election, so only one replica reconciles.")
@@ -245,6 +253,9 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("--cluster-name is %q: set it (or the environment variable %sCLUSTER_NAME) to this cluster's name; it goes into every role's ownership tag and name", o.ClusterName, EnvPrefix))
 	} else if !clusterNameRE.MatchString(o.ClusterName) {
 		errs = append(errs, fmt.Errorf("--cluster-name %q: use 1-100 letters, digits and + = , . @ _ -", o.ClusterName))
+	}
+	if o.MetricsCertPath != "" && !o.MetricsSecure {
+		errs = append(errs, errors.New("--metrics-cert-path needs --metrics-secure (a certificate is only served over HTTPS)"))
 	}
 	if !strings.HasPrefix(o.RolePath, "/") || !strings.HasSuffix(o.RolePath, "/") || len(o.RolePath) > 512 {
 		errs = append(errs, fmt.Errorf("--role-path %q must start and end with / and be at most 512 characters", o.RolePath))
@@ -364,6 +375,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 
 	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure}
+	if o.MetricsSecure && o.MetricsCertPath != "" {
+		metricsOpts.CertDir, metricsOpts.CertName, metricsOpts.KeyName = o.MetricsCertPath, o.MetricsCertName, o.MetricsCertKey
+	}
 	if o.MetricsSecure {
 		metricsOpts.FilterProvider = metricsauth.FilterProvider
 		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
