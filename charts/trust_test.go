@@ -2,6 +2,7 @@ package charts_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -153,5 +154,69 @@ func TestMinimumKubernetesVersionAgrees(t *testing.T) {
 	bundle := regexp.MustCompile(`minKubeVersion: (\d+\.\d+)\.\d+`).FindSubmatch(csv)
 	if doc == nil || bundle == nil || string(doc[1]) != string(bundle[1]) {
 		t.Errorf("README says %q, the bundle %q", doc, bundle)
+	}
+}
+
+// Every runbook_url of the shipped alerts points at a heading the README has.
+func TestRunbookLinksResolve(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := os.ReadFile(filepath.Join(root, "config", "prometheus", "rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	for _, h := range regexp.MustCompile(`(?m)^#+ (.+)$`).FindAllStringSubmatch(string(readme), -1) {
+		a := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(h[1]), " ", "-"))
+		anchors[regexp.MustCompile(`[^a-z0-9_-]`).ReplaceAllString(a, "")] = true
+	}
+	links := regexp.MustCompile(`runbook_url: "[^"#]*README\.md#([^"]+)"`).FindAllStringSubmatch(string(rules), -1)
+	if len(links) == 0 {
+		t.Fatal("no runbook_url in the shipped alerts")
+	}
+	for _, l := range links {
+		if !anchors[l[1]] {
+			t.Errorf("runbook_url #%s names no README heading", l[1])
+		}
+	}
+}
+
+// The chart's NetworkPolicy takes its peers from the values the README names.
+func TestNetworkPolicyPeers(t *testing.T) {
+	out, err := helm(t, "template", "podidentity-operator", chartDir, "--namespace", "podidentity-system", "--set", "clusterName=prod",
+		"--set", "networkPolicy.enabled=true", "--set", "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/24",
+		"--set", "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=obs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, o := range objs {
+		if o.GetKind() != "NetworkPolicy" {
+			continue
+		}
+		found = true
+		ingress, _, _ := unstructured.NestedSlice(o.Object, "spec", "ingress")
+		if len(ingress) != 3 {
+			t.Fatalf("ingress rules: %v", ingress)
+		}
+		if got := fmt.Sprint(ingress[0]); !strings.Contains(got, "10.0.0.0/24") || !strings.Contains(got, "9443") {
+			t.Errorf("webhook rule: %s", got)
+		}
+		if got := fmt.Sprint(ingress[1]); !strings.Contains(got, "team:obs") || !strings.Contains(got, "8443") {
+			t.Errorf("metrics rule: %s", got)
+		}
+	}
+	if !found {
+		t.Error("networkPolicy.enabled renders no NetworkPolicy")
 	}
 }

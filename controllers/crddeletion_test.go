@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,9 +55,8 @@ func startSecondOperator(mutate func(o *operator.Options)) (client.Client, *rest
 		Issuer string `json:"issuer"`
 	}
 	Expect(json.Unmarshal(raw, &disco)).To(Succeed())
-	if _, err := testenv.RegisterOIDCProvider(ctx, iamc, disco.Issuer); err != nil && disco.Issuer != issuerURL {
-		Expect(err).NotTo(HaveOccurred())
-	}
+	_, err = testenv.RegisterOIDCProvider(ctx, iamc, disco.Issuer) // its own port: its own issuer
+	Expect(err).NotTo(HaveOccurred())
 
 	opts := operator.Options{}
 	opts.BindFlags(flagSet())
@@ -136,6 +136,17 @@ var _ = Describe("Deleting the PodIdentityBinding CRD", Label("crd-deletion"), f
 			Expect(got.Annotations).To(HaveKey("eks.amazonaws.com/role-arn"))
 		}
 		Expect(counterSum("podidentity_roles_kept_on_crd_deletion_total") - kept).To(BeNumerically("==", 2))
+		Eventually(func() []string {
+			list := &eventsv1.EventList{}
+			Expect(k2.List(ctx, list, client.InNamespace("apps"))).To(Succeed())
+			var warned []string
+			for _, e := range list.Items {
+				if e.Reason == "CRDDeleted" && e.Type == corev1.EventTypeWarning {
+					warned = append(warned, e.Regarding.Name)
+				}
+			}
+			return warned
+		}, timeout, interval).Should(ConsistOf("deleter", "keeper"), "one CRDDeleted Warning per binding")
 		for _, r := range roles {
 			deleteRoleDirectly(r)
 		}

@@ -546,6 +546,9 @@ var _ = Describe("Metrics", func() {
 			`podidentity_drift_corrections_total{kind="`,
 			`podidentity_guardrail_enforcements_total{kind="InlinePolicy"}`,
 			`podidentity_pods{state="stale"}`,
+			`podidentity_status_write_failures_total{reason="Invalid"}`,
+			`podidentity_orphan_roles_retired_total{action="Parked"}`,
+			`podidentity_roles_kept_on_crd_deletion_total`,
 		} {
 			Expect(body).To(ContainSubstring(want))
 		}

@@ -2,6 +2,9 @@ package controllers_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,8 +16,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 
 // refuseStatusLabel on a binding makes the API server refuse every write to
@@ -102,6 +108,22 @@ func reconciles(controller string) float64 {
 	return metricSum("controller_runtime_reconcile_total", func(m *dto.Metric) bool { return labelValue(m, "controller") == controller })
 }
 
+// namespaceUnderGuardrail creates a namespace (past the webhook when
+// bypass is set) and a guardrail that selects it alone, deleted after the
+// spec.
+func namespaceUnderGuardrail(name string, bypass bool, spec v1alpha1.PodIdentityGuardrailSpec) string {
+	key := fmt.Sprintf("%s-%d-%d", name, GinkgoParallelProcess(), nsCounter.Add(1))
+	labels := map[string]string{name: key}
+	if bypass {
+		labels[bypassWebhookLabel] = "true"
+	}
+	ns := newNamespaceWithLabels(labels)
+	g := guardrail(key, map[string]string{name: key}, spec)
+	ExpectWithOffset(1, k8s.Create(ctx, g)).To(Succeed())
+	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, g))).To(Succeed()) })
+	return ns
+}
+
 // One spec per defect of the hostile-tenant review (issue 17), each
 // reproducing the tenant's steps end to end on envtest and moto. Each fails
 // on the code before the fix.
@@ -180,12 +202,7 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 	})
 
 	It("defect 1: where Retain is forbidden, a role whose binding vanished is also stripped of its access", func() {
-		key := "vanish-" + tenant
-		ns := newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true", "vanish": key})
-		Expect(k8s.Create(ctx, guardrail(key, map[string]string{"vanish": key}, v1alpha1.PodIdentityGuardrailSpec{ForbidRetain: true}))).To(Succeed())
-		DeferCleanup(func() {
-			Expect(client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: key}}))).To(Succeed())
-		})
+		ns := namespaceUnderGuardrail("vanish", true, v1alpha1.PodIdentityGuardrailSpec{ForbidRetain: true})
 		Expect(k8s.Create(ctx, newBinding(ns, "gone", "gone"))).To(Succeed())
 		name := waitReady(ns, "gone").Status.RoleName
 		b := getBinding(ns, "gone")
@@ -200,12 +217,7 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 	})
 
 	It("defect 2: an invalid spec does not skip forbidRetain", func() {
-		key := "no-retain-" + tenant
-		ns := newNamespaceWithLabels(map[string]string{bypassWebhookLabel: "true", "no-retain": key})
-		Expect(k8s.Create(ctx, guardrail(key, map[string]string{"no-retain": key}, v1alpha1.PodIdentityGuardrailSpec{ForbidRetain: true}))).To(Succeed())
-		DeferCleanup(func() {
-			Expect(client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: key}}))).To(Succeed())
-		})
+		ns := namespaceUnderGuardrail("no-retain", true, v1alpha1.PodIdentityGuardrailSpec{ForbidRetain: true})
 		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
 		name := waitReady(ns, "app").Status.RoleName
 
@@ -288,12 +300,7 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 	})
 
 	It("defect 2: switching to Retain after deletion, past the webhook, does not keep a role a guardrail forbids keeping", func() {
-		key := "late-retain-" + tenant
-		ns := newNamespaceWithLabels(map[string]string{"late-retain": key}) // the webhook sees this namespace
-		Expect(k8s.Create(ctx, guardrail(key, map[string]string{"late-retain": key}, v1alpha1.PodIdentityGuardrailSpec{ForbidRetain: true}))).To(Succeed())
-		DeferCleanup(func() {
-			Expect(client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: key}}))).To(Succeed())
-		})
+		ns := namespaceUnderGuardrail("late-retain", false, v1alpha1.PodIdentityGuardrailSpec{ForbidRetain: true}) // the webhook sees this namespace
 		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
 		name := waitReady(ns, "app").Status.RoleName
 
@@ -313,5 +320,29 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, &v1alpha1.PodIdentityBinding{}))
 		}, timeout, interval).Should(BeTrue())
 		Expect(roleGone(name)()).To(BeTrue(), "the guardrail forbids Retain, whatever the spec says at deletion")
+	})
+
+	It("defect 7: the README's guardrail example, with the fields that allow role assumption and run-as actions, is accepted and reaches the rules", func() {
+		root, err := testenv.RepoRoot()
+		Expect(err).NotTo(HaveOccurred())
+		readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+		Expect(err).NotTo(HaveOccurred())
+		block := regexp.MustCompile("(?s)```yaml\n(apiVersion: iam.podidentity.io/v1alpha1\nkind: PodIdentityGuardrail\n.*?)```").FindSubmatch(readme)
+		Expect(block).NotTo(BeNil(), "the README shows a PodIdentityGuardrail")
+		g := &v1alpha1.PodIdentityGuardrail{}
+		Expect(yaml.UnmarshalStrict(block[1], g)).To(Succeed(), "every field the README shows exists")
+		Expect(g.Spec.AllowedAssumableRoles).NotTo(BeEmpty())
+		Expect(g.Spec.AllowedRunAsActions).NotTo(BeEmpty())
+		g.Name = "readme-" + tenant
+		g.Spec.NamespaceSelector = metav1.LabelSelector{MatchLabels: map[string]string{"readme": g.Name}}
+		Expect(k8s.Create(ctx, g)).To(Succeed(), "the API server and the guardrail webhook accept it")
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, g))).To(Succeed()) })
+
+		By("the operator's rules carry the fields, as read back through the API server")
+		got := &v1alpha1.PodIdentityGuardrail{}
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(g), got)).To(Succeed())
+		rule := guard.FromGuardrail(got)
+		Expect(rule.AllowedAssumableRoles).To(Equal(g.Spec.AllowedAssumableRoles))
+		Expect(rule.AllowedRunAsActions).To(Equal(g.Spec.AllowedRunAsActions))
 	})
 })

@@ -779,15 +779,6 @@ func firstWrite(actions []string, exp map[string][]catalog.Action) string {
 	return ""
 }
 
-// MatchAction reports whether an action pattern matches a real action (case-insensitive).
-func MatchAction(pattern string, a catalog.Action) bool {
-	p := strings.ToLower(pattern)
-	if p == "*" || p == "*:*" {
-		return true
-	}
-	return a.MatchKey(p)
-}
-
 // matchMemo remembers, for one check, the result of matching an action
 // pattern's expansion against a list of patterns: a pattern repeated in many
 // statements (or "*", 20,000 actions) is matched once.
@@ -810,6 +801,8 @@ func lowered(patterns []string) []string {
 	return out
 }
 
+// matchLower reports whether a lower-cased action pattern matches a real
+// action (IAM compares action names case-insensitively).
 func matchLower(p string, a catalog.Action) bool {
 	return p == "*" || p == "*:*" || a.MatchKey(p)
 }

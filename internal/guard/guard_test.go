@@ -3,10 +3,12 @@ package guard
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
@@ -376,5 +378,49 @@ func TestRoleNameScope(t *testing.T) {
 	b.Spec.RoleName = "prod_payments_api"
 	if r := c.Check(b, nil, nil); !r.RoleNameForbidden || len(r.Invalid) == 0 {
 		t.Errorf("invalid spec: forbidden = %v, invalid = %v", r.RoleNameForbidden, r.Invalid)
+	}
+}
+
+// The limits admission re-checks (SchemaLimit) are the CRD's own.
+func TestSchemaLimitsAreTheCRDs(t *testing.T) {
+	raw, err := os.ReadFile("../../config/crd/bases/iam.podidentity.io_podidentitybindings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd struct {
+		Spec struct {
+			Versions []struct {
+				Schema struct {
+					OpenAPIV3Schema struct {
+						Properties map[string]struct {
+							Properties map[string]struct {
+								MaxItems      int `json:"maxItems"`
+								MaxProperties int `json:"maxProperties"`
+								Items         struct {
+									Properties map[string]struct {
+										MaxItems int `json:"maxItems"`
+									} `json:"properties"`
+								} `json:"items"`
+							} `json:"properties"`
+						} `json:"properties"`
+					} `json:"openAPIV3Schema"`
+				} `json:"schema"`
+			} `json:"versions"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(raw, &crd); err != nil {
+		t.Fatal(err)
+	}
+	spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties
+	for name, pair := range map[string][2]int{
+		"permissions":       {spec["permissions"].MaxItems, MaxStatements},
+		"actions":           {spec["permissions"].Items.Properties["actions"].MaxItems, MaxStatementItems},
+		"resources":         {spec["permissions"].Items.Properties["resources"].MaxItems, MaxStatementItems},
+		"managedPolicyArns": {spec["managedPolicyArns"].MaxItems, MaxManagedPolicies},
+		"tags":              {spec["tags"].MaxProperties, MaxSpecTags},
+	} {
+		if pair[0] != pair[1] {
+			t.Errorf("%s: the CRD allows %d, SchemaLimit %d", name, pair[0], pair[1])
+		}
 	}
 }
