@@ -52,8 +52,8 @@ verify-generated: manifests generate ## Fail if the committed generated files ar
 		git status --porcelain -- api config charts; git --no-pager diff -- api config charts | head -50; exit 1; fi
 
 .PHONY: test
-test: verify-generated fmt-check vet envtest moto helm ## Run all tests: unit tests, the envtest + moto integration suites, and the Helm chart's tests.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" HELM="$$(hack/helm.sh)" \
+test: verify-generated fmt-check vet envtest moto helm awscli ## Run all tests: unit tests, the envtest + moto integration suites, the Helm chart's tests and the documented install paths (e2e).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" HELM="$$(hack/helm.sh)" AWS_CLI="$$(hack/awscli.sh)" \
 		go test ./... $(GO_TEST_FLAGS)
 
 BENCH_BINDINGS ?= 1000
@@ -126,6 +126,10 @@ helm: ## Build Helm v3.22.0 from the Go module proxy into bin/ (cached).
 .PHONY: moto
 moto: ## Install the moto IAM/STS emulator into bin/moto-venv.
 	@hack/moto.sh >/dev/null
+
+.PHONY: awscli
+awscli: ## Install the AWS CLI (PyPI) into bin/awscli-venv, for the test that runs the README's setup commands.
+	@hack/awscli.sh >/dev/null
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN)

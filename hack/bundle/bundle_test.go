@@ -146,6 +146,9 @@ func TestRelease(t *testing.T) {
 	if strings.Contains(text, "--cluster-name=") || strings.Contains(text, "CHANGE-ME") || strings.Contains(csv, "CHANGE-ME") {
 		t.Error("the installer carries a placeholder cluster name; it is set with PODIDENTITY_CLUSTER_NAME")
 	}
+	if strings.Contains(text, "eks.amazonaws.com/role-arn: ") {
+		t.Error("the installer carries a placeholder role; the README annotates the ServiceAccount")
+	}
 	if strings.Contains(text, ":latest") || strings.Contains(csv, ":latest") {
 		t.Error("a release still refers to :latest")
 	}
@@ -163,6 +166,9 @@ func TestRelease(t *testing.T) {
 		}
 		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
 			t.Fatal(err)
+		}
+		if o.Kind == "Namespace" && len(kinds) > 0 {
+			t.Errorf("the Namespace comes after %v: `kubectl apply -f` fails on the objects in it", kinds)
 		}
 		kinds[o.Kind]++
 		if o.Kind == "Deployment" && o.Spec.Template.Spec.Containers[0].Image != image {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/blang/semver/v4"
@@ -69,6 +70,8 @@ func main() {
 // clusterNameEnv sets --cluster-name; config/manager sets it to a placeholder.
 var clusterNameEnv = operator.EnvName("cluster-name")
 
+const roleARNAnnotation = "eks.amazonaws.com/role-arn"
+
 // Installer renders config/overlays/webhook-self-managed (the operator with
 // its admission webhook and a self-managed certificate: no cert-manager
 // needed) as one multi-document YAML, kubebuilder's build-installer
@@ -78,6 +81,21 @@ func Installer(root, image string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// `kubectl apply -f` creates objects in file order: the Namespace
+	// and the CRDs first, or the namespaced objects before them fail on
+	// the first apply.
+	first := map[string]int{"Namespace": 0, "CustomResourceDefinition": 1}
+	sort.SliceStable(objs, func(i, j int) bool {
+		oi, iok := first[objs[i].GetKind()]
+		oj, jok := first[objs[j].GetKind()]
+		if !iok {
+			oi = len(first)
+		}
+		if !jok {
+			oj = len(first)
+		}
+		return oi < oj
+	})
 	var out bytes.Buffer
 	for i, o := range objs {
 		if o.GetKind() == "Deployment" {
@@ -100,6 +118,15 @@ func Installer(root, image string) ([]byte, error) {
 			if err := unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers"); err != nil {
 				return nil, err
 			}
+		}
+		if o.GetKind() == "ServiceAccount" {
+			// Nor a placeholder role: the README annotates the
+			// ServiceAccount with kubectl, which a later apply of a newer
+			// installer leaves alone (and a placeholder would make that
+			// annotate fail without --overwrite).
+			a := o.GetAnnotations()
+			delete(a, roleARNAnnotation)
+			o.SetAnnotations(a)
 		}
 		b, err := yaml.Marshal(o.Object)
 		if err != nil {

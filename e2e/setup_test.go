@@ -1,0 +1,276 @@
+// Package e2e_test runs what the README tells a user to run, as written:
+// the AWS CLI setup against moto, each install path's commands against a
+// real API server, and then the operator binary with the arguments, the
+// RBAC and the IAM role that path gives it.
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/podidentity/podidentity-operator/internal/testenv"
+)
+
+// tools is a directory on PATH with the commands the README uses: aws (the
+// AWS CLI from PyPI, hack/awscli.sh), helm (hack/helm.sh) and kubectl
+// (envtest's), each under the name a user types.
+func tools(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, env := range map[string]string{"aws": "AWS_CLI", "helm": "HELM"} {
+		bin := os.Getenv(env)
+		if bin == "" {
+			t.Fatalf("%s is not set: run through `make test`", env)
+		}
+		if err := os.Symlink(bin, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run through `make test`")
+	}
+	if err := os.Symlink(filepath.Join(assets, "kubectl"), filepath.Join(dir, "kubectl")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// block is the body of the README's fenced code block whose first line is
+// firstLine, without the indentation of a list item.
+func block(t *testing.T, doc, lang, firstLine string) string {
+	t.Helper()
+	re := regexp.MustCompile("(?m)^( *)```" + lang + "\n")
+	for _, m := range re.FindAllStringSubmatchIndex(doc, -1) {
+		indent := doc[m[2]:m[3]]
+		body, _, _ := strings.Cut(doc[m[1]:], "\n"+indent+"```")
+		var lines []string
+		for _, l := range strings.Split(body, "\n") {
+			lines = append(lines, strings.TrimPrefix(l, indent))
+		}
+		if strings.TrimSpace(lines[0]) == firstLine {
+			return strings.Join(lines, "\n") + "\n"
+		}
+	}
+	t.Fatalf("the README has no ```%s block starting with %q", lang, firstLine)
+	return ""
+}
+
+// shell runs scripts with bash -euo pipefail in the repository root, as a
+// user's terminal in a checkout: the commands on PATH, the AWS CLI pointed
+// at moto, and the given variables.
+type shell struct {
+	root, path string
+	env        []string
+}
+
+func (s shell) run(t *testing.T, script string, env ...string) string {
+	t.Helper()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = s.root
+	cmd.Env = append(append(append(os.Environ(), "PATH="+s.path+":"+os.Getenv("PATH")), s.env...), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n--- script\n%s--- stdout\n%s--- stderr\n%s", err, script, out.String(), errOut.String())
+	}
+	return out.String()
+}
+
+// setup is what the README's IAM setup leaves a user with.
+type setup struct {
+	Cluster, Issuer, BoundaryARN, OperatorRoleARN string
+}
+
+func (s setup) env() []string {
+	return []string{"CLUSTER=" + s.Cluster, "ISSUER=" + s.Issuer, "BOUNDARY_ARN=" + s.BoundaryARN, "OPERATOR_ROLE_ARN=" + s.OperatorRoleARN}
+}
+
+// runSetup runs an issuer block and the shared IAM block as one script and
+// returns the variables the install commands use.
+func runSetup(t *testing.T, sh shell, issuerBlock, iamBlock string) setup {
+	t.Helper()
+	out := sh.run(t, issuerBlock+iamBlock+`printf '%s\n' "$CLUSTER" "$ISSUER" "$BOUNDARY_ARN" "$OPERATOR_ROLE_ARN"`+"\n")
+	v := strings.Split(strings.TrimSpace(out), "\n")
+	v = v[len(v)-4:]
+	return setup{Cluster: v[0], Issuer: v[1], BoundaryARN: v[2], OperatorRoleARN: v[3]}
+}
+
+func iamClient(t *testing.T, endpoint string) *iam.Client {
+	t.Helper()
+	return iam.New(iam.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")})
+}
+
+// policyDoc is an IAM policy document as IAM returns it (URL-encoded).
+type policyDoc struct {
+	Statement []struct {
+		Effect    string
+		Principal map[string]any
+		Action    any
+		Condition map[string]map[string]any
+	}
+}
+
+func decodePolicy(t *testing.T, encoded string) policyDoc {
+	t.Helper()
+	raw, err := url.QueryUnescape(encoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d policyDoc
+	if err := json.Unmarshal([]byte(raw), &d); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	return d
+}
+
+func strs(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			s, _ := e.(string)
+			out = append(out, s)
+		}
+		return out
+	}
+	return nil
+}
+
+// claims are the parts of a service-account token IAM's web identity
+// federation reads.
+type claims struct {
+	Iss string `json:"iss"`
+	Sub string `json:"sub"`
+	Aud any    `json:"aud"`
+}
+
+func tokenClaims(t *testing.T, jwt string) claims {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", jwt)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c claims
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// trustAllows evaluates a role's trust policy for AssumeRoleWithWebIdentity
+// with a token, as IAM does for the shapes the shipped trust uses: an Allow
+// statement whose Federated principal is the provider of the token's
+// issuer, whose action is sts:AssumeRoleWithWebIdentity, and whose every
+// condition holds. A condition operator other than StringEquals, or a Deny
+// statement, fails the test: this evaluator does not know it. moto does not
+// evaluate trust, so the test does.
+func trustAllows(t *testing.T, doc policyDoc, account string, tok claims) bool {
+	t.Helper()
+	provider := strings.TrimPrefix(tok.Iss, "https://")
+	principal := fmt.Sprintf("arn:aws:iam::%s:oidc-provider/%s", account, provider)
+	ctxKeys := map[string][]string{provider + ":sub": {tok.Sub}, provider + ":aud": strs(tok.Aud)}
+	allowed := false
+	for _, st := range doc.Statement {
+		if st.Effect != "Allow" {
+			t.Fatalf("the evaluator knows no %s statements", st.Effect)
+		}
+		if !contains(strs(st.Principal["Federated"]), principal) || !contains(strs(st.Action), "sts:AssumeRoleWithWebIdentity") {
+			continue
+		}
+		ok := true
+		for op, kv := range st.Condition {
+			if op != "StringEquals" {
+				t.Fatalf("the evaluator knows no condition operator %s", op)
+			}
+			for key, want := range kv {
+				have := ctxKeys[key]
+				match := false
+				for _, w := range strs(want) {
+					match = match || contains(have, w)
+				}
+				ok = ok && match
+			}
+		}
+		allowed = allowed || ok
+	}
+	return allowed
+}
+
+func contains(l []string, s string) bool {
+	for _, e := range l {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkIAMSetup reads back through the SDK what the README's setup
+// created: the provider for the issuer with the sts.amazonaws.com client,
+// the boundary policy, and the operator's role with its permission policy
+// and the boundary the policy demands.
+func checkIAMSetup(t *testing.T, c *iam.Client, s setup) {
+	t.Helper()
+	ctx := context.Background()
+	providerARN := fmt.Sprintf("arn:aws:iam::%s:oidc-provider/%s", testenv.Account, strings.TrimPrefix(s.Issuer, "https://"))
+	p, err := c.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &providerARN})
+	if err != nil {
+		t.Fatalf("the setup registered no provider %s: %v", providerARN, err)
+	}
+	if !contains(p.ClientIDList, "sts.amazonaws.com") {
+		t.Errorf("provider client IDs %v lack sts.amazonaws.com", p.ClientIDList)
+	}
+	if _, err := c.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: &s.BoundaryARN}); err != nil {
+		t.Errorf("boundary policy %s: %v", s.BoundaryARN, err)
+	}
+	name := s.OperatorRoleARN[strings.LastIndex(s.OperatorRoleARN, "/")+1:]
+	pol, err := c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: &name, PolicyName: aws.String("podidentity-operator")})
+	if err != nil {
+		t.Fatalf("the operator's role policy: %v", err)
+	}
+	raw, _ := url.QueryUnescape(aws.ToString(pol.PolicyDocument))
+	for _, placeholder := range []string{"${", s.BoundaryARN, `"` + s.Cluster + `"`} {
+		if has := strings.Contains(raw, placeholder); has == (placeholder == "${") {
+			t.Errorf("the operator's policy as created (placeholder filled: %q present=%v): %s", placeholder, has, raw)
+		}
+	}
+}
+
+// eventually retries check until it succeeds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
