@@ -138,6 +138,20 @@ func TestRelease(t *testing.T) {
 			t.Errorf("the CSV lacks %q", want)
 		}
 	}
+	for _, want := range []string{`features.operators.openshift.io/token-auth-aws: "false"`, `olm.skipRange: '>=0.0.0 <` + version + `'`} {
+		if !strings.Contains(csv, want) {
+			t.Errorf("the CSV lacks %s", want)
+		}
+	}
+	pdb := string(files["manifests/podidentity-controller-manager_policy_v1_poddisruptionbudget.yaml"])
+	for _, want := range []string{"kind: PodDisruptionBudget", "minAvailable: 1", "control-plane: controller-manager"} {
+		if !strings.Contains(pdb, want) {
+			t.Errorf("the bundle's PodDisruptionBudget lacks %q:\n%s", want, pdb)
+		}
+	}
+	if !strings.Contains(csv, "control-plane: controller-manager") {
+		t.Error("the PodDisruptionBudget's selector does not select the CSV's pods")
+	}
 	installer, err := Installer(root, image)
 	if err != nil {
 		t.Fatal(err)

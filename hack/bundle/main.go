@@ -227,6 +227,24 @@ func Generate(root, version, image string) (map[string][]byte, error) {
 	if deployment == nil || saName == "" {
 		return nil, errors.New("config/default has no Deployment or ServiceAccount")
 	}
+	// The bundle serves the admission webhook (failurePolicy Fail): it
+	// carries the webhook components' PodDisruptionBudget, which OLM
+	// creates in the install namespace.
+	withWebhook, err := render(filepath.Join(root, "config", "overlays", "webhook-self-managed"))
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range withWebhook {
+		if o.GetKind() == "PodDisruptionBudget" {
+			u := o.DeepCopy()
+			u.SetNamespace("")
+			b, err := yaml.Marshal(u.Object)
+			if err != nil {
+				return nil, err
+			}
+			files["manifests/"+u.GetName()+"_policy_v1_poddisruptionbudget.yaml"] = b
+		}
+	}
 
 	// Roles bound to the operator's ServiceAccount become the CSV's permissions.
 	var clusterPerms, perms []operatorsv1alpha1.StrategyDeploymentPermissions
@@ -364,10 +382,15 @@ func Generate(root, version, image string) (map[string][]byte, error) {
 		"repository":                             "https://github.com/podidentity/podidentity-operator",
 		"support":                                "podidentity-operator maintainers",
 		"operators.operatorframework.io/builder": "podidentity-operator-hack-bundle",
-		"operators.operatorframework.io/project_layout":  "go.kubebuilder.io/v4",
-		"operatorframework.io/suggested-namespace":       "podidentity-system",
-		"features.operators.openshift.io/token-auth-aws": "true",
-		"operatorframework.io/cluster-monitoring":        "false",
+		"operators.operatorframework.io/project_layout": "go.kubebuilder.io/v4",
+		"operatorframework.io/suggested-namespace":      "podidentity-system",
+		// OpenShift's STS flow (a role ARN from the Subscription becomes
+		// the ServiceAccount's annotation) is not implemented: the
+		// README's annotate step is the way (decision 73).
+		"features.operators.openshift.io/token-auth-aws": "false",
+		// OLM may upgrade from any earlier version straight to this one.
+		"olm.skipRange": ">=0.0.0 <" + version,
+		"operatorframework.io/cluster-monitoring": "false",
 	}
 	csv.Spec = operatorsv1alpha1.ClusterServiceVersionSpec{
 		DisplayName:    "Pod Identity Operator",
