@@ -85,6 +85,7 @@ bundle: manifests ## Generate the OLM bundle under bundle/ from config/.
 
 .PHONY: release
 release: manifests helm ## Release VERSION=x.y.z: set the version (Makefile, config/manager image tag, chart), regenerate bundle/, and write dist/install.yaml, dist/bundle and the chart package dist/podidentity-operator-x.y.z.tgz, image pinned to v$(VERSION). Commit, then tag v$(VERSION).
+	@grep -q "^## $(VERSION)\b" CHANGELOG.md || { echo "CHANGELOG.md has no section for $(VERSION): add one with the upgrade notes"; exit 1; }
 	hack/set-version.sh $(VERSION)
 	mkdir -p dist
 	go run ./hack/bundle -version $(VERSION) -out bundle

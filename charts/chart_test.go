@@ -397,6 +397,16 @@ func checkRendering(t *testing.T, objs []*unstructured.Unstructured, appVersion 
 		}
 	}
 	flag := func(f string) bool { return slices.Contains(v.flags, f) }
+	// cert-manager's CA injector is named only where cert-manager issues
+	// the certificate; with the self-managed one the operator writes it.
+	for _, kind := range []string{"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"} {
+		for _, o := range byKind[kind] {
+			_, injected := o.GetAnnotations()["cert-manager.io/inject-ca-from"]
+			if injected != flag("webhook.certificates=certManager") {
+				t.Errorf("%s %s: annotations %v with flags %v", kind, o.GetName(), o.GetAnnotations(), v.flags)
+			}
+		}
+	}
 	if len(byKind["Deployment"]) != 1 {
 		t.Fatalf("%d Deployments", len(byKind["Deployment"]))
 	}
@@ -642,6 +652,13 @@ func TestVersions(t *testing.T) {
 	version := regexp.MustCompile(`(?m)^VERSION \?= (\S+)$`).FindSubmatch(makefile)
 	if tag == nil || version == nil || meta.Version != meta.AppVersion || string(tag[1]) != "v"+meta.AppVersion || string(version[1]) != meta.AppVersion {
 		t.Errorf("versions differ: chart %s (app %s), config/manager image tag %s, Makefile VERSION %s", meta.Version, meta.AppVersion, tag, version)
+	}
+	changelog, err := os.ReadFile(filepath.Join("..", "CHANGELOG.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^## ` + regexp.QuoteMeta(meta.AppVersion) + `\b`).Match(changelog) {
+		t.Errorf("CHANGELOG.md has no section for %s", meta.AppVersion)
 	}
 }
 

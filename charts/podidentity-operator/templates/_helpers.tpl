@@ -74,3 +74,15 @@ Included by the Deployment, so every rendering runs it.
 {{- fail (printf "replicaCount %d with podDisruptionBudget.minAvailable %d would block every node drain: raise replicaCount or set podDisruptionBudget.enabled=false" (int .Values.replicaCount) (int .Values.podDisruptionBudget.minAvailable)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Who writes the webhook configurations' caBundle: cert-manager's CA injector
+(from the chart's Certificate) or the operator itself.
+*/}}
+{{- define "podidentity.caBundleAnnotations" -}}
+{{- if eq .Values.webhook.certificates "certManager" -}}
+cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "podidentity.certificateName" .) }}
+{{- else -}}
+podidentity.io/ca-bundle: self-managed
+{{- end -}}
+{{- end }}
