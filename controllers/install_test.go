@@ -168,7 +168,14 @@ func checkWebhookManifests(objs []*unstructured.Unstructured, opts operator.Opti
 		Expect(mwc.GetName()).To(Equal(opts.MutatingWebhookConfigName))
 		Expect(containers[0].(map[string]any)["args"]).To(ContainElement("--enable-pod-identity-webhook"))
 		Expect(resourceNames).To(HaveKey(opts.MutatingWebhookConfigName))
-		Expect(mwc.GetAnnotations()["cert-manager.io/inject-ca-from"]).To(Equal("podidentity-system/podidentity-serving-cert"))
+		// cert-manager's CA injector only where cert-manager issues the
+		// certificate; the operator writes it otherwise.
+		Expect(mwc.GetAnnotations()).To(Equal(vwc.GetAnnotations()))
+		if selfManaged {
+			Expect(mwc.GetAnnotations()).To(Equal(map[string]string{"podidentity.io/ca-bundle": "self-managed"}))
+		} else {
+			Expect(mwc.GetAnnotations()["cert-manager.io/inject-ca-from"]).To(Equal("podidentity-system/podidentity-serving-cert"))
+		}
 		mwebhooks, _, _ := unstructured.NestedSlice(mwc.Object, "webhooks")
 		Expect(mwebhooks).To(HaveLen(1))
 		w := mwebhooks[0].(map[string]any)
