@@ -52,7 +52,7 @@ verify-generated: manifests generate ## Fail if the committed generated files ar
 		git status --porcelain -- api config charts; git --no-pager diff -- api config charts | head -50; exit 1; fi
 
 .PHONY: test
-test: verify-generated fmt-check vet envtest moto helm awscli ## Run all tests: unit tests, the envtest + moto integration suites, the Helm chart's tests and the documented install paths (e2e).
+test: verify-generated fmt-check vet cross-build envtest moto helm awscli ## Run all tests: unit tests, the envtest + moto integration suites, the Helm chart's tests and the documented install paths (e2e).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" HELM="$$(hack/helm.sh)" AWS_CLI="$$(hack/awscli.sh)" \
 		go test ./... $(GO_TEST_FLAGS)
 
@@ -84,14 +84,15 @@ bundle: manifests ## Generate the OLM bundle under bundle/ from config/.
 	go run ./hack/bundle -version $(VERSION) -out bundle
 
 .PHONY: release
-release: manifests helm ## Release VERSION=x.y.z: set the version (Makefile, config/manager image tag, chart), regenerate bundle/, and write dist/install.yaml, dist/bundle and the chart package dist/podidentity-operator-x.y.z.tgz, image pinned to v$(VERSION). Commit, then tag v$(VERSION).
+release: manifests helm ## Release VERSION=x.y.z: set the version (Makefile, config/manager image tag, chart), regenerate bundle/, and write dist/install.yaml, dist/bundle, the chart package dist/podidentity-operator-x.y.z.tgz, a CycloneDX SBOM and SHA256SUMS, image pinned to v$(VERSION). Commit, then tag v$(VERSION).
 	@grep -q "^## $(VERSION)\b" CHANGELOG.md || { echo "CHANGELOG.md has no section for $(VERSION): add one with the upgrade notes"; exit 1; }
 	hack/set-version.sh $(VERSION)
 	mkdir -p dist
 	go run ./hack/bundle -version $(VERSION) -out bundle
 	go run ./hack/bundle -version $(VERSION) -image $(IMAGE_REPO):v$(VERSION) -out dist/bundle -installer dist/install.yaml
 	"$$(hack/helm.sh)" package charts/podidentity-operator --version $(VERSION) --app-version $(VERSION) -d dist
-	@echo "wrote dist/install.yaml, dist/bundle and dist/podidentity-operator-$(VERSION).tgz for $(IMAGE_REPO):v$(VERSION)"
+	hack/release-artifacts.sh "$$(pwd)/dist" $(VERSION)
+	@echo "wrote dist/install.yaml, dist/bundle, dist/podidentity-operator-$(VERSION).tgz, the SBOM dist/podidentity-operator-$(VERSION).cdx.json and dist/SHA256SUMS for $(IMAGE_REPO):v$(VERSION)"
 
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager binary.
@@ -111,8 +112,22 @@ install: manifests ## Install the CRDs into the cluster in your kubeconfig.
 	kubectl apply -f config/crd/bases
 
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMG) .
+docker-build: ## Build the container image for this machine's platform (needs a Docker engine); --version reports $(VERSION).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+PLATFORMS ?= linux/amd64,linux/arm64
+.PHONY: docker-buildx
+docker-buildx: ## Build and push the multi-arch image (PLATFORMS=linux/amd64,linux/arm64; needs docker buildx).
+	docker buildx build --platform $(PLATFORMS) --build-arg VERSION=$(VERSION) -t $(IMG) --push .
+
+.PHONY: cross-build
+cross-build: ## Cross-compile the manager for linux/amd64 and linux/arm64 as the Dockerfile does (bin/manager-linux-*), and check --version.
+	@for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/manager-linux-$$arch . || exit 1; \
+	done
+	@native=bin/manager-linux-$$(go env GOARCH); out="$$($$native --version)"; \
+		echo "$$out" | grep -qx "podidentity-operator $(VERSION)" || { echo "$$native --version says: $$out"; exit 1; }
+	@echo "cross-build: bin/manager-linux-amd64, bin/manager-linux-arm64 ($(VERSION))"
 
 ##@ Dependencies
 
