@@ -2,8 +2,10 @@ package e2e_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -216,8 +218,9 @@ func TestDocumentedInstallPaths(t *testing.T) {
 func readmeObjectNames(t *testing.T, docs string) []string {
 	t.Helper()
 	notObjects := map[string]string{
-		"podidentity-operator":                "the chart, the Helm release, the Argo CD Application, the IAM role's name prefix",
-		"podidentity-operator-x.y.z.tgz":      "the chart package",
+		"podidentity-operator":           "the chart, the Helm release, the Argo CD Application, the IAM role's name prefix",
+		"podidentity-operator-x.y.z.tgz": "the chart package", "podidentity-operator-x.y.z.cdx.json": "the release's bill of materials",
+
 		"podidentity-operator.json":           "the Grafana dashboard file",
 		"podidentity-boundary":                "the IAM boundary policy's name prefix",
 		"podidentity-boundary-prod":           "an IAM policy",
@@ -278,7 +281,12 @@ func checkPath(t *testing.T, c *cluster, p installPath, s setup, names []string,
 		t.Fatal("the operator's role trusts another ServiceAccount of its namespace")
 	}
 
+	// The Deployment's two replicas; leader election makes one reconcile.
+	if r := deploy.Spec.Replicas; r == nil || *r != 2 {
+		t.Fatalf("the Deployment runs %v replicas, want 2", r)
+	}
 	op := startOperator(t, c, deploy.Spec.Template.Spec.Containers[0], p, sa.Annotations["eks.amazonaws.com/role-arn"], stsToken, manager, awsEndpoint)
+	op2 := startOperator(t, c, deploy.Spec.Template.Spec.Containers[0], p, sa.Annotations["eks.amazonaws.com/role-arn"], stsToken, manager, awsEndpoint)
 
 	// The webhook's Service has no endpoints here (no pods run): once the
 	// operator has injected the CA (its self-managed certificate, with this
@@ -361,6 +369,9 @@ spec:
 		present[n] = true
 	}
 	for _, n := range names {
+		// The docs name Helm's objects for the release podidentity-operator;
+		// config/ names the same objects podidentity-<name>.
+		n = strings.Replace(n, "podidentity-operator-", "podidentity-", 1)
 		want := n
 		if p.helmRelease != "" && n != operatorNS && n != operatorSA {
 			want = p.helmRelease + "-" + strings.TrimPrefix(n, "podidentity-")
@@ -381,10 +392,93 @@ spec:
 		}
 	}
 
+	// Metrics sum correctly over the replicas: Prometheus, bound to the
+	// metrics reader ClusterRole as the README says, scrapes both, and the
+	// bindings gauge adds up to the one binding (only the leader exports it).
+	reader := "podidentity-metrics-reader"
+	if p.helmRelease != "" {
+		reader = p.helmRelease + "-metrics-reader"
+	}
+	scrapeToken := scraper(t, c, reader)
+	eventually(t, 30*time.Second, "podidentity_bindings summed over both replicas", func() error {
+		total := 0.0
+		for _, o := range []*operator{op, op2} {
+			v, err := scrapeSum(o.metricsPort, scrapeToken, "podidentity_bindings")
+			if err != nil {
+				return err
+			}
+			total += v
+		}
+		if total != 1 {
+			return fmt.Errorf("sum(podidentity_bindings) over the replicas = %v, want 1", total)
+		}
+		return nil
+	})
+
 	sa, err = c.kube.CoreV1().ServiceAccounts("orders").Get(ctx, "orders-api", metav1.GetOptions{})
 	if err != nil || sa.Annotations["eks.amazonaws.com/role-arn"] != roleARN {
 		t.Errorf("ServiceAccount orders/orders-api: %v %v", err, sa.GetAnnotations())
 	}
+}
+
+// scraper is Prometheus's ServiceAccount bound to the metrics reader
+// ClusterRole, and its token.
+func scraper(t *testing.T, c *cluster, clusterRole string) string {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "monitoring"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.kube.CoreV1().ServiceAccounts("monitoring").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "prometheus"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "prometheus-podidentity"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: clusterRole},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus", Namespace: "monitoring"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.kube.CoreV1().ServiceAccounts("monitoring").CreateToken(ctx, "prometheus", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
+// scrapeSum scrapes one replica's metrics over HTTPS with a bearer token
+// and sums the samples of one metric.
+func scrapeSum(port int, bearer, metric string) (float64, error) {
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", port), nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	// The replicas serve a self-signed certificate (no metrics certificate
+	// configured on these paths); what is under test is the sum.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 5 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape :%d: %d %s", port, resp.StatusCode, body)
+	}
+	total := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, metric+"{") && !strings.HasPrefix(line, metric+" ") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err != nil {
+			return 0, err
+		}
+		total += v
+	}
+	return total, nil
 }
 
 // objectNames are the names of the objects of the kinds an install path
@@ -440,8 +534,9 @@ func token(t *testing.T, c *cluster, sa string, audiences ...string) string {
 
 // operator is the operator binary running as one install path's pod.
 type operator struct {
-	cmd     *exec.Cmd
-	logPath string
+	cmd         *exec.Cmd
+	logPath     string
+	metricsPort int
 }
 
 // startOperator runs the binary as the Deployment's container would run:
@@ -452,14 +547,14 @@ type operator struct {
 func startOperator(t *testing.T, c *cluster, ctr corev1.Container, p installPath, roleARN, stsToken, manager, awsEndpoint string) *operator {
 	t.Helper()
 	dir := t.TempDir()
-	probePort := freePort(t)
+	probePort, metricsPort := freePort(t), freePort(t)
 	var args []string
 	hasWebhookPort := false
 	for _, a := range ctr.Args {
 		name, _, _ := strings.Cut(a, "=")
 		switch name {
 		case "--metrics-bind-address":
-			a = fmt.Sprintf("%s=127.0.0.1:%d", name, freePort(t))
+			a = fmt.Sprintf("%s=127.0.0.1:%d", name, metricsPort)
 		case "--health-probe-bind-address":
 			a = fmt.Sprintf("%s=127.0.0.1:%d", name, probePort)
 		case "--webhook-port":
@@ -516,7 +611,7 @@ func startOperator(t *testing.T, c *cluster, ctr corev1.Container, p installPath
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	op := &operator{cmd: cmd, logPath: logs.Name()}
+	op := &operator{cmd: cmd, logPath: logs.Name(), metricsPort: metricsPort}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
