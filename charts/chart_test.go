@@ -116,6 +116,8 @@ func variants() []variant {
 				v.flags = append(v.flags, "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true", monitoringAPIs)
 			case "components/pod-restarts":
 				v.flags = append(v.flags, "--set", "podRestarts.enabled=true")
+			case "components/metrics-cert-manager":
+				v.flags = append(v.flags, "--set", "metrics.certManager.enabled=true")
 			case "components/network-policy":
 				v.flags = append(v.flags, "--set", "networkPolicy.enabled=true")
 			default:
@@ -161,7 +163,7 @@ func TestMatchesConfig(t *testing.T) {
 			}
 			var sa map[string]string
 			for _, o := range want {
-				if o.GetKind() == "ServiceAccount" {
+				if o.GetKind() == "ServiceAccount" && o.GetName() == "podidentity-controller-manager" {
 					sa = o.GetAnnotations()
 				}
 			}
@@ -436,12 +438,77 @@ func checkRendering(t *testing.T, objs []*unstructured.Unstructured, appVersion 
 		if podSA != "my-operator" || len(byKind["ServiceAccount"]) != 0 {
 			t.Errorf("pods run as %q; %d ServiceAccounts created", podSA, len(byKind["ServiceAccount"]))
 		}
-	} else if len(byKind["ServiceAccount"]) != 1 || byKind["ServiceAccount"][0].GetName() != podSA {
+	} else if !names["ServiceAccount/"+podSA] {
 		t.Errorf("pods run as %q, which the chart does not create", podSA)
+	}
+	var webhookCert, metricsCert *unstructured.Unstructured
+	for _, c := range byKind["Certificate"] {
+		switch secret, _, _ := unstructured.NestedString(c.Object, "spec", "secretName"); secret {
+		case opts.WebhookSecretName:
+			webhookCert = c
+		case "podidentity-operator-metrics-server-cert":
+			metricsCert = c
+		default:
+			t.Errorf("Certificate %s into %s", c.GetName(), secret)
+		}
+	}
+	// The metrics certificate: issued for the metrics Service, mounted
+	// where --metrics-cert-path says, and the CA the ServiceMonitor trusts.
+	if (metricsCert != nil) != flag("metrics.certManager.enabled=true") {
+		t.Errorf("metrics Certificate %v with flags %v", metricsCert != nil, v.flags)
+	}
+	if metricsCert != nil {
+		dns, _, _ := unstructured.NestedStringSlice(metricsCert.Object, "spec", "dnsNames")
+		if !slices.Contains(dns, "podidentity-operator-controller-manager-metrics-service.iam-system.svc") || opts.MetricsCertPath == "" {
+			t.Errorf("metrics Certificate for %v, --metrics-cert-path %q", dns, opts.MetricsCertPath)
+		}
+		mounted := false
+		mounts, _, _ := unstructured.NestedSlice(container(deploy), "volumeMounts")
+		volumes, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "volumes")
+		for _, m := range mounts {
+			for _, vol := range volumes {
+				secret, _, _ := unstructured.NestedString(vol.(map[string]any), "secret", "secretName")
+				mounted = mounted || m.(map[string]any)["mountPath"] == opts.MetricsCertPath && vol.(map[string]any)["name"] == m.(map[string]any)["name"] && secret == "podidentity-operator-metrics-server-cert"
+			}
+		}
+		if !mounted {
+			t.Errorf("the metrics certificate's Secret is not mounted at %s", opts.MetricsCertPath)
+		}
+	}
+	for _, sm := range byKind["ServiceMonitor"] {
+		endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		ep := endpoints[0].(map[string]any)
+		if _, deprecated := ep["bearerTokenFile"]; deprecated {
+			t.Error("the ServiceMonitor uses the deprecated bearerTokenFile")
+		}
+		cred, _, _ := unstructured.NestedString(ep, "authorization", "credentials", "name")
+		if !names["Secret/"+cred] {
+			t.Errorf("the ServiceMonitor's credentials %q are not a Secret of the chart", cred)
+		}
+		skip, _, _ := unstructured.NestedBool(ep, "tlsConfig", "insecureSkipVerify")
+		ca, _, _ := unstructured.NestedString(ep, "tlsConfig", "ca", "secret", "name")
+		if metricsCert != nil && (skip || ca != "podidentity-operator-metrics-server-cert") || metricsCert == nil && !skip {
+			t.Errorf("ServiceMonitor tlsConfig %v with a metrics certificate %v", ep["tlsConfig"], metricsCert != nil)
+		}
+	}
+	// The only other ServiceAccount is the one Prometheus scrapes with,
+	// bound to the metrics reader role and nothing else.
+	const scraperSA = "podidentity-operator-metrics-scraper"
+	for _, sa := range byKind["ServiceAccount"] {
+		if sa.GetName() != podSA && (sa.GetName() != scraperSA || !flag("metrics.serviceMonitor.enabled=true")) {
+			t.Errorf("ServiceAccount %s", sa.GetName())
+		}
 	}
 	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
 		for _, b := range byKind[kind] {
 			subjects, _, _ := unstructured.NestedSlice(b.Object, "subjects")
+			if b.GetName() == scraperSA+"-rolebinding" {
+				ref, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
+				if len(subjects) != 1 || subjects[0].(map[string]any)["name"] != scraperSA || ref != "podidentity-operator-metrics-reader" {
+					t.Errorf("%s binds %v to %s", b.GetName(), subjects, ref)
+				}
+				continue
+			}
 			if len(subjects) != 1 || subjects[0].(map[string]any)["name"] != podSA || subjects[0].(map[string]any)["namespace"] != "iam-system" {
 				t.Errorf("%s %s binds %v, not the operator's ServiceAccount", kind, b.GetName(), subjects)
 			}
@@ -528,18 +595,16 @@ func checkRendering(t *testing.T, objs []*unstructured.Unstructured, appVersion 
 				}
 			}
 			certManager := flag("webhook.certificates=certManager")
-			if inject := c.GetAnnotations()["cert-manager.io/inject-ca-from"]; certManager && inject != "iam-system/"+byKind["Certificate"][0].GetName() {
+			if inject := c.GetAnnotations()["cert-manager.io/inject-ca-from"]; certManager && (webhookCert == nil || inject != "iam-system/"+webhookCert.GetName()) {
 				t.Errorf("%s: cert-manager injects from %q", c.GetName(), inject)
 			}
 		}
 		if flag("webhook.certificates=certManager") {
-			cert := byKind["Certificate"][0]
-			dns, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
-			secret, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName")
-			if !slices.Contains(dns, opts.WebhookServiceName+".iam-system.svc") || secret != opts.WebhookSecretName || opts.WebhookCertSelfManaged {
-				t.Errorf("Certificate for %v into %s; self-managed %v", dns, secret, opts.WebhookCertSelfManaged)
+			dns, _, _ := unstructured.NestedStringSlice(webhookCert.Object, "spec", "dnsNames")
+			if !slices.Contains(dns, opts.WebhookServiceName+".iam-system.svc") || opts.WebhookCertSelfManaged {
+				t.Errorf("Certificate for %v; self-managed %v", dns, opts.WebhookCertSelfManaged)
 			}
-		} else if !opts.WebhookCertSelfManaged || len(byKind["Certificate"]) != 0 {
+		} else if !opts.WebhookCertSelfManaged || webhookCert != nil {
 			t.Error("the self-managed certificate is not configured")
 		}
 		if flag("podDisruptionBudget.enabled=false") {

@@ -118,7 +118,13 @@ func checkWebhookManifests(objs []*unstructured.Unstructured, opts operator.Opti
 			deploy = o
 		case "Certificate":
 			names, _, _ := unstructured.NestedStringSlice(o.Object, "spec", "dnsNames")
-			Expect(names).To(ContainElement(opts.WebhookServiceName + "." + opts.WebhookNamespace + ".svc"))
+			if secret, _, _ := unstructured.NestedString(o.Object, "spec", "secretName"); secret == opts.WebhookSecretName {
+				Expect(names).To(ContainElement(opts.WebhookServiceName + "." + opts.WebhookNamespace + ".svc"))
+			} else {
+				// The metrics certificate, for the metrics Service.
+				Expect(secret).To(Equal("podidentity-metrics-server-cert"))
+				Expect(names).To(ContainElement("podidentity-controller-manager-metrics-service." + opts.WebhookNamespace + ".svc"))
+			}
 		case "Role", "ClusterRole":
 			rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
 			for _, r := range rules {
@@ -236,7 +242,7 @@ var _ = Describe("Installation manifests", func() {
 	It("every combination of config/default and the components renders, the names line up, and the API server accepts it (server-side dry run)", func() {
 		Expect(testenv.InstallPrerequisiteCRDs(cfg)).To(Succeed())
 		combos := testenv.ComponentCombinations()
-		Expect(combos).To(HaveLen(20))
+		Expect(combos).To(HaveLen(26))
 		for _, combo := range combos {
 			By("config/default + [" + strings.Join(combo, ", ") + "]")
 			has := func(c string) bool { return slices.Contains(combo, "components/"+c) }
@@ -262,7 +268,8 @@ var _ = Describe("Installation manifests", func() {
 				Expect(byKind).NotTo(HaveKey("ValidatingWebhookConfiguration"))
 				Expect(byKind).NotTo(HaveKey("MutatingWebhookConfiguration"))
 			}
-			Expect(byKind["Certificate"]).To(HaveLen(btoi(has("webhook-cert-manager"))))
+			Expect(byKind["Certificate"]).To(HaveLen(btoi(has("webhook-cert-manager")) + btoi(has("metrics-cert-manager"))))
+			Expect(opts.MetricsCertPath != "").To(Equal(has("metrics-cert-manager")))
 			Expect(byKind["ServiceMonitor"]).To(HaveLen(btoi(has("prometheus"))))
 			Expect(byKind["PrometheusRule"]).To(HaveLen(btoi(has("prometheus"))))
 			if has("prometheus") {

@@ -89,7 +89,10 @@ type installPath struct {
 	// webhook: the path installs the validating webhook with a
 	// self-managed certificate; olm: OLM serves the webhook's certificate.
 	webhook, olm bool
-	install      func(t *testing.T, c *cluster, s setup)
+	// prometheus: the path includes the prometheus component (its
+	// ServiceMonitor's scraper ServiceAccount).
+	prometheus bool
+	install    func(t *testing.T, c *cluster, s setup)
 }
 
 // TestDocumentedInstallPaths is the README's "Deploying on EKS", run as a
@@ -156,7 +159,7 @@ func TestDocumentedInstallPaths(t *testing.T) {
 			cmd := block(t, readme, "sh", "kubectl apply --server-side -f install.yaml")
 			c.sh.run(t, "cd "+dir+"\n"+cmd, s.env()...)
 		}},
-		{name: "kustomize", webhook: true, install: func(t *testing.T, c *cluster, s setup) {
+		{name: "kustomize", webhook: true, prometheus: true, install: func(t *testing.T, c *cluster, s setup) {
 			// docs/gitops.md's kustomization with this checkout for the
 			// remote base, and the user's values for the example's.
 			example := block(t, string(gitops), "yaml", "# kustomization.yaml")
@@ -384,6 +387,8 @@ spec:
 			continue // OLM names the webhook and its certificate itself
 		case webhookOnly && !p.webhook:
 			continue
+		case strings.Contains(n, "metrics-scraper") && !p.prometheus:
+			continue
 		case strings.HasSuffix(n, ".iam.podidentity.io") && p.helmRelease != "":
 			want = n // the Lease: the chart keeps config/'s leader election ID
 		}
@@ -399,7 +404,17 @@ spec:
 	if p.helmRelease != "" {
 		reader = p.helmRelease + "-metrics-reader"
 	}
-	scrapeToken := scraper(t, c, reader)
+	var scrapeToken string
+	if p.prometheus {
+		// The ServiceMonitor's own ServiceAccount, as shipped.
+		tr, err := c.kube.CoreV1().ServiceAccounts(operatorNS).CreateToken(ctx, "podidentity-metrics-scraper", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		scrapeToken = tr.Status.Token
+	} else {
+		scrapeToken = scraper(t, c, reader)
+	}
 	eventually(t, 30*time.Second, "podidentity_bindings summed over both replicas", func() error {
 		total := 0.0
 		for _, o := range []*operator{op, op2} {

@@ -118,7 +118,8 @@ func KustomizeUnder(dir, kustomization string) ([]*unstructured.Unstructured, er
 
 // ComponentCombinations lists every components list a user can build
 // config/default with: at most one webhook component, the pod identity
-// webhook only after one, Prometheus and pod restarts with anything.
+// webhook only after one, Prometheus and pod restarts with anything, and the
+// metrics certificate after Prometheus.
 func ComponentCombinations() [][]string {
 	var combos [][]string
 	for _, webhook := range []string{"", "components/webhook-cert-manager", "components/webhook-self-managed"} {
@@ -140,6 +141,21 @@ func ComponentCombinations() [][]string {
 				combo = append(combo, "components/pod-restarts")
 			}
 			combos = append(combos, combo)
+		}
+	}
+	// The metrics certificate touches only the Deployment's metrics flag
+	// and volumes (merged with the webhook's) and the ServiceMonitor: with
+	// and without a webhook volume and a ServiceMonitor.
+	for _, webhook := range []string{"", "components/webhook-cert-manager", "components/webhook-self-managed"} {
+		for _, prometheus := range []bool{false, true} {
+			var combo []string
+			if webhook != "" {
+				combo = append(combo, webhook)
+			}
+			if prometheus {
+				combo = append(combo, "components/prometheus")
+			}
+			combos = append(combos, append(combo, "components/metrics-cert-manager"))
 		}
 	}
 	return combos

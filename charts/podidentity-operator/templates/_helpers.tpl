@@ -54,6 +54,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "podidentity.webhookConfigName" -}}{{ include "podidentity.fullname" . }}-validating-webhook-configuration{{- end -}}
 {{- define "podidentity.mutatingWebhookConfigName" -}}{{ include "podidentity.fullname" . }}-mutating-webhook-configuration{{- end -}}
 {{- define "podidentity.webhookSecretName" -}}{{ include "podidentity.fullname" . }}-webhook-server-cert{{- end -}}
+{{- define "podidentity.metricsSecretName" -}}{{ include "podidentity.fullname" . }}-metrics-server-cert{{- end -}}
+{{- define "podidentity.metricsServiceName" -}}{{ include "podidentity.fullname" . }}-controller-manager-metrics-service{{- end -}}
 {{- define "podidentity.certificateName" -}}{{ include "podidentity.fullname" . }}-serving-cert{{- end -}}
 
 {{/*
