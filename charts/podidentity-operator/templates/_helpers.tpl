@@ -28,6 +28,9 @@ app.kubernetes.io/name: {{ include "podidentity.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* Selects the operator's pods. */}}
@@ -46,7 +49,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "podidentity.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default (printf "v%s" .Chart.AppVersion) .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* imagePullSecrets and global.imagePullSecrets, as names or {name: ...}. */}}
+{{- define "podidentity.imagePullSecrets" -}}
+{{- $all := concat (default list .Values.imagePullSecrets) (default list (.Values.global).imagePullSecrets) -}}
+{{- range $all }}
+- name: {{ if kindIs "string" . }}{{ . }}{{ else }}{{ .name }}{{ end }}
+{{- end }}
 {{- end -}}
 
 {{/* Names the operator is told with flags, so that two releases never collide. */}}
