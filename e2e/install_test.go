@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -645,13 +646,18 @@ func startOperator(t *testing.T, c *cluster, ctr corev1.Container, p installPath
 		if cmd.ProcessState != nil {
 			return fmt.Errorf("exited: %v", cmd.ProcessState)
 		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort))
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz?verbose", probePort))
 		if err != nil {
 			return err
 		}
+		body, _ := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
+			return fmt.Errorf("readyz %d: %s", resp.StatusCode, body)
+		}
+		// With the webhook, readiness includes its server having started.
+		if slices.Contains(args, "--enable-webhooks") && !strings.Contains(string(body), "[+]webhook ok") {
+			return fmt.Errorf("readyz does not check the webhook server: %s", body)
 		}
 		return nil
 	})

@@ -511,6 +511,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
+	if o.EnableWebhooks {
+		// Ready only once the webhook server serves: the webhook fails
+		// closed, so a pod must not take traffic before it can answer.
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return err
+		}
+	}
 	return mgr.Start(ctx)
 }
 
