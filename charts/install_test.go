@@ -95,7 +95,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	crdNames := []string{"podidentitybindings.iam.podidentity.io", "podidentityguardrails.iam.podidentity.io"}
 	established := func() {
 		t.Helper()
-		eventually(t, 30*time.Second, func() error {
+		testenv.Eventually(t, 30*time.Second, "the CRDs are established", func() error {
 			for _, name := range crdNames {
 				crd := &apiextensionsv1.CustomResourceDefinition{}
 				if err := k8s.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
@@ -159,7 +159,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 
 	t.Log("uninstall: the operator's objects go, the CRDs and the binding stay (crds.keep)")
 	run("uninstall", release, "-n", ns)
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, "helm uninstall removes the operator's objects", func() error {
 		for _, o := range objs {
 			if o.GetKind() == "CustomResourceDefinition" {
 				continue
@@ -181,7 +181,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	run("install", release, chartDir, "-n", ns, "--set", "clusterName=envtest", "--set", "crds.keep=false")
 	exist(installed())
 	run("uninstall", release, "-n", ns)
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, "helm uninstall with crds.keep=false removes the CRDs", func() error {
 		for _, name := range crdNames {
 			err := k8s.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
 			if !apierrors.IsNotFound(err) {
@@ -205,20 +205,4 @@ func sampleBinding(t *testing.T) *unstructured.Unstructured {
 	}
 	b.SetNamespace("default")
 	return b
-}
-
-// eventually retries check until it succeeds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

@@ -47,18 +47,6 @@ func build(dir string, components ...string) ([]*unstructured.Unstructured, erro
 	return testenv.Kustomize(dir, components...)
 }
 
-// yamlBlock returns the first ```yaml block of a Markdown document whose
-// first line is firstLine.
-func yamlBlock(doc, firstLine string) string {
-	for _, block := range strings.Split(doc, "```yaml\n")[1:] {
-		body, _, _ := strings.Cut(block, "```")
-		if strings.HasPrefix(body, firstLine+"\n") {
-			return body
-		}
-	}
-	return ""
-}
-
 // createNamespaces really creates the rendered Namespaces: objects inside a
 // namespace cannot be dry-run created without it.
 func createNamespaces(objs []*unstructured.Unstructured) {
@@ -310,7 +298,7 @@ var _ = Describe("Installation manifests", func() {
 		Expect(err).NotTo(HaveOccurred())
 		doc, err := os.ReadFile(filepath.Join(root, "docs", "gitops.md"))
 		Expect(err).NotTo(HaveOccurred())
-		example := yamlBlock(string(doc), "# kustomization.yaml")
+		example := testenv.FencedBlock(string(doc), "yaml", "# kustomization.yaml")
 		Expect(example).NotTo(BeEmpty())
 		By("the remote base and components at a release tag become this checkout's")
 		const remote = "https://github.com/podidentity/podidentity-operator//config/"

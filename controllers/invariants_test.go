@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 
 const (
@@ -467,20 +468,6 @@ func tagOf(r *types.Role, key string) string {
 	return ""
 }
 
-func strs(v any) []string {
-	switch x := v.(type) {
-	case string:
-		return []string{x}
-	case []any:
-		var out []string
-		for _, e := range x {
-			out = append(out, fmt.Sprint(e))
-		}
-		return out
-	}
-	return nil
-}
-
 // check verifies I1-I7 for the world's namespace once every binding has
 // been reconciled at its current generation.
 func (w *world) check() error {
@@ -582,9 +569,9 @@ func (w *world) check() error {
 				return fmt.Errorf("I2: role %s trusts with conditions other than StringEquals: %v", name, cond)
 			}
 			eq := cond["StringEquals"].(map[string]any)
-			subs := strs(eq[sub])
+			subs := testenv.StringOrList(eq[sub])
 			if subs == nil {
-				subs = strs(eq[sub2])
+				subs = testenv.StringOrList(eq[sub2])
 			}
 			if len(subs) != 1 {
 				return fmt.Errorf("I2: role %s trusts %d subjects: %v", name, len(subs), eq)
@@ -622,8 +609,8 @@ func (w *world) check() error {
 				if s["Effect"] != "Allow" {
 					continue
 				}
-				res := strs(s["Resource"])
-				for _, a := range strs(s["Action"]) {
+				res := testenv.StringOrList(s["Resource"])
+				for _, a := range testenv.StringOrList(s["Action"]) {
 					if !specActions[strings.ToLower(a)] {
 						return fmt.Errorf("I3: role %s allows %s, which its binding's spec does not", name, a)
 					}

@@ -14,10 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -51,24 +50,28 @@ func tools(t *testing.T) string {
 	return dir
 }
 
-// block is the body of the README's fenced code block whose first line is
-// firstLine, without the indentation of a list item.
+// block is the docs' fenced code block that starts with firstLine; the
+// test fails when the docs no longer have it.
 func block(t *testing.T, doc, lang, firstLine string) string {
 	t.Helper()
-	re := regexp.MustCompile("(?m)^( *)```" + lang + "\n")
-	for _, m := range re.FindAllStringSubmatchIndex(doc, -1) {
-		indent := doc[m[2]:m[3]]
-		body, _, _ := strings.Cut(doc[m[1]:], "\n"+indent+"```")
-		var lines []string
-		for _, l := range strings.Split(body, "\n") {
-			lines = append(lines, strings.TrimPrefix(l, indent))
-		}
-		if strings.TrimSpace(lines[0]) == firstLine {
-			return strings.Join(lines, "\n") + "\n"
-		}
+	b := testenv.FencedBlock(doc, lang, firstLine)
+	if b == "" {
+		t.Fatalf("the docs have no ```%s block starting with %q", lang, firstLine)
 	}
-	t.Fatalf("the README has no ```%s block starting with %q", lang, firstLine)
-	return ""
+	return b
+}
+
+// substitute replaces a doc example's values with a user's; the test fails
+// when the example no longer has one of them.
+func substitute(t *testing.T, what, example string, values map[string]string) string {
+	t.Helper()
+	for from, to := range values {
+		if !strings.Contains(example, from) {
+			t.Fatalf("%s no longer has %q", what, from)
+		}
+		example = strings.ReplaceAll(example, from, to)
+	}
+	return example
 }
 
 // shell runs scripts with bash -euo pipefail in the repository root, as a
@@ -140,21 +143,6 @@ func decodePolicy(t *testing.T, encoded string) policyDoc {
 	return d
 }
 
-func strs(v any) []string {
-	switch x := v.(type) {
-	case string:
-		return []string{x}
-	case []any:
-		var out []string
-		for _, e := range x {
-			s, _ := e.(string)
-			out = append(out, s)
-		}
-		return out
-	}
-	return nil
-}
-
 // claims are the parts of a service-account token IAM's web identity
 // federation reads.
 type claims struct {
@@ -191,13 +179,13 @@ func trustAllows(t *testing.T, doc policyDoc, account string, tok claims) bool {
 	t.Helper()
 	provider := strings.TrimPrefix(tok.Iss, "https://")
 	principal := fmt.Sprintf("arn:aws:iam::%s:oidc-provider/%s", account, provider)
-	ctxKeys := map[string][]string{provider + ":sub": {tok.Sub}, provider + ":aud": strs(tok.Aud)}
+	ctxKeys := map[string][]string{provider + ":sub": {tok.Sub}, provider + ":aud": testenv.StringOrList(tok.Aud)}
 	allowed := false
 	for _, st := range doc.Statement {
 		if st.Effect != "Allow" {
 			t.Fatalf("the evaluator knows no %s statements", st.Effect)
 		}
-		if !contains(strs(st.Principal["Federated"]), principal) || !contains(strs(st.Action), "sts:AssumeRoleWithWebIdentity") {
+		if !slices.Contains(testenv.StringOrList(st.Principal["Federated"]), principal) || !slices.Contains(testenv.StringOrList(st.Action), "sts:AssumeRoleWithWebIdentity") {
 			continue
 		}
 		ok := true
@@ -208,8 +196,8 @@ func trustAllows(t *testing.T, doc policyDoc, account string, tok claims) bool {
 			for key, want := range kv {
 				have := ctxKeys[key]
 				match := false
-				for _, w := range strs(want) {
-					match = match || contains(have, w)
+				for _, w := range testenv.StringOrList(want) {
+					match = match || slices.Contains(have, w)
 				}
 				ok = ok && match
 			}
@@ -217,15 +205,6 @@ func trustAllows(t *testing.T, doc policyDoc, account string, tok claims) bool {
 		allowed = allowed || ok
 	}
 	return allowed
-}
-
-func contains(l []string, s string) bool {
-	for _, e := range l {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // checkIAMSetup reads back through the SDK what the README's setup
@@ -240,7 +219,7 @@ func checkIAMSetup(t *testing.T, c *iam.Client, s setup) {
 	if err != nil {
 		t.Fatalf("the setup registered no provider %s: %v", providerARN, err)
 	}
-	if !contains(p.ClientIDList, "sts.amazonaws.com") {
+	if !slices.Contains(p.ClientIDList, "sts.amazonaws.com") {
 		t.Errorf("provider client IDs %v lack sts.amazonaws.com", p.ClientIDList)
 	}
 	if _, err := c.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: &s.BoundaryARN}); err != nil {
@@ -252,25 +231,13 @@ func checkIAMSetup(t *testing.T, c *iam.Client, s setup) {
 		t.Fatalf("the operator's role policy: %v", err)
 	}
 	raw, _ := url.QueryUnescape(aws.ToString(pol.PolicyDocument))
-	for _, placeholder := range []string{"${", s.BoundaryARN, `"` + s.Cluster + `"`} {
-		if has := strings.Contains(raw, placeholder); has == (placeholder == "${") {
-			t.Errorf("the operator's policy as created (placeholder filled: %q present=%v): %s", placeholder, has, raw)
-		}
+	// Every placeholder filled in, with the setup's boundary and cluster.
+	if strings.Contains(raw, "${") {
+		t.Errorf("the operator's policy keeps a placeholder: %s", raw)
 	}
-}
-
-// eventually retries check until it succeeds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
+	for _, want := range []string{s.BoundaryARN, `"` + s.Cluster + `"`} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("the operator's policy lacks %s: %s", want, raw)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }
