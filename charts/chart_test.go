@@ -120,19 +120,21 @@ func variants() []variant {
 				v.flags = append(v.flags, "--set", "metrics.certManager.enabled=true")
 			case "components/network-policy":
 				v.flags = append(v.flags, "--set", "networkPolicy.enabled=true")
+			case "components/grafana-dashboard":
+				v.flags = append(v.flags, "--set", "grafana.dashboard.enabled=true")
 			default:
 				panic("no chart values for " + c)
 			}
 		}
 		out = append(out, v)
 	}
-	// The NetworkPolicy combines with everything and changes nothing else:
-	// one variant with it (and every other component) rather than doubling
-	// the matrix.
+	// The NetworkPolicy and the dashboard combine with everything and change
+	// nothing else: one variant with them (and every other component) rather
+	// than doubling the matrix twice.
 	all := out[len(out)-1]
-	all.name += "+network-policy"
-	all.components = append(append([]string(nil), all.components...), "components/network-policy")
-	all.flags = append(append([]string(nil), all.flags...), "--set", "networkPolicy.enabled=true")
+	all.name += "+network-policy+grafana-dashboard"
+	all.components = append(append([]string(nil), all.components...), "components/network-policy", "components/grafana-dashboard")
+	all.flags = append(append([]string(nil), all.flags...), "--set", "networkPolicy.enabled=true", "--set", "grafana.dashboard.enabled=true")
 	return append(out, all)
 }
 

@@ -61,7 +61,7 @@ func monitoringQueries() []string {
 	}
 	ExpectWithOffset(1, queries).NotTo(BeEmpty())
 
-	raw, err = os.ReadFile(filepath.Join(root, "config", "grafana", "podidentity-operator.json"))
+	raw, err = os.ReadFile(filepath.Join(root, "config", "components", "grafana-dashboard", "podidentity-operator.json"))
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	var dash struct {
 		Panels []struct {

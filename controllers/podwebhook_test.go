@@ -163,14 +163,18 @@ var _ = Describe("Built-in pod identity webhook", func() {
 		Expect(p.Spec.Containers[0].Env).To(BeEmpty())
 		deleteBinding(off, "app")
 
-		By("a namespace excluded by --pod-identity-webhook-excluded-namespaces (kube-system by default)")
-		sys := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "annotated-" + ns,
-			Annotations: map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/x"}}}
-		Expect(k8s.Create(ctx, sys)).To(Succeed())
-		p = createPod("kube-system", "annotated-"+ns, sys.Name, nil)
-		Expect(p.Spec.Containers[0].Env).To(BeEmpty())
-		Expect(k8s.Delete(ctx, p)).To(Succeed())
-		Expect(k8s.Delete(ctx, sys)).To(Succeed())
+		By("namespaces the configuration never sends (kube-system, the operator's), and one excluded by --pod-identity-webhook-excluded-namespaces")
+		for _, other := range []string{"kube-system", "podidentity-system", flagExcludedNamespace} {
+			_ = k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}})
+			sys := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "annotated-" + ns,
+				Annotations: map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/x"}}}
+			Expect(k8s.Create(ctx, sys)).To(Succeed())
+			p = createPod(other, "annotated-"+ns, sys.Name, nil)
+			Expect(p.Spec.Containers[0].Env).To(BeEmpty(), other)
+			Expect(p.Spec.Volumes).NotTo(ContainElement(HaveField("Name", "aws-iam-token")), other)
+			Expect(k8s.Delete(ctx, p)).To(Succeed())
+			Expect(k8s.Delete(ctx, sys)).To(Succeed())
+		}
 		deleteBinding(ns, "app")
 	})
 })

@@ -160,12 +160,19 @@ var _ = BeforeSuite(func() {
 	opts.EnablePodRestarts = true
 	opts.PodRestartMinInterval = 3 * time.Second
 	opts.PodWebhookRegion = podWebhookRegion
+	// The flag's own exclusion (the configuration's namespaceSelector already
+	// keeps kube-system and the operator's namespace from being sent).
+	opts.PodWebhookExcluded = []string{"kube-system", flagExcludedNamespace}
 	opts.HealthProbeBindAddress = "0"
 	opts.SkipControllerNameValidation = true
 	operatorOpts = opts
 	startOperator()
 	Consistently(operatorErr, time.Second).ShouldNot(Receive())
 })
+
+// flagExcludedNamespace is excluded from the pod identity webhook by
+// --pod-identity-webhook-excluded-namespaces only.
+const flagExcludedNamespace = "excluded-by-flag"
 
 // operatorOpts are the flags the suite's operator runs with.
 var (

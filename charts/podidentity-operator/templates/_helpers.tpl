@@ -87,6 +87,15 @@ Included by the Deployment, so every rendering runs it.
 {{- if and .Values.podIdentityWebhook.enabled (not .Values.webhook.enabled) -}}
 {{- fail "podIdentityWebhook.enabled needs webhook.enabled=true (the pod identity webhook is served by the same webhook server and certificate)" -}}
 {{- end -}}
+{{- if and .Values.operatorCredentials.webIdentityRoleArn .Values.operatorCredentials.secretName -}}
+{{- fail "operatorCredentials: set webIdentityRoleArn or secretName, not both (the SDK would use the Secret's keys and ignore the role)" -}}
+{{- end -}}
+{{- if and .Values.metrics.serviceMonitor.namespace .Values.metrics.certManager.enabled (ne .Values.metrics.serviceMonitor.namespace .Release.Namespace) -}}
+{{- fail "metrics.serviceMonitor.namespace with metrics.certManager.enabled: Prometheus reads the CA from the ServiceMonitor's namespace, and cert-manager writes it in the release namespace; leave metrics.serviceMonitor.namespace empty" -}}
+{{- end -}}
+{{- if ne 3 (len (uniq (list (int .Values.webhook.port) (int .Values.metrics.port) (int .Values.healthProbe.port)))) -}}
+{{- fail (printf "webhook.port %v, metrics.port %v and healthProbe.port %v must differ" .Values.webhook.port .Values.metrics.port .Values.healthProbe.port) -}}
+{{- end -}}
 {{- if and .Values.webhook.enabled .Values.podDisruptionBudget.enabled (le (int .Values.replicaCount) (int .Values.podDisruptionBudget.minAvailable)) -}}
 {{- fail (printf "replicaCount %d with podDisruptionBudget.minAvailable %d would block every node drain: raise replicaCount or set podDisruptionBudget.enabled=false" (int .Values.replicaCount) (int .Values.podDisruptionBudget.minAvailable)) -}}
 {{- end -}}
