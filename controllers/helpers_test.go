@@ -38,9 +38,8 @@ func flagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnErr
 
 var nsCounter atomic.Int32
 
-// newNamespace creates a fresh namespace for one spec. envtest has no
-// namespace controller, so namespaces are never removed; unique names keep
-// specs apart.
+// newNamespace creates a fresh namespace for one spec; unique names keep
+// specs apart (a deleted namespace takes a while to go).
 func newNamespace() string {
 	name := fmt.Sprintf("test-%d-%d", GinkgoParallelProcess(), nsCounter.Add(1))
 	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())

@@ -169,7 +169,11 @@ var _ = Describe("Built-in pod identity webhook", func() {
 			sys := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "annotated-" + ns,
 				Annotations: map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/x"}}}
 			Expect(k8s.Create(ctx, sys)).To(Succeed())
-			p = createPod(other, "annotated-"+ns, sys.Name, nil)
+			// Restricted, as the operator's namespace may enforce it.
+			p = createPod(other, "annotated-"+ns, sys.Name, nil, corev1.Container{Name: "app", Image: "app:1",
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), RunAsNonRoot: ptr.To(true),
+					Capabilities:   &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}})
 			Expect(p.Spec.Containers[0].Env).To(BeEmpty(), other)
 			Expect(p.Spec.Volumes).NotTo(ContainElement(HaveField("Name", "aws-iam-token")), other)
 			Expect(k8s.Delete(ctx, p)).To(Succeed())

@@ -59,6 +59,7 @@ var (
 	metricsURL  string
 	boundaryARN string
 	operatorErr = make(chan error, 1)
+	kcm         *testenv.ControllerManager
 )
 
 func TestControllers(t *testing.T) {
@@ -99,6 +100,10 @@ var _ = BeforeSuite(func() {
 	k8s, err = client.New(cfg, client.Options{Scheme: operator.Scheme()})
 	Expect(err).NotTo(HaveOccurred())
 	clientset, err = kubernetes.NewForConfig(cfg)
+	Expect(err).NotTo(HaveOccurred())
+	// The controllers a cluster runs beside the API server: namespaces are
+	// deleted, owned objects garbage-collected, Deployments roll out.
+	kcm, err = testenv.StartControllerManager(env)
 	Expect(err).NotTo(HaveOccurred())
 
 	// Namespaces labelled bypassWebhookLabel are not sent to the webhook, so
@@ -192,11 +197,17 @@ func startOperator() {
 	Expect(testenv.WaitForWebhook(ctx, env.WebhookInstallOptions, 30*time.Second)).To(Succeed())
 }
 
+// stopOperator stops the operator; startOperator starts a new one.
+func stopOperator() {
+	operatorCancel()
+	Eventually(operatorErr, timeout).Should(Receive(Not(HaveOccurred())))
+	operatorCancel = nil
+}
+
 // restartOperator stops the operator (as a pod restart would: caches and
 // in-memory state are lost) and starts a new one.
 func restartOperator() {
-	operatorCancel()
-	Eventually(operatorErr, timeout).Should(Receive(Not(HaveOccurred())))
+	stopOperator()
 	startOperator()
 }
 
@@ -204,6 +215,7 @@ var _ = AfterSuite(func() {
 	if cancel != nil {
 		cancel()
 	}
+	kcm.Stop()
 	if env != nil {
 		Expect(env.Stop()).To(Succeed())
 	}

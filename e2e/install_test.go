@@ -61,6 +61,13 @@ func startCluster(t *testing.T, issuer string, sh shell) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
+	// The cluster's own controllers: token Secrets are filled, owned
+	// objects garbage-collected.
+	kcm, err := testenv.StartControllerManager(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kcm.Stop)
 	admin, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +103,7 @@ type installPath struct {
 	// self-managed certificate; olm: OLM serves the webhook's certificate.
 	webhook, olm bool
 	// prometheus: the path includes the prometheus component (its
-	// ServiceMonitor's scraper ServiceAccount).
+	// ServiceMonitor's scraper ServiceAccount) and the Grafana dashboard.
 	prometheus bool
 	install    func(t *testing.T, c *cluster, s setup)
 }
@@ -225,6 +232,7 @@ func readmeObjectNames(t *testing.T, docs string) []string {
 		"podidentity-boundary-prod":           "an IAM policy",
 		"podidentity-permissions":             "the IAM inline policy of each role",
 		"podidentity-operator-prod-eu-west-1": "an IAM role",
+		"podidentity-operator-prod":           "an IAM role",
 	}
 	seen := map[string]bool{}
 	var out []string
@@ -383,7 +391,7 @@ spec:
 			continue // OLM names the webhook and its certificate itself
 		case webhookOnly && !p.webhook:
 			continue
-		case strings.Contains(n, "metrics-scraper") && !p.prometheus:
+		case (strings.Contains(n, "metrics-scraper") || strings.Contains(n, "grafana-dashboard")) && !p.prometheus:
 			continue
 		case strings.HasSuffix(n, ".iam.podidentity.io") && p.helmRelease != "":
 			want = n // the Lease: the chart keeps config/'s leader election ID
@@ -402,12 +410,26 @@ spec:
 	}
 	var scrapeToken string
 	if p.prometheus {
-		// The ServiceMonitor's own ServiceAccount, as shipped.
-		tr, err := c.kube.CoreV1().ServiceAccounts(operatorNS).CreateToken(ctx, "podidentity-metrics-scraper", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		// What Prometheus uses: the token Secret the ServiceMonitor names,
+		// filled by kube-controller-manager's token controller.
+		sm, err := c.dyn.Resource(schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "servicemonitors"}).
+			Namespace(operatorNS).Get(ctx, "podidentity-controller-manager-metrics-monitor", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		scrapeToken = tr.Status.Token
+		endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		secretName, _, _ := unstructured.NestedString(endpoints[0].(map[string]any), "authorization", "credentials", "name")
+		secretKey, _, _ := unstructured.NestedString(endpoints[0].(map[string]any), "authorization", "credentials", "key")
+		testenv.Eventually(t, 30*time.Second, "the ServiceMonitor's token Secret "+secretName+" filled", func() error {
+			secret, err := c.kube.CoreV1().Secrets(operatorNS).Get(ctx, secretName, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if scrapeToken = string(secret.Data[secretKey]); scrapeToken == "" {
+				return fmt.Errorf("no %q yet", secretKey)
+			}
+			return nil
+		})
 	} else {
 		scrapeToken = scraper(t, c, reader)
 	}
@@ -500,7 +522,7 @@ func objectNames(t *testing.T, c *cluster) map[string]bool {
 	out := map[string]bool{}
 	for _, gvr := range []schema.GroupVersionResource{
 		{Version: "v1", Resource: "namespaces"}, {Version: "v1", Resource: "serviceaccounts"}, {Version: "v1", Resource: "services"},
-		{Version: "v1", Resource: "secrets"}, {Group: "apps", Version: "v1", Resource: "deployments"},
+		{Version: "v1", Resource: "secrets"}, {Version: "v1", Resource: "configmaps"}, {Group: "apps", Version: "v1", Resource: "deployments"},
 		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
 		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"},
 		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},

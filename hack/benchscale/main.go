@@ -101,6 +101,13 @@ func run() error {
 		return err
 	}
 	defer func() { _ = env.Stop() }()
+	// The cluster's own controllers, as on a cluster: the garbage collector
+	// and the other informers load the API server as they would there.
+	kcm, err := testenv.StartControllerManager(env)
+	if err != nil {
+		return err
+	}
+	defer kcm.Stop()
 	cfg.QPS, cfg.Burst = 1000, 2000
 	k8s, err := client.NewWithWatch(cfg, client.Options{Scheme: operator.Scheme()})
 	if err != nil {

@@ -90,6 +90,12 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, env.Stop()) }()
+	say("==> starting kube-controller-manager (namespace deletion, garbage collection, Deployments)")
+	kcm, err := testenv.StartControllerManager(env)
+	if err != nil {
+		return err
+	}
+	defer kcm.Stop()
 	k8s, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
 	if err != nil {
 		return err
