@@ -11,6 +11,7 @@ import (
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/bounded"
 	"github.com/podidentity/podidentity-operator/internal/intern"
+	"github.com/podidentity/podidentity-operator/internal/managedfields"
 	"github.com/podidentity/podidentity-operator/internal/naming"
 )
 
@@ -267,8 +268,9 @@ var ownedFields = intern.NewTable[*metav1.FieldsV1](64)
 // annotations that fieldsV1 owns.
 func ownedAnnotationsField(fieldsV1 []byte) *metav1.FieldsV1 {
 	var keys []string
+	set := managedfields.Set(metav1.ManagedFieldsEntry{FieldsV1: &metav1.FieldsV1{Raw: fieldsV1}})
 	for _, k := range operatorAnnotations {
-		if containsAnnotation(fieldsV1, k) {
+		if managedfields.Holds(set, managedfields.Path("metadata", "annotations", k)) {
 			keys = append(keys, `"f:`+k+`":{}`)
 		}
 	}

@@ -151,10 +151,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 
 	before := b.DeepCopy()
 	defer func() {
-		if equality.Semantic.DeepEqual(before.Status, b.Status) {
+		part := bindingStatusPart(b.Status)
+		if equality.Semantic.DeepEqual(bindingStatusPart(before.Status), part) {
 			return
 		}
-		if err := r.Status().Patch(ctx, b, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		if err := applyStatus(ctx, r.Status(), b, StatusManagerBinding, part); err != nil && !apierrors.IsNotFound(err) {
 			r.statusWriteFailed(b, err)
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}

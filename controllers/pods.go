@@ -340,19 +340,14 @@ func (r *PodsReconciler) now() time.Time {
 	return time.Now()
 }
 
-// patchStatus writes status.pods and PodsCurrent when they changed. The
-// patch is guarded by resourceVersion: the binding Reconciler writes the
-// other conditions, and a patch from a stale copy must not undo its work.
+// patchStatus applies status.pods and PodsCurrent, this controller's part of
+// status, when they changed (the binding Reconciler applies the rest).
 func (r *PodsReconciler) patchStatus(ctx context.Context, before, b *v1alpha1.PodIdentityBinding) error {
-	if equality.Semantic.DeepEqual(before.Status, b.Status) {
+	part := podsStatusPart(b.Status)
+	if equality.Semantic.DeepEqual(podsStatusPart(before.Status), part) {
 		return nil
 	}
-	err := r.Status().Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		// A newer binding is on its way through the watch.
-		return nil
-	}
-	return err
+	return client.IgnoreNotFound(applyStatus(ctx, r.Status(), b, StatusManagerPods, part))
 }
 
 func (r *PodsReconciler) event(b *v1alpha1.PodIdentityBinding, eventType, reason, note string) {

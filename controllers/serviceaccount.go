@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +15,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/managedfields"
 	"github.com/podidentity/podidentity-operator/internal/naming"
 )
 
@@ -131,15 +131,11 @@ func inSync(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding, wa
 func ownsAnnotation(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding, key string) bool {
 	manager := naming.FieldManager(b.Name)
 	for _, mf := range sa.ManagedFields {
-		if mf.Manager == manager && mf.FieldsV1 != nil && containsAnnotation(mf.FieldsV1.Raw, key) {
+		if mf.Manager == manager && managedfields.Owns(mf, managedfields.Path("metadata", "annotations", key)) {
 			return true
 		}
 	}
 	return false
-}
-
-func containsAnnotation(fieldsV1 []byte, key string) bool {
-	return strings.Contains(string(fieldsV1), `"f:`+key+`"`)
 }
 
 // serviceAccountHolder names the binding that holds the ServiceAccount sa
