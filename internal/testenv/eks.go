@@ -229,8 +229,8 @@ var roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$`)
 func (e *EKS) create(w http.ResponseWriter, r *http.Request, cluster string) {
 	var in struct {
 		Namespace, ServiceAccount, RoleArn, ClientRequestToken, TargetRoleArn, Policy string
-		Tags                                                                         map[string]string
-		DisableSessionTags                                                           *bool
+		Tags                                                                          map[string]string
+		DisableSessionTags                                                            *bool
 	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 		eksError(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
