@@ -25,7 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
-	"github.com/podidentity/podidentity-operator/internal/podwebhook"
+	"github.com/podidentity/podidentity-operator/internal/identity"
 )
 
 const (
@@ -65,6 +65,9 @@ type PodsReconciler struct {
 	// workload (--pod-restart-min-interval).
 	MinRestartInterval time.Duration
 	Now                func() time.Time
+	// Mechanism is the binding's identity mechanism (role.Config.Mechanism),
+	// which says whether a pod can obtain the role's credentials.
+	Mechanism func(*v1alpha1.PodIdentityBinding) identity.Mechanism
 }
 
 // Reconcile counts the binding's pods, restarts workloads when asked, and
@@ -89,7 +92,7 @@ func (r *PodsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err := r.List(ctx, pods, client.InNamespace(b.Namespace), client.MatchingFields{indexPodServiceAccount: sa}); err != nil {
 		return ctrl.Result{}, err
 	}
-	current, stale := classifyPods(pods.Items, arn)
+	current, stale := classifyPods(pods.Items, arn, r.Mechanism(b))
 	b.Status.Pods = &v1alpha1.PodCounts{Current: int32(current), Stale: int32(len(stale))}
 	if len(stale) == 0 {
 		msg := "no running pods use ServiceAccount " + sa
@@ -119,13 +122,13 @@ func (r *PodsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 
 // classifyPods counts running pods that carry arn's credentials and returns
 // those that do not. Finished and terminating pods are not counted.
-func classifyPods(pods []corev1.Pod, arn string) (current int, stale []*corev1.Pod) {
+func classifyPods(pods []corev1.Pod, arn string, m identity.Mechanism) (current int, stale []*corev1.Pod) {
 	for i := range pods {
 		p := &pods[i]
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || !p.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if podwebhook.Current(p, arn) {
+		if m.PodCurrent(p, arn) {
 			current++
 		} else {
 			stale = append(stale, p)

@@ -480,7 +480,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 	if o.TrackPods {
 		pods := &controllers.PodsReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-			Recorder: recorder, Guardrails: guardrails, EnableRestarts: o.EnablePodRestarts, MinRestartInterval: o.PodRestartMinInterval}
+			Recorder: recorder, Guardrails: guardrails, EnableRestarts: o.EnablePodRestarts, MinRestartInterval: o.PodRestartMinInterval,
+			Mechanism: roleCfg.Mechanism}
 		if err := pods.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("setting up pods controller: %w", err)
 		}

@@ -359,19 +359,16 @@ func currentServiceAccount(b *v1alpha1.PodIdentityBinding) string {
 }
 
 // ParkedTrust trusts no ServiceAccount: one Deny statement for the
-// cluster's provider.
+// cluster's provider (IRSA's; a role whose binding is gone has no mechanism
+// to ask, and a Deny-only trust lets nobody in whatever it names).
 func ParkedTrust(cfg role.Config) policy.Document {
-	return policy.Document{Version: policy.Version, Statement: []policy.Statement{{
-		Effect:    "Deny",
-		Principal: policy.Principal{"Federated": {cfg.ProviderARN}},
-		Action:    policy.StringList{policy.AssumeRoleWithWebIdentity},
-	}}}
+	return cfg.IRSA().Parked()
 }
 
 func park(cfg role.Config, b *v1alpha1.PodIdentityBinding, name string, o *role.Observed) Action {
 	d := role.DesiredFor(cfg, b)
 	d.Name = name
-	d.Trust = ParkedTrust(cfg)
+	d.Trust = cfg.Mechanism(b).Parked()
 	d.Permissions = nil
 	d.ManagedPolicies = nil
 	d.Description = o.Description

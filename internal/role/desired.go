@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/naming"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 )
@@ -68,6 +69,18 @@ type Config struct {
 	// AdditionalProviders are other clusters' providers every trust policy
 	// also trusts for the same ServiceAccount (--additional-oidc-issuers).
 	AdditionalProviders []policy.Provider
+}
+
+// Mechanism is the identity mechanism of a binding's role. Only IRSA can
+// be chosen today; identity.PodIdentity is rendered and tested but not yet
+// selectable (issue 19).
+func (cfg Config) Mechanism(_ *v1alpha1.PodIdentityBinding) identity.Mechanism {
+	return cfg.IRSA()
+}
+
+// IRSA is the IRSA mechanism of this configuration.
+func (cfg Config) IRSA() identity.IRSA {
+	return identity.IRSA{Provider: policy.Provider{ARN: cfg.ProviderARN, ID: cfg.Issuer}, Additional: cfg.AdditionalProviders}
 }
 
 // Desired is the role a binding should have.
@@ -131,24 +144,18 @@ func Audience(b *v1alpha1.PodIdentityBinding) string {
 
 // DesiredFor is the role a binding should have under the operator config.
 func DesiredFor(cfg Config, b *v1alpha1.PodIdentityBinding) Desired {
+	m := cfg.Mechanism(b)
 	d := Desired{
 		Name:               Name(cfg, b),
 		Path:               cfg.RolePath,
 		Description:        b.Spec.Description,
 		MaxSessionDuration: DefaultMaxSessionDuration,
-		Trust: policy.TrustPolicy(policy.TrustInput{
-			ProviderARN:    cfg.ProviderARN,
-			Issuer:         cfg.Issuer,
-			Namespace:      b.Namespace,
-			ServiceAccount: b.Spec.ServiceAccountName,
-			Audience:       Audience(b),
-			Additional:     cfg.AdditionalProviders,
-		}),
-		Tags:     map[string]string{},
-		Boundary: cfg.PermissionsBoundaryARN,
+		Trust:              m.Trust(identity.Subject{Namespace: b.Namespace, ServiceAccount: b.Spec.ServiceAccountName, Audience: Audience(b)}),
+		Tags:               map[string]string{},
+		Boundary:           cfg.PermissionsBoundaryARN,
 	}
 	if d.Description == "" {
-		d.Description = fmt.Sprintf("IRSA role for %s/%s in cluster %s, managed by podidentity-operator", b.Namespace, b.Spec.ServiceAccountName, cfg.ClusterName)
+		d.Description = fmt.Sprintf("%s for %s/%s in cluster %s, managed by podidentity-operator", m.Noun(), b.Namespace, b.Spec.ServiceAccountName, cfg.ClusterName)
 	}
 	if b.Spec.MaxSessionDuration != nil {
 		d.MaxSessionDuration = *b.Spec.MaxSessionDuration
