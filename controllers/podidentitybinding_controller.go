@@ -37,6 +37,7 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/bounded"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/planner"
 	"github.com/podidentity/podidentity-operator/internal/role"
@@ -77,6 +78,11 @@ const (
 	EventCRDDeleted = "CRDDeleted"
 	// EventStatusWriteFailed: the API server refused the status patch.
 	EventStatusWriteFailed = "StatusWriteFailed"
+	// EKS pod identity associations (spec.identity EKSPodIdentity).
+	EventAssociationCreated  = "AssociationCreated"
+	EventAssociationUpdated  = "AssociationUpdated"
+	EventAssociationDeleted  = "AssociationDeleted"
+	EventAssociationRetained = "AssociationRetained"
 )
 
 // ProviderWatch reports the cluster's OIDC provider (oidcprovider.Watcher in
@@ -120,6 +126,9 @@ type Reconciler struct {
 	Guardrails GuardrailSource
 	// Provider reports the cluster's OIDC provider; nil skips the check.
 	Provider ProviderWatch
+	// Associations manages the cluster's EKS pod identity associations;
+	// nil when the operator runs without --eks-cluster-name.
+	Associations AssociationClient
 	// Sweep, when set, detects drift for every binding at once (see
 	// Sweeper); bindings are then not re-read from IAM every sync period.
 	Sweep *Sweeper
@@ -280,7 +289,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 				"the PodIdentityBinding CRD is being deleted: kept %d IAM role(s) of this binding, tagged %s=true, and the ServiceAccount annotations; delete the roles by hand if they are no longer needed",
 				kept, role.TagRetained))
 		}
-		if err := r.releaseServiceAccounts(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), mode); err != nil {
+		if err := r.release(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), mode, r.boundKinds(b)...); err != nil {
 			return ctrl.Result{}, err
 		}
 		before := b.DeepCopy()
@@ -299,23 +308,41 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 		// ServiceAccount (RoleCreated): annotating the ServiceAccount for it
 		// is part of that, not a second event.
 		announce := in.Roles[p.Current] != nil
-		if err := r.syncServiceAccount(ctx, b, p.ServiceAccount, arn, announce); err != nil {
-			msg := fmt.Sprintf("annotating ServiceAccount %s: %v", p.ServiceAccount, err)
+		// The new mechanism is set up first; only then is the old one
+		// (another mechanism, another ServiceAccount) let go of.
+		kind := r.Config.Mechanism(b).Kind()
+		previous := r.boundKinds(b)
+		if err := r.binderFor(kind).bind(ctx, b, p.ServiceAccount, arn, announce); err != nil {
+			if isAssociationConflict(err) {
+				setFailed(b, v1alpha1.ReasonAssociationConflict, err.Error(), v1alpha1.ConditionServiceAccountSynced)
+				r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAssociationConflict, err.Error())
+				return r.resyncBinding(b), nil
+			}
+			msg := fmt.Sprintf("binding ServiceAccount %s to the role: %v", p.ServiceAccount, err)
 			setFailed(b, v1alpha1.ReasonServiceAccountError, msg, v1alpha1.ConditionServiceAccountSynced)
 			return ctrl.Result{}, err
 		}
+		for _, k := range previous {
+			if k != kind {
+				if err := r.binderFor(k).unbind(ctx, b, p.ServiceAccount, release); err != nil {
+					return ctrl.Result{}, err
+				}
+			}
+		}
+		b.Status.Identity = v1alpha1.Identity(kind)
 		if old := b.Status.ServiceAccountName; old != "" && old != p.ServiceAccount {
-			if err := r.releaseServiceAccounts(ctx, b, []string{old}, release); err != nil {
+			if err := r.release(ctx, b, []string{old}, release, append(previous, kind)...); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
 		b.Status.ServiceAccountName = p.ServiceAccount
 		saSynced = true
 	} else {
-		if err := r.releaseServiceAccounts(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), release); err != nil {
+		if err := r.release(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), release, r.boundKinds(b)...); err != nil {
 			return ctrl.Result{}, err
 		}
 		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID, b.Status.ServiceAccountName = "", "", "", ""
+		b.Status.Identity, b.Status.AssociationID = "", ""
 	}
 	if err := apply(p.After); err != nil {
 		return r.failure(ctx, b, err)
@@ -324,21 +351,21 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 	if p.Ready {
 		setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced, "IAM role "+p.Current+" matches the binding")
 		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
-			"ServiceAccount "+p.ServiceAccount+" is annotated with the role ARN")
+			r.binderFor(r.Config.Mechanism(b).Kind()).describe(b, p.ServiceAccount))
 		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAvailable,
 			"pods using ServiceAccount "+p.ServiceAccount+" can assume "+b.Status.RoleArn)
 		b.Status.ObservedGeneration = b.Generation
 		log.V(1).Info("binding in sync", "role", p.Current)
-		return r.resync(), nil
+		return r.resyncBinding(b), nil
 	}
 	r.event(b, corev1.EventTypeWarning, p.Reason, p.Message)
 	if p.Applied {
 		// The role and the ServiceAccount are right; only using them fails.
 		setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced, "IAM role "+p.Current+" matches the binding")
 		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
-			"ServiceAccount "+p.ServiceAccount+" is annotated with the role ARN")
+			r.binderFor(r.Config.Mechanism(b).Kind()).describe(b, p.ServiceAccount))
 		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
-		return r.resync(), nil
+		return r.resyncBinding(b), nil
 	}
 	setFailed(b, p.Reason, p.Message, v1alpha1.ConditionRoleSynced)
 	if saSynced {
@@ -347,7 +374,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 	} else {
 		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionFalse, p.Reason, p.Message)
 	}
-	return r.resync(), nil
+	return r.resyncBinding(b), nil
 }
 
 // applyAction makes the IAM writes of one planned action and records the
@@ -527,8 +554,13 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 // resync is when a reconciled binding is looked at again without an event:
 // never when the drift sweep watches its roles (it enqueues the binding when
 // IAM differs), otherwise after the sync period.
-func (r *Reconciler) resync() ctrl.Result {
-	if r.Sweep != nil {
+// resyncBinding is resync for one binding: with the sweep, a binding bound
+// by an EKS pod identity association is still re-read once per sync period,
+// because EKS lists associations without their role or session-tag setting
+// (the sweep catches missing and replaced ones in its pages; a changed
+// role needs a Describe per association).
+func (r *Reconciler) resyncBinding(b *v1alpha1.PodIdentityBinding) ctrl.Result {
+	if r.Sweep != nil && b.Status.Identity != v1alpha1.IdentityEKSPodIdentity {
 		return ctrl.Result{}
 	}
 	return ctrl.Result{RequeueAfter: r.requeueAfter()}
@@ -747,4 +779,19 @@ func setFailed(b *v1alpha1.PodIdentityBinding, reason, msg string, condTypes ...
 func isTrueForGeneration(b *v1alpha1.PodIdentityBinding, condType string) bool {
 	c := meta.FindStatusCondition(b.Status.Conditions, condType)
 	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == b.Generation
+}
+
+// boundKinds are the mechanisms that may have bound the binding's
+// ServiceAccounts: the one status records, and the one it asks for now
+// (a reconcile may have bound with it before its status was written).
+func (r *Reconciler) boundKinds(b *v1alpha1.PodIdentityBinding) []identity.Kind {
+	kinds := []identity.Kind{r.Config.Mechanism(b).Kind()}
+	recorded := identity.KindIRSA // bindings written before status.identity existed
+	if b.Status.Identity != "" {
+		recorded = identity.Kind(b.Status.Identity)
+	}
+	if recorded != kinds[0] {
+		kinds = append(kinds, recorded)
+	}
+	return kinds
 }

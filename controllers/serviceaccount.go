@@ -41,6 +41,10 @@ const (
 
 // desiredAnnotations are the annotations the binding sets on its ServiceAccount.
 func desiredAnnotations(b *v1alpha1.PodIdentityBinding, roleARN string) map[string]string {
+	if roleARN == "" {
+		// EKS Pod Identity: none (the SDK would prefer a web identity token).
+		return map[string]string{}
+	}
 	a := map[string]string{AnnotationRoleARN: roleARN}
 	if t := b.Spec.ServiceAccountToken; t != nil {
 		if t.Audience != "" {
@@ -104,7 +108,7 @@ func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIden
 	if !exists {
 		verb = "created"
 	}
-	if announce {
+	if announce && roleARN != "" {
 		r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, fmt.Sprintf("%s ServiceAccount %s with role ARN %s", verb, key.Name, roleARN))
 	}
 	logf.FromContext(ctx).Info("ServiceAccount "+verb, "serviceAccount", key.Name)
@@ -112,14 +116,15 @@ func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIden
 }
 
 // inSync reports whether the ServiceAccount already has every annotation the
-// binding sets, and no token annotation the binding dropped.
+// binding sets, and none the binding dropped (the role ARN too, under EKS
+// Pod Identity).
 func inSync(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding, want map[string]string, owned bool) bool {
 	for k, v := range want {
 		if sa.Annotations[k] != v {
 			return false
 		}
 	}
-	for _, k := range tokenAnnotations {
+	for _, k := range operatorAnnotations {
 		if _, wanted := want[k]; !wanted && ownsAnnotation(sa, b, k) {
 			return false
 		}

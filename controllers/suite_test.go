@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	. "github.com/onsi/ginkgo/v2"
@@ -60,6 +62,8 @@ var (
 	boundaryARN string
 	operatorErr = make(chan error, 1)
 	kcm         *testenv.ControllerManager
+	eksEmu      *testenv.EKS
+	eksc        *eks.Client
 )
 
 func TestControllers(t *testing.T) {
@@ -76,11 +80,16 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	proxy, err = testenv.StartProxy(moto.URL)
 	Expect(err).NotTo(HaveOccurred())
+	// EKS Pod Identity: our emulator of the association API and eks-auth,
+	// in front of moto (which has the clusters).
+	eksEmu, err = testenv.StartEKS(moto.URL)
+	Expect(err).NotTo(HaveOccurred())
 
 	// The operator reaches IAM and STS through the standard SDK variables,
 	// pointed at the proxy in front of moto.
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL":      proxy.URL,
+		"AWS_ENDPOINT_URL_EKS":  eksEmu.URL,
 		"AWS_ACCESS_KEY_ID":     "testing",
 		"AWS_SECRET_ACCESS_KEY": "testing",
 		"AWS_REGION":            "us-east-1",
@@ -92,6 +101,11 @@ var _ = BeforeSuite(func() {
 	awsCfg := aws.Config{Region: "us-east-1", Credentials: creds}
 	iamc = iam.NewFromConfig(awsCfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(moto.URL) })
 	stsc = sts.NewFromConfig(awsCfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+	eksc = eks.NewFromConfig(awsCfg, func(o *eks.Options) { o.BaseEndpoint = aws.String(eksEmu.URL) })
+	_, err = eksc.CreateCluster(ctx, &eks.CreateClusterInput{Name: aws.String(clusterName),
+		RoleArn:            aws.String("arn:aws:iam::" + testenv.Account + ":role/eks-cluster"),
+		ResourcesVpcConfig: &ekstypes.VpcConfigRequest{SubnetIds: []string{"subnet-00000001"}}})
+	Expect(err).NotTo(HaveOccurred())
 
 	env, err = testenv.NewEnvironment()
 	Expect(err).NotTo(HaveOccurred())
@@ -101,6 +115,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	clientset, err = kubernetes.NewForConfig(cfg)
 	Expect(err).NotTo(HaveOccurred())
+	eksEmu.Kube = clientset
 	// The controllers a cluster runs beside the API server: namespaces are
 	// deleted, owned objects garbage-collected, Deployments roll out.
 	kcm, err = testenv.StartControllerManager(env)
@@ -147,6 +162,7 @@ var _ = BeforeSuite(func() {
 	opts := operator.Options{}
 	opts.BindFlags(flagSet())
 	opts.ClusterName = clusterName
+	opts.EKSClusterName = clusterName // IRSA stays the default; EKSPodIdentity is per binding
 	opts.RolePath = rolePath
 	opts.PermissionsBoundaryARN = boundaryARN
 	opts.SyncPeriod = syncPeriod
@@ -220,5 +236,6 @@ var _ = AfterSuite(func() {
 		Expect(env.Stop()).To(Succeed())
 	}
 	proxy.Stop()
+	eksEmu.Stop()
 	moto.Stop()
 })

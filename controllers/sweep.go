@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -156,12 +157,23 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 	s.mu.Lock()
 	s.tagged = tagged
 	s.mu.Unlock()
+	assocs, err := s.associations(ctx, bindings)
+	if err != nil {
+		// Not fatal for the IAM half: the bindings' own resyncs re-read
+		// their associations.
+		s.Log.Error(err, "listing EKS pod identity associations")
+	}
 	observe := func(_ context.Context, name string) (*role.Observed, error) { return snap[name], nil }
 	policies := &sweepPolicies{inner: r.Policies, seen: map[string]guard.ManagedPolicy{}}
 	var drifted []*v1alpha1.PodIdentityBinding
 	for _, b := range bindings {
 		if !b.DeletionTimestamp.IsZero() {
 			continue // being deleted: its own reconciles are running
+		}
+		if assocs != nil && b.Status.Identity == v1alpha1.IdentityEKSPodIdentity &&
+			assocs[b.Namespace+"/"+b.Status.ServiceAccountName] != b.Status.AssociationID {
+			drifted = append(drifted, b) // its association is gone or replaced
+			continue
 		}
 		in, err := r.gatherWith(ctx, b, observe, policies)
 		if err != nil {
@@ -351,4 +363,16 @@ func readFresh(ctx context.Context, r PolicyReader, arns []string) (guard.Manage
 		return f.ReadFresh(ctx, arns)
 	}
 	return r.Read(ctx, arns)
+}
+
+// associations lists the cluster's EKS pod identity associations once per
+// sweep (pages of 100, whatever the number of bindings), or returns nil when
+// no binding uses EKS Pod Identity.
+func (s *Sweeper) associations(ctx context.Context, bindings []*v1alpha1.PodIdentityBinding) (map[string]string, error) {
+	if s.Reconciler.Associations == nil || !slices.ContainsFunc(bindings, func(b *v1alpha1.PodIdentityBinding) bool {
+		return b.Status.Identity == v1alpha1.IdentityEKSPodIdentity
+	}) {
+		return nil, nil
+	}
+	return s.Reconciler.Associations.IDs(ctx)
 }

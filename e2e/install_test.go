@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -858,5 +859,50 @@ func TestDocumentedSetupOnAnyCluster(t *testing.T) {
 	}
 	if other := tokenClaims(t, token(t, c, "someone-else", "sts.amazonaws.com")); trustAllows(t, trust, testenv.Account, other) {
 		t.Errorf("the operator's role trusts another ServiceAccount's token %+v", other)
+	}
+}
+
+// TestDocumentedPodIdentityPolicy runs the README's EKS Pod Identity
+// command after its IAM setup, as written, and reads back the policy it
+// attached: config/iam/operator-policy-pod-identity.json with every
+// placeholder filled for this account and cluster.
+func TestDocumentedPodIdentityPolicy(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	moto, err := testenv.StartMoto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(moto.Stop)
+	sh := shell{root: root, path: tools(t), env: []string{"AWS_ENDPOINT_URL=" + moto.URL, "AWS_ACCESS_KEY_ID=testing",
+		"AWS_SECRET_ACCESS_KEY=testing", "AWS_PAGER=", "HOME=" + t.TempDir()}}
+	sh.run(t, `aws --region us-east-1 eks create-cluster --name prod --role-arn arn:aws:iam::123456789012:role/eks-cluster \
+  --resources-vpc-config subnetIds=subnet-00000001 >/dev/null`)
+	sh.run(t, block(t, readme, "sh", "# Setup on EKS: which cluster, and its service-account issuer")+
+		block(t, readme, "sh", "# Setup: OIDC provider, permissions boundary, the operator's role")+
+		block(t, readme, "sh", `aws iam put-role-policy --role-name "podidentity-operator-$CLUSTER" --policy-name podidentity-pod-identity \`))
+	out, err := iamClient(t, moto.URL).GetRolePolicy(context.Background(), &iam.GetRolePolicyInput{
+		RoleName: aws.String("podidentity-operator-prod"), PolicyName: aws.String("podidentity-pod-identity")})
+	if err != nil {
+		t.Fatalf("the README's command attached no podidentity-pod-identity policy: %v", err)
+	}
+	text, err := url.QueryUnescape(aws.ToString(out.PolicyDocument))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`arn:aws:eks:*:123456789012:cluster/prod`, `arn:aws:iam::123456789012:role/podidentity/*`, `"prod"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the attached policy lacks %s: %s", want, text)
+		}
+	}
+	if strings.Contains(text, "${") {
+		t.Errorf("the attached policy has an unfilled placeholder: %s", text)
 	}
 }

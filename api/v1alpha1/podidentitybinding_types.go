@@ -40,6 +40,24 @@ const (
 	PodRestartPolicyRollout PodRestartPolicy = "Rollout"
 )
 
+// Identity is how the pods of a binding's ServiceAccount obtain its role's
+// credentials.
+// +kubebuilder:validation:Enum=IRSA;EKSPodIdentity
+type Identity string
+
+const (
+	// IdentityIRSA: the ServiceAccount is annotated with the role ARN; a
+	// pod identity webhook projects a token that the SDK exchanges with
+	// sts:AssumeRoleWithWebIdentity. The role trusts the cluster's OIDC
+	// provider for exactly this ServiceAccount.
+	IdentityIRSA Identity = "IRSA"
+	// IdentityEKSPodIdentity: an EKS pod identity association maps the
+	// ServiceAccount to the role; EKS assumes it as pods.eks.amazonaws.com
+	// with session tags. The role trusts that principal only with this
+	// cluster's, namespace's and ServiceAccount's session tags.
+	IdentityEKSPodIdentity Identity = "EKSPodIdentity"
+)
+
 // PermissionStatement is one statement of the role's inline permission policy.
 type PermissionStatement struct {
 	// Sid is an optional statement identifier, unique within the binding.
@@ -170,6 +188,12 @@ type PodIdentityBindingSpec struct {
 	// +kubebuilder:default=Never
 	// +optional
 	PodRestartPolicy PodRestartPolicy `json:"podRestartPolicy,omitempty"`
+
+	// Identity is how the ServiceAccount's pods obtain the role: IRSA or
+	// EKSPodIdentity (needs the operator's --eks-cluster-name). Unset: the
+	// operator's --default-identity (IRSA unless set otherwise).
+	// +optional
+	Identity Identity `json:"identity,omitempty"`
 }
 
 // PodCounts counts the running pods of the binding's ServiceAccount.
@@ -223,6 +247,10 @@ const (
 	// ReasonStalePods (PodsCurrent=False): some running pods lack the
 	// current credentials; the message names up to five.
 	ReasonStalePods = "StalePods"
+	// ReasonAssociationConflict: an EKS pod identity association for the
+	// ServiceAccount exists that this binding does not own; it is never
+	// overwritten.
+	ReasonAssociationConflict = "AssociationConflict"
 )
 
 // RoleReference names an IAM role and its unique ID.
@@ -262,6 +290,13 @@ type PodIdentityBindingStatus struct {
 	// carry the current role's credentials.
 	// +optional
 	Pods *PodCounts `json:"pods,omitempty"`
+	// Identity is the mechanism in effect (IRSA or EKSPodIdentity).
+	// +optional
+	Identity Identity `json:"identity,omitempty"`
+	// AssociationID is the EKS pod identity association of the
+	// ServiceAccount (EKSPodIdentity).
+	// +optional
+	AssociationID string `json:"associationId,omitempty"`
 	// ObservedGeneration is the generation last reconciled successfully.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -282,6 +317,7 @@ type PodIdentityBindingStatus struct {
 // +kubebuilder:metadata:annotations="argocd.argoproj.io/sync-options=Prune=false,Delete=false"
 // +kubebuilder:printcolumn:name="Service Account",type=string,JSONPath=`.spec.serviceAccountName`
 // +kubebuilder:printcolumn:name="Role ARN",type=string,JSONPath=`.status.roleArn`
+// +kubebuilder:printcolumn:name="Identity",type=string,JSONPath=`.status.identity`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

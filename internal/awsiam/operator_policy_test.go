@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
+	"github.com/podidentity/podidentity-operator/internal/eksassoc"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
@@ -197,4 +198,59 @@ func first(l policy.StringList) string {
 		return ""
 	}
 	return l[0]
+}
+
+// TestPodIdentityPolicyMatchesTheCode keeps
+// config/iam/operator-policy-pod-identity.json (attached only with
+// --eks-cluster-name) to exactly the EKS calls the code makes, on this
+// cluster's associations, and iam:PassRole only for this cluster's roles and
+// only to EKS Pod Identity.
+func TestPodIdentityPolicyMatchesTheCode(t *testing.T) {
+	d := readPolicy(t, "operator-policy-pod-identity.json")
+	granted := map[string]bool{}
+	for _, s := range d.Statement {
+		if s.Effect != "Allow" {
+			t.Errorf("statement %s: unexpected effect %s", s.Sid, s.Effect)
+		}
+		for _, r := range s.Resource {
+			if !strings.Contains(r, ":cluster/${CLUSTER_NAME}") && !strings.Contains(r, ":podidentityassociation/${CLUSTER_NAME}/") &&
+				r != "arn:${PARTITION}:iam::${ACCOUNT_ID}:role/podidentity/*" {
+				t.Errorf("statement %s applies to %s, not only this cluster's associations and roles", s.Sid, r)
+			}
+		}
+		eq := s.Condition["StringEquals"]
+		for _, a := range s.Action {
+			granted[a] = true
+			switch a {
+			case "eks:CreatePodIdentityAssociation":
+				if first(eq["aws:RequestTag/"+role.TagCluster]) != "${CLUSTER_NAME}" {
+					t.Errorf("%s does not require this cluster's ownership tag", a)
+				}
+				requireOwnershipTags(t, s)
+			case "eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation":
+				if first(eq["aws:ResourceTag/"+role.TagCluster]) != "${CLUSTER_NAME}" {
+					t.Errorf("%s is not limited to this cluster's associations", a)
+				}
+			case "eks:TagResource":
+				// On create (all ownership tags), or to mark a Retain record.
+				if first(eq["aws:RequestTag/"+role.TagCluster]) != "${CLUSTER_NAME}" &&
+					!(first(eq["aws:ResourceTag/"+role.TagCluster]) == "${CLUSTER_NAME}" &&
+						slices.Equal(s.Condition["ForAllValues:StringEquals"]["aws:TagKeys"], policy.StringList{role.TagRetained})) {
+					t.Errorf("eks:TagResource (statement %s) can set tags other than this cluster's", s.Sid)
+				}
+			case "iam:PassRole":
+				if first(eq["iam:PassedToService"]) != "pods.eks.amazonaws.com" || first(eq["aws:ResourceTag/"+role.TagCluster]) != "${CLUSTER_NAME}" {
+					t.Errorf("iam:PassRole is not limited to this cluster's roles passed to EKS Pod Identity: %v", s.Condition)
+				}
+			}
+		}
+	}
+	called := map[string]bool{"eks:DescribeCluster": true, "iam:PassRole": true}
+	api := reflect.TypeOf((*eksassoc.API)(nil)).Elem()
+	for i := range api.NumMethod() {
+		called["eks:"+api.Method(i).Name] = true
+	}
+	if g, c := slices.Sorted(maps.Keys(granted)), slices.Sorted(maps.Keys(called)); !slices.Equal(g, c) {
+		t.Errorf("the policy grants %v\nbut the code calls %v", g, c)
+	}
 }

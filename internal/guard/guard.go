@@ -174,6 +174,10 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Man
 			r.Invalid = append(r.Invalid, Finding{Field: "spec.tags", Message: fmt.Sprintf("key %q uses the reserved prefix %s (tag keys are case-insensitive)", k, role.ReservedTagPrefix)})
 		}
 	}
+	if c.RoleConfig.Identity(b) == v1alpha1.IdentityEKSPodIdentity && c.RoleConfig.PodIdentity == nil {
+		r.Invalid = append(r.Invalid, Finding{Field: "spec.identity", Message: "EKSPodIdentity needs the operator to run with " +
+			"--eks-cluster-name (it creates the pod identity association in that cluster); use IRSA or ask the cluster's administrator"})
+	}
 	// Quotas before the catalog: a spec IAM would refuse anyway is not
 	// expanded (its cost would be the tenant's to choose).
 	c.checkQuotas(b, &r)

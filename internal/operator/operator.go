@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/go-logr/logr"
@@ -43,8 +44,10 @@ import (
 	"github.com/podidentity/podidentity-operator/controllers"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
+	"github.com/podidentity/podidentity-operator/internal/eksassoc"
 	"github.com/podidentity/podidentity-operator/internal/eventrecorder"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/managedpolicy"
 	"github.com/podidentity/podidentity-operator/internal/metricsauth"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
@@ -60,7 +63,11 @@ type Options struct {
 	OIDCIssuerURL   string
 	OIDCProviderARN string
 	// AdditionalOIDCIssuers are "issuer" or "issuer=providerARN" entries.
-	AdditionalOIDCIssuers   []string
+	AdditionalOIDCIssuers []string
+	// EKSClusterName enables EKS Pod Identity (associations in that cluster).
+	EKSClusterName string
+	// DefaultIdentity is the mechanism of bindings that name none.
+	DefaultIdentity         string
 	RoleNamePrefix          string
 	RolePath                string
 	PermissionsBoundaryARN  string
@@ -156,6 +163,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		}
 		return nil
 	})
+	fs.StringVar(&o.EKSClusterName, "eks-cluster-name", "", "Name of this EKS cluster: enables spec.identity EKSPodIdentity (pod identity associations are created in it; its ARN and account come from eks:DescribeCluster at start). Empty: IRSA only.")
+	fs.StringVar(&o.DefaultIdentity, "default-identity", string(v1alpha1.IdentityIRSA), "Identity mechanism of bindings whose spec.identity is unset: IRSA or EKSPodIdentity (needs --eks-cluster-name).")
 	fs.StringVar(&o.RoleNamePrefix, "role-name-prefix", "", "Prefix of generated IAM role names.")
 	fs.StringVar(&o.RolePath, "role-path", "/podidentity/", "IAM path of every role the operator creates.")
 	fs.StringVar(&o.PermissionsBoundaryARN, "permissions-boundary-arn", "", "Permissions boundary applied to every role (empty: none is set, and an existing one is left alone).")
@@ -269,6 +278,15 @@ func (o *Options) Validate() error {
 	if o.OIDCProviderARN != "" && !arn.IsARN(o.OIDCProviderARN) {
 		errs = append(errs, fmt.Errorf("--oidc-provider-arn %q is not an ARN", o.OIDCProviderARN))
 	}
+	switch v1alpha1.Identity(o.DefaultIdentity) {
+	case "", v1alpha1.IdentityIRSA:
+	case v1alpha1.IdentityEKSPodIdentity:
+		if o.EKSClusterName == "" {
+			errs = append(errs, errors.New("--default-identity EKSPodIdentity needs --eks-cluster-name (the cluster whose pod identity associations the operator manages)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--default-identity %q: use IRSA or EKSPodIdentity", o.DefaultIdentity))
+	}
 	if o.SyncPeriod < time.Second {
 		errs = append(errs, fmt.Errorf("--sync-period %s is below the 1s minimum", o.SyncPeriod))
 	}
@@ -357,6 +375,23 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	roleCfg, err := ResolveRoleConfig(ctx, cfg, o, sts.NewFromConfig(awsCfg))
 	if err != nil {
 		return err
+	}
+	roleCfg.DefaultIdentity = v1alpha1.Identity(o.DefaultIdentity)
+	var associations controllers.AssociationClient
+	if o.EKSClusterName != "" {
+		eksClient := eks.NewFromConfig(awsCfg)
+		out, err := eksClient.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(o.EKSClusterName)})
+		if err != nil {
+			return fmt.Errorf("--eks-cluster-name %s: eks:DescribeCluster: %w", o.EKSClusterName, err)
+		}
+		clusterARN := aws.ToString(out.Cluster.Arn)
+		parsed, err := arn.Parse(clusterARN)
+		if err != nil {
+			return fmt.Errorf("--eks-cluster-name %s: cluster ARN %q: %w", o.EKSClusterName, clusterARN, err)
+		}
+		roleCfg.PodIdentity = &identity.PodIdentity{Account: parsed.AccountID, ClusterARN: clusterARN}
+		associations = &eksassoc.Client{API: eksClient, Cluster: o.EKSClusterName}
+		log.Info("EKS Pod Identity", "cluster", clusterARN)
 	}
 	log.Info("operator configuration", "cluster", roleCfg.ClusterName, "issuer", roleCfg.Issuer,
 		"providerARN", roleCfg.ProviderARN, "rolePath", roleCfg.RolePath, "permissionsBoundary", roleCfg.PermissionsBoundaryARN, "additionalProviders", roleCfg.AdditionalProviders)
@@ -462,6 +497,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		Policies:                policies,
 		Config:                  roleCfg,
 		Provider:                provider,
+		Associations:            associations,
 		SyncPeriod:              o.SyncPeriod,
 		MaxBackoff:              o.MaxBackoff,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,

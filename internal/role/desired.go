@@ -69,12 +69,33 @@ type Config struct {
 	// AdditionalProviders are other clusters' providers every trust policy
 	// also trusts for the same ServiceAccount (--additional-oidc-issuers).
 	AdditionalProviders []policy.Provider
+	// DefaultIdentity is the mechanism of bindings that name none
+	// (--default-identity; empty: IRSA).
+	DefaultIdentity v1alpha1.Identity
+	// PodIdentity is EKS Pod Identity on this cluster (--eks-cluster-name);
+	// nil when the operator cannot create associations.
+	PodIdentity *identity.PodIdentity
 }
 
-// Mechanism is the identity mechanism of a binding's role. Only IRSA can
-// be chosen today; identity.PodIdentity is rendered and tested but not yet
-// selectable (issue 19).
-func (cfg Config) Mechanism(_ *v1alpha1.PodIdentityBinding) identity.Mechanism {
+// Identity is the mechanism a binding asks for: its spec's, else the default.
+func (cfg Config) Identity(b *v1alpha1.PodIdentityBinding) v1alpha1.Identity {
+	switch {
+	case b.Spec.Identity != "":
+		return b.Spec.Identity
+	case cfg.DefaultIdentity != "":
+		return cfg.DefaultIdentity
+	}
+	return v1alpha1.IdentityIRSA
+}
+
+// Mechanism is the identity mechanism of a binding's role: the one it asks
+// for, or IRSA when it asks for EKS Pod Identity and the operator cannot
+// provide it (the guard reports that spec as invalid, so the role is never
+// moved to a mechanism that cannot bind it).
+func (cfg Config) Mechanism(b *v1alpha1.PodIdentityBinding) identity.Mechanism {
+	if cfg.Identity(b) == v1alpha1.IdentityEKSPodIdentity && cfg.PodIdentity != nil {
+		return *cfg.PodIdentity
+	}
 	return cfg.IRSA()
 }
 

@@ -1,0 +1,195 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/eksassoc"
+	"github.com/podidentity/podidentity-operator/internal/identity"
+	"github.com/podidentity/podidentity-operator/internal/role"
+)
+
+// AssociationClient is the EKS pod identity association API of the
+// operator's cluster (eksassoc.Client).
+type AssociationClient interface {
+	Find(ctx context.Context, namespace, serviceAccount string) (*eksassoc.Association, error)
+	Create(ctx context.Context, namespace, serviceAccount, roleARN, requestToken string, tags map[string]string) (*eksassoc.Association, error)
+	Converge(ctx context.Context, id, roleARN string) (*eksassoc.Association, error)
+	Delete(ctx context.Context, id string) error
+	Tag(ctx context.Context, arn string, tags map[string]string) error
+	// IDs lists every association of the cluster: "namespace/sa" -> ID.
+	IDs(ctx context.Context) (map[string]string, error)
+}
+
+// A binder lets the pods of a ServiceAccount obtain a binding's current
+// role the way the binding's identity mechanism does, and lets go of that.
+// The ServiceAccount itself (created if missing, released or deleted with
+// the binding) is common to both.
+type binder interface {
+	// bind makes the pods of sa obtain roleARN.
+	bind(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa, roleARN string, announce bool) error
+	// unbind undoes what bind did for sa, the ServiceAccount aside:
+	// released, or kept as a Retain record (mode retain).
+	unbind(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa string, mode releaseMode) error
+	// describe says how sa is bound, for ServiceAccountSynced.
+	describe(b *v1alpha1.PodIdentityBinding, sa string) string
+}
+
+// binderFor is the binder of a mechanism.
+func (r *Reconciler) binderFor(kind identity.Kind) binder {
+	if kind == identity.KindEKSPodIdentity && r.Associations != nil {
+		return podIdentityBinder{r}
+	}
+	return irsaBinder{r}
+}
+
+// release lets go of the ServiceAccounts with every binder that may have
+// bound them, then of the ServiceAccounts themselves.
+func (r *Reconciler) release(ctx context.Context, b *v1alpha1.PodIdentityBinding, sas []string, mode releaseMode, kinds ...identity.Kind) error {
+	for _, k := range kinds {
+		for _, sa := range sas {
+			if err := r.binderFor(k).unbind(ctx, b, sa, mode); err != nil {
+				return err
+			}
+		}
+	}
+	return r.releaseServiceAccounts(ctx, b, sas, mode)
+}
+
+// irsaBinder annotates the ServiceAccount with the role ARN.
+type irsaBinder struct{ r *Reconciler }
+
+func (i irsaBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa, roleARN string, announce bool) error {
+	b.Status.AssociationID = ""
+	return i.r.syncServiceAccount(ctx, b, sa, roleARN, announce)
+}
+
+// unbind: the annotations go with the ServiceAccount's release, or with the
+// next mechanism's bind.
+func (irsaBinder) unbind(context.Context, *v1alpha1.PodIdentityBinding, string, releaseMode) error {
+	return nil
+}
+
+func (irsaBinder) describe(_ *v1alpha1.PodIdentityBinding, sa string) string {
+	return "ServiceAccount " + sa + " is annotated with the role ARN"
+}
+
+// podIdentityBinder keeps the ServiceAccount free of IRSA annotations and
+// maps it to the role with an EKS pod identity association that carries
+// the binding's ownership tags and has session tags enabled (the role's
+// trust requires them). An association it does not own is never touched.
+type podIdentityBinder struct{ r *Reconciler }
+
+// associationConflict: the ServiceAccount has an association the binding
+// does not own.
+type associationConflict struct{ sa, id, roleARN string }
+
+func (e associationConflict) Error() string {
+	return fmt.Sprintf("ServiceAccount %s already has EKS pod identity association %s (role %s) that this binding does not own; "+
+		"the operator will not modify it. Delete it, or point this binding at another ServiceAccount", e.sa, e.id, e.roleARN)
+}
+
+// ownsAssociation reports whether the association carries the binding's
+// ownership tags and is not a Retain record.
+func ownsAssociation(cfg role.Config, a *eksassoc.Association, b *v1alpha1.PodIdentityBinding) bool {
+	if v, _ := role.TagValue(a.Tags, role.TagRetained); v != "" {
+		return false
+	}
+	for k, v := range role.OwnershipTags(cfg, b.Namespace, b.Name) {
+		if got, _ := role.TagValue(a.Tags, k); got != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa, roleARN string, announce bool) error {
+	r := p.r
+	// The ServiceAccount exists and carries no IRSA annotation of this
+	// binding (the SDK would prefer a web identity token to Pod Identity).
+	if err := r.syncServiceAccount(ctx, b, sa, "", announce); err != nil {
+		return err
+	}
+	a, err := r.Associations.Find(ctx, b.Namespace, sa)
+	if err != nil {
+		return err
+	}
+	log := logf.FromContext(ctx)
+	wasSynced := isTrueForGeneration(b, v1alpha1.ConditionServiceAccountSynced) && b.Status.Identity == v1alpha1.IdentityEKSPodIdentity
+	switch {
+	case a == nil:
+		a, err = r.Associations.Create(ctx, b.Namespace, sa, roleARN, "", role.OwnershipTags(r.Config, b.Namespace, b.Name))
+		if err != nil {
+			return err
+		}
+		if wasSynced && b.Status.AssociationID != "" {
+			driftCorrections.WithLabelValues("AssociationDeleted").Inc()
+			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "EKS pod identity association "+b.Status.AssociationID+
+				" was deleted outside the operator; created "+a.ID)
+		} else {
+			r.event(b, corev1.EventTypeNormal, EventAssociationCreated, "created EKS pod identity association "+a.ID+" of ServiceAccount "+sa+" for "+roleARN)
+		}
+		log.Info("created pod identity association", "association", a.ID)
+	case !ownsAssociation(r.Config, a, b):
+		return associationConflict{sa: sa, id: a.ID, roleARN: a.RoleARN}
+	case a.RoleARN != roleARN || a.SessionTagsDisabled:
+		what := fmt.Sprintf("role %s -> %s", a.RoleARN, roleARN)
+		if a.SessionTagsDisabled {
+			what = "session tags re-enabled (the role's trust requires them)"
+			if a.RoleARN != roleARN {
+				what += fmt.Sprintf(", role %s -> %s", a.RoleARN, roleARN)
+			}
+		}
+		if a, err = r.Associations.Converge(ctx, a.ID, roleARN); err != nil {
+			return err
+		}
+		if wasSynced && b.Status.RoleArn == roleARN {
+			driftCorrections.WithLabelValues("Association").Inc()
+			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "corrected EKS pod identity association "+a.ID+" changed outside the operator: "+what)
+		} else {
+			r.event(b, corev1.EventTypeNormal, EventAssociationUpdated, "updated EKS pod identity association "+a.ID+": "+what)
+		}
+		log.Info("updated pod identity association", "association", a.ID, "change", what)
+	}
+	b.Status.AssociationID = a.ID
+	return nil
+}
+
+func (p podIdentityBinder) unbind(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa string, mode releaseMode) error {
+	r := p.r
+	a, err := r.Associations.Find(ctx, b.Namespace, sa)
+	if err != nil || a == nil || !ownsAssociation(r.Config, a, b) {
+		return err
+	}
+	if a.ID == b.Status.AssociationID {
+		b.Status.AssociationID = ""
+	}
+	if mode == retain {
+		if err := r.Associations.Tag(ctx, a.ARN, map[string]string{role.TagRetained: "true"}); err != nil {
+			return err
+		}
+		r.event(b, corev1.EventTypeNormal, EventAssociationRetained, "deletionPolicy is Retain: left EKS pod identity association "+a.ID+" in place, tagged "+role.TagRetained)
+		return nil
+	}
+	if err := r.Associations.Delete(ctx, a.ID); err != nil {
+		return err
+	}
+	r.event(b, corev1.EventTypeNormal, EventAssociationDeleted, "deleted EKS pod identity association "+a.ID+" of ServiceAccount "+sa)
+	logf.FromContext(ctx).Info("deleted pod identity association", "association", a.ID)
+	return nil
+}
+
+func (podIdentityBinder) describe(b *v1alpha1.PodIdentityBinding, sa string) string {
+	return "EKS pod identity association " + b.Status.AssociationID + " maps ServiceAccount " + sa + " to the role"
+}
+
+// isAssociationConflict reports whether err is an associationConflict.
+func isAssociationConflict(err error) bool {
+	var c associationConflict
+	return errors.As(err, &c)
+}
