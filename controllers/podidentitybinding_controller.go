@@ -310,7 +310,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 		announce := in.Roles[p.Current] != nil
 		// The new mechanism is set up first; only then is the old one
 		// (another mechanism, another ServiceAccount) let go of.
-		kind := r.Config.Mechanism(b).Kind()
+		kind := p.Identity
 		previous := r.boundKinds(b)
 		if err := r.binderFor(kind).bind(ctx, b, p.ServiceAccount, arn, announce); err != nil {
 			if isAssociationConflict(err) {
@@ -351,7 +351,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 	if p.Ready {
 		setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced, "IAM role "+p.Current+" matches the binding")
 		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
-			r.binderFor(r.Config.Mechanism(b).Kind()).describe(b, p.ServiceAccount))
+			r.binderFor(p.Identity).describe(b, p.ServiceAccount))
 		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAvailable,
 			"pods using ServiceAccount "+p.ServiceAccount+" can assume "+b.Status.RoleArn)
 		b.Status.ObservedGeneration = b.Generation
@@ -363,7 +363,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 		// The role and the ServiceAccount are right; only using them fails.
 		setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced, "IAM role "+p.Current+" matches the binding")
 		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
-			r.binderFor(r.Config.Mechanism(b).Kind()).describe(b, p.ServiceAccount))
+			r.binderFor(p.Identity).describe(b, p.ServiceAccount))
 		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
 		return r.resyncBinding(b), nil
 	}

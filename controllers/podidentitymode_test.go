@@ -13,6 +13,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
@@ -195,5 +196,36 @@ var _ = Describe("EKS Pod Identity bindings", func() {
 		st := trustOf(b.Status.RoleName)["Statement"].([]any)[0].(map[string]any)
 		Expect(st["Principal"]).To(HaveKey("Federated"))
 		deleteBinding(ns, "app")
+	})
+
+	It("a guardrail's allowedIdentities: admission refuses another mechanism, and past admission nothing is bound with it", func() {
+		key := "irsa-only-" + ns
+		Expect(k8s.Create(ctx, guardrail(key, map[string]string{"pi-guard": key},
+			v1alpha1.PodIdentityGuardrailSpec{AllowedIdentities: []v1alpha1.Identity{v1alpha1.IdentityIRSA}}))).To(Succeed())
+		DeferCleanup(func() {
+			Expect(client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: key}}))).To(Succeed())
+		})
+		admitted := newNamespaceWithLabels(map[string]string{"pi-guard": key})
+		Eventually(func() error { return k8s.Create(ctx, podIdentityBinding(admitted, "app", "app")) }, timeout, interval).Should(
+			MatchError(ContainSubstring("EKSPodIdentity is not allowed")))
+
+		bypassed := newNamespaceWithLabels(map[string]string{"pi-guard": key, bypassWebhookLabel: "true"})
+		By("a new binding asking for Pod Identity gets nothing")
+		Expect(k8s.Create(ctx, podIdentityBinding(bypassed, "new", "new"))).To(Succeed())
+		Eventually(readyReason(bypassed, "new"), timeout, interval).Should(Equal(v1alpha1.ReasonGuardrailViolation))
+		Expect(association(bypassed, "new")).To(BeNil())
+		Expect(getBinding(bypassed, "new").Status.RoleName).To(BeEmpty())
+
+		By("an IRSA binding switched to Pod Identity stays IRSA")
+		Expect(k8s.Create(ctx, newBinding(bypassed, "kept", "kept"))).To(Succeed())
+		b := waitReady(bypassed, "kept")
+		b.Spec.Identity = v1alpha1.IdentityEKSPodIdentity
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		Eventually(readyReason(bypassed, "kept"), timeout, interval).Should(Equal(v1alpha1.ReasonGuardrailViolation))
+		Consistently(func() v1alpha1.Identity { return getBinding(bypassed, "kept").Status.Identity }, syncPeriod, interval).Should(Equal(v1alpha1.IdentityIRSA))
+		Expect(association(bypassed, "kept")).To(BeNil())
+		Expect(annotation(bypassed, "kept", "eks.amazonaws.com/role-arn")()).To(Equal(b.Status.RoleArn))
+		deleteBinding(bypassed, "new")
+		deleteBinding(bypassed, "kept")
 	})
 })

@@ -71,6 +71,15 @@ type PodIdentityGuardrailSpec struct {
 	// +optional
 	ForbidPodRestarts bool `json:"forbidPodRestarts,omitempty"`
 
+	// AllowedIdentities restricts the identity mechanisms bindings in
+	// selected namespaces may use (IRSA, EKSPodIdentity; empty: both). A
+	// binding asking for another is a violation: a new one gets nothing, an
+	// existing one keeps an allowed mechanism.
+	// +kubebuilder:validation:MaxItems=2
+	// +listType=set
+	// +optional
+	AllowedIdentities []Identity `json:"allowedIdentities,omitempty"`
+
 	// AllowedAssumableRoles lifts the built-in denial of sts:AssumeRole,
 	// sts:AssumeRoleWithWebIdentity, sts:AssumeRoleWithSAML and
 	// sts:AssumeRoot for selected namespaces: a statement granting them is

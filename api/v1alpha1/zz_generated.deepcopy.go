@@ -315,6 +315,11 @@ func (in *PodIdentityGuardrailSpec) DeepCopyInto(out *PodIdentityGuardrailSpec) 
 		*out = new(int32)
 		**out = **in
 	}
+	if in.AllowedIdentities != nil {
+		in, out := &in.AllowedIdentities, &out.AllowedIdentities
+		*out = make([]Identity, len(*in))
+		copy(*out, *in)
+	}
 	if in.AllowedAssumableRoles != nil {
 		in, out := &in.AllowedAssumableRoles, &out.AllowedAssumableRoles
 		*out = make([]string, len(*in))

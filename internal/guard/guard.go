@@ -52,6 +52,7 @@ type Rule struct {
 	RoleNamePattern             string
 	AllowedAssumableRoles       []string
 	AllowedRunAsActions         []string
+	AllowedIdentities           []v1alpha1.Identity
 }
 
 // FromGuardrail turns a PodIdentityGuardrail into a Rule.
@@ -62,6 +63,7 @@ func FromGuardrail(g *v1alpha1.PodIdentityGuardrail) Rule {
 		RequiredPermissionsBoundary: g.Spec.RequiredPermissionsBoundary, MaxSessionDuration: g.Spec.MaxSessionDuration,
 		ForbidRetain: g.Spec.ForbidRetain, ForbidPodRestarts: g.Spec.ForbidPodRestarts, RoleNamePattern: g.Spec.RoleNamePattern,
 		AllowedAssumableRoles: g.Spec.AllowedAssumableRoles, AllowedRunAsActions: g.Spec.AllowedRunAsActions,
+		AllowedIdentities: g.Spec.AllowedIdentities,
 	}
 }
 
@@ -102,6 +104,9 @@ type Result struct {
 	PodRestartsForbidden bool
 	// Boundary is the permissions boundary the guardrails require ("" none).
 	Boundary string
+	// Identities are the mechanisms every selecting guardrail allows (nil:
+	// any), when the binding asks for another.
+	Identities []v1alpha1.Identity
 }
 
 // Message joins the findings of a kind for a condition or admission
@@ -185,7 +190,7 @@ func (c Checker) Check(b *v1alpha1.PodIdentityBinding, rules []Rule, managed Man
 	// cannot skip them (a typo plus deletionPolicy Retain must not keep a
 	// role a guardrail says goes with its binding).
 	for _, rule := range rules {
-		switches(b, rule, &r)
+		switches(b, c.RoleConfig.Identity(b), rule, &r)
 	}
 	if c.Builtins {
 		c.roleNameScope(b, &r)
@@ -628,7 +633,16 @@ func (c Checker) rule(b *v1alpha1.PodIdentityBinding, ri int, rule Rule, grants 
 // roleNamePattern): they read only the guardrail and plain spec fields, so
 // Check evaluates them before, and whatever the result of, the validity
 // checks.
-func switches(b *v1alpha1.PodIdentityBinding, rule Rule, r *Result) {
+func switches(b *v1alpha1.PodIdentityBinding, kind v1alpha1.Identity, rule Rule, r *Result) {
+	if len(rule.AllowedIdentities) > 0 && !slices.Contains(rule.AllowedIdentities, kind) {
+		r.Violations = append(r.Violations, Finding{Field: "spec.identity", Rule: rule.Name,
+			Message: fmt.Sprintf("%s is not allowed in this namespace (allowed: %v)", kind, rule.AllowedIdentities)})
+		if r.Identities == nil {
+			r.Identities = append([]v1alpha1.Identity(nil), rule.AllowedIdentities...)
+		} else {
+			r.Identities = slices.DeleteFunc(r.Identities, func(i v1alpha1.Identity) bool { return !slices.Contains(rule.AllowedIdentities, i) })
+		}
+	}
 	if rule.ForbidRetain && b.Spec.DeletionPolicy == v1alpha1.DeletionPolicyRetain {
 		r.Violations = append(r.Violations, Finding{Field: "spec.deletionPolicy", Rule: rule.Name,
 			Message: "Retain is forbidden in this namespace; the role will be deleted with the binding"})
@@ -735,6 +749,17 @@ func (r Result) Narrow(b *v1alpha1.PodIdentityBinding) *v1alpha1.PodIdentityBind
 	}
 	if r.ForceDelete {
 		out.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+	}
+	if r.Identities != nil {
+		// The mechanism in effect when it is allowed, else the first allowed
+		// (none allowed by every guardrail: IRSA, which binds nothing new
+		// then, as the planner gives a violating new binding nothing).
+		out.Spec.Identity = v1alpha1.IdentityIRSA
+		if slices.Contains(r.Identities, b.Status.Identity) {
+			out.Spec.Identity = b.Status.Identity
+		} else if len(r.Identities) > 0 {
+			out.Spec.Identity = r.Identities[0]
+		}
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
+	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
@@ -422,5 +423,46 @@ func TestSchemaLimitsAreTheCRDs(t *testing.T) {
 		if pair[0] != pair[1] {
 			t.Errorf("%s: the CRD allows %d, SchemaLimit %d", name, pair[0], pair[1])
 		}
+	}
+}
+
+// Identity mechanisms: Pod Identity needs the operator to provide it; a
+// guardrail's allowedIdentities restricts which one a namespace may use,
+// evaluated whatever else is wrong with the spec, and narrowing keeps the
+// mechanism in effect when it is allowed.
+func TestIdentities(t *testing.T) {
+	pi := binding(allow([]string{"dynamodb:GetItem"}, "*"))
+	pi.Spec.Identity = v1alpha1.IdentityEKSPodIdentity
+	if r := checker.Check(pi, nil, nil); !strings.Contains(Message(r.Invalid), "--eks-cluster-name") {
+		t.Errorf("EKSPodIdentity without the operator's --eks-cluster-name: %v", r.Invalid)
+	}
+	c := checker
+	c.RoleConfig.PodIdentity = &identity.PodIdentity{Account: "123456789012", ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/dev"}
+	irsaOnly := []Rule{{Name: "irsa-only", AllowedIdentities: []v1alpha1.Identity{v1alpha1.IdentityIRSA}}}
+	r := c.Check(pi, irsaOnly, nil)
+	if len(r.Invalid) > 0 || !strings.Contains(Message(r.Violations), "EKSPodIdentity is not allowed") {
+		t.Fatalf("EKSPodIdentity under an IRSA-only guardrail: invalid %v, violations %v", r.Invalid, r.Violations)
+	}
+	if n := r.Narrow(pi); n.Spec.Identity != v1alpha1.IdentityIRSA {
+		t.Errorf("narrowed to %q, want IRSA", n.Spec.Identity)
+	}
+	// The default mechanism counts as asked for.
+	c.RoleConfig.DefaultIdentity = v1alpha1.IdentityEKSPodIdentity
+	if r := c.Check(binding(allow([]string{"dynamodb:GetItem"}, "*")), irsaOnly, nil); len(r.Violations) != 1 {
+		t.Errorf("the default EKSPodIdentity under an IRSA-only guardrail: %v", r.Violations)
+	}
+	// Evaluated even when the spec is invalid (like the other switches).
+	typo := binding(allow([]string{"dynamodb:GetItemz"}, "*"))
+	typo.Spec.Identity = v1alpha1.IdentityEKSPodIdentity
+	if r := c.Check(typo, irsaOnly, nil); len(r.Invalid) == 0 || len(r.Violations) != 1 {
+		t.Errorf("invalid spec and forbidden mechanism: invalid %v violations %v", r.Invalid, r.Violations)
+	}
+	// Narrowing keeps the mechanism in effect when allowed.
+	both := []Rule{{Name: "pi-only", AllowedIdentities: []v1alpha1.Identity{v1alpha1.IdentityEKSPodIdentity}}}
+	irsa := binding(allow([]string{"dynamodb:GetItem"}, "*"))
+	irsa.Spec.Identity = v1alpha1.IdentityIRSA
+	irsa.Status.Identity = v1alpha1.IdentityEKSPodIdentity
+	if n := c.Check(irsa, both, nil).Narrow(irsa); n.Spec.Identity != v1alpha1.IdentityEKSPodIdentity {
+		t.Errorf("narrowed to %q, want the mechanism in effect", n.Spec.Identity)
 	}
 }

@@ -517,7 +517,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	if o.TrackPods {
 		pods := &controllers.PodsReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 			Recorder: recorder, Guardrails: guardrails, EnableRestarts: o.EnablePodRestarts, MinRestartInterval: o.PodRestartMinInterval,
-			Mechanism: roleCfg.Mechanism}
+			// The mechanism in effect (status), which may differ from the
+			// spec's while it is being switched or narrowed by a guardrail.
+			Mechanism: func(b *v1alpha1.PodIdentityBinding) identity.Mechanism { return roleCfg.MechanismOf(b.Status.Identity) }}
 		if err := pods.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("setting up pods controller: %w", err)
 		}

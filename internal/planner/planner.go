@@ -14,6 +14,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
@@ -89,8 +90,12 @@ type Plan struct {
 	// Current is the role the ServiceAccount is annotated with once Before
 	// succeeded ("" none: the binding's annotations are released).
 	Current string
-	// ServiceAccount is the ServiceAccount to annotate with Current.
+	// ServiceAccount is the ServiceAccount to bind to Current.
 	ServiceAccount string
+	// Identity is the mechanism that binds it: the one the role's trust
+	// is rendered for (the spec's, narrowed by guardrails; for an invalid
+	// spec, the one in effect).
+	Identity identity.Kind
 	// After runs once the ServiceAccount points at Current: roles the
 	// binding no longer uses are deleted or retained.
 	After []Action
@@ -248,6 +253,7 @@ func Compute(in Input) Plan {
 			a, removed := narrowCurrent(in, primary, owned[primary])
 			p.Before = append(p.Before, a)
 			p.Current, p.ServiceAccount = primary, currentServiceAccount(b)
+			p.Identity = in.Config.MechanismOf(b.Status.Identity).Kind()
 			if removed != "" {
 				p.Message += ". Removed from the role because the spec or the guardrails do not allow it: " + removed
 			}
@@ -263,6 +269,7 @@ func Compute(in Input) Plan {
 		effective = check.Narrow(b)
 	}
 	desired := role.DesiredFor(in.Config, effective)
+	p.Identity = in.Config.Mechanism(effective).Kind()
 	if check.Boundary != "" {
 		desired.Boundary = check.Boundary
 	}
@@ -368,7 +375,7 @@ func ParkedTrust(cfg role.Config) policy.Document {
 func park(cfg role.Config, b *v1alpha1.PodIdentityBinding, name string, o *role.Observed) Action {
 	d := role.DesiredFor(cfg, b)
 	d.Name = name
-	d.Trust = cfg.Mechanism(b).Parked()
+	d.Trust = cfg.MechanismOf(b.Status.Identity).Parked()
 	d.Permissions = nil
 	d.ManagedPolicies = nil
 	d.Description = o.Description
@@ -384,6 +391,7 @@ func narrowCurrent(in Input, name string, o *role.Observed) (Action, string) {
 	b := in.Binding
 	cur := role.CurrentBinding(b, o)
 	cur.Spec.ServiceAccountName = currentServiceAccount(b)
+	cur.Spec.Identity = b.Status.Identity // an invalid spec keeps the mechanism in effect
 	var removed []string
 	// Statements: only those the spec declares too (by meaning).
 	specDoc, _ := policy.PermissionPolicy(b.Spec.Permissions)

@@ -93,7 +93,13 @@ func (cfg Config) Identity(b *v1alpha1.PodIdentityBinding) v1alpha1.Identity {
 // provide it (the guard reports that spec as invalid, so the role is never
 // moved to a mechanism that cannot bind it).
 func (cfg Config) Mechanism(b *v1alpha1.PodIdentityBinding) identity.Mechanism {
-	if cfg.Identity(b) == v1alpha1.IdentityEKSPodIdentity && cfg.PodIdentity != nil {
+	return cfg.MechanismOf(cfg.Identity(b))
+}
+
+// MechanismOf is the mechanism named kind, IRSA when the operator cannot
+// provide it (or kind is empty).
+func (cfg Config) MechanismOf(kind v1alpha1.Identity) identity.Mechanism {
+	if kind == v1alpha1.IdentityEKSPodIdentity && cfg.PodIdentity != nil {
 		return *cfg.PodIdentity
 	}
 	return cfg.IRSA()
