@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 	. "github.com/onsi/ginkgo/v2"
@@ -80,6 +81,7 @@ type fuzzGuardrail struct {
 	denied, allowed []string
 	forbidRetain    bool
 	rolePattern     string
+	identities      []v1alpha1.Identity
 }
 
 type world struct {
@@ -218,7 +220,8 @@ func (w *world) step() string {
 		name := fmt.Sprintf("b%d", w.pick(4))
 		b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name}, Spec: v1alpha1.PodIdentityBindingSpec{
 			ServiceAccountName: fmt.Sprintf("sa%d", w.pick(3)), Permissions: w.statements(),
-			DeletionPolicy: []v1alpha1.DeletionPolicy{v1alpha1.DeletionPolicyDelete, v1alpha1.DeletionPolicyRetain}[w.pick(2)]}}
+			DeletionPolicy: []v1alpha1.DeletionPolicy{v1alpha1.DeletionPolicyDelete, v1alpha1.DeletionPolicyRetain}[w.pick(2)],
+			Identity:       w.identity()}}
 		if w.pick(3) == 0 {
 			b.Spec.ManagedPolicyArns = []string{w.managed[w.pick(len(w.managed))]}
 		}
@@ -227,11 +230,15 @@ func (w *world) step() string {
 		} else {
 			Expect(err).NotTo(HaveOccurred())
 		}
-		return fmt.Sprintf("create %s sa=%s %v managed=%v %s", name, b.Spec.ServiceAccountName, b.Spec.Permissions, b.Spec.ManagedPolicyArns, b.Spec.DeletionPolicy)
+		return fmt.Sprintf("create %s sa=%s %v managed=%v %s identity=%q", name, b.Spec.ServiceAccountName, b.Spec.Permissions, b.Spec.ManagedPolicyArns, b.Spec.DeletionPolicy, b.Spec.Identity)
 	case k < 7:
 		stmts := w.statements()
 		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { b.Spec.Permissions = stmts })
 		return fmt.Sprintf("edit %s permissions %v", some.Name, stmts)
+	case k < 8 && w.pick(2) == 0:
+		kind := w.identity()
+		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { b.Spec.Identity = kind })
+		return fmt.Sprintf("switch %s to identity=%q", some.Name, kind)
 	case k < 8:
 		sa := fmt.Sprintf("sa%d", w.pick(3))
 		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { b.Spec.ServiceAccountName = sa })
@@ -262,8 +269,10 @@ func (w *world) step() string {
 		return "compete " + name + " for " + some.Spec.ServiceAccountName
 	case k < 13:
 		return w.changeGuardrail()
-	case k < 17:
+	case k < 16:
 		return w.outOfBand(ownedRole())
+	case k < 17:
+		return w.outOfBandAssociation()
 	case k < 19:
 		deleteBinding(w.ns, some.Name)
 		return "delete " + some.Name + " (" + string(some.Spec.DeletionPolicy) + ")"
@@ -344,9 +353,13 @@ func (w *world) changeGuardrail() string {
 	case 5:
 		g.rolePattern = w.ns + "_fuzz-*"
 	}
+	if w.pick(4) == 0 {
+		g.identities = []v1alpha1.Identity{[]v1alpha1.Identity{v1alpha1.IdentityIRSA, v1alpha1.IdentityEKSPodIdentity}[w.pick(2)]}
+	}
 	w.guard = g
 	spec := v1alpha1.PodIdentityGuardrailSpec{NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{fuzzLabel: "true"}},
-		DeniedActions: g.denied, AllowedActions: g.allowed, ForbidRetain: g.forbidRetain, RoleNamePattern: g.rolePattern}
+		DeniedActions: g.denied, AllowedActions: g.allowed, ForbidRetain: g.forbidRetain, RoleNamePattern: g.rolePattern,
+		AllowedIdentities: g.identities}
 	Eventually(func() error {
 		cur := &v1alpha1.PodIdentityGuardrail{}
 		err := k8s.Get(ctx, client.ObjectKey{Name: w.ns}, cur)
@@ -555,7 +568,14 @@ func (w *world) check() error {
 		}
 
 		// I2: the trust names exactly one ServiceAccount, the binding's
-		// current one, and no other role trusts it.
+		// current one, and no other role trusts it, whatever the mechanism:
+		// evaluated as STS would for every ServiceAccount of the namespace.
+		// (None for a parked role.)
+		if got := w.usableBy(aws.ToString(r.AssumeRolePolicyDocument)); len(got) > 1 ||
+			len(got) == 1 && (got[0] != owner.Status.ServiceAccountName || name != owner.Status.RoleName) {
+			return fmt.Errorf("I2: role %s can be obtained by ServiceAccounts %v; its binding %s uses role %q with ServiceAccount %q",
+				name, got, owner.Name, owner.Status.RoleName, owner.Status.ServiceAccountName)
+		}
 		trust := decoded(r.AssumeRolePolicyDocument)
 		allows := 0
 		for _, st := range trust["Statement"].([]any) {
@@ -572,6 +592,16 @@ func (w *world) check() error {
 			subs := testenv.StringOrList(eq[sub])
 			if subs == nil {
 				subs = testenv.StringOrList(eq[sub2])
+			}
+			if principal, _ := s["Principal"].(map[string]any); principal["Service"] != nil {
+				// EKS Pod Identity: the session tags name the ServiceAccount.
+				if ns := testenv.StringOrList(eq["aws:RequestTag/kubernetes-namespace"]); len(ns) != 1 || ns[0] != w.ns {
+					return fmt.Errorf("I2: role %s trusts Pod Identity sessions of namespaces %v", name, ns)
+				}
+				subs = nil
+				for _, sa := range testenv.StringOrList(eq["aws:RequestTag/kubernetes-service-account"]) {
+					subs = append(subs, "system:serviceaccount:"+w.ns+":"+sa)
+				}
 			}
 			if len(subs) != 1 {
 				return fmt.Errorf("I2: role %s trusts %d subjects: %v", name, len(subs), eq)
@@ -645,6 +675,10 @@ func (w *world) check() error {
 		}
 	}
 
+	if err := w.checkAssociations(byName); err != nil {
+		return err
+	}
+
 	// I5: each ServiceAccount's role annotation points at the role of the
 	// binding that holds it, or is absent.
 	sas := &corev1.ServiceAccountList{}
@@ -678,8 +712,117 @@ func (w *world) check() error {
 		if arn != holder.Status.RoleArn {
 			return fmt.Errorf("I5: ServiceAccount %s is annotated with %s; its binding %s has role %s", sa.Name, arn, holder.Name, holder.Status.RoleArn)
 		}
+		if holder.Status.Identity == v1alpha1.IdentityEKSPodIdentity {
+			return fmt.Errorf("I5: ServiceAccount %s keeps the IRSA annotation %s while its binding %s uses EKS Pod Identity", sa.Name, arn, holder.Name)
+		}
 		if _, err := getRole(holder.Status.RoleName); err != nil {
 			return fmt.Errorf("I5: ServiceAccount %s points at role %s: %v", sa.Name, holder.Status.RoleName, err)
+		}
+	}
+	return nil
+}
+
+// identity picks a mechanism for a binding ("" is the operator's default).
+func (w *world) identity() v1alpha1.Identity {
+	return []v1alpha1.Identity{"", v1alpha1.IdentityIRSA, v1alpha1.IdentityEKSPodIdentity}[w.pick(3)]
+}
+
+// usableBy lists the ServiceAccounts of the namespace (the sequence uses
+// sa0-sa2) whose pods could obtain a role with this trust policy, through
+// IRSA (a web identity token with the default audience) or EKS Pod Identity
+// (EKS's session tags for this cluster), evaluated by testenv.TrustAllows.
+func (w *world) usableBy(trust string) []string {
+	var out []string
+	for i := range 3 {
+		sa := fmt.Sprintf("sa%d", i)
+		for _, req := range []testenv.TrustRequest{
+			{PrincipalType: "Federated", Principal: providerARN, Actions: []string{"sts:AssumeRoleWithWebIdentity"},
+				Context: map[string]string{issuerKey() + ":sub": "system:serviceaccount:" + w.ns + ":" + sa, issuerKey() + ":aud": "sts.amazonaws.com"}},
+			{PrincipalType: "Service", Principal: testenv.PodIdentityService, Actions: []string{"sts:AssumeRole", "sts:TagSession"},
+				Context: map[string]string{"aws:SourceAccount": testenv.Account, "aws:RequestTag/eks-cluster-arn": eksClusterARN(),
+					"aws:RequestTag/eks-cluster-name": clusterName, "aws:RequestTag/kubernetes-namespace": w.ns,
+					"aws:RequestTag/kubernetes-service-account": sa}},
+		} {
+			ok, err := testenv.TrustAllows(trust, req)
+			Expect(err).NotTo(HaveOccurred())
+			if ok {
+				out = append(out, sa)
+			}
+		}
+	}
+	return out
+}
+
+// eksClusterARN is the suite's EKS cluster, read through the EKS API.
+func eksClusterARN() string {
+	out, err := eksc.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(clusterName)})
+	Expect(err).NotTo(HaveOccurred())
+	return aws.ToString(out.Cluster.Arn)
+}
+
+// outOfBandAssociation changes an association of the namespace the way
+// someone with EKS access would: deletes it, points it at another role, or
+// disables its session tags.
+func (w *world) outOfBandAssociation() string {
+	list, err := eksc.ListPodIdentityAssociations(ctx, &eks.ListPodIdentityAssociationsInput{ClusterName: aws.String(clusterName), Namespace: aws.String(w.ns)})
+	Expect(err).NotTo(HaveOccurred())
+	if len(list.Associations) == 0 {
+		return "out-of-band association: none"
+	}
+	a := list.Associations[w.pick(len(list.Associations))]
+	switch w.pick(3) {
+	case 0:
+		_, err = eksc.DeletePodIdentityAssociation(ctx, &eks.DeletePodIdentityAssociationInput{ClusterName: aws.String(clusterName), AssociationId: a.AssociationId})
+		return fmt.Sprintf("out-of-band: delete association %s of %s (err=%v)", aws.ToString(a.AssociationId), aws.ToString(a.ServiceAccount), err)
+	case 1:
+		other := fmt.Sprintf("arn:aws:iam::%s:role%s%s_foreign-0", testenv.Account, rolePath, w.ns)
+		_, err = eksc.UpdatePodIdentityAssociation(ctx, &eks.UpdatePodIdentityAssociationInput{ClusterName: aws.String(clusterName),
+			AssociationId: a.AssociationId, RoleArn: aws.String(other)})
+		return fmt.Sprintf("out-of-band: point association of %s at %s (err=%v)", aws.ToString(a.ServiceAccount), other, err)
+	default:
+		_, err = eksc.UpdatePodIdentityAssociation(ctx, &eks.UpdatePodIdentityAssociationInput{ClusterName: aws.String(clusterName),
+			AssociationId: a.AssociationId, DisableSessionTags: aws.Bool(true)})
+		return fmt.Sprintf("out-of-band: disable session tags of the association of %s (err=%v)", aws.ToString(a.ServiceAccount), err)
+	}
+}
+
+// checkAssociations: I5 for EKS Pod Identity. Every association of the
+// namespace is a live Pod Identity binding's, for the ServiceAccount it
+// holds, pointing at its current role with session tags enabled, or a
+// Retain record with a retained role; and every Ready Pod Identity binding
+// has one.
+func (w *world) checkAssociations(byName map[string]*v1alpha1.PodIdentityBinding) error {
+	list, err := eksc.ListPodIdentityAssociations(ctx, &eks.ListPodIdentityAssociationsInput{ClusterName: aws.String(clusterName), Namespace: aws.String(w.ns)})
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, s := range list.Associations {
+		out, err := eksc.DescribePodIdentityAssociation(ctx, &eks.DescribePodIdentityAssociationInput{ClusterName: aws.String(clusterName), AssociationId: s.AssociationId})
+		if err != nil {
+			return err // deleted meanwhile: look again
+		}
+		a := out.Association
+		sa, roleARN := aws.ToString(a.ServiceAccount), aws.ToString(a.RoleArn)
+		if a.Tags["podidentity.io/retained"] == "true" {
+			// A Retain record, outside management (anyone may repoint it).
+			// What it can reach is bounded by I2: every managed role's trust
+			// lets exactly its own binding's ServiceAccount in.
+			continue
+		}
+		holder := byName[a.Tags["podidentity.io/binding"]]
+		if holder == nil || holder.Status.Identity != v1alpha1.IdentityEKSPodIdentity || holder.Status.ServiceAccountName != sa {
+			return fmt.Errorf("I5: association %s of %s (tags %v) belongs to no live Pod Identity binding holding it", aws.ToString(a.AssociationId), sa, a.Tags)
+		}
+		if roleARN != holder.Status.RoleArn || aws.ToBool(a.DisableSessionTags) {
+			return fmt.Errorf("I5: association of %s points at %s (session tags disabled: %v); its binding %s has role %s",
+				sa, roleARN, aws.ToBool(a.DisableSessionTags), holder.Name, holder.Status.RoleArn)
+		}
+		have[holder.Name] = true
+	}
+	for name, b := range byName {
+		if b.Status.Identity == v1alpha1.IdentityEKSPodIdentity && meta.IsStatusConditionTrue(b.Status.Conditions, v1alpha1.ConditionReady) && !have[name] {
+			return fmt.Errorf("I5: binding %s is Ready with EKS Pod Identity but has no association", name)
 		}
 	}
 	return nil

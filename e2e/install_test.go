@@ -234,6 +234,7 @@ func readmeObjectNames(t *testing.T, docs string) []string {
 		"podidentity-permissions":             "the IAM inline policy of each role",
 		"podidentity-operator-prod-eu-west-1": "an IAM role",
 		"podidentity-operator-prod":           "an IAM role",
+		"podidentity-pod-identity":            "the operator role's inline policy for EKS Pod Identity",
 	}
 	seen := map[string]bool{}
 	var out []string
