@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -26,9 +28,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -47,16 +52,21 @@ import (
 func main() {
 	hold := flag.Bool("hold", false, "Keep the API server, moto and the operator running until interrupted.")
 	verbose := flag.Bool("v", false, "Show the operator's logs.")
+	mechanism := flag.String("identity", "irsa", "irsa, or eks-pod-identity: the binding uses EKS Pod Identity (an association in an emulated EKS cluster).")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, *hold, *verbose); err != nil {
+	if *mechanism != "irsa" && *mechanism != "eks-pod-identity" {
+		fmt.Fprintln(os.Stderr, "demo: -identity is irsa or eks-pod-identity")
+		os.Exit(2)
+	}
+	if err := run(ctx, os.Stdout, *hold, *verbose, *mechanism == "eks-pod-identity"); err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
+func run(ctx context.Context, out io.Writer, hold, verbose, podIdentity bool) (err error) {
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	root, err := testenv.RepoRoot()
 	if err != nil {
@@ -118,10 +128,35 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 	}
 	say("    %s", providerARN)
 
+	var eksEmu *testenv.EKS
+	var eksc *eks.Client
+	if podIdentity {
+		say("==> starting an EKS emulator (pod identity associations, eks-auth) and creating the EKS cluster demo")
+		if eksEmu, err = testenv.StartEKS(moto.URL); err != nil {
+			return err
+		}
+		defer eksEmu.Stop()
+		eksEmu.Kube = clientset
+		if err := os.Setenv("AWS_ENDPOINT_URL_EKS", eksEmu.URL); err != nil {
+			return err
+		}
+		eksc = eks.NewFromConfig(awsCfg, func(o *eks.Options) { o.BaseEndpoint = aws.String(eksEmu.URL) })
+		if _, err := eksc.CreateCluster(ctx, &eks.CreateClusterInput{Name: aws.String("demo"), RoleArn: aws.String("arn:aws:iam::" + testenv.Account + ":role/eks-cluster"),
+			ResourcesVpcConfig: &ekstypes.VpcConfigRequest{SubnetIds: []string{"subnet-00000001"}}}); err != nil {
+			return err
+		}
+	}
+
 	say("==> starting the operator: --cluster-name=demo")
 	opts := operator.Options{}
 	opts.BindFlags(flag.NewFlagSet("operator", flag.ContinueOnError))
 	opts.ClusterName = "demo"
+	// One operator per process, but the tests run the demo twice in one.
+	opts.SkipControllerNameValidation = true
+	if podIdentity {
+		say("    and --eks-cluster-name=demo")
+		opts.EKSClusterName = "demo"
+	}
 	opts.MetricsBindAddress = "0"
 	opts.HealthProbeBindAddress = "0"
 	opts.SyncPeriod = 30 * time.Second
@@ -151,6 +186,10 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 		return fmt.Errorf("reading %s: %w", samplePath, err)
 	}
 	say("==> applying %s (%s/%s)", filepath.Join("config", "samples", filepath.Base(samplePath)), b.Namespace, b.Name)
+	if podIdentity {
+		say("    with spec.identity: EKSPodIdentity")
+		b.Spec.Identity = v1alpha1.IdentityEKSPodIdentity
+	}
 	if err := testenv.WaitForWebhook(ctx, wh, 30*time.Second); err != nil {
 		return err
 	}
@@ -203,6 +242,9 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 	for k, v := range sa.Annotations {
 		say("    %s: %s", k, v)
 	}
+	if podIdentity {
+		return podIdentityChain(ctx, say, eksc, eksEmu, clientset, sa, b, hold, env, root, moto, opErr)
+	}
 
 	say("==> requesting a token for the ServiceAccount (audience %s), as the kubelet does for a pod", policy.DefaultAudience)
 	tr, err := clientset.CoreV1().ServiceAccounts(sa.Namespace).CreateToken(ctx, sa.Name, &authv1.TokenRequest{
@@ -224,6 +266,12 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) (err error) {
 	say("    temporary credentials: AccessKeyId=%s, expires %s", aws.ToString(creds.Credentials.AccessKeyId), aws.ToTime(creds.Credentials.Expiration).Format(time.RFC3339))
 	say("    assumed role: %s", aws.ToString(creds.AssumedRoleUser.Arn))
 
+	return holdRunning(ctx, say, hold, env, root, moto, opErr)
+}
+
+// holdRunning ends the demo, or with -hold keeps everything running and
+// writes a kubeconfig for it.
+func holdRunning(ctx context.Context, say func(string, ...any), hold bool, env *envtest.Environment, root string, moto *testenv.Moto, opErr chan error) error {
 	if !hold {
 		say("==> done (run with DEMO_ARGS=-hold to keep it running)")
 		return nil
@@ -273,4 +321,48 @@ func jwtClaims(token string) (map[string]any, error) {
 	}
 	var m map[string]any
 	return m, json.Unmarshal(payload, &m)
+}
+
+// podIdentityChain shows what EKS Pod Identity does with the binding: the
+// association, then a token of the ServiceAccount for pods.eks.amazonaws.com
+// exchanged with eks-auth AssumeRoleForPodIdentity (as the Pod Identity
+// Agent does), and the caller identity of the credentials it returns.
+func podIdentityChain(ctx context.Context, say func(string, ...any), eksc *eks.Client, eksEmu *testenv.EKS, clientset *kubernetes.Clientset,
+	sa *corev1.ServiceAccount, b *v1alpha1.PodIdentityBinding, hold bool, env *envtest.Environment, root string, moto *testenv.Moto, opErr chan error) error {
+	a, err := eksc.DescribePodIdentityAssociation(ctx, &eks.DescribePodIdentityAssociationInput{ClusterName: aws.String("demo"), AssociationId: aws.String(b.Status.AssociationID)})
+	if err != nil {
+		return err
+	}
+	say("==> EKS pod identity association %s: %s/%s -> %s (session tags disabled: %v, tags %v)", aws.ToString(a.Association.AssociationId),
+		aws.ToString(a.Association.Namespace), aws.ToString(a.Association.ServiceAccount), aws.ToString(a.Association.RoleArn),
+		aws.ToBool(a.Association.DisableSessionTags), a.Association.Tags)
+	say("==> requesting a token for the ServiceAccount (audience %s), as the kubelet does for a pod", testenv.PodIdentityAudience)
+	tr, err := clientset.CoreV1().ServiceAccounts(sa.Namespace).CreateToken(ctx, sa.Name, &authv1.TokenRequest{
+		Spec: authv1.TokenRequestSpec{Audiences: []string{testenv.PodIdentityAudience}}}, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	say("==> eks-auth AssumeRoleForPodIdentity with that token, as the EKS Pod Identity Agent does")
+	body, _ := json.Marshal(map[string]string{"token": tr.Status.Token})
+	resp, err := http.Post(eksEmu.URL+"/clusters/demo/assume-role-for-pod-identity", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Credentials struct{ AccessKeyID, SecretAccessKey, SessionToken string } `json:"credentials"`
+		Message     string                                                      `json:"message"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("AssumeRoleForPodIdentity: %d %s %v", resp.StatusCode, out.Message, err)
+	}
+	say("    temporary credentials: AccessKeyId=%s", out.Credentials.AccessKeyID)
+	who, err := sts.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(moto.URL),
+		Credentials: credentials.NewStaticCredentialsProvider(out.Credentials.AccessKeyID, out.Credentials.SecretAccessKey, out.Credentials.SessionToken)}).
+		GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return err
+	}
+	say("    caller identity: %s", aws.ToString(who.Arn))
+	return holdRunning(ctx, say, hold, env, root, moto, opErr)
 }
