@@ -8,7 +8,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/eksassoc"
 	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/role"
@@ -117,7 +120,7 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 	}
 	a, err := r.Associations.Find(ctx, b.Namespace, sa)
 	if err != nil {
-		return err
+		return eksFailed("reading the EKS pod identity association of "+sa, err)
 	}
 	log := logf.FromContext(ctx)
 	wasSynced := isTrueForGeneration(b, v1alpha1.ConditionServiceAccountSynced) && b.Status.Identity == v1alpha1.IdentityEKSPodIdentity
@@ -125,7 +128,7 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 	case a == nil:
 		a, err = r.Associations.Create(ctx, b.Namespace, sa, roleARN, "", role.OwnershipTags(r.Config, b.Namespace, b.Name))
 		if err != nil {
-			return err
+			return eksFailed("creating the EKS pod identity association of "+sa, err)
 		}
 		if wasSynced && b.Status.AssociationID != "" {
 			driftCorrections.WithLabelValues("AssociationDeleted").Inc()
@@ -146,7 +149,7 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 			}
 		}
 		if a, err = r.Associations.Converge(ctx, a.ID, roleARN); err != nil {
-			return err
+			return eksFailed("updating EKS pod identity association "+a.ID, err)
 		}
 		if wasSynced && b.Status.RoleArn == roleARN {
 			driftCorrections.WithLabelValues("Association").Inc()
@@ -164,20 +167,20 @@ func (p podIdentityBinder) unbind(ctx context.Context, b *v1alpha1.PodIdentityBi
 	r := p.r
 	a, err := r.Associations.Find(ctx, b.Namespace, sa)
 	if err != nil || a == nil || !ownsAssociation(r.Config, a, b) {
-		return err
+		return eksFailed("reading the EKS pod identity association of "+sa, err)
 	}
 	if a.ID == b.Status.AssociationID {
 		b.Status.AssociationID = ""
 	}
 	if mode == retain {
 		if err := r.Associations.Tag(ctx, a.ARN, map[string]string{role.TagRetained: "true"}); err != nil {
-			return err
+			return eksFailed("tagging EKS pod identity association "+a.ID, err)
 		}
 		r.event(b, corev1.EventTypeNormal, EventAssociationRetained, "deletionPolicy is Retain: left EKS pod identity association "+a.ID+" in place, tagged "+role.TagRetained)
 		return nil
 	}
 	if err := r.Associations.Delete(ctx, a.ID); err != nil {
-		return err
+		return eksFailed("deleting EKS pod identity association "+a.ID, err)
 	}
 	r.event(b, corev1.EventTypeNormal, EventAssociationDeleted, "deleted EKS pod identity association "+a.ID+" of ServiceAccount "+sa)
 	logf.FromContext(ctx).Info("deleted pod identity association", "association", a.ID)
@@ -186,6 +189,28 @@ func (p podIdentityBinder) unbind(ctx context.Context, b *v1alpha1.PodIdentityBi
 
 func (podIdentityBinder) describe(b *v1alpha1.PodIdentityBinding, sa string) string {
 	return "EKS pod identity association " + b.Status.AssociationID + " maps ServiceAccount " + sa + " to the role"
+}
+
+// eksError is a failed EKS call of a binder: reported as EKSUnavailable
+// or EKSRequestRejected, not as a Kubernetes error.
+type eksError struct {
+	op  string
+	err error
+}
+
+func (e eksError) Error() string { return e.op + ": " + e.err.Error() }
+func (e eksError) Unwrap() error { return e.err }
+
+func eksFailed(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var inUse *ekstypes.ResourceInUseException
+	if errors.As(err, &inUse) {
+		// Created concurrently since it was looked up: look again.
+		err = awsiam.AsRetryable(err)
+	}
+	return eksError{op: op, err: err}
 }
 
 // isAssociationConflict reports whether err is an associationConflict.

@@ -318,6 +318,17 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 				r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAssociationConflict, err.Error())
 				return r.resyncBinding(b), nil
 			}
+			var eksErr eksError
+			if errors.As(err, &eksErr) {
+				if awsiam.Classify(eksErr.err) == awsiam.Terminal {
+					msg := "EKS rejected the request: " + eksErr.op + ": " + awsiam.Message(eksErr.err)
+					setFailed(b, v1alpha1.ReasonEKSRequestRejected, msg, v1alpha1.ConditionServiceAccountSynced)
+					r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonEKSRequestRejected, msg)
+					return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
+				}
+				setFailed(b, v1alpha1.ReasonEKSUnavailable, "EKS call failed, retrying: "+err.Error(), v1alpha1.ConditionServiceAccountSynced)
+				return ctrl.Result{}, err
+			}
 			msg := fmt.Sprintf("binding ServiceAccount %s to the role: %v", p.ServiceAccount, err)
 			setFailed(b, v1alpha1.ReasonServiceAccountError, msg, v1alpha1.ConditionServiceAccountSynced)
 			return ctrl.Result{}, err

@@ -228,4 +228,25 @@ var _ = Describe("EKS Pod Identity bindings", func() {
 		deleteBinding(bypassed, "new")
 		deleteBinding(bypassed, "kept")
 	})
+
+	It("an EKS outage: Pod Identity bindings report EKSUnavailable and converge once EKS is back; IRSA bindings go on; throttling is retried", func() {
+		eksEmu.SetDown(true)
+		DeferCleanup(func() { eksEmu.SetDown(false) })
+		Expect(k8s.Create(ctx, podIdentityBinding(ns, "app", "app"))).To(Succeed())
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal(v1alpha1.ReasonEKSUnavailable))
+		Expect(k8s.Create(ctx, newBinding(ns, "irsa", "irsa"))).To(Succeed())
+		waitReady(ns, "irsa")
+
+		eksEmu.SetDown(false)
+		b := waitReady(ns, "app")
+		Expect(associationRole(ns, "app")()).To(Equal(b.Status.RoleArn))
+
+		eksEmu.Throttle(3)
+		Expect(k8s.Create(ctx, podIdentityBinding(ns, "later", "later"))).To(Succeed())
+		later := waitReady(ns, "later")
+		Expect(associationRole(ns, "later")()).To(Equal(later.Status.RoleArn))
+		for _, n := range []string{"app", "irsa", "later"} {
+			deleteBinding(ns, n)
+		}
+	})
 })

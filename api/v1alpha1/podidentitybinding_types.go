@@ -251,6 +251,12 @@ const (
 	// ServiceAccount exists that this binding does not own; it is never
 	// overwritten.
 	ReasonAssociationConflict = "AssociationConflict"
+	// ReasonEKSUnavailable: an EKS pod identity association call failed
+	// (outage, throttling, network); retried with back-off.
+	ReasonEKSUnavailable = "EKSUnavailable"
+	// ReasonEKSRequestRejected: EKS refused an association call (often
+	// the operator's permissions: config/iam/operator-policy-pod-identity.json).
+	ReasonEKSRequestRejected = "EKSRequestRejected"
 )
 
 // RoleReference names an IAM role and its unique ID.

@@ -70,6 +70,8 @@ type EKS struct {
 	iam      *iam.Client
 	sts      *sts.Client
 	mu       sync.Mutex
+	down     bool
+	throttle int
 	byID     map[string]*association
 	requests map[string]string // clientRequestToken -> association ID
 	calls    map[string]int
@@ -117,6 +119,38 @@ func StartEKS(motoURL string) (*EKS, error) {
 // Stop stops the emulator.
 func (e *EKS) Stop() { _ = e.srv.Close() }
 
+// SetDown makes every association and eks-auth call fail with a 503 (an
+// EKS outage) until it is set back.
+func (e *EKS) SetDown(down bool) {
+	e.mu.Lock()
+	e.down = down
+	e.mu.Unlock()
+}
+
+// Throttle makes the next n association calls fail with
+// ThrottlingException (429).
+func (e *EKS) Throttle(n int) {
+	e.mu.Lock()
+	e.throttle = n
+	e.mu.Unlock()
+}
+
+// fault writes the injected failure of this call, if any.
+func (e *EKS) fault(w http.ResponseWriter) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.down:
+		eksError(w, http.StatusServiceUnavailable, "ServiceUnavailableException", "the service is unavailable (injected)")
+		return true
+	case e.throttle > 0:
+		e.throttle--
+		eksError(w, http.StatusTooManyRequests, "ThrottlingException", "Rate exceeded (injected)")
+		return true
+	}
+	return false
+}
+
 // Calls is how many times each operation was called.
 func (e *EKS) Calls() map[string]int {
 	e.mu.Lock()
@@ -136,6 +170,9 @@ var (
 
 func (e *EKS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.EscapedPath()
+	if (assocPath.MatchString(p) || assumePath.MatchString(p) || tagsPath.MatchString(p) && strings.Contains(p, "podidentityassociation")) && e.fault(w) {
+		return
+	}
 	if m := assocPath.FindStringSubmatch(p); m != nil {
 		cluster, _ := url.PathUnescape(m[1])
 		id, _ := url.PathUnescape(m[2])
