@@ -34,6 +34,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -60,6 +62,7 @@ var (
 	heapDir    = flag.String("heap-profiles", "", "Directory to save the operator's heap profiles to (pprof format, after the forced collections that measure the live heap).")
 	fatSAs     = flag.Int("fat-serviceaccounts", 0, "ServiceAccounts carrying 250 KB of annotations each, created before the operator starts (issue 17, defect 6: the operator's memory must not grow with what tenants write).")
 	fairProbes = flag.Int("fairness-probes", 5, "New bindings timed in a quiet namespace, idle and while another namespace loops creates and deletes (0 skips the fairness scenario).")
+	mechanism  = flag.String("identity", "irsa", "irsa, or eks-pod-identity: every binding uses EKS Pod Identity (the EKS emulator of internal/testenv; its calls are reported per binding).")
 	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
 
@@ -115,6 +118,20 @@ func run() error {
 	}
 
 	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
+	var eksEmu *testenv.EKS
+	if *mechanism == "eks-pod-identity" {
+		if eksEmu, err = testenv.StartEKS(moto.URL); err != nil {
+			return err
+		}
+		defer eksEmu.Stop()
+		eksc := eks.NewFromConfig(awsCfg, func(o *eks.Options) { o.BaseEndpoint = aws.String(eksEmu.URL) })
+		if _, err := eksc.CreateCluster(ctx, &eks.CreateClusterInput{Name: aws.String("bench"), RoleArn: aws.String("arn:aws:iam::" + testenv.Account + ":role/eks-cluster"),
+			ResourcesVpcConfig: &ekstypes.VpcConfigRequest{SubnetIds: []string{"subnet-00000001"}}}); err != nil {
+			return err
+		}
+	} else if *mechanism != "irsa" {
+		return fmt.Errorf("-identity %q: irsa or eks-pod-identity", *mechanism)
+	}
 	iamc := iam.NewFromConfig(awsCfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(moto.URL) })
 	issuer, err := operator.DiscoverIssuer(ctx, cfg)
 	if err != nil {
@@ -158,6 +175,9 @@ func run() error {
 		fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort),
 		"--enable-webhooks", "--webhook-host=" + wh.LocalServingHost, "--webhook-port=" + strconv.Itoa(wh.LocalServingPort),
 		"--webhook-cert-dir=" + wh.LocalServingCertDir}
+	if eksEmu != nil {
+		args = append(args, "--eks-cluster-name=bench", "--default-identity=EKSPodIdentity")
+	}
 	if *extraArgs != "" {
 		args = append(args, strings.Fields(*extraArgs)...)
 	}
@@ -169,6 +189,9 @@ func run() error {
 		cmd := exec.Command(*binary, args...)
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "AWS_ENDPOINT_URL="+proxy.URL,
 			"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "AWS_REGION=us-east-1")
+		if eksEmu != nil {
+			cmd.Env = append(cmd.Env, "AWS_ENDPOINT_URL_EKS="+eksEmu.URL)
+		}
 		if *memLimit != "" {
 			// What --memory-limit-ratio derives from a container limit.
 			cmd.Env = append(cmd.Env, "GOMEMLIMIT="+*memLimit)
@@ -222,6 +245,7 @@ func run() error {
 	}
 	nsOf := func(i int) string { return fmt.Sprintf("bench-%d", i%namespaces) }
 	iamBefore := proxy.CallsByAction()
+	eksBefore := eksCalls(eksEmu)
 	kubeBefore, err := restRequests(metricsURL)
 	if err != nil {
 		return err
@@ -258,15 +282,24 @@ func run() error {
 	fmt.Fprintf(report, "### Create\n\nAll %d Ready %.1f s after the first create (%.0f IAM calls/s reached). Per binding, creation to Ready: p50 %.1f s, p90 %.1f s, max %.1f s.\n\n",
 		*bindings, allReady.Seconds(), float64(total)/allReady.Seconds(), pct(lat, 50).Seconds(), pct(lat, 90).Seconds(), pct(lat, 100).Seconds())
 	table(report, "IAM calls per binding, create", createIAM, *bindings)
+	if eksEmu != nil {
+		table(report, "EKS calls per binding, create", diff(eksCalls(eksEmu), eksBefore), *bindings)
+	}
 	table(report, "Kubernetes API requests per binding, create (operator's client)", createKube, *bindings)
 
 	// One steady sync period.
 	iamBefore = proxy.CallsByAction()
+	eksBefore = eksCalls(eksEmu)
 	time.Sleep(*syncPeriod * 12 / 10)
 	steady := diff(proxy.CallsByAction(), iamBefore)
+	steadyEKS := diff(eksCalls(eksEmu), eksBefore)
 	fmt.Fprintf(report, "### One steady sync period (%s, every binding in sync)\n\n%d IAM calls in total, %d writes, for %d bindings:\n\n",
 		syncPeriod.String(), sum(steady), writes(steady), *bindings)
 	table(report, "", steady, 0)
+	if eksEmu != nil {
+		fmt.Fprintf(report, "EKS calls in that period: %d\n\n", sum(steadyEKS))
+		table(report, "", steadyEKS, 0)
+	}
 	rss1, cpu1 := usage(op.cmd.Process.Pid)
 	live1, err := liveHeap(heapURL, "create")
 	if err != nil {
@@ -739,4 +772,12 @@ func keepOperatorLogs(from, to string) {
 			fmt.Fprintln(os.Stderr, "bench-scale: keeping logs:", err)
 		}
 	}
+}
+
+// eksCalls is the EKS emulator's count of calls by operation (none without it).
+func eksCalls(e *testenv.EKS) map[string]int {
+	if e == nil {
+		return map[string]int{}
+	}
+	return e.Calls()
 }
