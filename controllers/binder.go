@@ -21,6 +21,8 @@ import (
 // operator's cluster (eksassoc.Client).
 type AssociationClient interface {
 	Find(ctx context.Context, namespace, serviceAccount string) (*eksassoc.Association, error)
+	// Get reads one association by ID (nil: none).
+	Get(ctx context.Context, id string) (*eksassoc.Association, error)
 	Create(ctx context.Context, namespace, serviceAccount, roleARN, requestToken string, tags map[string]string) (*eksassoc.Association, error)
 	Converge(ctx context.Context, id, roleARN string) (*eksassoc.Association, error)
 	Delete(ctx context.Context, id string) error
@@ -118,7 +120,7 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 	if err := r.syncServiceAccount(ctx, b, sa, "", announce); err != nil {
 		return err
 	}
-	a, err := r.Associations.Find(ctx, b.Namespace, sa)
+	a, err := p.lookup(ctx, b, sa)
 	if err != nil {
 		return eksFailed("reading the EKS pod identity association of "+sa, err)
 	}
@@ -163,9 +165,21 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 	return nil
 }
 
+// lookup finds the ServiceAccount's association: by the ID status records
+// (one Describe, the steady case), else by listing the ServiceAccount's.
+func (p podIdentityBinder) lookup(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa string) (*eksassoc.Association, error) {
+	if id := b.Status.AssociationID; id != "" && b.Status.ServiceAccountName == sa {
+		a, err := p.r.Associations.Get(ctx, id)
+		if err != nil || a != nil && a.Namespace == b.Namespace && a.ServiceAccount == sa {
+			return a, err
+		}
+	}
+	return p.r.Associations.Find(ctx, b.Namespace, sa)
+}
+
 func (p podIdentityBinder) unbind(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa string, mode releaseMode) error {
 	r := p.r
-	a, err := r.Associations.Find(ctx, b.Namespace, sa)
+	a, err := p.lookup(ctx, b, sa)
 	if err != nil || a == nil || !ownsAssociation(r.Config, a, b) {
 		return eksFailed("reading the EKS pod identity association of "+sa, err)
 	}

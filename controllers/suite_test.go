@@ -163,6 +163,9 @@ var _ = BeforeSuite(func() {
 	opts.BindFlags(flagSet())
 	opts.ClusterName = clusterName
 	opts.EKSClusterName = clusterName // IRSA stays the default; EKSPodIdentity is per binding
+	// moto's EKS cluster has an issuer of its own; this API server's tokens
+	// carry envtest's (what DescribeCluster gives is used only without this).
+	opts.OIDCIssuerURL = issuerURL
 	opts.RolePath = rolePath
 	opts.PermissionsBoundaryARN = boundaryARN
 	opts.SyncPeriod = syncPeriod

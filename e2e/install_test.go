@@ -295,7 +295,20 @@ func checkPath(t *testing.T, c *cluster, p installPath, s setup, names []string,
 		t.Fatalf("the Deployment runs %v replicas, want 2", r)
 	}
 	op := startOperator(t, c, deploy.Spec.Template.Spec.Containers[0], p, sa.Annotations["eks.amazonaws.com/role-arn"], stsToken, manager, awsEndpoint)
-	op2 := startOperator(t, c, deploy.Spec.Template.Spec.Containers[0], p, sa.Annotations["eks.amazonaws.com/role-arn"], stsToken, manager, awsEndpoint)
+	second := *deploy.Spec.Template.Spec.Containers[0].DeepCopy()
+	if p.helmRelease != "" {
+		// The README's EKS Pod Identity section: --eks-cluster-name
+		// through extraArgs. The cluster's issuer then comes from
+		// eks:DescribeCluster; it must be the one the setup registered.
+		second.Args = append(second.Args, "--eks-cluster-name="+s.Cluster)
+	}
+	op2 := startOperator(t, c, second, p, sa.Annotations["eks.amazonaws.com/role-arn"], stsToken, manager, awsEndpoint)
+	if p.helmRelease != "" {
+		raw, _ := os.ReadFile(op2.logPath)
+		if want := `"issuer":"` + s.Issuer + `"`; !strings.Contains(string(raw), `"msg":"EKS Pod Identity"`) || !strings.Contains(string(raw), want) {
+			t.Errorf("with --eks-cluster-name the operator did not take the issuer %s from eks:DescribeCluster:\n%s", s.Issuer, tail(string(raw), 3000))
+		}
+	}
 
 	// The webhook's Service has no endpoints here (no pods run): once the
 	// operator has injected the CA (its self-managed certificate, with this

@@ -140,6 +140,8 @@ func run() error {
 	if _, err := testenv.RegisterOIDCProvider(ctx, iamc, issuer); err != nil {
 		return err
 	}
+	podIdentityArgs := []string{"--eks-cluster-name=bench", "--default-identity=EKSPodIdentity",
+		"--oidc-issuer-url=" + issuer} // the emulated EKS cluster's issuer is not this API server's
 
 	dir, err := os.MkdirTemp("", "bench-scale-")
 	if err != nil {
@@ -176,7 +178,7 @@ func run() error {
 		"--enable-webhooks", "--webhook-host=" + wh.LocalServingHost, "--webhook-port=" + strconv.Itoa(wh.LocalServingPort),
 		"--webhook-cert-dir=" + wh.LocalServingCertDir}
 	if eksEmu != nil {
-		args = append(args, "--eks-cluster-name=bench", "--default-identity=EKSPodIdentity")
+		args = append(args, podIdentityArgs...)
 	}
 	if *extraArgs != "" {
 		args = append(args, strings.Fields(*extraArgs)...)

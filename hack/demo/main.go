@@ -156,6 +156,8 @@ func run(ctx context.Context, out io.Writer, hold, verbose, podIdentity bool) (e
 	if podIdentity {
 		say("    and --eks-cluster-name=demo")
 		opts.EKSClusterName = "demo"
+		// The emulated EKS cluster's issuer is not this API server's.
+		opts.OIDCIssuerURL = issuer
 	}
 	opts.MetricsBindAddress = "0"
 	opts.HealthProbeBindAddress = "0"

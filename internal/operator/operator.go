@@ -372,12 +372,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	if err != nil {
 		return err
 	}
-	roleCfg, err := ResolveRoleConfig(ctx, cfg, o, sts.NewFromConfig(awsCfg))
-	if err != nil {
-		return err
-	}
-	roleCfg.DefaultIdentity = v1alpha1.Identity(o.DefaultIdentity)
+	// EKS first: with --eks-cluster-name, the cluster's OIDC issuer comes
+	// from eks:DescribeCluster unless --oidc-issuer-url names one.
 	var associations controllers.AssociationClient
+	var podIdentity *identity.PodIdentity
 	if o.EKSClusterName != "" {
 		eksClient := eks.NewFromConfig(awsCfg)
 		out, err := eksClient.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(o.EKSClusterName)})
@@ -389,10 +387,19 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		if err != nil {
 			return fmt.Errorf("--eks-cluster-name %s: cluster ARN %q: %w", o.EKSClusterName, clusterARN, err)
 		}
-		roleCfg.PodIdentity = &identity.PodIdentity{Account: parsed.AccountID, ClusterARN: clusterARN}
+		podIdentity = &identity.PodIdentity{Account: parsed.AccountID, ClusterARN: clusterARN}
 		associations = &eksassoc.Client{API: eksClient, Cluster: o.EKSClusterName}
-		log.Info("EKS Pod Identity", "cluster", clusterARN)
+		if id := out.Cluster.Identity; o.OIDCIssuerURL == "" && id != nil && id.Oidc != nil && aws.ToString(id.Oidc.Issuer) != "" {
+			o.OIDCIssuerURL = aws.ToString(id.Oidc.Issuer)
+		}
+		log.Info("EKS Pod Identity", "cluster", clusterARN, "issuer", o.OIDCIssuerURL)
 	}
+	roleCfg, err := ResolveRoleConfig(ctx, cfg, o, sts.NewFromConfig(awsCfg))
+	if err != nil {
+		return err
+	}
+	roleCfg.DefaultIdentity = v1alpha1.Identity(o.DefaultIdentity)
+	roleCfg.PodIdentity = podIdentity
 	log.Info("operator configuration", "cluster", roleCfg.ClusterName, "issuer", roleCfg.Issuer,
 		"providerARN", roleCfg.ProviderARN, "rolePath", roleCfg.RolePath, "permissionsBoundary", roleCfg.PermissionsBoundaryARN, "additionalProviders", roleCfg.AdditionalProviders)
 	iamClient := iam.NewFromConfig(awsCfg)
