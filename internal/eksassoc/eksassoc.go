@@ -53,7 +53,9 @@ func (c *Client) Find(ctx context.Context, namespace, serviceAccount string) (*A
 }
 
 // Get returns the association with that ID (nil: none).
-func (c *Client) Get(ctx context.Context, id string) (*Association, error) { return c.describe(ctx, id) }
+func (c *Client) Get(ctx context.Context, id string) (*Association, error) {
+	return c.describe(ctx, id)
+}
 
 func (c *Client) describe(ctx context.Context, id string) (*Association, error) {
 	out, err := c.API.DescribePodIdentityAssociation(ctx, &eks.DescribePodIdentityAssociationInput{ClusterName: aws.String(c.Cluster), AssociationId: aws.String(id)})
