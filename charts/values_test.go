@@ -224,7 +224,17 @@ func TestSchedulingNetworkAndCredentialValues(t *testing.T) {
 		t.Errorf("operatorCredentials.secretName: envFrom %s", got)
 	}
 
+	objs = renderAs(t, "--set", "clusterName=prod", "--set", "podIdentity.eksClusterName=prod-eks", "--set", "podIdentity.defaultIdentity=EKSPodIdentity")
+	opts, err = testenv.OperatorOptions(find(objs, "Deployment", "podidentity-controller-manager"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.EKSClusterName != "prod-eks" || opts.DefaultIdentity != "EKSPodIdentity" {
+		t.Errorf("podIdentity values: the operator runs with --eks-cluster-name %q --default-identity %q", opts.EKSClusterName, opts.DefaultIdentity)
+	}
+
 	for _, bad := range [][]string{
+		{"--set", "podIdentity.defaultIdentity=EKSPodIdentity"},
 		{"--set", "operatorCredentials.secretName=s", "--set", "operatorCredentials.webIdentityRoleArn=arn:aws:iam::111122223333:role/x"},
 		{"--set", "operatorCredentials.webIdentityRoleArn=podidentity-operator"},
 		{"--set", "metrics.port=9443"},

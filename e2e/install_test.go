@@ -297,9 +297,10 @@ func checkPath(t *testing.T, c *cluster, p installPath, s setup, names []string,
 	op := startOperator(t, c, deploy.Spec.Template.Spec.Containers[0], p, sa.Annotations["eks.amazonaws.com/role-arn"], stsToken, manager, awsEndpoint)
 	second := *deploy.Spec.Template.Spec.Containers[0].DeepCopy()
 	if p.helmRelease != "" {
-		// The README's EKS Pod Identity section: --eks-cluster-name
-		// through extraArgs. The cluster's issuer then comes from
-		// eks:DescribeCluster; it must be the one the setup registered.
+		// The README's EKS Pod Identity section: --eks-cluster-name (the
+		// chart's podIdentity.eksClusterName). The cluster's issuer then
+		// comes from eks:DescribeCluster; it must be the one the setup
+		// registered.
 		second.Args = append(second.Args, "--eks-cluster-name="+s.Cluster)
 	}
 	op2 := startOperator(t, c, second, p, sa.Annotations["eks.amazonaws.com/role-arn"], stsToken, manager, awsEndpoint)

@@ -87,6 +87,9 @@ Included by the Deployment, so every rendering runs it.
 {{- if and .Values.podIdentityWebhook.enabled (not .Values.webhook.enabled) -}}
 {{- fail "podIdentityWebhook.enabled needs webhook.enabled=true (the pod identity webhook is served by the same webhook server and certificate)" -}}
 {{- end -}}
+{{- if and (eq .Values.podIdentity.defaultIdentity "EKSPodIdentity") (not .Values.podIdentity.eksClusterName) -}}
+{{- fail "podIdentity.defaultIdentity EKSPodIdentity needs podIdentity.eksClusterName (the cluster whose pod identity associations the operator manages)" -}}
+{{- end -}}
 {{- if and .Values.operatorCredentials.webIdentityRoleArn .Values.operatorCredentials.secretName -}}
 {{- fail "operatorCredentials: set webIdentityRoleArn or secretName, not both (the SDK would use the Secret's keys and ignore the role)" -}}
 {{- end -}}
