@@ -249,4 +249,37 @@ var _ = Describe("EKS Pod Identity bindings", func() {
 			deleteBinding(ns, n)
 		}
 	})
+
+	It("reports pods started before the association as stale and restarts their Deployment with Rollout", func() {
+		Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}})).To(Succeed())
+		deployment(ns, "web", "app", 1) // created before any association: EKS injected nothing
+		b := podIdentityBinding(ns, "app", "app")
+		b.Spec.PodRestartPolicy = v1alpha1.PodRestartPolicyRollout
+		Expect(k8s.Create(ctx, b)).To(Succeed())
+		b = waitReady(ns, "app")
+		Eventually(func() string {
+			c := condition(ns, "app", v1alpha1.ConditionPodsCurrent)
+			if c == nil {
+				return ""
+			}
+			return c.Reason
+		}, timeout, interval).Should(Equal(v1alpha1.ReasonStalePods))
+		Eventually(templateAnnotations(ns, "web"), timeout, interval).Should(HaveKeyWithValue("podidentity.io/restarted-for-role", b.Status.RoleArn))
+
+		By("a pod EKS's webhook injected counts as current")
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "injected"}, Spec: corev1.PodSpec{ServiceAccountName: "app",
+			Containers: []corev1.Container{{Name: "app", Image: "app:1", Env: []corev1.EnvVar{
+				{Name: "AWS_CONTAINER_CREDENTIALS_FULL_URI", Value: "http://169.254.170.23/v1/credentials"},
+				{Name: "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", Value: "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"}}}},
+			Volumes: []corev1.Volume{{Name: "eks-pod-identity-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+				Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: "pods.eks.amazonaws.com", Path: "eks-pod-identity-token"}}}}}}}}}
+		Expect(k8s.Create(ctx, p)).To(Succeed())
+		Eventually(func() int32 {
+			if c := getBinding(ns, "app").Status.Pods; c != nil {
+				return c.Current
+			}
+			return -1
+		}, timeout, interval).Should(Equal(int32(1)))
+		deleteBinding(ns, "app")
+	})
 })

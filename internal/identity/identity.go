@@ -94,8 +94,8 @@ const (
 
 // Variables EKS's pod identity webhook injects into a pod's containers.
 const (
-	EnvCredentialsURI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
-	VolumeToken       = "eks-pod-identity-token"
+	EnvCredentialsURI = podwebhook.EnvCredentialsFullURI
+	VolumeToken       = podwebhook.PodIdentityVolumeName
 )
 
 // PodIdentity: EKS's agent exchanges the pod's token with

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podidentity/podidentity-operator/internal/identity"
+	"github.com/podidentity/podidentity-operator/internal/podwebhook"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
@@ -93,6 +94,15 @@ func TestPodCurrent(t *testing.T) {
 	} {
 		if got := c.m.PodCurrent(c.pod, arn); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+		// The pods controller reads pods from a cache that trims them
+		// (podwebhook.TrimPod): every mechanism must judge them the same.
+		trimmed, err := podwebhook.TrimPod(c.pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.m.PodCurrent(trimmed.(*corev1.Pod), arn); got != c.want {
+			t.Errorf("%s, as the pod cache holds it: %v, want %v", c.name, got, c.want)
 		}
 	}
 }

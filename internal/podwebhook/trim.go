@@ -32,13 +32,20 @@ func TrimPod(obj any) (any, error) {
 		t.OwnerReferences = []metav1.OwnerReference{*ref}
 	}
 	for _, v := range p.Spec.Volumes {
-		if v.Name == VolumeName {
+		if v.Name == VolumeName || v.Name == PodIdentityVolumeName {
 			t.Spec.Volumes = append(t.Spec.Volumes, corev1.Volume{Name: v.Name})
 		}
 	}
 	t.Spec.InitContainers, t.Spec.Containers = trimContainers(p.Spec.InitContainers), trimContainers(p.Spec.Containers)
 	return t, nil
 }
+
+// What EKS's own pod identity webhook injects (EKS Pod Identity), kept by
+// TrimPod so the pods controller can tell such pods apart.
+const (
+	PodIdentityVolumeName = "eks-pod-identity-token"
+	EnvCredentialsFullURI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+)
 
 // MaxARNLength is the longest ARN IAM issues for a role.
 const MaxARNLength = 2048
@@ -48,6 +55,10 @@ func trimContainers(cs []corev1.Container) []corev1.Container {
 	for _, c := range cs {
 		tc := corev1.Container{Name: c.Name}
 		for _, e := range c.Env {
+			if e.Name == EnvCredentialsFullURI {
+				// EKS Pod Identity: whether it is there is all that counts.
+				tc.Env = append(tc.Env, corev1.EnvVar{Name: e.Name})
+			}
 			if e.Name == EnvRoleARN {
 				// An ARN is at most 2,048 characters; a longer value is
 				// never the role's, and is kept only as long as that.
