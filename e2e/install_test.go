@@ -119,27 +119,11 @@ type installPath struct {
 // and the role the setup created. The role's trust is evaluated against the
 // real token (moto does not), and a binding must become Ready.
 func TestDocumentedInstallPaths(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	readmeRaw, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(readmeRaw)
-	moto, err := testenv.StartMoto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(moto.Stop)
+	root, readme, moto, sh := newBed(t)
 	manager := filepath.Join(t.TempDir(), "manager")
 	if out, err := exec.Command("go", "build", "-o", manager, root).CombinedOutput(); err != nil {
 		t.Fatalf("building the operator: %v\n%s", err, out)
 	}
-	sh := shell{root: root, path: tools(t), env: []string{"AWS_ENDPOINT_URL=" + moto.URL, "AWS_ACCESS_KEY_ID=testing",
-		"AWS_SECRET_ACCESS_KEY=testing", "AWS_PAGER=", "HOME=" + t.TempDir()}}
-
 	// The user's EKS cluster, which exists before anything here.
 	sh.run(t, `aws --region us-east-1 eks create-cluster --name prod --role-arn arn:aws:iam::123456789012:role/eks-cluster \
   --resources-vpc-config subnetIds=subnet-00000001 >/dev/null`)
@@ -830,24 +814,10 @@ func olmInstall(t *testing.T, c *cluster, manifests, subscription string) {
 // as the cluster's tokens carry it, and the operator's role trusts the
 // token of its ServiceAccount on that cluster.
 func TestDocumentedSetupOnAnyCluster(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	moto, err := testenv.StartMoto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(moto.Stop)
-	sh := shell{root: root, path: tools(t), env: []string{"AWS_ENDPOINT_URL=" + moto.URL, "AWS_ACCESS_KEY_ID=testing",
-		"AWS_SECRET_ACCESS_KEY=testing", "AWS_PAGER=", "HOME=" + t.TempDir()}}
+	_, readme, moto, sh := newBed(t)
 	c := startCluster(t, "", sh)
-	s := runSetup(t, c.sh, block(t, string(readme), "sh", "# Setup on any cluster: which cluster, and its service-account issuer"),
-		block(t, string(readme), "sh", "# Setup: OIDC provider, permissions boundary, the operator's role"))
+	s := runSetup(t, c.sh, block(t, readme, "sh", "# Setup on any cluster: which cluster, and its service-account issuer"),
+		block(t, readme, "sh", "# Setup: OIDC provider, permissions boundary, the operator's role"))
 	awsIAM := iamClient(t, moto.URL)
 	checkIAMSetup(t, awsIAM, s)
 
@@ -882,22 +852,7 @@ func TestDocumentedSetupOnAnyCluster(t *testing.T) {
 // attached: config/iam/operator-policy-pod-identity.json with every
 // placeholder filled for this account and cluster.
 func TestDocumentedPodIdentityPolicy(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(raw)
-	moto, err := testenv.StartMoto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(moto.Stop)
-	sh := shell{root: root, path: tools(t), env: []string{"AWS_ENDPOINT_URL=" + moto.URL, "AWS_ACCESS_KEY_ID=testing",
-		"AWS_SECRET_ACCESS_KEY=testing", "AWS_PAGER=", "HOME=" + t.TempDir()}}
+	_, readme, moto, sh := newBed(t)
 	sh.run(t, `aws --region us-east-1 eks create-cluster --name prod --role-arn arn:aws:iam::123456789012:role/eks-cluster \
   --resources-vpc-config subnetIds=subnet-00000001 >/dev/null`)
 	sh.run(t, block(t, readme, "sh", "# Setup on EKS: which cluster, and its service-account issuer")+
@@ -920,4 +875,25 @@ func TestDocumentedPodIdentityPolicy(t *testing.T) {
 	if strings.Contains(text, "${") {
 		t.Errorf("the attached policy has an unfilled placeholder: %s", text)
 	}
+}
+
+// newBed is what each documented-setup test starts from: the checkout, its
+// README, moto, and a terminal whose AWS CLI talks to moto.
+func newBed(t *testing.T) (root, readme string, moto *testenv.Moto, sh shell) {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moto, err = testenv.StartMoto(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(moto.Stop)
+	sh = shell{root: root, path: tools(t), env: []string{"AWS_ENDPOINT_URL=" + moto.URL, "AWS_ACCESS_KEY_ID=testing",
+		"AWS_SECRET_ACCESS_KEY=testing", "AWS_PAGER=", "HOME=" + t.TempDir()}}
+	return root, string(raw), moto, sh
 }

@@ -261,6 +261,21 @@ func (e *EKS) cluster(r *http.Request, name string) (string, error) {
 	return out.Cluster.Arn, nil
 }
 
+// requireCluster is the cluster's ARN, or false after writing the error
+// EKS answers for a cluster that does not exist.
+func (e *EKS) requireCluster(w http.ResponseWriter, r *http.Request, cluster string) (string, bool) {
+	clusterArn, err := e.cluster(r, cluster)
+	if err != nil {
+		eksError(w, http.StatusInternalServerError, "ServerException", err.Error())
+		return "", false
+	}
+	if clusterArn == "" {
+		eksError(w, http.StatusNotFound, "ResourceNotFoundException", "No cluster found for name: "+cluster+".")
+		return "", false
+	}
+	return clusterArn, true
+}
+
 var roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$`)
 
 func (e *EKS) create(w http.ResponseWriter, r *http.Request, cluster string) {
@@ -277,13 +292,8 @@ func (e *EKS) create(w http.ResponseWriter, r *http.Request, cluster string) {
 		eksError(w, http.StatusBadRequest, "InvalidParameterException", "namespace, serviceAccount and a role ARN are required")
 		return
 	}
-	clusterArn, err := e.cluster(r, cluster)
-	if err != nil {
-		eksError(w, http.StatusInternalServerError, "ServerException", err.Error())
-		return
-	}
-	if clusterArn == "" {
-		eksError(w, http.StatusNotFound, "ResourceNotFoundException", "No cluster found for name: "+cluster+".")
+	clusterArn, ok := e.requireCluster(w, r, cluster)
+	if !ok {
 		return
 	}
 	e.mu.Lock()
@@ -401,13 +411,7 @@ func (e *EKS) list(w http.ResponseWriter, r *http.Request, cluster string) {
 	if e.PageSize > 0 && e.PageSize < size {
 		size = e.PageSize
 	}
-	clusterArn, err := e.cluster(r, cluster)
-	if err != nil {
-		eksError(w, http.StatusInternalServerError, "ServerException", err.Error())
-		return
-	}
-	if clusterArn == "" {
-		eksError(w, http.StatusNotFound, "ResourceNotFoundException", "No cluster found for name: "+cluster+".")
+	if _, ok := e.requireCluster(w, r, cluster); !ok {
 		return
 	}
 	e.mu.Lock()
