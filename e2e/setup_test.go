@@ -120,29 +120,6 @@ func iamClient(t *testing.T, endpoint string) *iam.Client {
 		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")})
 }
 
-// policyDoc is an IAM policy document as IAM returns it (URL-encoded).
-type policyDoc struct {
-	Statement []struct {
-		Effect    string
-		Principal map[string]any
-		Action    any
-		Condition map[string]map[string]any
-	}
-}
-
-func decodePolicy(t *testing.T, encoded string) policyDoc {
-	t.Helper()
-	raw, err := url.QueryUnescape(encoded)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d policyDoc
-	if err := json.Unmarshal([]byte(raw), &d); err != nil {
-		t.Fatalf("%v: %s", err, raw)
-	}
-	return d
-}
-
 // claims are the parts of a service-account token IAM's web identity
 // federation reads.
 type claims struct {
@@ -168,43 +145,25 @@ func tokenClaims(t *testing.T, jwt string) claims {
 	return c
 }
 
-// trustAllows evaluates a role's trust policy for AssumeRoleWithWebIdentity
-// with a token, as IAM does for the shapes the shipped trust uses: an Allow
-// statement whose Federated principal is the provider of the token's
-// issuer, whose action is sts:AssumeRoleWithWebIdentity, and whose every
-// condition holds. A condition operator other than StringEquals, or a Deny
-// statement, fails the test: this evaluator does not know it. moto does not
-// evaluate trust, so the test does.
-func trustAllows(t *testing.T, doc policyDoc, account string, tok claims) bool {
+// trustAllows evaluates a role's trust policy (as IAM returns it) for
+// AssumeRoleWithWebIdentity with a token, with testenv.TrustAllows: the
+// provider of the token's issuer as the Federated principal, its sub and
+// (single) aud as the condition keys. moto does not evaluate trust, so the
+// test does.
+func trustAllows(t *testing.T, trust, account string, tok claims) bool {
 	t.Helper()
 	provider := strings.TrimPrefix(tok.Iss, "https://")
-	principal := fmt.Sprintf("arn:aws:iam::%s:oidc-provider/%s", account, provider)
-	ctxKeys := map[string][]string{provider + ":sub": {tok.Sub}, provider + ":aud": testenv.StringOrList(tok.Aud)}
-	allowed := false
-	for _, st := range doc.Statement {
-		if st.Effect != "Allow" {
-			t.Fatalf("the evaluator knows no %s statements", st.Effect)
-		}
-		if !slices.Contains(testenv.StringOrList(st.Principal["Federated"]), principal) || !slices.Contains(testenv.StringOrList(st.Action), "sts:AssumeRoleWithWebIdentity") {
-			continue
-		}
-		ok := true
-		for op, kv := range st.Condition {
-			if op != "StringEquals" {
-				t.Fatalf("the evaluator knows no condition operator %s", op)
-			}
-			for key, want := range kv {
-				have := ctxKeys[key]
-				match := false
-				for _, w := range testenv.StringOrList(want) {
-					match = match || slices.Contains(have, w)
-				}
-				ok = ok && match
-			}
-		}
-		allowed = allowed || ok
+	aud := testenv.StringOrList(tok.Aud)
+	if len(aud) != 1 {
+		t.Fatalf("the token has audiences %v; the evaluation takes one", aud)
 	}
-	return allowed
+	ok, err := testenv.TrustAllows(trust, testenv.TrustRequest{PrincipalType: "Federated",
+		Principal: fmt.Sprintf("arn:aws:iam::%s:oidc-provider/%s", account, provider), Actions: []string{"sts:AssumeRoleWithWebIdentity"},
+		Context: map[string]string{provider + ":sub": tok.Sub, provider + ":aud": aud[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
 
 // checkIAMSetup reads back through the SDK what the README's setup
