@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -111,7 +110,7 @@ var _ = Describe("Argo CD health fixtures", Ordered, func() {
 		conflict.Spec.RoleName = foreign
 		Expect(k8s.Create(ctx, conflict)).To(Succeed())
 
-		time.Sleep(1100 * time.Millisecond) // the holder is the older binding
+		// No wait: created in the same second, the holder wins the tie by name.
 		Expect(k8s.Create(ctx, newBinding(ns, "serviceaccount-conflict", "healthy"))).To(Succeed())
 
 		aud := newBinding(ns, "audience-not-registered", "audience-not-registered")

@@ -41,8 +41,6 @@ type binder interface {
 	// unbind undoes what bind did for sa, the ServiceAccount aside:
 	// released, or kept as a Retain record (mode retain).
 	unbind(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa string, mode releaseMode) error
-	// describe says how sa is bound, for ServiceAccountSynced.
-	describe(b *v1alpha1.PodIdentityBinding, sa string) string
 }
 
 // binderFor is the binder of a mechanism.
@@ -78,10 +76,6 @@ func (i irsaBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa
 // next mechanism's bind.
 func (irsaBinder) unbind(context.Context, *v1alpha1.PodIdentityBinding, string, releaseMode) error {
 	return nil
-}
-
-func (irsaBinder) describe(_ *v1alpha1.PodIdentityBinding, sa string) string {
-	return "ServiceAccount " + sa + " is annotated with the role ARN"
 }
 
 // podIdentityBinder keeps the ServiceAccount free of IRSA annotations and
@@ -201,10 +195,6 @@ func (p podIdentityBinder) unbind(ctx context.Context, b *v1alpha1.PodIdentityBi
 	return nil
 }
 
-func (podIdentityBinder) describe(b *v1alpha1.PodIdentityBinding, sa string) string {
-	return "EKS pod identity association " + b.Status.AssociationID + " maps ServiceAccount " + sa + " to the role"
-}
-
 // eksError is a failed EKS call of a binder: reported as EKSUnavailable
 // or EKSRequestRejected, not as a Kubernetes error.
 type eksError struct {
@@ -225,10 +215,4 @@ func eksFailed(op string, err error) error {
 		err = awsiam.AsRetryable(err)
 	}
 	return eksError{op: op, err: err}
-}
-
-// isAssociationConflict reports whether err is an associationConflict.
-func isAssociationConflict(err error) bool {
-	var c associationConflict
-	return errors.As(err, &c)
 }

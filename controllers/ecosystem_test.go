@@ -53,7 +53,7 @@ var _ = Describe("Argo CD", func() {
 		Expect(k8s.Create(ctx, newBinding(ns, "healthy", "healthy"))).To(Succeed())
 		waitReady(ns, "healthy")
 		Expect(argoHealth(ns, "healthy")).To(Equal(argocd.Health{Status: "Healthy",
-			Message: "Available: pods using ServiceAccount healthy can assume " + getBinding(ns, "healthy").Status.RoleArn}))
+			Message: "Available: pods using ServiceAccount healthy can assume IAM role " + getBinding(ns, "healthy").Status.RoleName}))
 
 		By("a ServiceAccount conflict is Degraded with the condition message")
 		Expect(k8s.Create(ctx, newBinding(ns, "zz-second", "healthy"))).To(Succeed())

@@ -236,6 +236,16 @@ func iamCalls(operation string) float64 {
 	return sumIAMCalls(func(op string) bool { return op == operation })
 }
 
+// waitQuiet waits until count stays the same for window: the operator has
+// finished reacting (to a creation, say) before a test starts counting.
+func waitQuiet(count func() float64, window time.Duration) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		before := count()
+		g.Consistently(count, window, interval).Should(Equal(before))
+	}, timeout, interval).Should(Succeed())
+}
+
 // iamWrites counts the operator's IAM calls other than reads.
 func iamWrites() float64 {
 	return sumIAMCalls(func(op string) bool { return !strings.HasPrefix(op, "Get") && !strings.HasPrefix(op, "List") })

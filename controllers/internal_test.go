@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/util/workqueue"
+	clocktesting "k8s.io/utils/clock/testing"
 	fakeclient "sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -197,10 +198,11 @@ func TestRoleCacheUnlistedRoles(t *testing.T) {
 func TestRoleCacheFillKeepsNewerEntries(t *testing.T) {
 	ctx := context.Background()
 	inner := &countingRoles{role: &role.Observed{ID: "read"}}
-	c := &RoleCache{Inner: inner, TTL: time.Hour}
-	c.Fill(map[string]*role.Observed{"old": {ID: "A"}, "changed": {ID: "B", Description: "before"}}, time.Now())
-	snapshotStart := time.Now()
-	time.Sleep(time.Millisecond)
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := &RoleCache{Inner: inner, TTL: time.Hour, Clock: clk}
+	c.Fill(map[string]*role.Observed{"old": {ID: "A"}, "changed": {ID: "B", Description: "before"}}, clk.Now())
+	snapshotStart := clk.Now()
+	clk.Step(time.Millisecond)
 	if _, _, err := c.Create(ctx, role.Desired{Name: "created-during-sweep"}); err != nil {
 		t.Fatal(err)
 	}
@@ -227,13 +229,18 @@ func TestRoleCacheFillKeepsNewerEntries(t *testing.T) {
 func TestRoleCacheTTLAllowsForSlowSweeps(t *testing.T) {
 	ctx := context.Background()
 	inner := &countingRoles{role: &role.Observed{ID: "read"}}
-	c := &RoleCache{Inner: inner, TTL: 300 * time.Millisecond}
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := &RoleCache{Inner: inner, TTL: 300 * time.Millisecond, Clock: clk}
 	// A sweep that took twice the TTL.
-	c.Fill(map[string]*role.Observed{"r": {ID: "snap"}}, time.Now().Add(-600*time.Millisecond))
+	c.Fill(map[string]*role.Observed{"r": {ID: "snap"}}, clk.Now().Add(-600*time.Millisecond))
 	if o, _ := c.Observe(ctx, "r"); o.ID != "snap" || inner.reads != 0 {
 		t.Errorf("an entry expired as the sweep delivered it: %+v, %d reads", o, inner.reads)
 	}
-	time.Sleep(time.Second) // past TTL + 2 * 600ms since the snapshot began
+	clk.Step(800 * time.Millisecond) // 1.4 s since the snapshot began, just inside TTL + 2 * 600ms = 1.5 s
+	if o, _ := c.Observe(ctx, "r"); o.ID != "snap" || inner.reads != 0 {
+		t.Errorf("an entry expired before the next sweep was overdue: %+v, %d reads", o, inner.reads)
+	}
+	clk.Step(200 * time.Millisecond) // past TTL + 2 * 600ms since the snapshot began
 	if o, _ := c.Observe(ctx, "r"); o.ID != "read" || inner.reads != 1 {
 		t.Errorf("an entry outlived an overdue sweep: %+v, %d reads", o, inner.reads)
 	}
@@ -505,5 +512,36 @@ func TestFairQueueServesAQuietNamespaceFirst(t *testing.T) {
 	storm := slices.DeleteFunc(slices.Clone(order), func(s string) bool { return s == "quiet/new" })
 	if !slices.IsSorted(storm) {
 		t.Errorf("storm items out of order: %v", storm[:20])
+	}
+}
+
+// Absent answers only from a fresh snapshot, and never for a role the
+// operator has seen or lost track of since.
+func TestRoleCacheAbsent(t *testing.T) {
+	ctx := context.Background()
+	inner := &countingRoles{role: &role.Observed{ID: "read"}}
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := &RoleCache{Inner: inner, TTL: time.Minute, Clock: clk}
+	if c.Absent("new") {
+		t.Fatal("absent before any snapshot")
+	}
+	c.Fill(map[string]*role.Observed{"listed": {ID: "A"}}, clk.Now())
+	if !c.Absent("new") || c.Absent("listed") {
+		t.Errorf("new: %v, listed: %v", c.Absent("new"), c.Absent("listed"))
+	}
+	if _, err := c.Observe(ctx, "read-since"); err != nil || c.Absent("read-since") {
+		t.Errorf("a role read since the snapshot is absent: %v", err)
+	}
+	c.forget("lost")
+	if c.Absent("lost") {
+		t.Errorf("a role forgotten after a failed call is absent")
+	}
+	clk.Step(2 * time.Minute)
+	if c.Absent("new") {
+		t.Errorf("absent from an expired snapshot")
+	}
+	c.Fill(map[string]*role.Observed{}, clk.Now())
+	if !c.Absent("lost") {
+		t.Errorf("a new snapshot does not settle a forgotten role")
 	}
 }

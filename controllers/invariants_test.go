@@ -302,11 +302,14 @@ func (w *world) hostile(some *v1alpha1.PodIdentityBinding) string {
 		// writable again.
 		w.roleN++
 		name := fmt.Sprintf("%s_fuzz-r%d", w.ns, w.roleN)
+		refused := metricSum("podidentity_status_write_failures_total", nil)
 		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) {
 			b.Labels = map[string]string{refuseStatusLabel: "true"}
 			b.Spec.RoleName = name
 		})
-		time.Sleep(2 * time.Second) // the reconcile runs while the status is refused
+		// A reconcile runs while the status is refused.
+		Eventually(func() float64 { return metricSum("podidentity_status_write_failures_total", nil) }, timeout, interval).
+			Should(BeNumerically(">", refused))
 		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { delete(b.Labels, refuseStatusLabel) })
 		return fmt.Sprintf("rename %s roleName=%q while its status is refused", some.Name, name)
 	case 2:

@@ -251,7 +251,7 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 	It("defect 3: an invalid spec that moved away keeps its ServiceAccount; a second binding cannot take it and nothing loops", func() {
 		Expect(k8s.Create(ctx, newBinding(tenant, "b1", "x"))).To(Succeed())
 		b1 := waitReady(tenant, "b1")
-		time.Sleep(1100 * time.Millisecond) // creation timestamps have second resolution
+		// No wait: created in the same second, the holder wins the tie by name.
 
 		By("b1 moves to y with a typo; b2 then names x")
 		b := getBinding(tenant, "b1")
@@ -301,7 +301,8 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(g), g)).To(Succeed())
 			return g.Status.SelectedBindings
 		}, timeout, interval).Should(Equal(int32(5)))
-		time.Sleep(time.Second) // the guardrail's creation reconciles every binding once
+		// The guardrail's creation reconciles every binding once.
+		waitQuiet(func() float64 { return reconciles("podidentitybinding") }, time.Second)
 
 		By("status writes to the guardrail")
 		before := reconciles("podidentitybinding")

@@ -37,7 +37,6 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/bounded"
 	"github.com/podidentity/podidentity-operator/internal/guard"
-	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/planner"
 	"github.com/podidentity/podidentity-operator/internal/role"
@@ -191,7 +190,45 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 // policy documents, the ServiceAccount's holder and every candidate role.
 // It has no side effects.
 func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding) (planner.Input, error) {
-	return r.gatherWith(ctx, b, r.Roles.Observe, r.Policies)
+	observe := r.Roles.Observe
+	if unread := r.unreadTarget(b); unread != "" {
+		observe = func(ctx context.Context, name string) (*role.Observed, error) {
+			if name == unread {
+				return nil, nil
+			}
+			return r.Roles.Observe(ctx, name)
+		}
+	}
+	return r.gatherWith(ctx, b, observe, r.Policies)
+}
+
+// AbsenceKnower knows that a role does not exist without reading IAM
+// (RoleCache, from the drift sweep's snapshot).
+type AbsenceKnower interface {
+	Absent(name string) bool
+}
+
+// unreadTarget is the binding's generated role name when gather may take it
+// as absent without a GetRole, so that a new binding costs IAM only its two
+// writes: the binding is not being deleted, nothing records the name as the
+// binding's (status or IAM's ownership tags), and the fresh snapshot does
+// not list it. The planner can then only plan to create it (a role it has
+// not observed is never the binding's, so nothing is updated, kept or
+// deleted under that name); if the role exists after all, CreateRole fails
+// and the retry reads it. "" when the name must be read.
+func (r *Reconciler) unreadTarget(b *v1alpha1.PodIdentityBinding) string {
+	known, ok := r.Roles.(AbsenceKnower)
+	// An explicit spec.roleName may well name an existing role (of another
+	// path, or someone else's): it is read, so a conflict shows at once.
+	if !ok || !b.DeletionTimestamp.IsZero() || r.Sweep == nil || b.Spec.RoleName != "" {
+		return ""
+	}
+	target := role.Name(r.Config, b)
+	if target == b.Status.RoleName || slices.ContainsFunc(b.Status.OwnedRoles, func(o v1alpha1.RoleReference) bool { return o.Name == target }) ||
+		slices.Contains(r.Sweep.TaggedFor(b.Namespace, b.Name), target) || !known.Absent(target) {
+		return ""
+	}
+	return target
 }
 
 // gatherWith is gather with the roles and managed policies read through
@@ -248,13 +285,21 @@ func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBind
 // converge gathers, plans, applies and reports. Every path of a binding
 // (normal, conflicts, invalid spec, deletion) goes through it.
 func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBinding) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-	deleting := !b.DeletionTimestamp.IsZero()
 	in, err := r.gather(ctx, b)
 	if err != nil {
 		return r.failure(ctx, b, err)
 	}
 	p := planner.Compute(in)
+	logf.FromContext(ctx).V(1).Info("planned", "policy", p.Policy, "current", p.Current, "reason", p.Reason)
+	if err := r.apply(ctx, b, in, p); err != nil {
+		return r.failure(ctx, b, err)
+	}
+	return r.report(ctx, b, p), nil
+}
+
+// apply makes the plan's steps in order and records in status what each
+// step changed as soon as it did; it stops at the first error.
+func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, in planner.Input, p planner.Plan) error {
 	for name, id := range p.Owned {
 		recordOwned(b, name, id)
 	}
@@ -265,7 +310,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 			arns[name] = obs.ARN
 		}
 	}
-	apply := func(actions []planner.Action) error {
+	actions := func(actions []planner.Action) error {
 		for _, a := range actions {
 			if err := r.applyAction(ctx, b, a, wasSynced, arns, p.ServiceAccount); err != nil {
 				return err
@@ -273,120 +318,101 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 		}
 		return nil
 	}
-	if err := apply(p.Before); err != nil {
-		return r.failure(ctx, b, err)
+	if err := actions(p.Before); err != nil {
+		return err
 	}
-
-	if deleting {
-		mode := release
-		if p.DeletionPolicy == v1alpha1.DeletionPolicyRetain {
-			mode = retain
-		}
-		if kept := retainedNow(p.Before); in.KeepRoles && kept > 0 {
-			// Counted once per role: a retried reconcile finds them tagged.
-			rolesKeptOnCRDDeletion.Add(float64(kept))
-			r.event(b, corev1.EventTypeWarning, EventCRDDeleted, fmt.Sprintf(
-				"the PodIdentityBinding CRD is being deleted: kept %d IAM role(s) of this binding, tagged %s=true, and the ServiceAccount annotations; delete the roles by hand if they are no longer needed",
-				kept, role.TagRetained))
-		}
-		if err := r.release(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), mode, r.boundKinds(b)...); err != nil {
-			return ctrl.Result{}, err
-		}
-		before := b.DeepCopy()
-		controllerutil.RemoveFinalizer(b, Finalizer)
-		if err := r.Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
-		return ctrl.Result{}, nil
+	// The roles are as planned: say so now, whatever a later step says.
+	if c := meta.FindStatusCondition(p.Conditions, v1alpha1.ConditionRoleSynced); c != nil {
+		setCondition(b, c.Type, c.Status, c.Reason, c.Message)
 	}
-
-	saSynced := false
-	if p.Current != "" {
+	if kept := retainedNow(p.Before); in.KeepRoles && kept > 0 {
+		// Counted once per role: a retried reconcile finds them tagged.
+		rolesKeptOnCRDDeletion.Add(float64(kept))
+		r.event(b, corev1.EventTypeWarning, EventCRDDeleted, fmt.Sprintf(
+			"the PodIdentityBinding CRD is being deleted: kept %d IAM role(s) of this binding, tagged %s=true, and the ServiceAccount annotations; delete the roles by hand if they are no longer needed",
+			kept, role.TagRetained))
+	}
+	if p.Bind != nil {
 		arn := arns[p.Current]
 		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = p.Current, arn, planner.KnownID(b, p.Current)
 		// A role created by this reconcile was announced with its
-		// ServiceAccount (RoleCreated): annotating the ServiceAccount for it
-		// is part of that, not a second event.
+		// ServiceAccount (RoleCreated): binding the ServiceAccount to it is
+		// part of that, not a second event.
 		announce := in.Roles[p.Current] != nil
-		// The new mechanism is set up first; only then is the old one
-		// (another mechanism, another ServiceAccount) let go of.
-		kind := p.Identity
-		previous := r.boundKinds(b)
-		if err := r.binderFor(kind).bind(ctx, b, p.ServiceAccount, arn, announce); err != nil {
-			if isAssociationConflict(err) {
-				setFailed(b, v1alpha1.ReasonAssociationConflict, err.Error(), v1alpha1.ConditionServiceAccountSynced)
-				r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAssociationConflict, err.Error())
-				return r.resyncBinding(b), nil
-			}
-			var eksErr eksError
-			if errors.As(err, &eksErr) {
-				if awsiam.Classify(eksErr.err) == awsiam.Terminal {
-					msg := "EKS rejected the request: " + eksErr.op + ": " + awsiam.Message(eksErr.err)
-					setFailed(b, v1alpha1.ReasonEKSRequestRejected, msg, v1alpha1.ConditionServiceAccountSynced)
-					r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonEKSRequestRejected, msg)
-					return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
-				}
-				setFailed(b, v1alpha1.ReasonEKSUnavailable, "EKS call failed, retrying: "+err.Error(), v1alpha1.ConditionServiceAccountSynced)
-				return ctrl.Result{}, err
-			}
-			msg := fmt.Sprintf("binding ServiceAccount %s to the role: %v", p.ServiceAccount, err)
-			setFailed(b, v1alpha1.ReasonServiceAccountError, msg, v1alpha1.ConditionServiceAccountSynced)
-			return ctrl.Result{}, err
+		if err := r.binderFor(p.Bind.Identity).bind(ctx, b, p.Bind.ServiceAccount, arn, announce); err != nil {
+			return bindError{sa: p.Bind.ServiceAccount, err: err}
 		}
-		for _, k := range previous {
-			if k != kind {
-				if err := r.binderFor(k).unbind(ctx, b, p.ServiceAccount, release); err != nil {
-					return ctrl.Result{}, err
-				}
+		for _, k := range p.Bind.Unbind {
+			if err := r.binderFor(k).unbind(ctx, b, p.Bind.ServiceAccount, release); err != nil {
+				return err
 			}
 		}
-		b.Status.Identity = v1alpha1.Identity(kind)
-		if old := b.Status.ServiceAccountName; old != "" && old != p.ServiceAccount {
-			if err := r.release(ctx, b, []string{old}, release, append(previous, kind)...); err != nil {
-				return ctrl.Result{}, err
-			}
+		b.Status.Identity = v1alpha1.Identity(p.Bind.Identity)
+		if err := r.releaseAll(ctx, b, p.Bind.Previous); err != nil {
+			return err
 		}
-		b.Status.ServiceAccountName = p.ServiceAccount
-		saSynced = true
-	} else {
-		if err := r.release(ctx, b, uniq(b.Status.ServiceAccountName, b.Spec.ServiceAccountName), release, r.boundKinds(b)...); err != nil {
-			return ctrl.Result{}, err
-		}
+		b.Status.ServiceAccountName = p.Bind.ServiceAccount
+	}
+	if err := r.releaseAll(ctx, b, p.Release); err != nil {
+		return err
+	}
+	if p.Release != nil && !p.RemoveFinalizer {
 		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID, b.Status.ServiceAccountName = "", "", "", ""
 		b.Status.Identity, b.Status.AssociationID = "", ""
 	}
-	if err := apply(p.After); err != nil {
-		return r.failure(ctx, b, err)
+	if err := actions(p.After); err != nil {
+		return err
 	}
-
-	if p.Ready {
-		setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced, "IAM role "+p.Current+" matches the binding")
-		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
-			r.binderFor(p.Identity).describe(b, p.ServiceAccount))
-		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAvailable,
-			"pods using ServiceAccount "+p.ServiceAccount+" can assume "+b.Status.RoleArn)
-		b.Status.ObservedGeneration = b.Generation
-		log.V(1).Info("binding in sync", "role", p.Current)
-		return r.resyncBinding(b), nil
+	if p.RemoveFinalizer {
+		before := b.DeepCopy()
+		controllerutil.RemoveFinalizer(b, Finalizer)
+		if err := r.Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return client.IgnoreNotFound(err)
+		}
 	}
-	r.event(b, corev1.EventTypeWarning, p.Reason, p.Message)
-	if p.Applied {
-		// The role and the ServiceAccount are right; only using them fails.
-		setCondition(b, v1alpha1.ConditionRoleSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced, "IAM role "+p.Current+" matches the binding")
-		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
-			r.binderFor(p.Identity).describe(b, p.ServiceAccount))
-		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
-		return r.resyncBinding(b), nil
-	}
-	setFailed(b, p.Reason, p.Message, v1alpha1.ConditionRoleSynced)
-	if saSynced {
-		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionTrue, v1alpha1.ReasonSynced,
-			"ServiceAccount "+p.ServiceAccount+" is annotated with the ARN of role "+p.Current)
-	} else {
-		setCondition(b, v1alpha1.ConditionServiceAccountSynced, metav1.ConditionFalse, p.Reason, p.Message)
-	}
-	return r.resyncBinding(b), nil
+	return nil
 }
+
+// releaseAll makes one planned release (nil: none).
+func (r *Reconciler) releaseAll(ctx context.Context, b *v1alpha1.PodIdentityBinding, rel *planner.Release) error {
+	if rel == nil {
+		return nil
+	}
+	mode := release
+	if rel.Retain {
+		mode = retain
+	}
+	return r.release(ctx, b, rel.ServiceAccounts, mode, rel.Identities...)
+}
+
+// report writes the plan's conditions (all its steps succeeded) and says
+// when the binding is looked at again.
+func (r *Reconciler) report(ctx context.Context, b *v1alpha1.PodIdentityBinding, p planner.Plan) ctrl.Result {
+	for _, c := range p.Conditions {
+		setCondition(b, c.Type, c.Status, c.Reason, c.Message)
+	}
+	if p.RemoveFinalizer {
+		return ctrl.Result{}
+	}
+	if p.Ready {
+		b.Status.ObservedGeneration = b.Generation
+		logf.FromContext(ctx).V(1).Info("binding in sync", "role", p.Current)
+	} else {
+		r.event(b, corev1.EventTypeWarning, p.Reason, p.Message)
+	}
+	return r.resyncBinding(b)
+}
+
+// bindError is a failed bind of the plan's ServiceAccount.
+type bindError struct {
+	sa  string
+	err error
+}
+
+func (e bindError) Error() string {
+	return fmt.Sprintf("binding ServiceAccount %s to the role: %v", e.sa, e.err)
+}
+func (e bindError) Unwrap() error { return e.err }
 
 // applyAction makes the IAM writes of one planned action and records the
 // result in status as soon as IAM has it, so a later failure never makes the
@@ -532,17 +558,42 @@ func forgetOwned(b *v1alpha1.PodIdentityBinding, name string) {
 }
 
 // failure is the one place that turns an error into conditions and a
-// requeue decision: terminal IAM errors are reported and retried at the sync
-// period (no hot loop), everything else goes back to the rate-limited queue.
+// requeue decision: terminal IAM and EKS errors and association conflicts
+// are reported and retried at the sync period (no hot loop), everything
+// else goes back to the rate-limited queue.
 func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding, err error) (ctrl.Result, error) {
+	deleting := !b.DeletionTimestamp.IsZero()
+	var (
+		de       deleteError
+		eksErr   eksError
+		be       bindError
+		conflict associationConflict
+	)
+	switch {
+	case errors.As(err, &conflict):
+		setFailed(b, v1alpha1.ReasonAssociationConflict, conflict.Error(), v1alpha1.ConditionServiceAccountSynced)
+		r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAssociationConflict, conflict.Error())
+		return r.resyncBinding(b), nil
+	case errors.As(err, &eksErr):
+		if awsiam.Classify(eksErr.err) == awsiam.Terminal {
+			msg := "EKS rejected the request: " + eksErr.op + ": " + awsiam.Message(eksErr.err)
+			setFailed(b, v1alpha1.ReasonEKSRequestRejected, msg, v1alpha1.ConditionServiceAccountSynced)
+			r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonEKSRequestRejected, msg)
+			return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
+		}
+		setFailed(b, v1alpha1.ReasonEKSUnavailable, "EKS call failed, retrying: "+eksErr.Error(), v1alpha1.ConditionServiceAccountSynced)
+		return ctrl.Result{}, err
+	case errors.As(err, &be) && !deleting:
+		setFailed(b, v1alpha1.ReasonServiceAccountError, be.Error(), v1alpha1.ConditionServiceAccountSynced)
+		return ctrl.Result{}, err
+	}
 	msg := awsiam.Message(err)
 	terminal := awsiam.Classify(err) == awsiam.Terminal
-	var de deleteError
-	if deleting := !b.DeletionTimestamp.IsZero(); deleting || errors.As(err, &de) {
+	if deleting || errors.As(err, &de) {
 		if de.name != "" {
 			msg = fmt.Sprintf("deleting IAM role %s: %s", de.name, msg)
 		} else {
-			msg = "cleaning up the binding's IAM roles: " + msg
+			msg = "cleaning up the binding's IAM roles and ServiceAccounts: " + msg
 		}
 		if deleting {
 			msg += "; the finalizer stays until the role is deleted"
@@ -718,12 +769,22 @@ func indexServiceAccountsOf(ctx context.Context, c cache.Cache) error {
 		if !ok {
 			return nil, nil
 		}
-		keys := []string{b.Namespace + "/" + b.Spec.ServiceAccountName}
-		if sa := b.Status.ServiceAccountName; sa != "" && sa != b.Spec.ServiceAccountName {
+		var keys []string
+		for _, sa := range serviceAccountsOf(b) {
 			keys = append(keys, b.Namespace+"/"+sa)
 		}
 		return keys, nil
 	}})
+}
+
+// serviceAccountsOf are the ServiceAccounts a binding names (spec) and
+// holds (status), each once: its keys in the indexServiceAccounts index.
+func serviceAccountsOf(b *v1alpha1.PodIdentityBinding) []string {
+	keys := []string{b.Spec.ServiceAccountName}
+	if sa := b.Status.ServiceAccountName; sa != "" && sa != b.Spec.ServiceAccountName {
+		keys = append(keys, sa)
+	}
+	return keys
 }
 
 // namingOrHolding selects the bindings in namespace that name the
@@ -790,19 +851,4 @@ func setFailed(b *v1alpha1.PodIdentityBinding, reason, msg string, condTypes ...
 func isTrueForGeneration(b *v1alpha1.PodIdentityBinding, condType string) bool {
 	c := meta.FindStatusCondition(b.Status.Conditions, condType)
 	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == b.Generation
-}
-
-// boundKinds are the mechanisms that may have bound the binding's
-// ServiceAccounts: the one status records, and the one it asks for now
-// (a reconcile may have bound with it before its status was written).
-func (r *Reconciler) boundKinds(b *v1alpha1.PodIdentityBinding) []identity.Kind {
-	kinds := []identity.Kind{r.Config.Mechanism(b).Kind()}
-	recorded := identity.KindIRSA // bindings written before status.identity existed
-	if b.Status.Identity != "" {
-		recorded = identity.Kind(b.Status.Identity)
-	}
-	if recorded != kinds[0] {
-		kinds = append(kinds, recorded)
-	}
-	return kinds
 }

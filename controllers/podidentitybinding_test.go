@@ -136,7 +136,7 @@ var _ = Describe("PodIdentityBinding", func() {
 		Expect(k8s.Create(ctx, newBinding(ns, "quiet", "quiet"))).To(Succeed())
 		waitReady(ns, "quiet")
 		// Let every other binding settle too, then watch several sync periods.
-		time.Sleep(2 * syncPeriod)
+		waitQuiet(iamWrites, syncPeriod)
 		before := iamWrites()
 		Expect(before).To(BeNumerically(">", 0), "creating the role must have counted IAM writes")
 		sa, err := serviceAccount(ns, "quiet")
@@ -310,7 +310,7 @@ var _ = Describe("PodIdentityBinding", func() {
 	It("lets the older of two bindings own a ServiceAccount", func() {
 		Expect(k8s.Create(ctx, newBinding(ns, "first", "shared"))).To(Succeed())
 		first := waitReady(ns, "first")
-		time.Sleep(1100 * time.Millisecond) // creation timestamps have second resolution
+		// No wait: created in the same second, the holder wins the tie by name.
 		Expect(k8s.Create(ctx, newBinding(ns, "second", "shared"))).To(Succeed())
 		Eventually(readyReason(ns, "second"), timeout, interval).Should(Equal("ServiceAccountConflict"))
 		Expect(condition(ns, "second", v1alpha1.ConditionReady).Message).To(ContainSubstring("already bound by PodIdentityBinding first"))
@@ -494,10 +494,9 @@ var _ = Describe("PodIdentityBinding", func() {
 
 		By("retrying only at the sync period, not through the fast back-off")
 		attempts := iamCalls("GetPolicy")
-		time.Sleep(syncPeriod * 3 / 2)
 		// A hot loop through the rate limiter (5ms, 10ms, 20ms, ...) would
 		// make about ten attempts in this time.
-		Expect(iamCalls("GetPolicy") - attempts).To(BeNumerically("<=", 2))
+		Consistently(func() float64 { return iamCalls("GetPolicy") - attempts }, syncPeriod*3/2, interval).Should(BeNumerically("<=", 2))
 
 		By("fixing the spec makes it Ready")
 		b = getBinding(ns, "rejected")

@@ -158,9 +158,9 @@ var _ = Describe("Tenant-escape regressions", func() {
 	})
 
 	It("defect 3: a binding that loses its ServiceAccount keeps no usable role (Delete deletes, Retain parks)", func() {
-		Expect(k8s.Create(ctx, newBinding(tenant, "holder", "shared"))).To(Succeed())
-		holder := waitReady(tenant, "holder")
-		time.Sleep(1100 * time.Millisecond) // creation timestamps have second resolution
+		Expect(k8s.Create(ctx, newBinding(tenant, "a-holder", "shared"))).To(Succeed())
+		holder := waitReady(tenant, "a-holder")
+		// No wait: created in the same second, the holder wins the tie by name.
 
 		deleter := newBinding(tenant, "deleter", "deleter")
 		deleter.Spec.Permissions = readWrite()
@@ -195,7 +195,7 @@ var _ = Describe("Tenant-escape regressions", func() {
 		Consistently(func() string { return trustEffect(keeper.Status.RoleName) }, syncPeriod+time.Second, interval).Should(Equal("Deny"))
 
 		By("when the conflict ends, the next binding in line gets a working role again")
-		deleteBinding(tenant, "holder")
+		deleteBinding(tenant, "a-holder")
 		deleteBinding(tenant, "deleter")
 		keeper = waitReady(tenant, "keeper")
 		Expect(trustEffect(keeper.Status.RoleName)).To(Equal("Allow"))

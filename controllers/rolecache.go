@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
@@ -40,6 +42,8 @@ type RoleCache struct {
 	// FirstFillWait bounds how long a reconcile waits for the first sweep
 	// after a start (so a restart reads no role one by one).
 	FirstFillWait time.Duration
+	// Clock tells the time (tests inject a fake one); nil is the real clock.
+	Clock clock.Clock
 
 	mu      sync.Mutex
 	entries map[string]cached
@@ -47,9 +51,13 @@ type RoleCache struct {
 	// snapshot taken before the delete does not bring it back (Fill).
 	deleted map[string]time.Time
 	took    time.Duration // the last sweep's duration (Fill's at to Fill)
-	filled  chan struct{}
-	once    sync.Once
-	started time.Time
+	// filledAt is when the last snapshot began; forgotten are the roles
+	// forgotten since (after a failed call), which the snapshot may list.
+	filledAt  time.Time
+	forgotten map[string]bool
+	filled    chan struct{}
+	once      sync.Once
+	started   time.Time
 }
 
 type cached struct {
@@ -66,7 +74,10 @@ func (c *RoleCache) init() {
 		c.entries = map[string]cached{}
 		c.deleted = map[string]time.Time{}
 		c.filled = make(chan struct{})
-		c.started = time.Now()
+		if c.Clock == nil {
+			c.Clock = clock.RealClock{}
+		}
+		c.started = c.Clock.Now()
 	})
 }
 
@@ -80,7 +91,8 @@ func (c *RoleCache) Fill(snap map[string]*role.Observed, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.entries
-	c.took = time.Since(at)
+	c.took = c.Clock.Since(at)
+	c.filledAt, c.forgotten = at, map[string]bool{}
 	c.entries = make(map[string]cached, len(snap))
 	for name, o := range snap {
 		if gone, ok := c.deleted[name]; ok && gone.After(at) {
@@ -123,7 +135,7 @@ func (c *RoleCache) get(name string) (*role.Observed, bool) {
 	switch {
 	case !ok:
 		result = "miss"
-	case time.Since(e.at) > c.TTL+2*c.took:
+	case c.Clock.Since(e.at) > c.TTL+2*c.took:
 		result = "expired"
 	case e.obs.Unlisted:
 		result = "unlisted"
@@ -133,6 +145,23 @@ func (c *RoleCache) get(name string) (*role.Observed, bool) {
 		return nil, false
 	}
 	return e.obs, true
+}
+
+// Absent reports whether the role is known not to exist without reading
+// IAM: the last sweep's snapshot is fresh (as Observe judges entries) and
+// did not list it, and the operator has neither read, written nor forgotten
+// it since. It is only ever asked about a name to create (Reconciler.gather):
+// if the role exists after all, CreateRole fails, the name is forgotten and
+// the retry reads it.
+func (c *RoleCache) Absent(name string) bool {
+	c.init()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.filledAt.IsZero() || c.Clock.Since(c.filledAt) > c.TTL+2*c.took || c.forgotten[name] {
+		return false
+	}
+	_, known := c.entries[name]
+	return !known
 }
 
 // Known returns what the cache holds of a role, however old (for
@@ -147,23 +176,26 @@ func (c *RoleCache) Known(name string) *role.Observed {
 func (c *RoleCache) put(name string, o *role.Observed) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries[name] = cached{obs: o, at: time.Now()}
+	c.entries[name] = cached{obs: o, at: c.Clock.Now()}
 }
 
 func (c *RoleCache) forget(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, name)
+	if c.forgotten != nil {
+		c.forgotten[name] = true
+	}
 }
 
 // Observe returns the cached role when fresh, otherwise reads it. A role that
 // does not exist is never cached.
 func (c *RoleCache) Observe(ctx context.Context, name string) (*role.Observed, error) {
 	c.init()
-	if wait := c.FirstFillWait - time.Since(c.started); wait > 0 {
+	if wait := c.FirstFillWait - c.Clock.Since(c.started); wait > 0 {
 		select {
 		case <-c.filled:
-		case <-time.After(wait):
+		case <-c.Clock.After(wait):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -201,7 +233,7 @@ func (c *RoleCache) Apply(ctx context.Context, d role.Desired, p role.Plan) erro
 	c.mu.Lock()
 	e, ok := c.entries[d.Name]
 	c.mu.Unlock()
-	if ok && time.Since(e.at) > confirmWindow {
+	if ok && c.Clock.Since(e.at) > confirmWindow {
 		live, err := c.Inner.Get(ctx, d.Name)
 		if err != nil {
 			c.forget(d.Name)
@@ -234,7 +266,7 @@ func (c *RoleCache) Delete(ctx context.Context, name, id string) error {
 	c.mu.Lock()
 	e, ok := c.entries[name]
 	c.mu.Unlock()
-	if !ok || e.obs.ID != id || time.Since(e.at) > confirmWindow {
+	if !ok || e.obs.ID != id || c.Clock.Since(e.at) > confirmWindow {
 		live, err := c.Inner.Get(ctx, name)
 		if err != nil {
 			c.forget(name)
@@ -253,7 +285,7 @@ func (c *RoleCache) Delete(ctx context.Context, name, id string) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		delete(c.entries, name)
-		c.deleted[name] = time.Now()
+		c.deleted[name] = c.Clock.Now()
 	}()
 	return c.Inner.Delete(ctx, name, id)
 }

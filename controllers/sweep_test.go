@@ -84,7 +84,7 @@ var _ = Describe("Drift sweep", func() {
 			names = append(names, waitReady(ns, fmt.Sprintf("quiet-%d", i)).Status.RoleName)
 		}
 		// Let the creation's own follow-up reconciles finish.
-		time.Sleep(time.Second)
+		waitQuiet(func() float64 { return reconciles("podidentitybinding") }, time.Second)
 		reads := map[string]int{}
 		for _, n := range names {
 			reads[n] = roleCalls(n, perRoleReads...)
@@ -92,9 +92,9 @@ var _ = Describe("Drift sweep", func() {
 		sweeps := proxy.Calls("GetAccountAuthorizationDetails", "")
 		writes := iamWrites()
 
-		By("two and a half sync periods pass")
-		time.Sleep(5 * syncPeriod / 2)
-		Expect(proxy.Calls("GetAccountAuthorizationDetails", "")).To(BeNumerically(">", sweeps), "the sweep ran")
+		By("two sweeps pass")
+		Eventually(func() int { return proxy.Calls("GetAccountAuthorizationDetails", "") }, 3*syncPeriod, interval).
+			Should(BeNumerically(">=", sweeps+2), "the sweep ran twice")
 		for _, n := range names {
 			Expect(roleCalls(n, perRoleReads...)).To(Equal(reads[n]), "per-role reads of %s", n)
 		}

@@ -46,6 +46,9 @@ type Mechanism interface {
 	PodCurrent(p *corev1.Pod, roleARN string) bool
 	// Noun is how role descriptions name the mechanism ("IRSA role").
 	Noun() string
+	// Binds says how the ServiceAccount's pods obtain the role, for the
+	// ServiceAccountSynced condition.
+	Binds(serviceAccount string) string
 }
 
 // IRSA: a web identity token of the ServiceAccount, exchanged with
@@ -61,6 +64,11 @@ func (IRSA) Kind() Kind { return KindIRSA }
 
 // Noun names IRSA roles.
 func (IRSA) Noun() string { return "IRSA role" }
+
+// Binds: the role-arn annotation.
+func (IRSA) Binds(sa string) string {
+	return "ServiceAccount " + sa + " is annotated with the role ARN"
+}
 
 // Trust is one Allow statement per provider, exact on sub and aud.
 func (m IRSA) Trust(s Subject) policy.Document {
@@ -112,6 +120,11 @@ func (PodIdentity) Kind() Kind { return KindEKSPodIdentity }
 
 // Noun names Pod Identity roles.
 func (PodIdentity) Noun() string { return "EKS Pod Identity role" }
+
+// Binds: an association (its ID in status.associationId).
+func (PodIdentity) Binds(sa string) string {
+	return "an EKS pod identity association (status.associationId) maps ServiceAccount " + sa + " to the role"
+}
 
 // Trust allows sts:AssumeRole and sts:TagSession for EKS's service
 // principal only from the cluster's account and only with the session tags

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/identity"
@@ -82,13 +84,17 @@ type Action struct {
 	Narrowed bool
 }
 
-// Plan is the outcome for one binding.
+// Plan is the outcome for one binding: every step the reconciler applies,
+// in order (Before, then Bind or Release, then After, then the finalizer),
+// and the conditions that report it once every step succeeded.
 type Plan struct {
+	// Policy names the policy of the chain that decided the plan.
+	Policy string
 	// Before runs first, in order: the role the ServiceAccount will point at
 	// is created or updated, and roles that must lose access go.
 	Before []Action
-	// Current is the role the ServiceAccount is annotated with once Before
-	// succeeded ("" none: the binding's annotations are released).
+	// Current is the role the ServiceAccount is bound to once Before
+	// succeeded ("" none: the binding's ServiceAccounts are released).
 	Current string
 	// ServiceAccount is the ServiceAccount to bind to Current.
 	ServiceAccount string
@@ -96,9 +102,19 @@ type Plan struct {
 	// is rendered for (the spec's, narrowed by guardrails; for an invalid
 	// spec, the one in effect).
 	Identity identity.Kind
+	// Bind (when Current is set) binds ServiceAccount to Current, then lets
+	// go of what the binding bound before; Release (otherwise) lets go of
+	// the binding's ServiceAccounts. Exactly one of them is set.
+	Bind    *Bind
+	Release *Release
 	// After runs once the ServiceAccount points at Current: roles the
 	// binding no longer uses are deleted or retained.
 	After []Action
+	// RemoveFinalizer: the binding is being deleted and, once every step
+	// succeeded, nothing of it is left to clean up.
+	RemoveFinalizer bool
+	// Conditions are the binding's conditions once every step succeeded.
+	Conditions []metav1.Condition
 
 	// Ready is true when the binding is fully applied and usable; otherwise
 	// Reason and Message say why (a v1alpha1 Reason constant).
@@ -113,6 +129,28 @@ type Plan struct {
 	DeletionPolicy v1alpha1.DeletionPolicy
 	// Owned lists the observed roles the binding owns (name -> ID).
 	Owned map[string]string
+}
+
+// Bind makes the pods of ServiceAccount obtain the plan's Current role with
+// Identity. The new binding is set up before the old one is let go of:
+// then the mechanisms in Unbind are released for ServiceAccount (a switch
+// of mechanism), and Previous (another ServiceAccount the roles trusted
+// before) is released.
+type Bind struct {
+	ServiceAccount string
+	Identity       identity.Kind
+	Unbind         []identity.Kind
+	Previous       *Release
+}
+
+// Release lets go of ServiceAccounts: what every mechanism in Identities
+// bound for them, then the ServiceAccounts themselves (their annotations
+// removed, or the ServiceAccount deleted when the operator created it).
+// Retain keeps them as Retain records instead.
+type Release struct {
+	ServiceAccounts []string
+	Identities      []identity.Kind
+	Retain          bool
 }
 
 // Candidates are the role names the planner must see: the spec's role name,
@@ -156,175 +194,361 @@ func KnownID(b *v1alpha1.PodIdentityBinding, name string) string {
 	return ""
 }
 
-// Compute is the pure planning step.
+// situation is what every policy of the chain reads: the input and what
+// follows from it for any plan.
+type situation struct {
+	in    Input
+	b     *v1alpha1.PodIdentityBinding
+	check guard.Result
+	// owned are the observed roles the binding owns.
+	owned map[string]*role.Observed
+	// primary is the role status names as current, when the binding owns it.
+	primary string
+	// deletionPolicy is the one in effect.
+	deletionPolicy v1alpha1.DeletionPolicy
+	// narrowed is the spec narrowed by the guardrails (effective), once read.
+	narrowed *v1alpha1.PodIdentityBinding
+}
+
+// A policy decides the plan of the bindings it covers and reports false
+// for the others. Compute asks the chain's policies in order; the first
+// that decides wins, and the last decides every binding.
+type policyFunc func(s *situation) (Plan, bool)
+
+var chain = []struct {
+	name   string
+	decide policyFunc
+}{
+	{"Deleting", deleting},
+	{"ServiceAccountHeld", serviceAccountHeld},
+	{"InvalidSpec", invalidSpec},
+	{"RoleNameTaken", roleNameTaken},
+	{"NothingAllowed", nothingAllowed},
+	{"Converge", converge},
+}
+
+// Compute is the pure planning step: the first policy of the chain that
+// covers the binding decides its roles, then finish adds the ServiceAccount
+// step, the finalizer and the conditions the same way for every policy.
 func Compute(in Input) Plan {
+	s := newSituation(in)
+	for _, pol := range chain {
+		if p, ok := pol.decide(s); ok {
+			p.Policy = pol.name
+			return s.finish(p)
+		}
+	}
+	panic("planner: the last policy decides every binding")
+}
+
+func newSituation(in Input) *situation {
 	b := in.Binding
-	p := Plan{Owned: map[string]string{}}
-	owned := map[string]*role.Observed{}
+	s := &situation{in: in, b: b, owned: map[string]*role.Observed{}}
 	// Every observed role counts, not only Candidates: the reconciler also
 	// observes the roles IAM's tags name for the binding.
 	for name, o := range in.Roles {
 		if o != nil && role.OwnedBy(o, KnownID(b, name), in.Config, b.Namespace, b.Name) {
-			owned[name] = o
-			p.Owned[name] = o.ID
+			s.owned[name] = o
 		}
 	}
-	check := in.Guard.Check(b, in.Rules, in.Managed)
-	p.DeletionPolicy = b.Spec.DeletionPolicy
-	if check.ForceDelete {
-		p.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+	s.check = in.Guard.Check(b, in.Rules, in.Managed)
+	s.deletionPolicy = b.Spec.DeletionPolicy
+	if s.check.ForceDelete {
+		s.deletionPolicy = v1alpha1.DeletionPolicyDelete
 	}
-	if in.KeepRoles && !b.DeletionTimestamp.IsZero() {
-		p.DeletionPolicy = v1alpha1.DeletionPolicyRetain
+	if in.KeepRoles && s.deleting() {
+		s.deletionPolicy = v1alpha1.DeletionPolicyRetain
 	}
-	retain := p.DeletionPolicy == v1alpha1.DeletionPolicyRetain
-	// retire lets go of a role the binding no longer uses: deleted, or
-	// tagged as a Retain record (no write when it already is one).
-	retire := func(name string) Action {
-		if !retain {
-			return Action{Op: OpDelete, Name: name, ID: owned[name].ID}
-		}
-		a := Action{Op: OpRetain, Name: name, ID: owned[name].ID}
-		if v, _ := role.TagValue(owned[name].Tags, role.TagRetained); v != "true" {
-			a.Diff = role.TagPlan(map[string]string{role.TagRetained: "true"})
-		}
-		return a
+	if _, ok := s.owned[b.Status.RoleName]; ok {
+		s.primary = b.Status.RoleName
 	}
-	// as is the desired role under another name.
-	as := func(d role.Desired, name string) role.Desired {
-		d.Name = name
-		return d
-	}
-	sortedOwned := func(except string) []string {
-		var names []string
-		for n := range owned {
-			if n != except {
-				names = append(names, n)
-			}
-		}
-		slices.Sort(names)
-		return names
-	}
+	return s
+}
 
-	if !b.DeletionTimestamp.IsZero() {
-		for _, n := range sortedOwned("") {
-			p.Before = append(p.Before, retire(n))
+func (s *situation) deleting() bool { return !s.b.DeletionTimestamp.IsZero() }
+
+func (s *situation) retain() bool { return s.deletionPolicy == v1alpha1.DeletionPolicyRetain }
+
+// ownedExcept lists the owned roles but one, sorted.
+func (s *situation) ownedExcept(except string) []string {
+	var names []string
+	for n := range s.owned {
+		if n != except {
+			names = append(names, n)
 		}
-		p.Reason, p.Message = v1alpha1.ReasonDeleting, "cleaning up the IAM role and ServiceAccount annotation"
-		return p
 	}
+	slices.Sort(names)
+	return names
+}
 
-	primary := ""
-	if _, ok := owned[b.Status.RoleName]; ok {
-		primary = b.Status.RoleName
+// retire lets go of a role the binding no longer uses: deleted, or tagged
+// as a Retain record (no write when it already is one).
+func (s *situation) retire(name string) Action {
+	o := s.owned[name]
+	if !s.retain() {
+		return Action{Op: OpDelete, Name: name, ID: o.ID}
 	}
+	a := Action{Op: OpRetain, Name: name, ID: o.ID}
+	if v, _ := role.TagValue(o.Tags, role.TagRetained); v != "true" {
+		a.Diff = role.TagPlan(map[string]string{role.TagRetained: "true"})
+	}
+	return a
+}
 
-	// A binding that cannot hold its ServiceAccount owns no role any pod
-	// can use. An invalid spec keeps serving the ServiceAccount the roles
-	// trust now, so that is the one it must still hold.
+// retireAllBut retires every owned role but one.
+func (s *situation) retireAllBut(except string) []Action {
+	var out []Action
+	for _, n := range s.ownedExcept(except) {
+		out = append(out, s.retire(n))
+	}
+	return out
+}
+
+// deleting: a deleted binding retires every role it owns.
+func deleting(s *situation) (Plan, bool) {
+	if !s.deleting() {
+		return Plan{}, false
+	}
+	return Plan{Before: s.retireAllBut(""), Reason: v1alpha1.ReasonDeleting,
+		Message: "cleaning up the IAM role and ServiceAccount annotation"}, true
+}
+
+// serviceAccountHeld: a binding that cannot hold its ServiceAccount owns no
+// role any pod can use (deleted, or parked under Retain). An invalid spec
+// keeps serving the ServiceAccount the roles trust now, so that is the one
+// it must still hold.
+func serviceAccountHeld(s *situation) (Plan, bool) {
+	b, in := s.b, s.in
 	holder, contested := in.Holder, b.Spec.ServiceAccountName
-	if len(check.Invalid) > 0 && in.CurrentHolder != "" {
+	if len(s.check.Invalid) > 0 && in.CurrentHolder != "" {
 		holder, contested = in.CurrentHolder, currentServiceAccount(b)
 	}
-	if holder != "" {
-		fate := "deleted"
-		if retain {
-			fate = "stripped of every permission and trust"
-		}
-		for _, n := range sortedOwned("") {
-			if retain {
-				p.Before = append(p.Before, park(in.Config, b, n, owned[n]))
-			} else {
-				p.Before = append(p.Before, Action{Op: OpDelete, Name: n, ID: owned[n].ID})
-			}
-		}
-		p.Reason = v1alpha1.ReasonServiceAccountConflict
-		p.Message = fmt.Sprintf("ServiceAccount %s is already bound by PodIdentityBinding %s (the older binding wins); point this binding at another ServiceAccount or delete one of them. Until then this binding's roles are %s",
-			contested, holder, fate)
-		return p
+	if holder == "" {
+		return Plan{}, false
 	}
+	p := Plan{Reason: v1alpha1.ReasonServiceAccountConflict}
+	fate := "deleted"
+	if s.retain() {
+		fate = "stripped of every permission and trust"
+	}
+	for _, n := range s.ownedExcept("") {
+		if s.retain() {
+			p.Before = append(p.Before, park(in.Config, b, n, s.owned[n]))
+		} else {
+			p.Before = append(p.Before, Action{Op: OpDelete, Name: n, ID: s.owned[n].ID})
+		}
+	}
+	p.Message = fmt.Sprintf("ServiceAccount %s is already bound by PodIdentityBinding %s (the older binding wins); point this binding at another ServiceAccount or delete one of them. Until then this binding's roles are %s",
+		contested, holder, fate)
+	return p, true
+}
 
-	// An invalid spec is never applied; the current role is held to what
-	// the spec and the guardrails allow (never widened), and its trust and
-	// tags are still corrected.
-	if len(check.Invalid) > 0 {
-		p.Reason, p.Message = v1alpha1.ReasonInvalidSpec, "invalid spec: "+guard.Message(check.Invalid)
-		if primary != "" {
-			a, removed := narrowCurrent(in, primary, owned[primary])
-			p.Before = append(p.Before, a)
-			p.Current, p.ServiceAccount = primary, currentServiceAccount(b)
-			p.Identity = in.Config.MechanismOf(b.Status.Identity).Kind()
-			if removed != "" {
-				p.Message += ". Removed from the role because the spec or the guardrails do not allow it: " + removed
-			}
-		}
-		for _, n := range sortedOwned(primary) {
-			p.After = append(p.After, retire(n))
-		}
-		return p
+// invalidSpec: an invalid spec is never applied; the current role is held
+// to what the spec and the guardrails allow (never widened), and its trust
+// and tags are still corrected.
+func invalidSpec(s *situation) (Plan, bool) {
+	if len(s.check.Invalid) == 0 {
+		return Plan{}, false
 	}
+	b := s.b
+	p := Plan{Reason: v1alpha1.ReasonInvalidSpec, Message: "invalid spec: " + guard.Message(s.check.Invalid)}
+	if s.primary != "" {
+		a, removed := narrowCurrent(s.in, s.primary, s.owned[s.primary])
+		p.Before = append(p.Before, a)
+		p.Current, p.ServiceAccount = s.primary, currentServiceAccount(b)
+		p.Identity = s.in.Config.MechanismOf(b.Status.Identity).Kind()
+		if removed != "" {
+			p.Message += ". Removed from the role because the spec or the guardrails do not allow it: " + removed
+		}
+	}
+	p.After = s.retireAllBut(s.primary)
+	return p, true
+}
 
-	effective := b
-	if len(check.Violations) > 0 {
-		effective = check.Narrow(b)
+// target is the role name the spec asks for, with the role the (narrowed)
+// spec renders; "" when a guardrail forbids the name and the binding has
+// no current role.
+func (s *situation) target() (string, role.Desired) {
+	desired := role.DesiredFor(s.in.Config, s.effective())
+	if s.check.Boundary != "" {
+		desired.Boundary = s.check.Boundary
 	}
-	desired := role.DesiredFor(in.Config, effective)
-	p.Identity = in.Config.Mechanism(effective).Kind()
-	if check.Boundary != "" {
-		desired.Boundary = check.Boundary
+	if s.check.RoleNameForbidden {
+		return s.primary, desired
 	}
-	target := desired.Name
-	if check.RoleNameForbidden {
-		target = primary
-	}
-	obs := in.Roles[target]
-	_, targetOwned := owned[target]
+	return desired.Name, desired
+}
 
-	switch {
-	case target != "" && obs != nil && !targetOwned:
-		p.Reason = v1alpha1.ReasonRoleConflict
-		p.Message = fmt.Sprintf("IAM role %s exists but is not tagged as owned by this binding (%s=%s, %s=%s, %s=%s); the operator will not modify it. Set spec.roleName to another name or remove the other role",
-			target, role.TagCluster, in.Config.ClusterName, role.TagNamespace, b.Namespace, role.TagBinding, b.Name)
-		if v, _ := role.TagValue(obs.Tags, role.TagRetained); v != "" {
-			p.Message += fmt.Sprintf(" (it is a role a binding left with deletionPolicy Retain; remove its tag %s to let this binding adopt it)", role.TagRetained)
-		}
-		if primary != "" {
-			// Keep serving the binding from its current role, converged on
-			// the current spec.
-			p.Before = append(p.Before, update(primary, as(desired, primary), owned[primary], len(check.Violations) > 0))
-			p.Current, p.ServiceAccount = primary, b.Spec.ServiceAccountName
-		}
-		for _, n := range sortedOwned(primary) {
-			p.After = append(p.After, retire(n))
-		}
-		return p
-	case target == "" || (obs == nil && len(check.Violations) > 0 && primary == ""):
-		// A new binding that breaks a guardrail gets nothing in IAM.
-		p.Reason, p.Message = v1alpha1.ReasonGuardrailViolation, "violates guardrails: "+guard.Message(check.Violations)
-		for _, n := range sortedOwned("") {
-			p.After = append(p.After, retire(n))
-		}
-		return p
-	case obs == nil:
-		p.Before = append(p.Before, Action{Op: OpCreate, Name: target, Desired: as(desired, target), Narrowed: len(check.Violations) > 0})
-	default:
-		p.Before = append(p.Before, update(target, as(desired, target), obs, len(check.Violations) > 0))
+// roleNameTaken: the spec's role name is a role the binding does not own;
+// it is never touched, and the binding keeps serving from its current role,
+// converged on the current spec.
+func roleNameTaken(s *situation) (Plan, bool) {
+	target, desired := s.target()
+	obs := s.in.Roles[target]
+	if _, owned := s.owned[target]; target == "" || obs == nil || owned {
+		return Plan{}, false
 	}
-	p.Current, p.ServiceAccount = target, b.Spec.ServiceAccountName
-	for _, n := range sortedOwned(target) {
-		p.After = append(p.After, retire(n))
+	b, cfg := s.b, s.in.Config
+	p := Plan{Reason: v1alpha1.ReasonRoleConflict}
+	p.Message = fmt.Sprintf("IAM role %s exists but is not tagged as owned by this binding (%s=%s, %s=%s, %s=%s); the operator will not modify it. Set spec.roleName to another name or remove the other role",
+		target, role.TagCluster, cfg.ClusterName, role.TagNamespace, b.Namespace, role.TagBinding, b.Name)
+	if v, _ := role.TagValue(obs.Tags, role.TagRetained); v != "" {
+		p.Message += fmt.Sprintf(" (it is a role a binding left with deletionPolicy Retain; remove its tag %s to let this binding adopt it)", role.TagRetained)
 	}
-	if len(check.Violations) > 0 {
+	if s.primary != "" {
+		p.Before = append(p.Before, update(s.primary, named(desired, s.primary), s.owned[s.primary], len(s.check.Violations) > 0))
+		p.Current, p.ServiceAccount = s.primary, b.Spec.ServiceAccountName
+		p.Identity = cfg.Mechanism(s.effective()).Kind()
+	}
+	p.After = s.retireAllBut(s.primary)
+	return p, true
+}
+
+// effective is the spec the role follows: narrowed by the guardrails.
+func (s *situation) effective() *v1alpha1.PodIdentityBinding {
+	if len(s.check.Violations) == 0 {
+		return s.b
+	}
+	if s.narrowed == nil {
+		s.narrowed = s.check.Narrow(s.b)
+	}
+	return s.narrowed
+}
+
+// nothingAllowed: a new binding that breaks a guardrail (or whose role
+// name a guardrail forbids) gets nothing in IAM.
+func nothingAllowed(s *situation) (Plan, bool) {
+	target, _ := s.target()
+	if target != "" && (s.in.Roles[target] != nil || len(s.check.Violations) == 0 || s.primary != "") {
+		return Plan{}, false
+	}
+	return Plan{Reason: v1alpha1.ReasonGuardrailViolation, Message: "violates guardrails: " + guard.Message(s.check.Violations),
+		After: s.retireAllBut("")}, true
+}
+
+// converge: the role the spec asks for is created or converged (narrowed
+// by the guardrails), and every other role the binding owns is retired
+// once the ServiceAccount points at it.
+func converge(s *situation) (Plan, bool) {
+	target, desired := s.target()
+	narrowed := len(s.check.Violations) > 0
+	p := Plan{Current: target, ServiceAccount: s.b.Spec.ServiceAccountName, Identity: s.in.Config.Mechanism(s.effective()).Kind()}
+	if obs := s.in.Roles[target]; obs == nil {
+		p.Before = []Action{{Op: OpCreate, Name: target, Desired: named(desired, target), Narrowed: narrowed}}
+	} else {
+		p.Before = []Action{update(target, named(desired, target), obs, narrowed)}
+	}
+	p.After = s.retireAllBut(target)
+	if narrowed {
 		p.Reason = v1alpha1.ReasonGuardrailViolation
-		p.Message = "violates guardrails: " + guard.Message(check.Violations) + ". Removed from the role: " + check.Removed(b)
-		return p
+		p.Message = "violates guardrails: " + guard.Message(s.check.Violations) + ". Removed from the role: " + s.check.Removed(s.b)
+		return p, true
 	}
-	if reason, msg := providerProblem(in); reason != "" {
+	if reason, msg := providerProblem(s.in); reason != "" {
 		p.Applied, p.Reason, p.Message = true, reason, msg
-		return p
+		return p, true
 	}
 	p.Ready = true
+	return p, true
+}
+
+// finish completes a policy's plan the same way for every policy: the
+// ServiceAccount step, the finalizer and the conditions.
+func (s *situation) finish(p Plan) Plan {
+	b, cfg := s.b, s.in.Config
+	p.DeletionPolicy = s.deletionPolicy
+	p.Owned = map[string]string{}
+	for name, o := range s.owned {
+		p.Owned[name] = o.ID
+	}
+	bound := Bound(cfg, b)
+	switch {
+	case s.deleting():
+		p.Release = &Release{ServiceAccounts: serviceAccounts(b), Identities: bound, Retain: s.retain()}
+		p.RemoveFinalizer = true
+	case p.Current != "":
+		bind := &Bind{ServiceAccount: p.ServiceAccount, Identity: p.Identity}
+		for _, k := range bound {
+			if k != p.Identity {
+				bind.Unbind = append(bind.Unbind, k)
+			}
+		}
+		if old := b.Status.ServiceAccountName; old != "" && old != p.ServiceAccount {
+			bind.Previous = &Release{ServiceAccounts: []string{old}, Identities: appendNew(bound, p.Identity)}
+		}
+		p.Bind = bind
+	default:
+		p.Release = &Release{ServiceAccounts: serviceAccounts(b), Identities: bound}
+	}
+	p.Conditions = s.conditions(p)
 	return p
+}
+
+// conditions report a plan whose every step succeeded.
+func (s *situation) conditions(p Plan) []metav1.Condition {
+	cond := func(t string, ok bool, reason, msg string) metav1.Condition {
+		st := metav1.ConditionFalse
+		if ok {
+			st = metav1.ConditionTrue
+		}
+		return metav1.Condition{Type: t, Status: st, Reason: reason, Message: msg}
+	}
+	if s.deleting() {
+		return []metav1.Condition{cond(v1alpha1.ConditionReady, false, p.Reason, p.Message)}
+	}
+	roleSynced := cond(v1alpha1.ConditionRoleSynced, true, v1alpha1.ReasonSynced, "IAM role "+p.Current+" matches the binding")
+	saSynced := cond(v1alpha1.ConditionServiceAccountSynced, false, p.Reason, p.Message)
+	if p.Bind != nil {
+		saSynced = cond(v1alpha1.ConditionServiceAccountSynced, true, v1alpha1.ReasonSynced,
+			s.in.Config.MechanismOf(v1alpha1.Identity(p.Identity)).Binds(p.ServiceAccount))
+	}
+	switch {
+	case p.Ready:
+		return []metav1.Condition{roleSynced, saSynced, cond(v1alpha1.ConditionReady, true, v1alpha1.ReasonAvailable,
+			"pods using ServiceAccount "+p.ServiceAccount+" can assume IAM role "+p.Current)}
+	case p.Applied:
+		// The role and the ServiceAccount are right; only using them fails.
+		return []metav1.Condition{roleSynced, saSynced, cond(v1alpha1.ConditionReady, false, p.Reason, p.Message)}
+	default:
+		return []metav1.Condition{cond(v1alpha1.ConditionRoleSynced, false, p.Reason, p.Message), saSynced,
+			cond(v1alpha1.ConditionReady, false, p.Reason, p.Message)}
+	}
+}
+
+// Bound are the mechanisms that may have bound the binding's
+// ServiceAccounts: the one it asks for now (a reconcile may have bound with
+// it before its status was written), and the one status records.
+func Bound(cfg role.Config, b *v1alpha1.PodIdentityBinding) []identity.Kind {
+	recorded := identity.KindIRSA // bindings written before status.identity existed
+	if b.Status.Identity != "" {
+		recorded = identity.Kind(b.Status.Identity)
+	}
+	return appendNew([]identity.Kind{cfg.Mechanism(b).Kind()}, recorded)
+}
+
+func appendNew(kinds []identity.Kind, k identity.Kind) []identity.Kind {
+	if slices.Contains(kinds, k) {
+		return kinds
+	}
+	return append(slices.Clip(kinds), k)
+}
+
+// serviceAccounts are the binding's ServiceAccounts: the one its roles
+// trust (status) and the one the spec names.
+func serviceAccounts(b *v1alpha1.PodIdentityBinding) []string {
+	out := []string{}
+	for _, sa := range []string{b.Status.ServiceAccountName, b.Spec.ServiceAccountName} {
+		if sa != "" && !slices.Contains(out, sa) {
+			out = append(out, sa)
+		}
+	}
+	return out
+}
+
+// named is the desired role under another name.
+func named(d role.Desired, name string) role.Desired {
+	d.Name = name
+	return d
 }
 
 // providerProblem says why no token can assume the binding's role although

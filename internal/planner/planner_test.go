@@ -2,14 +2,17 @@ package planner
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
@@ -90,6 +93,7 @@ func TestEveryWriteTargetsAnOwnedRole(t *testing.T) {
 			mutate(b)
 			roles := map[string]*role.Observed{"dev_team-a_app": mine, victimRole: observed(victim, victimRole, "AROAVICTIM"), "admin": foreign}
 			p := Compute(Input{Binding: b, Config: cfg, Guard: checker, Managed: guard.Managed{}, Roles: roles})
+			checkShape(t, b, p)
 			for _, a := range append(append([]Action(nil), p.Before...), p.After...) {
 				if a.Name == victimRole || a.Name == "admin" {
 					t.Errorf("%s targets %s, which the binding does not own", a.Op, a.Name)
@@ -472,8 +476,221 @@ func TestPlans(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, p)
 			}
+			checkShape(t, b, p)
 		})
 	}
+}
+
+// checkShape holds every plan to the shape the reconciler relies on: one
+// ServiceAccount step, the finalizer only when deleting, and conditions
+// that say what the plan says.
+func checkShape(t *testing.T, b *v1alpha1.PodIdentityBinding, p Plan) {
+	t.Helper()
+	deleting := !b.DeletionTimestamp.IsZero()
+	if (p.Bind == nil) == (p.Release == nil) {
+		t.Errorf("bind = %+v, release = %+v: exactly one must be set", p.Bind, p.Release)
+	}
+	if (p.Bind != nil) != (p.Current != "" && !deleting) {
+		t.Errorf("bind = %+v with current %q (deleting %v)", p.Bind, p.Current, deleting)
+	}
+	if p.Bind != nil && (p.Bind.ServiceAccount != p.ServiceAccount || p.Bind.Identity != p.Identity || p.Bind.Identity == "") {
+		t.Errorf("bind = %+v, plan binds %s with %q", p.Bind, p.ServiceAccount, p.Identity)
+	}
+	if p.RemoveFinalizer != deleting {
+		t.Errorf("removeFinalizer = %v, deleting = %v", p.RemoveFinalizer, deleting)
+	}
+	if p.Policy == "" {
+		t.Errorf("no policy named")
+	}
+	ready := meta.FindStatusCondition(p.Conditions, v1alpha1.ConditionReady)
+	if ready == nil {
+		t.Fatalf("no Ready condition in %+v", p.Conditions)
+	}
+	if (ready.Status == metav1.ConditionTrue) != p.Ready {
+		t.Errorf("Ready condition %s, plan ready %v", ready.Status, p.Ready)
+	}
+	if !p.Ready && (ready.Reason != p.Reason || ready.Message != p.Message) {
+		t.Errorf("Ready condition %s: %s, plan %s: %s", ready.Reason, ready.Message, p.Reason, p.Message)
+	}
+	if deleting {
+		if len(p.Conditions) != 1 {
+			t.Errorf("deleting: conditions %+v", p.Conditions)
+		}
+		return
+	}
+	sa := meta.FindStatusCondition(p.Conditions, v1alpha1.ConditionServiceAccountSynced)
+	if sa == nil || (sa.Status == metav1.ConditionTrue) != (p.Bind != nil) {
+		t.Errorf("ServiceAccountSynced %+v with bind %+v", sa, p.Bind)
+	}
+	rs := meta.FindStatusCondition(p.Conditions, v1alpha1.ConditionRoleSynced)
+	if rs == nil || (rs.Status == metav1.ConditionTrue) != (p.Ready || p.Applied) {
+		t.Errorf("RoleSynced %+v, ready %v, applied %v", rs, p.Ready, p.Applied)
+	}
+}
+
+// TestPolicyChain tests each policy alone: what it decides and what it
+// leaves to the next one.
+func TestPolicyChain(t *testing.T) {
+	current := func() *v1alpha1.PodIdentityBinding {
+		return withStatus(binding("ns", "app", "app", "dynamodb:GetItem"), "dev_ns_app", "AROA1", "app")
+	}
+	roles := func(b *v1alpha1.PodIdentityBinding) map[string]*role.Observed {
+		return map[string]*role.Observed{"dev_ns_app": observed(b, "dev_ns_app", "AROA1")}
+	}
+	in := func(b *v1alpha1.PodIdentityBinding, mutate ...func(*Input)) Input {
+		i := Input{Binding: b, Config: cfg, Guard: checker, Managed: guard.Managed{}, Roles: roles(b)}
+		for _, m := range mutate {
+			m(&i)
+		}
+		return i
+	}
+	deleted := func() *v1alpha1.PodIdentityBinding {
+		b := current()
+		now := metav1.Now()
+		b.DeletionTimestamp = &now
+		return b
+	}
+	typo := func() *v1alpha1.PodIdentityBinding {
+		b := current()
+		b.Spec.Permissions[0].Actions = []string{"dynamodb:GetItemz"}
+		return b
+	}
+	renamed := func(name string) *v1alpha1.PodIdentityBinding {
+		b := current()
+		b.Spec.RoleName = name
+		return b
+	}
+	foreign := func(i *Input) { i.Roles["ns_taken"] = &role.Observed{ID: "AROAF", Tags: map[string]string{}} }
+	held := func(i *Input) { i.Holder = "older" }
+	denyDynamo := func(i *Input) { i.Rules = []guard.Rule{{Name: "r", DeniedActions: []string{"dynamodb:*"}}} }
+	fresh := func() *v1alpha1.PodIdentityBinding { return binding("ns", "app", "app", "dynamodb:GetItem") }
+	noRoles := func(i *Input) { i.Roles = map[string]*role.Observed{} }
+
+	tests := []struct {
+		policy  string
+		decide  policyFunc
+		decides map[string]Input
+		passes  map[string]Input
+	}{
+		{"Deleting", deleting,
+			map[string]Input{"deleted": in(deleted())},
+			map[string]Input{"live": in(current()), "live, held": in(current(), held)}},
+		{"ServiceAccountHeld", serviceAccountHeld,
+			map[string]Input{"an older binding holds the spec's ServiceAccount": in(current(), held),
+				"invalid spec, an older binding holds the status's ServiceAccount": in(typo(), func(i *Input) { i.CurrentHolder = "older" })},
+			map[string]Input{"nobody holds it": in(current()),
+				"valid spec: only the spec's ServiceAccount counts": in(current(), func(i *Input) { i.CurrentHolder = "older" })}},
+		{"InvalidSpec", invalidSpec,
+			map[string]Input{"typo": in(typo())},
+			map[string]Input{"valid": in(current()), "valid but violating a guardrail": in(current(), denyDynamo)}},
+		{"RoleNameTaken", roleNameTaken,
+			map[string]Input{"roleName is a foreign role": in(renamed("ns_taken"), foreign)},
+			map[string]Input{"roleName is free": in(renamed("ns_free")), "roleName is the binding's own role": in(current())}},
+		{"NothingAllowed", nothingAllowed,
+			map[string]Input{"a new binding violating a guardrail": in(fresh(), noRoles, denyDynamo)},
+			map[string]Input{"a current binding violating a guardrail is narrowed": in(current(), denyDynamo),
+				"a new valid binding": in(fresh(), noRoles)}},
+		{"Converge", converge,
+			map[string]Input{"current": in(current()), "new": in(fresh(), noRoles)},
+			nil},
+	}
+	if len(tests) != len(chain) {
+		t.Fatalf("%d policies tested, %d in the chain", len(tests), len(chain))
+	}
+	for i, tt := range tests {
+		if chain[i].name != tt.policy {
+			t.Fatalf("chain[%d] = %s, want %s", i, chain[i].name, tt.policy)
+		}
+		for name, input := range tt.decides {
+			if _, ok := tt.decide(newSituation(input)); !ok {
+				t.Errorf("%s does not decide %q", tt.policy, name)
+			}
+			// Compute asks the chain in order: this policy or an earlier one.
+			if p := Compute(input); slices.IndexFunc(chain, func(c struct {
+				name   string
+				decide policyFunc
+			}) bool {
+				return c.name == p.Policy
+			}) > i {
+				t.Errorf("%q decided by %s, after %s", name, p.Policy, tt.policy)
+			}
+		}
+		for name, input := range tt.passes {
+			if _, ok := tt.decide(newSituation(input)); ok {
+				t.Errorf("%s decides %q", tt.policy, name)
+			}
+		}
+	}
+}
+
+// TestPlanSteps: the ServiceAccount step and the conditions every policy's
+// plan ends with.
+func TestPlanSteps(t *testing.T) {
+	pi := cfg
+	pi.PodIdentity = &identity.PodIdentity{Account: "123456789012", ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/dev"}
+	base := func() *v1alpha1.PodIdentityBinding {
+		return withStatus(binding("ns", "app", "app", "dynamodb:GetItem"), "dev_ns_app", "AROA1", "app")
+	}
+	plan := func(c role.Config, b *v1alpha1.PodIdentityBinding) Plan {
+		return Compute(Input{Binding: b, Config: c, Guard: checker, Managed: guard.Managed{},
+			Roles: map[string]*role.Observed{"dev_ns_app": observed(b, "dev_ns_app", "AROA1")}})
+	}
+
+	t.Run("in sync: bind the spec's ServiceAccount, nothing to let go of", func(t *testing.T) {
+		p := plan(cfg, base())
+		if p.Bind == nil || p.Bind.ServiceAccount != "app" || p.Bind.Identity != identity.KindIRSA || len(p.Bind.Unbind) != 0 || p.Bind.Previous != nil {
+			t.Fatalf("bind = %+v", p.Bind)
+		}
+		sa := meta.FindStatusCondition(p.Conditions, v1alpha1.ConditionServiceAccountSynced)
+		if sa.Message != "ServiceAccount app is annotated with the role ARN" {
+			t.Errorf("ServiceAccountSynced: %s", sa.Message)
+		}
+	})
+	t.Run("a new ServiceAccount: the old one is released after the bind", func(t *testing.T) {
+		b := base()
+		b.Spec.ServiceAccountName = "other"
+		p := plan(cfg, b)
+		if p.Bind == nil || p.Bind.ServiceAccount != "other" || p.Bind.Previous == nil ||
+			!slices.Equal(p.Bind.Previous.ServiceAccounts, []string{"app"}) || p.Bind.Previous.Retain {
+			t.Fatalf("bind = %+v", p.Bind)
+		}
+	})
+	t.Run("switching to Pod Identity: bind by association, then unbind IRSA", func(t *testing.T) {
+		b := base()
+		b.Status.Identity = v1alpha1.IdentityIRSA
+		b.Spec.Identity = v1alpha1.IdentityEKSPodIdentity
+		piChecker := checker
+		piChecker.RoleConfig = pi
+		p := Compute(Input{Binding: b, Config: pi, Guard: piChecker, Managed: guard.Managed{}, Roles: map[string]*role.Observed{}})
+		if p.Bind == nil || p.Bind.Identity != identity.KindEKSPodIdentity || !slices.Equal(p.Bind.Unbind, []identity.Kind{identity.KindIRSA}) {
+			t.Fatalf("bind = %+v", p.Bind)
+		}
+		sa := meta.FindStatusCondition(p.Conditions, v1alpha1.ConditionServiceAccountSynced)
+		if !strings.Contains(sa.Message, "EKS pod identity association") {
+			t.Errorf("ServiceAccountSynced: %s", sa.Message)
+		}
+	})
+	t.Run("deleting with Retain: release every ServiceAccount as a Retain record, then the finalizer", func(t *testing.T) {
+		b := base()
+		b.Spec.ServiceAccountName = "other"
+		b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
+		now := metav1.Now()
+		b.DeletionTimestamp = &now
+		p := plan(cfg, b)
+		if p.Release == nil || !p.Release.Retain || !slices.Equal(p.Release.ServiceAccounts, []string{"app", "other"}) || !p.RemoveFinalizer {
+			t.Fatalf("release = %+v, removeFinalizer = %v", p.Release, p.RemoveFinalizer)
+		}
+	})
+	t.Run("no current role: release, never bind", func(t *testing.T) {
+		b := binding("ns", "app", "app", "dynamodb:GetItem")
+		p := Compute(Input{Binding: b, Config: cfg, Guard: checker, Managed: guard.Managed{}, Holder: "older", Roles: map[string]*role.Observed{}})
+		if p.Release == nil || p.Release.Retain || p.Bind != nil || p.RemoveFinalizer {
+			t.Fatalf("release = %+v, bind = %+v", p.Release, p.Bind)
+		}
+		if c := meta.FindStatusCondition(p.Conditions, v1alpha1.ConditionServiceAccountSynced); c.Reason != v1alpha1.ReasonServiceAccountConflict {
+			t.Errorf("ServiceAccountSynced: %+v", c)
+		}
+	})
 }
 
 func orEmpty(m guard.Managed) guard.Managed {
