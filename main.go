@@ -9,8 +9,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/podidentity/podidentity-operator/cmd/operator"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
-	"github.com/podidentity/podidentity-operator/internal/operator"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

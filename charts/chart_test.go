@@ -24,7 +24,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/podidentity/podidentity-operator/internal/operator"
+	"github.com/podidentity/podidentity-operator/cmd/operator"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 
@@ -210,11 +210,11 @@ func compareOperatorConfig(t *testing.T, want, got *unstructured.Unstructured) (
 	t.Helper()
 	want, got = want.DeepCopy(), got.DeepCopy()
 	setEnv(want, operator.EnvPrefix+"CLUSTER_NAME", "prod")
-	wantOpts, err := testenv.OperatorOptions(want)
+	wantOpts, err := operator.OptionsFromDeployment(want)
 	if err != nil {
 		t.Fatalf("config/: %v", err)
 	}
-	gotOpts, err := testenv.OperatorOptions(got)
+	gotOpts, err := operator.OptionsFromDeployment(got)
 	if err != nil {
 		t.Fatalf("chart: %v", err)
 	}
@@ -415,7 +415,7 @@ func checkRendering(t *testing.T, objs []*unstructured.Unstructured, appVersion 
 		t.Fatalf("%d Deployments", len(byKind["Deployment"]))
 	}
 	deploy := byKind["Deployment"][0]
-	opts, err := testenv.OperatorOptions(deploy)
+	opts, err := operator.OptionsFromDeployment(deploy)
 	if err != nil {
 		t.Fatalf("the operator would refuse its configuration: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/podidentity/podidentity-operator/cmd/operator"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 
@@ -162,7 +163,7 @@ func TestSchedulingNetworkAndCredentialValues(t *testing.T) {
 	if ports["webhook"] != "10250" || ports["metrics"] != "10251" || ports["probes"] != "10252" {
 		t.Errorf("container ports %v", ports)
 	}
-	opts, err := testenv.OperatorOptions(deploy)
+	opts, err := operator.OptionsFromDeployment(deploy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func TestSchedulingNetworkAndCredentialValues(t *testing.T) {
 	}
 
 	objs = renderAs(t, "--set", "clusterName=prod", "--set", "podIdentity.eksClusterName=prod-eks", "--set", "podIdentity.defaultIdentity=EKSPodIdentity")
-	opts, err = testenv.OperatorOptions(find(objs, "Deployment", "podidentity-controller-manager"))
+	opts, err = operator.OptionsFromDeployment(find(objs, "Deployment", "podidentity-controller-manager"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
-	"github.com/podidentity/podidentity-operator/internal/operator"
+	"github.com/podidentity/podidentity-operator/cmd/operator"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 

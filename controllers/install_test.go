@@ -27,8 +27,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
-	"github.com/podidentity/podidentity-operator/controllers"
-	"github.com/podidentity/podidentity-operator/internal/operator"
+	"github.com/podidentity/podidentity-operator/cmd/operator"
+	"github.com/podidentity/podidentity-operator/controllers/podidentitywebhook"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 	"github.com/podidentity/podidentity-operator/internal/webhookcert"
 )
@@ -177,7 +177,7 @@ func checkWebhookManifests(objs []*unstructured.Unstructured, opts operator.Opti
 		ref := w["clientConfig"].(map[string]any)["service"].(map[string]any)
 		Expect(ref["name"]).To(Equal(svc.GetName()))
 		Expect(ref["namespace"]).To(Equal(svc.GetNamespace()))
-		Expect(ref["path"]).To(Equal(controllers.PodWebhookPath))
+		Expect(ref["path"]).To(Equal(podidentitywebhook.Path))
 		if !selfManaged {
 			Expect(vwc.GetAnnotations()["cert-manager.io/inject-ca-from"]).To(Equal(mwc.GetAnnotations()["cert-manager.io/inject-ca-from"]))
 		}
@@ -242,7 +242,7 @@ var _ = Describe("Installation manifests", func() {
 			Expect(byKind["Deployment"]).To(HaveLen(1))
 			deploy := byKind["Deployment"][0]
 			By("the operator reads a valid configuration from the Deployment, but for the placeholder cluster name")
-			opts, err := testenv.OperatorOptions(deploy)
+			opts, err := operator.OptionsFromDeployment(deploy)
 			Expect(err).To(MatchError(HavePrefix(`--cluster-name is "CHANGE-ME": set it (or the environment variable PODIDENTITY_CLUSTER_NAME)`)))
 			Expect(err.Error()).NotTo(ContainSubstring("\n"), "one error only")
 			Expect(opts.EnablePodRestarts).To(Equal(has("pod-restarts")))
@@ -317,7 +317,7 @@ var _ = Describe("Installation manifests", func() {
 		Expect(byKind["ValidatingWebhookConfiguration"]).To(HaveLen(1))
 		Expect(byKind["ServiceMonitor"]).To(HaveLen(1))
 		Expect(byKind["Deployment"]).To(HaveLen(1))
-		opts, err := testenv.OperatorOptions(byKind["Deployment"][0])
+		opts, err := operator.OptionsFromDeployment(byKind["Deployment"][0])
 		Expect(err).NotTo(HaveOccurred(), "the operator would refuse to start")
 		Expect(opts.ClusterName).To(Equal("prod-eu-west-1"))
 		Expect(opts.PermissionsBoundaryARN).To(Equal("arn:aws:iam::111122223333:policy/podidentity-boundary"))

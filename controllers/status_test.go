@@ -9,8 +9,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
-	"github.com/podidentity/podidentity-operator/controllers"
 	"github.com/podidentity/podidentity-operator/internal/managedfields"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 // Issue 19, "one writer per status field": the binding reconciler used to
@@ -55,10 +55,10 @@ var _ = Describe("Binding status", func() {
 			manager   string
 			owns, not [][]any
 		}{
-			{controllers.StatusManagerBinding,
+			{vocab.StatusManagerBinding,
 				[][]any{condition(v1alpha1.ConditionReady), condition(v1alpha1.ConditionRoleSynced), {"status", "roleArn"}, {"status", "observedGeneration"}},
 				[][]any{condition(v1alpha1.ConditionPodsCurrent), {"status", "pods"}}},
-			{controllers.StatusManagerPods,
+			{vocab.StatusManagerPods,
 				[][]any{condition(v1alpha1.ConditionPodsCurrent), {"status", "pods"}},
 				[][]any{condition(v1alpha1.ConditionReady), condition(v1alpha1.ConditionRoleSynced), {"status", "roleArn"}}},
 		} {

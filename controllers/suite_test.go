@@ -25,8 +25,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/podidentity/podidentity-operator/cmd/operator"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
-	"github.com/podidentity/podidentity-operator/internal/operator"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 

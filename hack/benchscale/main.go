@@ -44,8 +44,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/cmd/operator"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
-	"github.com/podidentity/podidentity-operator/internal/operator"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 

@@ -30,8 +30,9 @@ import (
 	kustomizetypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
 
+	"github.com/podidentity/podidentity-operator/cmd/operator"
 	"github.com/podidentity/podidentity-operator/internal/manifests"
-	"github.com/podidentity/podidentity-operator/internal/operator"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 const (
@@ -69,8 +70,6 @@ func main() {
 
 // clusterNameEnv sets --cluster-name; config/manager sets it to a placeholder.
 var clusterNameEnv = operator.EnvName("cluster-name")
-
-const roleARNAnnotation = "eks.amazonaws.com/role-arn"
 
 // Installer renders config/overlays/webhook-self-managed (the operator with
 // its admission webhook and a self-managed certificate: no cert-manager
@@ -125,7 +124,7 @@ func Installer(root, image string) ([]byte, error) {
 			// installer leaves alone (and a placeholder would make that
 			// annotate fail without --overwrite).
 			a := o.GetAnnotations()
-			delete(a, roleARNAnnotation)
+			delete(a, vocab.AnnotationRoleARN)
 			o.SetAnnotations(a)
 		}
 		b, err := yaml.Marshal(o.Object)

@@ -44,7 +44,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
-	"github.com/podidentity/podidentity-operator/internal/operator"
+	"github.com/podidentity/podidentity-operator/cmd/operator"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )

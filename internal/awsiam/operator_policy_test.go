@@ -171,8 +171,8 @@ func requireOwnershipTags(t *testing.T, s policy.Statement) {
 	}
 }
 
-// defaultRolePath mirrors the --role-path default (internal/operator); the
-// test in internal/operator pins that default.
+// defaultRolePath mirrors the --role-path default (cmd/operator); the
+// test in cmd/operator pins that default.
 const defaultRolePath = "/podidentity/"
 
 func TestOperatorTrustPolicy(t *testing.T) {

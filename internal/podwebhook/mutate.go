@@ -12,21 +12,24 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
-// Annotations honoured, on the ServiceAccount (SA) or the Pod.
+// Annotations honoured, on the ServiceAccount (SA) or the Pod (the
+// operator sets the SA ones: internal/vocab).
 const (
 	// AnnotationRoleARN (SA): the role the pod's SDK assumes. Pods of a
 	// ServiceAccount without it are not changed.
-	AnnotationRoleARN = "eks.amazonaws.com/role-arn"
+	AnnotationRoleARN = vocab.AnnotationRoleARN
 	// AnnotationAudience (SA): the token audience (default sts.amazonaws.com).
-	AnnotationAudience = "eks.amazonaws.com/audience"
+	AnnotationAudience = vocab.AnnotationAudience
 	// AnnotationSTSRegionalEndpoints (SA): "true" sets
 	// AWS_STS_REGIONAL_ENDPOINTS=regional, "false" sets it to legacy.
-	AnnotationSTSRegionalEndpoints = "eks.amazonaws.com/sts-regional-endpoints"
+	AnnotationSTSRegionalEndpoints = vocab.AnnotationSTSRegionalEndpoints
 	// AnnotationTokenExpiration (SA or Pod, the Pod's wins): the projected
 	// token's lifetime in seconds, 600 to 86400 (default 86400).
-	AnnotationTokenExpiration = "eks.amazonaws.com/token-expiration"
+	AnnotationTokenExpiration = vocab.AnnotationTokenExpiration
 	// AnnotationSkipContainers (Pod): comma-separated names of containers
 	// (or init containers) that get nothing.
 	AnnotationSkipContainers = "eks.amazonaws.com/skip-containers"

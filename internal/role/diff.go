@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/podidentity/podidentity-operator/internal/policy"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 // Observed is the role as IAM reports it.
@@ -126,10 +127,10 @@ func (p Plan) Empty() bool { return len(p.changes) == 0 }
 func (p Plan) Changes() []string { return p.changes }
 
 // Kinds lists the kinds of difference (TrustPolicy, InlinePolicy, ...), for metrics.
-func (p Plan) Kinds() []string {
-	var kinds []string
+func (p Plan) Kinds() []vocab.ChangeKind {
+	var kinds []vocab.ChangeKind
 	for _, c := range p.changes {
-		kinds = append(kinds, strings.SplitN(c, ":", 2)[0])
+		kinds = append(kinds, vocab.ChangeKind(strings.SplitN(c, ":", 2)[0]))
 	}
 	return kinds
 }
@@ -137,25 +138,25 @@ func (p Plan) Kinds() []string {
 // Diff compares the desired and the observed role by meaning.
 func Diff(d Desired, o Observed) Plan {
 	var p Plan
-	add := func(kind, detail string) { p.changes = append(p.changes, kind+": "+detail) }
+	add := func(kind vocab.ChangeKind, detail string) { p.changes = append(p.changes, string(kind)+": "+detail) }
 
 	if o.TrustErr != nil || o.Trust != d.Trust.Fingerprint() {
 		p.UpdateTrust = true
-		add("TrustPolicy", "trust policy differs from the binding")
+		add(vocab.ChangeTrustPolicy, "trust policy differs from the binding")
 	}
 	if !o.Unlisted && o.Description != d.Description {
 		p.UpdateRole = true
-		add("Description", strconv.Quote(o.Description)+" -> "+strconv.Quote(d.Description))
+		add(vocab.ChangeDescription, strconv.Quote(o.Description)+" -> "+strconv.Quote(d.Description))
 	}
 	if !o.Unlisted && o.MaxSessionDuration != d.MaxSessionDuration {
 		p.UpdateRole = true
-		add("MaxSessionDuration", strconv.Itoa(int(o.MaxSessionDuration))+" -> "+strconv.Itoa(int(d.MaxSessionDuration)))
+		add(vocab.ChangeMaxSessionDuration, strconv.Itoa(int(o.MaxSessionDuration))+" -> "+strconv.Itoa(int(d.MaxSessionDuration)))
 	}
 	// With no boundary configured the operator leaves any boundary alone:
 	// removing one would widen access.
 	if d.Boundary != "" && o.Boundary != d.Boundary {
 		p.PutBoundary = true
-		add("PermissionsBoundary", strconv.Quote(o.Boundary)+" -> "+strconv.Quote(d.Boundary))
+		add(vocab.ChangePermissionsBoundary, strconv.Quote(o.Boundary)+" -> "+strconv.Quote(d.Boundary))
 	}
 
 	for _, name := range inlineNames(o) {
@@ -164,9 +165,9 @@ func Diff(d Desired, o Observed) Plan {
 		}
 		p.DeleteInline = append(p.DeleteInline, name)
 		if name == InlinePolicyName {
-			add("InlinePolicy", "permissions removed from the binding")
+			add(vocab.ChangeInlinePolicy, "permissions removed from the binding")
 		} else {
-			add("ExtraInlinePolicy", "inline policy "+name+" not declared by the binding")
+			add(vocab.ChangeExtraInlinePolicy, "inline policy "+name+" not declared by the binding")
 		}
 	}
 	if d.Permissions != nil {
@@ -174,9 +175,9 @@ func Diff(d Desired, o Observed) Plan {
 		if !ok || o.InlineErr[InlinePolicyName] != nil || got.Fingerprint != d.Permissions.Fingerprint() {
 			p.PutPermissions = true
 			if ok {
-				add("InlinePolicy", "permission policy differs from the binding")
+				add(vocab.ChangeInlinePolicy, "permission policy differs from the binding")
 			} else {
-				add("InlinePolicy", "permission policy missing")
+				add(vocab.ChangeInlinePolicy, "permission policy missing")
 			}
 		}
 	}
@@ -184,10 +185,10 @@ func Diff(d Desired, o Observed) Plan {
 	attach, detach := setDiff(d.ManagedPolicies, o.ManagedPolicies)
 	p.Attach, p.Detach = attach, detach
 	for _, a := range attach {
-		add("ManagedPolicies", "attach "+a)
+		add(vocab.ChangeManagedPolicies, "attach "+a)
 	}
 	for _, a := range detach {
-		add("ManagedPolicies", "detach "+a)
+		add(vocab.ChangeManagedPolicies, "detach "+a)
 	}
 
 	// Tag keys are case-insensitive: a key that differs only in case is the
@@ -198,7 +199,7 @@ func Diff(d Desired, o Observed) Plan {
 				p.SetTags = map[string]string{}
 			}
 			p.SetTags[k] = d.Tags[k]
-			add("Tags", "set "+k)
+			add(vocab.ChangeTags, "set "+k)
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(o.Tags)) {
@@ -206,7 +207,7 @@ func Diff(d Desired, o Observed) Plan {
 			continue
 		}
 		p.Untag = append(p.Untag, k)
-		add("Tags", "remove "+k)
+		add(vocab.ChangeTags, "remove "+k)
 	}
 	return p
 }

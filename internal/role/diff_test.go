@@ -11,6 +11,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/policy"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 var testConfig = Config{
@@ -73,30 +74,30 @@ func TestDiff(t *testing.T) {
 		name    string
 		desired Desired
 		mutate  func(o *Observed)
-		want    []string
+		want    []vocab.ChangeKind
 	}{
 		{name: "in sync", desired: desired, mutate: func(*Observed) {}},
 		{name: "trust widened", desired: desired, mutate: func(o *Observed) {
 			o.Trust = policy.TrustPolicy(policy.TrustInput{ProviderARN: testConfig.ProviderARN, Issuer: testConfig.Issuer, Namespace: "shop", ServiceAccount: "other"}).Fingerprint()
-		}, want: []string{"TrustPolicy"}},
-		{name: "unparseable trust is rewritten", desired: desired, mutate: func(o *Observed) { o.TrustErr = errors.New("bad") }, want: []string{"TrustPolicy"}},
+		}, want: []vocab.ChangeKind{"TrustPolicy"}},
+		{name: "unparseable trust is rewritten", desired: desired, mutate: func(o *Observed) { o.TrustErr = errors.New("bad") }, want: []vocab.ChangeKind{"TrustPolicy"}},
 		{name: "inline policy edited", desired: desired, mutate: func(o *Observed) {
 			o.Inline = o.Inline.Set(InlinePolicyName, InlineOf(policy.Document{Version: policy.Version, Statement: []policy.Statement{{Effect: "Allow", Action: policy.StringList{"*"}, Resource: policy.StringList{"*"}}}}))
-		}, want: []string{"InlinePolicy"}},
-		{name: "inline policy deleted", desired: desired, mutate: func(o *Observed) { o.Inline = o.Inline.Delete(InlinePolicyName) }, want: []string{"InlinePolicy"}},
-		{name: "extra inline policy", desired: desired, mutate: func(o *Observed) { o.Inline = o.Inline.Set("admin", InlineOf(policy.Document{})) }, want: []string{"ExtraInlinePolicy"}},
+		}, want: []vocab.ChangeKind{"InlinePolicy"}},
+		{name: "inline policy deleted", desired: desired, mutate: func(o *Observed) { o.Inline = o.Inline.Delete(InlinePolicyName) }, want: []vocab.ChangeKind{"InlinePolicy"}},
+		{name: "extra inline policy", desired: desired, mutate: func(o *Observed) { o.Inline = o.Inline.Set("admin", InlineOf(policy.Document{})) }, want: []vocab.ChangeKind{"ExtraInlinePolicy"}},
 		{name: "managed policy attached and detached", desired: desired, mutate: func(o *Observed) {
 			o.ManagedPolicies = []string{"arn:aws:iam::aws:policy/AdministratorAccess"}
-		}, want: []string{"ManagedPolicies", "ManagedPolicies"}},
-		{name: "max session duration", desired: desired, mutate: func(o *Observed) { o.MaxSessionDuration = 43200 }, want: []string{"MaxSessionDuration"}},
-		{name: "boundary removed", desired: withBoundary, mutate: func(o *Observed) { o.Boundary = "" }, want: []string{"PermissionsBoundary"}},
+		}, want: []vocab.ChangeKind{"ManagedPolicies", "ManagedPolicies"}},
+		{name: "max session duration", desired: desired, mutate: func(o *Observed) { o.MaxSessionDuration = 43200 }, want: []vocab.ChangeKind{"MaxSessionDuration"}},
+		{name: "boundary removed", desired: withBoundary, mutate: func(o *Observed) { o.Boundary = "" }, want: []vocab.ChangeKind{"PermissionsBoundary"}},
 		{name: "unmanaged boundary left alone", desired: desired, mutate: func(o *Observed) { o.Boundary = "arn:aws:iam::123456789012:policy/x" }},
 		{name: "tags changed", desired: desired, mutate: func(o *Observed) {
 			o.Tags["team"] = "x"
 			o.Tags["extra"] = "y"
 			o.Tags["aws:cloudformation:stack"] = "z"
 		},
-			want: []string{"Tags", "Tags"}},
+			want: []vocab.ChangeKind{"Tags", "Tags"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

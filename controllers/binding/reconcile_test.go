@@ -1,4 +1,4 @@
-package controllers
+package binding
 
 import (
 	"context"
@@ -27,11 +27,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/controllers/guardrail"
+	"github.com/podidentity/podidentity-operator/internal/bindingindex"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/eksassoc"
 	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/role"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 // Reconciler unit tests: Reconcile against controller-runtime's fake client
@@ -62,7 +65,12 @@ func (m *memRoles) call(op string) error {
 }
 
 func (m *memRoles) Observe(_ context.Context, name string) (*role.Observed, error) {
-	if err := m.call("Observe"); err != nil {
+	return m.read("Observe", name)
+}
+
+// read is a GetRole: a copy of the role, nil when there is none.
+func (m *memRoles) read(op, name string) (*role.Observed, error) {
+	if err := m.call(op); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -115,18 +123,9 @@ func (m *memRoles) Delete(_ context.Context, name, id string) error {
 	return nil
 }
 
-// Get is GetRole (RoleReader).
-func (m *memRoles) Get(ctx context.Context, name string) (*role.Observed, error) {
-	if err := m.call("Get"); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if o := m.roles[name]; o != nil {
-		c := *o
-		return &c, nil
-	}
-	return nil, nil
+// Get is GetRole (role.Store).
+func (m *memRoles) Get(_ context.Context, name string) (*role.Observed, error) {
+	return m.read("Get", name)
 }
 
 func (m *memRoles) get(name string) *role.Observed {
@@ -311,8 +310,8 @@ func newUnitBedWith(t *testing.T, funcs interceptor.Funcs, objs ...client.Object
 		&apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: bindingCRD}})
 	c := fakeclient.NewClientBuilder().WithScheme(scheme).
 		WithStatusSubresource(&v1alpha1.PodIdentityBinding{}).WithReturnManagedFields().
-		WithIndex(&v1alpha1.PodIdentityBinding{}, indexServiceAccounts, func(o client.Object) []string {
-			return serviceAccountsOf(o.(*v1alpha1.PodIdentityBinding))
+		WithIndex(&v1alpha1.PodIdentityBinding{}, bindingindex.ServiceAccounts, func(o client.Object) []string {
+			return bindingindex.ServiceAccountsOf(o.(*v1alpha1.PodIdentityBinding))
 		}).
 		WithObjects(objs...).WithInterceptorFuncs(funcs).Build()
 	cfg := role.Config{ClusterName: "dev", RolePath: "/podidentity/",
@@ -321,7 +320,7 @@ func newUnitBedWith(t *testing.T, funcs interceptor.Funcs, objs ...client.Object
 	bed := &unitBed{t: t, c: c, roles: newMemRoles(), assocs: newMemAssociations(), events: events.NewFakeRecorder(100)}
 	bed.r = &Reconciler{Client: c, APIReader: c, Recorder: bed.events, Roles: bed.roles, Policies: noManagedPolicies{},
 		Config: cfg, Guard: guard.Checker{Catalog: catalog.Default(), Builtins: true, RoleConfig: cfg},
-		Guardrails: GuardrailSource{Reader: c, APIReader: c}, Associations: bed.assocs, SyncPeriod: time.Hour}
+		Guardrails: guardrail.Source{Reader: c, APIReader: c}, Associations: bed.assocs, SyncPeriod: time.Hour}
 	return bed
 }
 
@@ -422,7 +421,7 @@ func TestReconcileCreatesRoleAndAnnotatesServiceAccount(t *testing.T) {
 		t.Errorf("an in-sync binding without a sweep is resynced at the period, got %+v", res)
 	}
 	b := u.binding("app")
-	if !strings.Contains(strings.Join(b.Finalizers, ","), Finalizer) {
+	if !strings.Contains(strings.Join(b.Finalizers, ","), vocab.Finalizer) {
 		t.Errorf("finalizers %v", b.Finalizers)
 	}
 	if c := u.condition("app", v1alpha1.ConditionReady); c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonAvailable {
@@ -437,7 +436,7 @@ func TestReconcileCreatesRoleAndAnnotatesServiceAccount(t *testing.T) {
 		t.Errorf("trust is not the binding's exact trust")
 	}
 	sa := u.serviceAccount("app")
-	if sa == nil || sa.Annotations[AnnotationRoleARN] != b.Status.RoleArn {
+	if sa == nil || sa.Annotations[vocab.AnnotationRoleARN] != b.Status.RoleArn {
 		t.Fatalf("ServiceAccount %+v", sa)
 	}
 	// The binding created the ServiceAccount: it is labelled and owned.
@@ -544,7 +543,7 @@ func TestReconcileDeletion(t *testing.T) {
 				if v, _ := role.TagValue(o.Tags, role.TagRetained); o == nil || v != "true" {
 					t.Errorf("retained role %+v", o)
 				}
-				if sa := u.serviceAccount("app"); sa == nil || sa.Annotations[AnnotationRoleARN] != o.ARN {
+				if sa := u.serviceAccount("app"); sa == nil || sa.Annotations[vocab.AnnotationRoleARN] != o.ARN {
 					t.Errorf("a retained ServiceAccount keeps its annotation: %+v", sa)
 				}
 			}
@@ -574,7 +573,7 @@ func TestReconcileServiceAccountConflict(t *testing.T) {
 	if n := u.binding("newer").Status.RoleName; n != "" || u.roles.calls["Create"] != 1 {
 		t.Errorf("the newer binding got a role %q: %v", n, u.roles.calls)
 	}
-	if sa := u.serviceAccount("shared"); sa.Annotations[AnnotationRoleARN] != u.binding("older").Status.RoleArn {
+	if sa := u.serviceAccount("shared"); sa.Annotations[vocab.AnnotationRoleARN] != u.binding("older").Status.RoleArn {
 		t.Errorf("the older binding lost its ServiceAccount: %v", sa.Annotations)
 	}
 }
@@ -595,7 +594,7 @@ func TestReconcilePodIdentity(t *testing.T) {
 		if c := u.condition("app", v1alpha1.ConditionServiceAccountSynced); !strings.Contains(c.Message, "EKS pod identity association") {
 			t.Errorf("ServiceAccountSynced %+v", c)
 		}
-		if _, ok := u.serviceAccount("app").Annotations[AnnotationRoleARN]; ok {
+		if _, ok := u.serviceAccount("app").Annotations[vocab.AnnotationRoleARN]; ok {
 			t.Errorf("a Pod Identity ServiceAccount carries the IRSA annotation")
 		}
 		// Back to IRSA: annotated first, then the association goes.
@@ -607,7 +606,7 @@ func TestReconcilePodIdentity(t *testing.T) {
 		if _, err := u.settle("app", 5); err != nil {
 			t.Fatal(err)
 		}
-		if len(u.assocs.all()) != 0 || u.serviceAccount("app").Annotations[AnnotationRoleARN] == "" {
+		if len(u.assocs.all()) != 0 || u.serviceAccount("app").Annotations[vocab.AnnotationRoleARN] == "" {
 			t.Errorf("associations %+v, annotations %v", u.assocs.all(), u.serviceAccount("app").Annotations)
 		}
 		if b := u.binding("app"); b.Status.Identity != v1alpha1.IdentityIRSA || b.Status.AssociationID != "" {
@@ -676,8 +675,8 @@ func TestReconcileStatusWriteFailureIsVisible(t *testing.T) {
 	if writes == 0 {
 		t.Fatalf("the status was never written")
 	}
-	if !strings.Contains(strings.Join(u.drainEvents(), "\n"), EventStatusWriteFailed) {
-		t.Errorf("no %s event", EventStatusWriteFailed)
+	if !strings.Contains(strings.Join(u.drainEvents(), "\n"), string(vocab.EventStatusWriteFailed)) {
+		t.Errorf("no %s event", vocab.EventStatusWriteFailed)
 	}
 	if got := testutil.ToFloat64(statusWriteFailures.WithLabelValues("Invalid")); got != before+1 {
 		t.Errorf("status write failures %v -> %v", before, got)
@@ -688,9 +687,9 @@ func TestReconcileStatusWriteFailureIsVisible(t *testing.T) {
 // its generated name, a new binding costs IAM its two writes and no read;
 // a role of that name that exists after all is never written to.
 func TestReconcileNewBindingReadsNoRole(t *testing.T) {
-	setup := func(t *testing.T) (*unitBed, *RoleCache) {
+	setup := func(t *testing.T) (*unitBed, *role.Cache) {
 		u := newUnitBed(t, unitBinding("app", "app"))
-		cache := &RoleCache{Inner: u.roles, TTL: time.Hour}
+		cache := &role.Cache{Inner: u.roles, TTL: time.Hour}
 		cache.Fill(map[string]*role.Observed{}, time.Now())
 		u.r.Roles, u.r.Sweep = cache, &Sweeper{}
 		return u, cache

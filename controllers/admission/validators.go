@@ -1,4 +1,7 @@
-package controllers
+// Package admission serves the validating admission webhooks of
+// PodIdentityBindings and PodIdentityGuardrails: the same checks the
+// reconcilers make, answered before anything is stored.
+package admission
 
 import (
 	"context"
@@ -16,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/controllers/guardrail"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/guard"
 )
@@ -23,11 +27,16 @@ import (
 // +kubebuilder:webhook:path=/validate-iam-podidentity-io-v1alpha1-podidentitybinding,mutating=false,failurePolicy=fail,sideEffects=None,groups=iam.podidentity.io,resources=podidentitybindings,verbs=create;update,versions=v1alpha1,name=vpodidentitybinding.iam.podidentity.io,admissionReviewVersions=v1
 // +kubebuilder:webhook:path=/validate-iam-podidentity-io-v1alpha1-podidentityguardrail,mutating=false,failurePolicy=fail,sideEffects=None,groups=iam.podidentity.io,resources=podidentityguardrails,verbs=create;update,versions=v1alpha1,name=vpodidentityguardrail.iam.podidentity.io,admissionReviewVersions=v1
 
+// PolicyReader reads the default versions of managed policies.
+type PolicyReader interface {
+	Read(ctx context.Context, arns []string) (guard.Managed, error)
+}
+
 // BindingValidator is the admission webhook for PodIdentityBindings: it runs
 // the same checks as the reconciler and denies with their messages.
 type BindingValidator struct {
 	Guard      guard.Checker
-	Guardrails GuardrailSource
+	Guardrails guardrail.Source
 	// Policies, when set, reads the managed policies' documents so that
 	// admission denies AdministratorAccess and the like early. When IAM
 	// cannot be read in time, admission warns and the reconciler (which
@@ -153,8 +162,8 @@ func (v *GuardrailValidator) validate(g *v1alpha1.PodIdentityGuardrail) (admissi
 	return warnings, nil
 }
 
-// SetupWebhooks registers both validating webhooks with the manager.
-func SetupWebhooks(mgr ctrl.Manager, b *BindingValidator, g *GuardrailValidator) error {
+// Setup registers both validating webhooks with the manager.
+func Setup(mgr ctrl.Manager, b *BindingValidator, g *GuardrailValidator) error {
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.PodIdentityBinding{}).WithValidator(b).Complete(); err != nil {
 		return err
 	}

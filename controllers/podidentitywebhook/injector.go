@@ -1,4 +1,7 @@
-package controllers
+// Package podidentitywebhook is the built-in pod identity webhook for
+// clusters without EKS's: it gives pods of an annotated ServiceAccount the
+// projected token and environment the AWS SDK needs for IRSA.
+package podidentitywebhook
 
 import (
 	"context"
@@ -16,23 +19,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/podidentity/podidentity-operator/internal/bindingindex"
+	"github.com/podidentity/podidentity-operator/internal/objmeta"
 	"github.com/podidentity/podidentity-operator/internal/podwebhook"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
-// PodWebhookPath is where the pod identity webhook is served.
-const PodWebhookPath = "/mutate-v1-pod"
+// Path is where the pod identity webhook is served.
+const Path = "/mutate-v1-pod"
 
-// LabelPodWebhook on a Namespace, set to "disabled", keeps the pod identity
-// webhook away from its pods (the MutatingWebhookConfiguration's
-// namespaceSelector says the same; the handler checks it too).
-const LabelPodWebhook = "podidentity.io/pod-identity-webhook"
-
-// PodIdentityInjector is the built-in pod identity webhook: it gives pods
+// Injector is the built-in pod identity webhook: it gives pods
 // whose ServiceAccount carries a role annotation the projected token and
 // environment the AWS SDK needs (podwebhook.Mutate), as AWS's webhook does on
 // EKS. It is registered with failurePolicy Ignore: pods it misses are reported
 // by the binding's PodsCurrent condition.
-type PodIdentityInjector struct {
+type Injector struct {
 	// Reader reads ServiceAccounts and Namespaces from the manager's cache;
 	// APIReader reads a ServiceAccount the cache has not seen yet.
 	Reader    client.Reader
@@ -44,16 +45,16 @@ type PodIdentityInjector struct {
 }
 
 // Handle mutates a Pod at creation.
-func (h *PodIdentityInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
+func (h *Injector) Handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.Operation != admissionv1.Create {
 		return admission.Allowed("only pod creation is mutated")
 	}
 	if slices.Contains(h.ExcludedNamespaces, req.Namespace) {
 		return admission.Allowed("namespace excluded by --pod-identity-webhook-excluded-namespaces")
 	}
-	ns := NamespaceMeta()
-	if err := h.Reader.Get(ctx, client.ObjectKey{Name: req.Namespace}, ns); err == nil && ns.Labels[LabelPodWebhook] == "disabled" {
-		return admission.Allowed("namespace labelled " + LabelPodWebhook + "=disabled")
+	ns := objmeta.NamespaceMeta()
+	if err := h.Reader.Get(ctx, client.ObjectKey{Name: req.Namespace}, ns); err == nil && ns.Labels[vocab.LabelPodWebhook] == "disabled" {
+		return admission.Allowed("namespace labelled " + vocab.LabelPodWebhook + "=disabled")
 	}
 	pod := &corev1.Pod{}
 	if err := h.Decoder.Decode(req, pod); err != nil {
@@ -90,8 +91,8 @@ func (h *PodIdentityInjector) Handle(ctx context.Context, req admission.Request)
 // annotation the operator just wrote (a pod created right after the binding
 // became Ready), so it reads live; pods of other ServiceAccounts cost no API
 // call. nil when there is none.
-func (h *PodIdentityInjector) serviceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
-	sa := ServiceAccountMeta()
+func (h *Injector) serviceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
+	sa := objmeta.ServiceAccountMeta()
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	err := h.Reader.Get(ctx, key, sa)
 	if (apierrors.IsNotFound(err) || err == nil && sa.Annotations[podwebhook.AnnotationRoleARN] == "") && h.bound(ctx, namespace, name) {
@@ -107,18 +108,18 @@ func (h *PodIdentityInjector) serviceAccount(ctx context.Context, namespace, nam
 }
 
 // bound reports whether a binding in the namespace names the ServiceAccount.
-func (h *PodIdentityInjector) bound(ctx context.Context, namespace, name string) bool {
+func (h *Injector) bound(ctx context.Context, namespace, name string) bool {
 	if h.APIReader == nil {
 		return false
 	}
-	list, err := bindingsClaimingServiceAccount(ctx, h.Reader, namespace, name)
+	list, err := bindingindex.Claiming(ctx, h.Reader, namespace, name)
 	return err == nil && len(list) > 0
 }
 
-// SetupPodWebhook serves the pod identity webhook at PodWebhookPath.
-func SetupPodWebhook(mgr ctrl.Manager, h *PodIdentityInjector) {
+// Setup serves the pod identity webhook at Path.
+func Setup(mgr ctrl.Manager, h *Injector) {
 	if h.Decoder == nil {
 		h.Decoder = admission.NewDecoder(mgr.GetScheme())
 	}
-	mgr.GetWebhookServer().Register(PodWebhookPath, &webhook.Admission{Handler: h})
+	mgr.GetWebhookServer().Register(Path, &webhook.Admission{Handler: h})
 }

@@ -1,5 +1,8 @@
-// Package controllers holds the PodIdentityBinding reconciler.
-package controllers
+// Package binding holds the PodIdentityBinding reconciler: it gathers what
+// a binding needs, asks the planner for the whole outcome, applies it and
+// reports it, and its drift sweep finds what changed in IAM for every
+// binding at once.
+package binding
 
 import (
 	"context"
@@ -17,12 +20,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -34,54 +35,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/controllers/guardrail"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
-	"github.com/podidentity/podidentity-operator/internal/bounded"
+	"github.com/podidentity/podidentity-operator/internal/bindingindex"
+	"github.com/podidentity/podidentity-operator/internal/bindingstatus"
 	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/planner"
 	"github.com/podidentity/podidentity-operator/internal/role"
-)
-
-// Finalizer keeps a binding until its IAM role and ServiceAccount annotation
-// are cleaned up.
-const Finalizer = "iam.podidentity.io/finalizer"
-
-// Index of bindings by spec.serviceAccountName and status.serviceAccountName.
-const (
-	// indexServiceAccounts indexes a binding under the ServiceAccount it
-	// names and the one it holds (one entry when they are the same): one
-	// index rather than two halves its memory, which at 10,000 bindings is
-	// about 10 MB. Callers that want only one of the two filter.
-	indexServiceAccounts = "serviceAccounts"
-)
-
-// Event reasons.
-const (
-	EventRoleCreated            = "RoleCreated"
-	EventRoleUpdated            = "RoleUpdated"
-	EventRoleDeleted            = "RoleDeleted"
-	EventRoleRetained           = "RoleRetained"
-	EventDriftCorrected         = "DriftCorrected"
-	EventRoleConflict           = "RoleConflict"
-	EventServiceAccountConflict = "ServiceAccountConflict"
-	EventServiceAccountUpdated  = "ServiceAccountUpdated"
-	EventIAMRequestRejected     = "IAMRequestRejected"
-	EventDeleteFailed           = "DeleteFailed"
-	EventInvalidSpec            = "InvalidSpec"
-	EventGuardrailViolation     = "GuardrailViolation"
-	// EventGuardrailEnforced: permissions removed from a role because a
-	// guardrail forbids them; not drift (nobody changed the role).
-	EventGuardrailEnforced = "GuardrailEnforced"
-	EventRoleParked        = "RoleParked"
-	// EventCRDDeleted: the binding went with its CRD; its roles were kept.
-	EventCRDDeleted = "CRDDeleted"
-	// EventStatusWriteFailed: the API server refused the status patch.
-	EventStatusWriteFailed = "StatusWriteFailed"
-	// EKS pod identity associations (spec.identity EKSPodIdentity).
-	EventAssociationCreated  = "AssociationCreated"
-	EventAssociationUpdated  = "AssociationUpdated"
-	EventAssociationDeleted  = "AssociationDeleted"
-	EventAssociationRetained = "AssociationRetained"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 // ProviderWatch reports the cluster's OIDC provider (oidcprovider.Watcher in
@@ -122,7 +84,7 @@ type Reconciler struct {
 	Config   role.Config
 	// Guard checks specs, quotas and guardrails before anything reaches IAM.
 	Guard      guard.Checker
-	Guardrails GuardrailSource
+	Guardrails guardrail.Source
 	// Provider reports the cluster's OIDC provider; nil skips the check.
 	Provider ProviderWatch
 	// Associations manages the cluster's EKS pod identity associations;
@@ -159,25 +121,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 
 	before := b.DeepCopy()
 	defer func() {
-		part := bindingStatusPart(b.Status)
-		if equality.Semantic.DeepEqual(bindingStatusPart(before.Status), part) {
+		part := bindingstatus.BindingPart(b.Status)
+		if equality.Semantic.DeepEqual(bindingstatus.BindingPart(before.Status), part) {
 			return
 		}
-		if err := applyStatus(ctx, r.Status(), b, StatusManagerBinding, part); err != nil && !apierrors.IsNotFound(err) {
+		if err := bindingstatus.Apply(ctx, r.Status(), b, vocab.StatusManagerBinding, part); err != nil && !apierrors.IsNotFound(err) {
 			r.statusWriteFailed(b, err)
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 	}()
 
 	if !b.DeletionTimestamp.IsZero() {
-		if !controllerutil.ContainsFinalizer(b, Finalizer) {
+		if !controllerutil.ContainsFinalizer(b, vocab.Finalizer) {
 			return ctrl.Result{}, nil
 		}
-		setCondition(b, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeleting, "cleaning up the IAM role and ServiceAccount annotation")
+		bindingstatus.SetCondition(b, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeleting, "cleaning up the IAM role and ServiceAccount annotation")
 		return r.converge(ctx, b)
 	}
-	if !controllerutil.ContainsFinalizer(b, Finalizer) {
-		controllerutil.AddFinalizer(b, Finalizer)
+	if !controllerutil.ContainsFinalizer(b, vocab.Finalizer) {
+		controllerutil.AddFinalizer(b, vocab.Finalizer)
 		if err := r.Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
@@ -203,7 +165,7 @@ func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding)
 }
 
 // AbsenceKnower knows that a role does not exist without reading IAM
-// (RoleCache, from the drift sweep's snapshot).
+// (role.Cache, from the drift sweep's snapshot).
 type AbsenceKnower interface {
 	Absent(name string) bool
 }
@@ -323,12 +285,12 @@ func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, 
 	}
 	// The roles are as planned: say so now, whatever a later step says.
 	if c := meta.FindStatusCondition(p.Conditions, v1alpha1.ConditionRoleSynced); c != nil {
-		setCondition(b, c.Type, c.Status, c.Reason, c.Message)
+		bindingstatus.SetCondition(b, c.Type, c.Status, c.Reason, c.Message)
 	}
 	if kept := retainedNow(p.Before); in.KeepRoles && kept > 0 {
 		// Counted once per role: a retried reconcile finds them tagged.
 		rolesKeptOnCRDDeletion.Add(float64(kept))
-		r.event(b, corev1.EventTypeWarning, EventCRDDeleted, fmt.Sprintf(
+		r.event(b, corev1.EventTypeWarning, vocab.EventCRDDeleted, fmt.Sprintf(
 			"the PodIdentityBinding CRD is being deleted: kept %d IAM role(s) of this binding, tagged %s=true, and the ServiceAccount annotations; delete the roles by hand if they are no longer needed",
 			kept, role.TagRetained))
 	}
@@ -365,7 +327,7 @@ func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, 
 	}
 	if p.RemoveFinalizer {
 		before := b.DeepCopy()
-		controllerutil.RemoveFinalizer(b, Finalizer)
+		controllerutil.RemoveFinalizer(b, vocab.Finalizer)
 		if err := r.Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			return client.IgnoreNotFound(err)
 		}
@@ -389,7 +351,7 @@ func (r *Reconciler) releaseAll(ctx context.Context, b *v1alpha1.PodIdentityBind
 // when the binding is looked at again.
 func (r *Reconciler) report(ctx context.Context, b *v1alpha1.PodIdentityBinding, p planner.Plan) ctrl.Result {
 	for _, c := range p.Conditions {
-		setCondition(b, c.Type, c.Status, c.Reason, c.Message)
+		bindingstatus.SetCondition(b, c.Type, c.Status, c.Reason, c.Message)
 	}
 	if p.RemoveFinalizer {
 		return ctrl.Result{}
@@ -398,7 +360,7 @@ func (r *Reconciler) report(ctx context.Context, b *v1alpha1.PodIdentityBinding,
 		b.Status.ObservedGeneration = b.Generation
 		logf.FromContext(ctx).V(1).Info("binding in sync", "role", p.Current)
 	} else {
-		r.event(b, corev1.EventTypeWarning, p.Reason, p.Message)
+		r.event(b, corev1.EventTypeWarning, vocab.EventReason(p.Reason), p.Message)
 	}
 	return r.resyncBinding(b)
 }
@@ -430,10 +392,10 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 			return err
 		}
 		if wasSynced && b.Status.RoleName == a.Name {
-			driftCorrections.WithLabelValues("RoleDeleted").Inc()
-			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "role "+a.Name+" was deleted outside the operator; recreated it")
+			driftCorrections.WithLabelValues(string(vocab.ChangeRoleDeleted)).Inc()
+			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "role "+a.Name+" was deleted outside the operator; recreated it")
 		} else {
-			r.event(b, corev1.EventTypeNormal, EventRoleCreated, "created IAM role "+arn+" for ServiceAccount "+serviceAccount)
+			r.event(b, corev1.EventTypeNormal, vocab.EventRoleCreated, "created IAM role "+arn+" for ServiceAccount "+serviceAccount)
 		}
 		log.Info("created role", "arn", arn)
 	case planner.OpUpdate, planner.OpPark:
@@ -446,19 +408,19 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 		}
 		switch {
 		case a.Op == planner.OpPark:
-			r.event(b, corev1.EventTypeWarning, EventRoleParked, "removed every permission and trust from IAM role "+a.Name+" while the binding cannot hold its ServiceAccount: "+strings.Join(a.Diff.Changes(), "; "))
+			r.event(b, corev1.EventTypeWarning, vocab.EventRoleParked, "removed every permission and trust from IAM role "+a.Name+" while the binding cannot hold its ServiceAccount: "+strings.Join(a.Diff.Changes(), "; "))
 		case a.Narrowed:
 			for _, k := range a.Diff.Kinds() {
-				guardrailEnforcements.WithLabelValues(k).Inc()
+				guardrailEnforcements.WithLabelValues(string(k)).Inc()
 			}
-			r.event(b, corev1.EventTypeWarning, EventGuardrailEnforced, "narrowed IAM role "+a.Name+" to what the spec and guardrails allow: "+strings.Join(a.Diff.Changes(), "; "))
+			r.event(b, corev1.EventTypeWarning, vocab.EventGuardrailEnforced, "narrowed IAM role "+a.Name+" to what the spec and guardrails allow: "+strings.Join(a.Diff.Changes(), "; "))
 		case wasSynced && a.Name == b.Status.RoleName:
 			for _, k := range a.Diff.Kinds() {
-				driftCorrections.WithLabelValues(k).Inc()
+				driftCorrections.WithLabelValues(string(k)).Inc()
 			}
-			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "corrected changes made outside the operator: "+strings.Join(a.Diff.Changes(), "; "))
+			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "corrected changes made outside the operator: "+strings.Join(a.Diff.Changes(), "; "))
 		default:
-			r.event(b, corev1.EventTypeNormal, EventRoleUpdated, "updated IAM role "+a.Name+": "+strings.Join(a.Diff.Changes(), "; "))
+			r.event(b, corev1.EventTypeNormal, vocab.EventRoleUpdated, "updated IAM role "+a.Name+": "+strings.Join(a.Diff.Changes(), "; "))
 		}
 		log.Info("updated role", "op", a.Op, "changes", a.Diff.Changes())
 	case planner.OpDelete:
@@ -466,7 +428,7 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 			return deleteError{name: a.Name, err: err}
 		}
 		forgetOwned(b, a.Name)
-		r.event(b, corev1.EventTypeNormal, EventRoleDeleted, "deleted IAM role "+a.Name)
+		r.event(b, corev1.EventTypeNormal, vocab.EventRoleDeleted, "deleted IAM role "+a.Name)
 		log.Info("deleted role")
 	case planner.OpRetain:
 		if !a.Diff.Empty() {
@@ -475,7 +437,7 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 			}
 		}
 		forgetOwned(b, a.Name)
-		r.event(b, corev1.EventTypeNormal, EventRoleRetained, "deletionPolicy is Retain: left IAM role "+a.Name+" in place, tagged "+role.TagRetained)
+		r.event(b, corev1.EventTypeNormal, vocab.EventRoleRetained, "deletionPolicy is Retain: left IAM role "+a.Name+" in place, tagged "+role.TagRetained)
 		log.Info("retained role")
 	}
 	return nil
@@ -510,7 +472,7 @@ func (r *Reconciler) statusWriteFailed(b *v1alpha1.PodIdentityBinding, err error
 		reason = "Conflict"
 	}
 	statusWriteFailures.WithLabelValues(reason).Inc()
-	r.event(b, corev1.EventTypeWarning, EventStatusWriteFailed, "the API server refused the binding's status ("+reason+"): "+err.Error()+
+	r.event(b, corev1.EventTypeWarning, vocab.EventStatusWriteFailed, "the API server refused the binding's status ("+reason+"): "+err.Error()+
 		"; the roles it records are still found by their ownership tags")
 }
 
@@ -598,10 +560,10 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 		if deleting {
 			msg += "; the finalizer stays until the role is deleted"
 		}
-		r.event(b, corev1.EventTypeWarning, EventDeleteFailed, msg)
+		r.event(b, corev1.EventTypeWarning, vocab.EventDeleteFailed, msg)
 		setFailed(b, v1alpha1.ReasonDeleteFailed, msg, v1alpha1.ConditionRoleSynced)
 	} else if terminal {
-		r.event(b, corev1.EventTypeWarning, EventIAMRequestRejected, msg)
+		r.event(b, corev1.EventTypeWarning, vocab.EventIAMRequestRejected, msg)
 		setFailed(b, v1alpha1.ReasonIAMRequestRejected, "IAM rejected the request: "+msg, v1alpha1.ConditionRoleSynced)
 	} else {
 		setFailed(b, v1alpha1.ReasonIAMUnavailable, "IAM call failed, retrying: "+err.Error(), v1alpha1.ConditionRoleSynced)
@@ -632,17 +594,8 @@ func (r *Reconciler) requeueAfter() time.Duration {
 	return wait.Jitter(r.SyncPeriod, 0.1)
 }
 
-func (r *Reconciler) event(b *v1alpha1.PodIdentityBinding, eventType, reason, note string) {
-	recordEvent(r.Recorder, b, eventType, reason, note)
-}
-
-// recordEvent emits an event about a binding, its note cut to the API's
-// limit (bounded.EventNote).
-func recordEvent(rec events.EventRecorder, b *v1alpha1.PodIdentityBinding, eventType, reason, note string) {
-	if rec == nil {
-		return
-	}
-	rec.Eventf(b, nil, eventType, reason, "Reconcile", "%s", bounded.Text(note, bounded.EventNote))
+func (r *Reconciler) event(b *v1alpha1.PodIdentityBinding, eventType string, reason vocab.EventReason, note string) {
+	bindingstatus.RecordEvent(r.Recorder, b, eventType, reason, note)
 }
 
 func uniq(values ...string) []string {
@@ -664,7 +617,7 @@ func uniq(values ...string) []string {
 
 // SetupWithManager registers the controller, its watches and field indexes.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if err := indexServiceAccountsOf(ctx, mgr.GetCache()); err != nil {
+	if err := bindingindex.Register(ctx, mgr.GetCache()); err != nil {
 		return err
 	}
 
@@ -731,66 +684,7 @@ func (r *Reconciler) bindingsInNamespace(ctx context.Context, o client.Object) [
 }
 
 func (r *Reconciler) listRequests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	return bindingRequests(ctx, r.Client, nil, opts...)
-}
-
-// bindingRequests lists bindings from the cache as reconcile requests,
-// those for which keep is true when it is set. The items are read only (no
-// copy of each: a guardrail change lists every binding).
-func bindingRequests(ctx context.Context, c client.Reader, keep func(*v1alpha1.PodIdentityBinding) bool, opts ...client.ListOption) []reconcile.Request {
-	list := &v1alpha1.PodIdentityBindingList{}
-	if err := c.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
-		logf.FromContext(ctx).Error(err, "listing bindings")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		if keep == nil || keep(&list.Items[i]) {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return reqs
-}
-
-// indexServiceAccountsOf indexes cached bindings by "namespace/name" of the
-// ServiceAccounts they name or hold, under the name controller-runtime's
-// cache reader looks up for client.MatchingFields{indexServiceAccounts: sa}
-// with client.InNamespace (namingOrHolding). It is IndexField without its
-// second, cluster-wide key per value, which no query here uses: IndexField
-// keeps two one-element sets per binding, about 5 MB at 10,000 bindings
-// (decision 55). A list by this index outside a namespace finds nothing.
-func indexServiceAccountsOf(ctx context.Context, c cache.Cache) error {
-	inf, err := c.GetInformer(ctx, &v1alpha1.PodIdentityBinding{}, cache.BlockUntilSynced(false))
-	if err != nil {
-		return err
-	}
-	return inf.AddIndexers(toolscache.Indexers{"field:" + indexServiceAccounts: func(o any) ([]string, error) {
-		b, ok := o.(*v1alpha1.PodIdentityBinding)
-		if !ok {
-			return nil, nil
-		}
-		var keys []string
-		for _, sa := range serviceAccountsOf(b) {
-			keys = append(keys, b.Namespace+"/"+sa)
-		}
-		return keys, nil
-	}})
-}
-
-// serviceAccountsOf are the ServiceAccounts a binding names (spec) and
-// holds (status), each once: its keys in the indexServiceAccounts index.
-func serviceAccountsOf(b *v1alpha1.PodIdentityBinding) []string {
-	keys := []string{b.Spec.ServiceAccountName}
-	if sa := b.Status.ServiceAccountName; sa != "" && sa != b.Spec.ServiceAccountName {
-		keys = append(keys, sa)
-	}
-	return keys
-}
-
-// namingOrHolding selects the bindings in namespace that name the
-// ServiceAccount or hold it (indexServiceAccounts).
-func namingOrHolding(namespace, sa string) []client.ListOption {
-	return []client.ListOption{client.InNamespace(namespace), client.MatchingFields{indexServiceAccounts: sa}}
+	return bindingindex.Requests(ctx, r.Client, nil, opts...)
 }
 
 func deletionStarted() predicate.Funcs {
@@ -812,39 +706,13 @@ func (r *Reconciler) siblingBindings(ctx context.Context, o client.Object) []rec
 }
 
 func (r *Reconciler) bindingsNaming(ctx context.Context, namespace, sa, except string) []reconcile.Request {
-	return bindingRequests(ctx, r.Client, func(b *v1alpha1.PodIdentityBinding) bool { return b.Name != except }, namingOrHolding(namespace, sa)...)
-}
-
-// bindingsClaimingServiceAccount lists the bindings in namespace that claim
-// the ServiceAccount: their spec names it, or their roles trust it now
-// (status.serviceAccountName; a binding whose spec became invalid keeps
-// serving the ServiceAccount it held). The items are for reading only: they
-// share their maps, slices and pointers with the cache (every reconcile and
-// every sweep asks).
-func bindingsClaimingServiceAccount(ctx context.Context, c client.Reader, namespace, sa string) ([]v1alpha1.PodIdentityBinding, error) {
-	list := &v1alpha1.PodIdentityBindingList{}
-	if err := c.List(ctx, list, append(namingOrHolding(namespace, sa), client.UnsafeDisableDeepCopy)...); err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(list.Items, func(b v1alpha1.PodIdentityBinding) bool {
-		return b.Spec.ServiceAccountName != sa && b.Status.ServiceAccountName != sa
-	}), nil
-}
-
-// setCondition sets a condition for the binding's current generation; the
-// transition time changes only when the status does. The message is cut to
-// bounded.ConditionMessage: a message the API server refuses would fail the
-// whole status patch (decision 58).
-func setCondition(b *v1alpha1.PodIdentityBinding, condType string, status metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-		Type: condType, Status: status, Reason: reason, Message: bounded.Text(msg, bounded.ConditionMessage), ObservedGeneration: b.Generation,
-	})
+	return bindingindex.Requests(ctx, r.Client, func(b *v1alpha1.PodIdentityBinding) bool { return b.Name != except }, bindingindex.NamingOrHolding(namespace, sa)...)
 }
 
 // setFailed marks Ready and the given conditions False with one reason.
 func setFailed(b *v1alpha1.PodIdentityBinding, reason, msg string, condTypes ...string) {
 	for _, t := range append(condTypes, v1alpha1.ConditionReady) {
-		setCondition(b, t, metav1.ConditionFalse, reason, msg)
+		bindingstatus.SetCondition(b, t, metav1.ConditionFalse, reason, msg)
 	}
 }
 

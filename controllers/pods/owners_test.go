@@ -1,4 +1,4 @@
-package controllers
+package pods
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func TestOwnersFollowOnlyRealUIDs(t *testing.T) {
 	}
 	c := fakeclient.NewClientBuilder().WithScheme(clientgoscheme.Scheme).
 		WithObjects(critical, own, criticalRS, ownRS, statefulSet).Build()
-	r := &PodsReconciler{APIReader: c}
+	r := &Reconciler{APIReader: c}
 	got, bare, err := r.owners(context.Background(), pods, "app")
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package controllers
+package binding
 
 import (
 	"context"
@@ -15,28 +15,11 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/bindingindex"
 	"github.com/podidentity/podidentity-operator/internal/managedfields"
 	"github.com/podidentity/podidentity-operator/internal/naming"
-)
-
-// ServiceAccount annotations read by the EKS pod identity webhook.
-const (
-	AnnotationRoleARN              = "eks.amazonaws.com/role-arn"
-	AnnotationAudience             = "eks.amazonaws.com/audience"
-	AnnotationSTSRegionalEndpoints = "eks.amazonaws.com/sts-regional-endpoints"
-	AnnotationTokenExpiration      = "eks.amazonaws.com/token-expiration"
-)
-
-// tokenAnnotations are the optional annotations a binding sets besides the role ARN.
-var tokenAnnotations = []string{AnnotationAudience, AnnotationSTSRegionalEndpoints, AnnotationTokenExpiration}
-
-// operatorAnnotations are every annotation a binding may set on its ServiceAccount.
-var operatorAnnotations = append([]string{AnnotationRoleARN}, tokenAnnotations...)
-
-// LabelManagedBy marks a ServiceAccount the operator created.
-const (
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	ManagedByValue = "podidentity-operator"
+	"github.com/podidentity/podidentity-operator/internal/objmeta"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 // desiredAnnotations are the annotations the binding sets on its ServiceAccount.
@@ -45,16 +28,16 @@ func desiredAnnotations(b *v1alpha1.PodIdentityBinding, roleARN string) map[stri
 		// EKS Pod Identity: none (the SDK would prefer a web identity token).
 		return map[string]string{}
 	}
-	a := map[string]string{AnnotationRoleARN: roleARN}
+	a := map[string]string{vocab.AnnotationRoleARN: roleARN}
 	if t := b.Spec.ServiceAccountToken; t != nil {
 		if t.Audience != "" {
-			a[AnnotationAudience] = t.Audience
+			a[vocab.AnnotationAudience] = t.Audience
 		}
 		if t.STSRegionalEndpoints != nil {
-			a[AnnotationSTSRegionalEndpoints] = strconv.FormatBool(*t.STSRegionalEndpoints)
+			a[vocab.AnnotationSTSRegionalEndpoints] = strconv.FormatBool(*t.STSRegionalEndpoints)
 		}
 		if t.ExpirationSeconds != nil {
-			a[AnnotationTokenExpiration] = strconv.FormatInt(*t.ExpirationSeconds, 10)
+			a[vocab.AnnotationTokenExpiration] = strconv.FormatInt(*t.ExpirationSeconds, 10)
 		}
 	}
 	return a
@@ -63,7 +46,7 @@ func desiredAnnotations(b *v1alpha1.PodIdentityBinding, roleARN string) map[stri
 // createdBy reports whether the binding created the ServiceAccount: it is
 // labelled as managed and controlled by the binding (same UID).
 func createdBy(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding) bool {
-	if sa.Labels[LabelManagedBy] != ManagedByValue {
+	if sa.Labels[vocab.LabelManagedBy] != vocab.ManagedByValue {
 		return false
 	}
 	ref := metav1.GetControllerOf(sa)
@@ -77,7 +60,7 @@ func createdBy(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding)
 // announced with a ServiceAccountUpdated event when announce is set.
 func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIdentityBinding, name, roleARN string, announce bool) error {
 	key := types.NamespacedName{Namespace: b.Namespace, Name: name}
-	sa := ServiceAccountMeta()
+	sa := objmeta.ServiceAccountMeta()
 	err := r.Get(ctx, key, sa)
 	if apierrors.IsNotFound(err) {
 		// The cache may lag: confirm with a live read before creating, so a
@@ -96,7 +79,7 @@ func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIden
 	}
 	ac := corev1ac.ServiceAccount(key.Name, key.Namespace).WithAnnotations(want)
 	if owned {
-		ac = ac.WithLabels(map[string]string{LabelManagedBy: ManagedByValue}).
+		ac = ac.WithLabels(map[string]string{vocab.LabelManagedBy: vocab.ManagedByValue}).
 			WithOwnerReferences(metav1ac.OwnerReference().
 				WithAPIVersion(v1alpha1.GroupVersion.String()).WithKind("PodIdentityBinding").
 				WithName(b.Name).WithUID(b.UID).WithController(true).WithBlockOwnerDeletion(true))
@@ -109,7 +92,7 @@ func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIden
 		verb = "created"
 	}
 	if announce && roleARN != "" {
-		r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, fmt.Sprintf("%s ServiceAccount %s with role ARN %s", verb, key.Name, roleARN))
+		r.event(b, corev1.EventTypeNormal, vocab.EventServiceAccountUpdated, fmt.Sprintf("%s ServiceAccount %s with role ARN %s", verb, key.Name, roleARN))
 	}
 	logf.FromContext(ctx).Info("ServiceAccount "+verb, "serviceAccount", key.Name)
 	return nil
@@ -124,12 +107,12 @@ func inSync(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding, wa
 			return false
 		}
 	}
-	for _, k := range operatorAnnotations {
+	for _, k := range vocab.OperatorAnnotations {
 		if _, wanted := want[k]; !wanted && ownsAnnotation(sa, b, k) {
 			return false
 		}
 	}
-	return !owned || sa.Labels[LabelManagedBy] == ManagedByValue
+	return !owned || sa.Labels[vocab.LabelManagedBy] == vocab.ManagedByValue
 }
 
 // ownsAnnotation reports whether the binding's field manager set the annotation.
@@ -150,7 +133,7 @@ func ownsAnnotation(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBin
 // invalid while moving away still holds the one it serves, and no second
 // binding's role trusts it meanwhile (invariant I2).
 func (r *Reconciler) serviceAccountHolder(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa string) (string, error) {
-	items, err := bindingsClaimingServiceAccount(ctx, r.Client, b.Namespace, sa)
+	items, err := bindingindex.Claiming(ctx, r.Client, b.Namespace, sa)
 	if err != nil {
 		return "", err
 	}
@@ -190,7 +173,7 @@ const (
 func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.PodIdentityBinding, names []string, mode releaseMode) error {
 	manager := naming.FieldManager(b.Name)
 	for _, name := range names {
-		sa := ServiceAccountMeta()
+		sa := objmeta.ServiceAccountMeta()
 		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, sa); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
@@ -209,7 +192,7 @@ func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.Pod
 			if err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("deleting ServiceAccount %s: %w", name, err)
 			}
-			r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, "deleted ServiceAccount "+name+" that the binding created")
+			r.event(b, corev1.EventTypeNormal, vocab.EventServiceAccountUpdated, "deleted ServiceAccount "+name+" that the binding created")
 			continue
 		case !hasManager(sa, manager):
 			continue
@@ -220,9 +203,9 @@ func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.Pod
 			return fmt.Errorf("releasing ServiceAccount %s: %w", name, err)
 		}
 		if mode == retain {
-			r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, "kept the annotations on ServiceAccount "+name+" and removed its owner reference")
+			r.event(b, corev1.EventTypeNormal, vocab.EventServiceAccountUpdated, "kept the annotations on ServiceAccount "+name+" and removed its owner reference")
 		} else {
-			r.event(b, corev1.EventTypeNormal, EventServiceAccountUpdated, "removed the operator's annotations from ServiceAccount "+name)
+			r.event(b, corev1.EventTypeNormal, vocab.EventServiceAccountUpdated, "removed the operator's annotations from ServiceAccount "+name)
 		}
 	}
 	return nil
@@ -231,7 +214,7 @@ func (r *Reconciler) releaseServiceAccounts(ctx context.Context, b *v1alpha1.Pod
 // currentAnnotations are the binding's annotations as they are on the ServiceAccount.
 func currentAnnotations(sa *metav1.PartialObjectMetadata, b *v1alpha1.PodIdentityBinding) map[string]string {
 	out := map[string]string{}
-	for _, k := range operatorAnnotations {
+	for _, k := range vocab.OperatorAnnotations {
 		if v, ok := sa.Annotations[k]; ok && ownsAnnotation(sa, b, k) {
 			out[k] = v
 		}

@@ -1,4 +1,4 @@
-package controllers
+package guardrail
 
 import (
 	"context"
@@ -10,14 +10,15 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/objmeta"
 )
 
 // +kubebuilder:rbac:groups=iam.podidentity.io,resources=podidentityguardrails,verbs=get;list;watch
 // +kubebuilder:rbac:groups=iam.podidentity.io,resources=podidentityguardrails/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
-// GuardrailSource finds the guardrails that apply to a namespace.
-type GuardrailSource struct {
+// Source finds the guardrails that apply to a namespace.
+type Source struct {
 	Reader client.Reader
 	// APIReader reads a namespace the cache has not seen yet (a binding
 	// created right after its namespace).
@@ -25,8 +26,8 @@ type GuardrailSource struct {
 }
 
 // RulesFor returns the rules of every PodIdentityGuardrail selecting the namespace.
-func (s GuardrailSource) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, error) {
-	ns := NamespaceMeta()
+func (s Source) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, error) {
+	ns := objmeta.NamespaceMeta()
 	err := s.Reader.Get(ctx, client.ObjectKey{Name: namespace}, ns)
 	if apierrors.IsNotFound(err) && s.APIReader != nil {
 		err = s.APIReader.Get(ctx, client.ObjectKey{Name: namespace}, ns)

@@ -1,4 +1,7 @@
-package controllers
+// Package guardrail holds the PodIdentityGuardrail reconciler (its status:
+// which bindings it selects and which violate it) and Source, the rules
+// that apply to a namespace, which every other controller reads.
+package guardrail
 
 import (
 	"context"
@@ -18,20 +21,21 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/objmeta"
 )
 
 // maxListedViolations bounds status.violations.
 const maxListedViolations = 20
 
-// GuardrailReconciler keeps a PodIdentityGuardrail's status: how many
+// Reconciler keeps a PodIdentityGuardrail's status: how many
 // bindings it selects and how many violate it.
-type GuardrailReconciler struct {
+type Reconciler struct {
 	client.Client
 	Guard guard.Checker
 }
 
 // Reconcile recomputes the guardrail's counts.
-func (r *GuardrailReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	g := &v1alpha1.PodIdentityGuardrail{}
 	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -40,7 +44,7 @@ func (r *GuardrailReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err != nil {
 		sel = labels.Everything()
 	}
-	namespaces := namespaceMetaList()
+	namespaces := objmeta.NamespaceMetaList()
 	if err := r.List(ctx, namespaces); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -84,7 +88,7 @@ func (r *GuardrailReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 }
 
 // SetupWithManager watches guardrails, bindings and namespaces.
-func (r *GuardrailReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		list := &v1alpha1.PodIdentityGuardrailList{}
 		if err := r.List(ctx, list); err != nil {

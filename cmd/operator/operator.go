@@ -41,7 +41,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
-	"github.com/podidentity/podidentity-operator/controllers"
+	"github.com/podidentity/podidentity-operator/controllers/admission"
+	"github.com/podidentity/podidentity-operator/controllers/binding"
+	"github.com/podidentity/podidentity-operator/controllers/guardrail"
+	"github.com/podidentity/podidentity-operator/controllers/podidentitywebhook"
+	"github.com/podidentity/podidentity-operator/controllers/pods"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/eksassoc"
@@ -50,10 +54,12 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/managedpolicy"
 	"github.com/podidentity/podidentity-operator/internal/metricsauth"
+	"github.com/podidentity/podidentity-operator/internal/objmeta"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/podwebhook"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 	"github.com/podidentity/podidentity-operator/internal/webhookcert"
 )
 
@@ -193,9 +199,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.WebhookNamespace, "webhook-namespace", "podidentity-system", "Namespace of that Service.")
 	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", "podidentity-validating-webhook-configuration", "ValidatingWebhookConfiguration that receives the self-managed CA.")
 	fs.StringVar(&o.WebhookSecretName, "webhook-secret-name", "podidentity-webhook-server-cert", "Secret (in --webhook-namespace) that stores the self-managed certificate, shared by all replicas.")
-	fs.BoolVar(&o.EnablePodIdentityWebhook, "enable-pod-identity-webhook", false, "Serve the built-in pod identity webhook at "+controllers.PodWebhookPath+": pods whose ServiceAccount has eks.amazonaws.com/role-arn get the projected token and AWS_* environment, as AWS's webhook does on EKS. Needs --enable-webhooks and config/components/pod-identity-webhook.")
+	fs.BoolVar(&o.EnablePodIdentityWebhook, "enable-pod-identity-webhook", false, "Serve the built-in pod identity webhook at "+podidentitywebhook.Path+": pods whose ServiceAccount has eks.amazonaws.com/role-arn get the projected token and AWS_* environment, as AWS's webhook does on EKS. Needs --enable-webhooks and config/components/pod-identity-webhook.")
 	fs.StringVar(&o.PodWebhookRegion, "pod-identity-webhook-region", "", "Region written as AWS_REGION and AWS_DEFAULT_REGION into injected containers (empty: not set).")
-	fs.Func("pod-identity-webhook-excluded-namespaces", "Comma-separated namespaces whose pods are never mutated (default kube-system). Namespaces labelled "+controllers.LabelPodWebhook+"=disabled are skipped too.", func(v string) error {
+	fs.Func("pod-identity-webhook-excluded-namespaces", "Comma-separated namespaces whose pods are never mutated (default kube-system). Namespaces labelled "+vocab.LabelPodWebhook+"=disabled are skipped too.", func(v string) error {
 		o.PodWebhookExcluded = nil
 		for _, n := range strings.Split(v, ",") {
 			if n = strings.TrimSpace(n); n != "" {
@@ -374,7 +380,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 	// EKS first: with --eks-cluster-name, the cluster's OIDC issuer comes
 	// from eks:DescribeCluster unless --oidc-issuer-url names one.
-	var associations controllers.AssociationClient
+	var associations binding.AssociationClient
 	var podIdentity *identity.PodIdentity
 	if o.EKSClusterName != "" {
 		eksClient := eks.NewFromConfig(awsCfg)
@@ -438,10 +444,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	// Bindings and guardrails are cached without what nothing reads (a
 	// large part of each object at scale).
 	mgrOpts.Cache.ByObject = map[client.Object]cache.ByObject{
-		&v1alpha1.PodIdentityBinding{}:   {Transform: controllers.TrimBinding},
-		&v1alpha1.PodIdentityGuardrail{}: {Transform: controllers.StripApplyMetadata},
-		controllers.ServiceAccountMeta(): {Transform: controllers.TrimMetadata},
-		controllers.NamespaceMeta():      {Transform: controllers.TrimMetadata},
+		&v1alpha1.PodIdentityBinding{}:   {Transform: objmeta.TrimBinding},
+		&v1alpha1.PodIdentityGuardrail{}: {Transform: objmeta.StripApplyMetadata},
+		objmeta.ServiceAccountMeta():     {Transform: objmeta.TrimMetadata},
+		objmeta.NamespaceMeta():          {Transform: objmeta.TrimMetadata},
 	}
 	if o.TrackPods {
 		// Pods are cached trimmed to what the pods controller reads.
@@ -486,7 +492,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		ManagedPoliciesPerRole: o.ManagedPoliciesPerRole,
 		Builtins:               o.BuiltinGuardrails,
 	}
-	guardrails := controllers.GuardrailSource{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
+	guardrails := guardrail.Source{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
 	// A default version is reused for a tenth of the sync period by
 	// reconciles and admission; every sweep reads it afresh.
 	policies := &managedpolicy.Reader{IAM: api, DefaultTTL: o.SyncPeriod / 10}
@@ -494,7 +500,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	if err != nil {
 		return err
 	}
-	r := &controllers.Reconciler{
+	r := &binding.Reconciler{
 		Guard:                   checker,
 		Guardrails:              guardrails,
 		Client:                  mgr.GetClient(),
@@ -513,16 +519,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		return err
 	}
 	if o.DriftSweep {
-		cache := &controllers.RoleCache{Inner: role.Client{IAM: api}, TTL: o.SyncPeriod * 3 / 2, FirstFillWait: 30 * time.Second}
+		cache := &role.Cache{Inner: role.Client{IAM: api}, TTL: o.SyncPeriod * 3 / 2, FirstFillWait: 30 * time.Second}
 		r.Roles = cache
-		r.Sweep = &controllers.Sweeper{Reconciler: r, Period: o.SyncPeriod, Log: log.WithName("drift-sweep"), Cache: cache,
+		r.Sweep = &binding.Sweeper{Reconciler: r, Period: o.SyncPeriod, Log: log.WithName("drift-sweep"), Cache: cache,
 			Snapshot: (&role.Snapshotter{API: api, Path: roleCfg.RolePath, ListPages: o.DriftSweepListPages, Known: cache.Known}).Snapshot}
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
 	if o.TrackPods {
-		pods := &controllers.PodsReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		pods := &pods.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 			Recorder: recorder, Guardrails: guardrails, EnableRestarts: o.EnablePodRestarts, MinRestartInterval: o.PodRestartMinInterval,
 			// The mechanism in effect (status), which may differ from the
 			// spec's while it is being switched or narrowed by a guardrail.
@@ -531,17 +537,17 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 			return fmt.Errorf("setting up pods controller: %w", err)
 		}
 	}
-	if err := (&controllers.GuardrailReconciler{Client: mgr.GetClient(), Guard: checker}).SetupWithManager(mgr); err != nil {
+	if err := (&guardrail.Reconciler{Client: mgr.GetClient(), Guard: checker}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up guardrail controller: %w", err)
 	}
 	if o.EnableWebhooks {
-		if err := controllers.SetupWebhooks(mgr, &controllers.BindingValidator{Guard: checker, Guardrails: guardrails, Policies: policies},
-			&controllers.GuardrailValidator{Catalog: checker.Catalog}); err != nil {
+		if err := admission.Setup(mgr, &admission.BindingValidator{Guard: checker, Guardrails: guardrails, Policies: policies},
+			&admission.GuardrailValidator{Catalog: checker.Catalog}); err != nil {
 			return fmt.Errorf("setting up webhooks: %w", err)
 		}
 	}
 	if o.EnablePodIdentityWebhook {
-		controllers.SetupPodWebhook(mgr, &controllers.PodIdentityInjector{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		podidentitywebhook.Setup(mgr, &podidentitywebhook.Injector{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 			Config: podwebhook.Config{Region: o.PodWebhookRegion}, ExcludedNamespaces: o.PodWebhookExcluded})
 	}
 	if !o.SkipBindingsMetric {

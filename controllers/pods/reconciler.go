@@ -1,4 +1,7 @@
-package controllers
+// Package pods reports, per binding, the running pods of its ServiceAccount
+// that lack the current role's credentials (status.pods, PodsCurrent) and,
+// with podRestartPolicy Rollout, restarts the workloads that own them.
+package pods
 
 import (
 	"context"
@@ -25,40 +28,34 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/controllers/guardrail"
+	"github.com/podidentity/podidentity-operator/internal/bindingindex"
+	"github.com/podidentity/podidentity-operator/internal/bindingstatus"
 	"github.com/podidentity/podidentity-operator/internal/identity"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 const (
 	indexPodServiceAccount = "spec.serviceAccountName"
-	// AnnotationRestartedAt is what `kubectl rollout restart` sets on a pod
-	// template; changing it rolls the workload.
-	AnnotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
-	// AnnotationRestartedForRole records the role ARN a workload was last
-	// restarted for, so it is restarted at most once per role change.
-	AnnotationRestartedForRole = "podidentity.io/restarted-for-role"
-	// EventStalePods is emitted when stale pods appear.
-	EventStalePods = "StalePods"
-	// EventRolloutRestarted is emitted for each workload restarted.
-	EventRolloutRestarted = "RolloutRestarted"
 	// stalePodsNamed is how many stale pods the condition names.
 	stalePodsNamed = 5
 )
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
-// PodsReconciler reports, for each binding, the running pods of its
+// Reconciler reports, for each binding, the running pods of its
 // ServiceAccount that do not carry the current role's credentials (started
 // before the annotation or before the role changed, or missed by a webhook):
 // status.pods and the PodsCurrent condition. With podRestartPolicy Rollout it
 // restarts the workloads that own them. It reads only the cluster's caches
 // (pods trimmed by TrimPod) and never calls IAM, so pod churn costs no IAM
 // request; it is separate from the binding Reconciler for that reason.
-type PodsReconciler struct {
+type Reconciler struct {
 	client.Client
 	// APIReader reads the workloads to restart (they are not cached).
 	APIReader  client.Reader
 	Recorder   events.EventRecorder
-	Guardrails GuardrailSource
+	Guardrails guardrail.Source
 	// EnableRestarts is the operator's --enable-pod-restarts.
 	EnableRestarts bool
 	// MinRestartInterval is the least time between two restarts of one
@@ -72,7 +69,7 @@ type PodsReconciler struct {
 
 // Reconcile counts the binding's pods, restarts workloads when asked, and
 // patches status.pods and PodsCurrent.
-func (r *PodsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	b := &v1alpha1.PodIdentityBinding{}
 	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -99,17 +96,17 @@ func (r *PodsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		if current > 0 {
 			msg = fmt.Sprintf("all %d running pods of ServiceAccount %s carry the credentials of %s", current, sa, arn)
 		}
-		setCondition(b, v1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, v1alpha1.ReasonPodsCurrent, msg)
+		bindingstatus.SetCondition(b, v1alpha1.ConditionPodsCurrent, metav1.ConditionTrue, v1alpha1.ReasonPodsCurrent, msg)
 		return ctrl.Result{}, r.patchStatus(ctx, before, b)
 	}
 
 	msg := fmt.Sprintf("%d of %d running pods of ServiceAccount %s run without the credentials of %s (started before the annotation or before the role changed, or missed by a webhook): %s.",
 		len(stale), current+len(stale), sa, arn, podNames(stale))
 	if before.Status.Pods == nil || before.Status.Pods.Stale == 0 {
-		r.event(b, corev1.EventTypeWarning, EventStalePods, msg)
+		r.event(b, corev1.EventTypeWarning, vocab.EventStalePods, msg)
 	}
 	outcome, err := r.remediate(ctx, b, stale, arn)
-	setCondition(b, v1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, v1alpha1.ReasonStalePods, msg+" "+outcome)
+	bindingstatus.SetCondition(b, v1alpha1.ConditionPodsCurrent, metav1.ConditionFalse, v1alpha1.ReasonStalePods, msg+" "+outcome)
 	if perr := r.patchStatus(ctx, before, b); perr != nil {
 		return ctrl.Result{}, perr
 	}
@@ -153,7 +150,7 @@ func podNames(pods []*corev1.Pod) string {
 // remediate restarts the workloads owning stale pods when the binding asks
 // for it and the operator and guardrails allow it. It returns what the
 // condition says about it.
-func (r *PodsReconciler) remediate(ctx context.Context, b *v1alpha1.PodIdentityBinding, stale []*corev1.Pod, arn string) (string, error) {
+func (r *Reconciler) remediate(ctx context.Context, b *v1alpha1.PodIdentityBinding, stale []*corev1.Pod, arn string) (string, error) {
 	if b.Spec.PodRestartPolicy != v1alpha1.PodRestartPolicyRollout {
 		return "Restart them, or set spec.podRestartPolicy: Rollout.", nil
 	}
@@ -188,7 +185,7 @@ func (r *PodsReconciler) remediate(ctx context.Context, b *v1alpha1.PodIdentityB
 		}
 		if did {
 			restarted = append(restarted, w.describe())
-			r.event(b, corev1.EventTypeNormal, EventRolloutRestarted, "restarted "+w.describe()+" so its pods get the credentials of "+arn)
+			r.event(b, corev1.EventTypeNormal, vocab.EventRolloutRestarted, "restarted "+w.describe()+" so its pods get the credentials of "+arn)
 		} else {
 			done = append(done, w.describe())
 		}
@@ -243,7 +240,7 @@ func (w workload) template() *corev1.PodTemplateSpec {
 // runs as the binding's ServiceAccount: a tenant who can create pods cannot
 // make the operator restart a workload that is not the binding's (issue 17,
 // defect 9).
-func (r *PodsReconciler) owners(ctx context.Context, pods []*corev1.Pod, sa string) ([]workload, int, error) {
+func (r *Reconciler) owners(ctx context.Context, pods []*corev1.Pod, sa string) ([]workload, int, error) {
 	seen := map[types.UID]bool{}
 	deployments := map[types.UID]*metav1.OwnerReference{} // ReplicaSet UID -> its Deployment (nil none), read once
 	var out []workload
@@ -314,15 +311,15 @@ func templateServiceAccount(t *corev1.PodTemplateSpec) string {
 
 // restart sets the pod template annotations `kubectl rollout restart` sets,
 // unless the workload was already restarted for this role ARN.
-func (r *PodsReconciler) restart(ctx context.Context, w workload, arn string) (bool, error) {
+func (r *Reconciler) restart(ctx context.Context, w workload, arn string) (bool, error) {
 	tmpl := w.template()
-	if tmpl.Annotations[AnnotationRestartedForRole] == arn {
+	if tmpl.Annotations[vocab.AnnotationRestartedForRole] == arn {
 		return false, nil
 	}
 	// At most one restart per workload per MinRestartInterval, however
 	// often its role changes.
-	if at, err := time.Parse(time.RFC3339, tmpl.Annotations[AnnotationRestartedAt]); err == nil &&
-		tmpl.Annotations[AnnotationRestartedForRole] != "" {
+	if at, err := time.Parse(time.RFC3339, tmpl.Annotations[vocab.AnnotationRestartedAt]); err == nil &&
+		tmpl.Annotations[vocab.AnnotationRestartedForRole] != "" {
 		if wait := at.Add(r.MinRestartInterval).Sub(r.now()); wait > 0 {
 			return false, restartLater{wait: wait}
 		}
@@ -331,12 +328,12 @@ func (r *PodsReconciler) restart(ctx context.Context, w workload, arn string) (b
 	if tmpl.Annotations == nil {
 		tmpl.Annotations = map[string]string{}
 	}
-	tmpl.Annotations[AnnotationRestartedAt] = r.now().UTC().Format(time.RFC3339)
-	tmpl.Annotations[AnnotationRestartedForRole] = arn
+	tmpl.Annotations[vocab.AnnotationRestartedAt] = r.now().UTC().Format(time.RFC3339)
+	tmpl.Annotations[vocab.AnnotationRestartedForRole] = arn
 	return true, r.Patch(ctx, w.obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
-func (r *PodsReconciler) now() time.Time {
+func (r *Reconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
 	}
@@ -345,22 +342,22 @@ func (r *PodsReconciler) now() time.Time {
 
 // patchStatus applies status.pods and PodsCurrent, this controller's part of
 // status, when they changed (the binding Reconciler applies the rest).
-func (r *PodsReconciler) patchStatus(ctx context.Context, before, b *v1alpha1.PodIdentityBinding) error {
-	part := podsStatusPart(b.Status)
-	if equality.Semantic.DeepEqual(podsStatusPart(before.Status), part) {
+func (r *Reconciler) patchStatus(ctx context.Context, before, b *v1alpha1.PodIdentityBinding) error {
+	part := bindingstatus.PodsPart(b.Status)
+	if equality.Semantic.DeepEqual(bindingstatus.PodsPart(before.Status), part) {
 		return nil
 	}
-	return client.IgnoreNotFound(applyStatus(ctx, r.Status(), b, StatusManagerPods, part))
+	return client.IgnoreNotFound(bindingstatus.Apply(ctx, r.Status(), b, vocab.StatusManagerPods, part))
 }
 
-func (r *PodsReconciler) event(b *v1alpha1.PodIdentityBinding, eventType, reason, note string) {
-	recordEvent(r.Recorder, b, eventType, reason, note)
+func (r *Reconciler) event(b *v1alpha1.PodIdentityBinding, eventType string, reason vocab.EventReason, note string) {
+	bindingstatus.RecordEvent(r.Recorder, b, eventType, reason, note)
 }
 
 // SetupWithManager indexes pods by ServiceAccount and watches them. Call it
 // after Reconciler.SetupWithManager, which indexes bindings by the
 // ServiceAccount in their status.
-func (r *PodsReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, indexPodServiceAccount, func(o client.Object) []string {
 		return []string{o.(*corev1.Pod).Spec.ServiceAccountName}
 	}); err != nil {
@@ -377,21 +374,21 @@ func (r *PodsReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager)
 		Complete(r)
 }
 
-func (r *PodsReconciler) bindingsForPod(ctx context.Context, o client.Object) []reconcile.Request {
+func (r *Reconciler) bindingsForPod(ctx context.Context, o client.Object) []reconcile.Request {
 	p, ok := o.(*corev1.Pod)
 	if !ok {
 		return nil
 	}
 	sa := p.Spec.ServiceAccountName
-	return bindingRequests(ctx, r.Client, func(b *v1alpha1.PodIdentityBinding) bool { return b.Status.ServiceAccountName == sa },
-		namingOrHolding(p.Namespace, sa)...)
+	return bindingindex.Requests(ctx, r.Client, func(b *v1alpha1.PodIdentityBinding) bool { return b.Status.ServiceAccountName == sa },
+		bindingindex.NamingOrHolding(p.Namespace, sa)...)
 }
 
-func (r *PodsReconciler) allBindings(ctx context.Context, _ client.Object) []reconcile.Request {
-	return bindingRequests(ctx, r.Client, nil)
+func (r *Reconciler) allBindings(ctx context.Context, _ client.Object) []reconcile.Request {
+	return bindingindex.Requests(ctx, r.Client, nil)
 }
 
-// podChanged passes pod updates that change what PodsReconciler reads (the
+// podChanged passes pod updates that change what Reconciler reads (the
 // trimmed object apart from its resourceVersion): kubelet status updates of
 // running pods are filtered out.
 func podChanged() predicate.Funcs {

@@ -1,4 +1,4 @@
-package controllers
+package binding
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/eksassoc"
 	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/role"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 // AssociationClient is the EKS pod identity association API of the
@@ -127,11 +128,11 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 			return eksFailed("creating the EKS pod identity association of "+sa, err)
 		}
 		if wasSynced && b.Status.AssociationID != "" {
-			driftCorrections.WithLabelValues("AssociationDeleted").Inc()
-			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "EKS pod identity association "+b.Status.AssociationID+
+			driftCorrections.WithLabelValues(string(vocab.ChangeAssociationDeleted)).Inc()
+			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "EKS pod identity association "+b.Status.AssociationID+
 				" was deleted outside the operator; created "+a.ID)
 		} else {
-			r.event(b, corev1.EventTypeNormal, EventAssociationCreated, "created EKS pod identity association "+a.ID+" of ServiceAccount "+sa+" for "+roleARN)
+			r.event(b, corev1.EventTypeNormal, vocab.EventAssociationCreated, "created EKS pod identity association "+a.ID+" of ServiceAccount "+sa+" for "+roleARN)
 		}
 		log.Info("created pod identity association", "association", a.ID)
 	case !ownsAssociation(r.Config, a, b):
@@ -148,10 +149,10 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 			return eksFailed("updating EKS pod identity association "+a.ID, err)
 		}
 		if wasSynced && b.Status.RoleArn == roleARN {
-			driftCorrections.WithLabelValues("Association").Inc()
-			r.event(b, corev1.EventTypeWarning, EventDriftCorrected, "corrected EKS pod identity association "+a.ID+" changed outside the operator: "+what)
+			driftCorrections.WithLabelValues(string(vocab.ChangeAssociation)).Inc()
+			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "corrected EKS pod identity association "+a.ID+" changed outside the operator: "+what)
 		} else {
-			r.event(b, corev1.EventTypeNormal, EventAssociationUpdated, "updated EKS pod identity association "+a.ID+": "+what)
+			r.event(b, corev1.EventTypeNormal, vocab.EventAssociationUpdated, "updated EKS pod identity association "+a.ID+": "+what)
 		}
 		log.Info("updated pod identity association", "association", a.ID, "change", what)
 	}
@@ -184,13 +185,13 @@ func (p podIdentityBinder) unbind(ctx context.Context, b *v1alpha1.PodIdentityBi
 		if err := r.Associations.Tag(ctx, a.ARN, map[string]string{role.TagRetained: "true"}); err != nil {
 			return eksFailed("tagging EKS pod identity association "+a.ID, err)
 		}
-		r.event(b, corev1.EventTypeNormal, EventAssociationRetained, "deletionPolicy is Retain: left EKS pod identity association "+a.ID+" in place, tagged "+role.TagRetained)
+		r.event(b, corev1.EventTypeNormal, vocab.EventAssociationRetained, "deletionPolicy is Retain: left EKS pod identity association "+a.ID+" in place, tagged "+role.TagRetained)
 		return nil
 	}
 	if err := r.Associations.Delete(ctx, a.ID); err != nil {
 		return eksFailed("deleting EKS pod identity association "+a.ID, err)
 	}
-	r.event(b, corev1.EventTypeNormal, EventAssociationDeleted, "deleted EKS pod identity association "+a.ID+" of ServiceAccount "+sa)
+	r.event(b, corev1.EventTypeNormal, vocab.EventAssociationDeleted, "deleted EKS pod identity association "+a.ID+" of ServiceAccount "+sa)
 	logf.FromContext(ctx).Info("deleted pod identity association", "association", a.ID)
 	return nil
 }

@@ -1,8 +1,10 @@
-package controllers
+package binding
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 // driftCorrections counts corrections of changes made outside the operator,
@@ -13,11 +15,6 @@ var driftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Changes made outside the operator that it corrected, by kind.",
 }, []string{"kind"})
 
-// driftKinds are the values of the kind label, exported at zero from the start
-// so dashboards and alerts see the series before the first correction.
-var driftKinds = []string{"TrustPolicy", "InlinePolicy", "ExtraInlinePolicy", "ManagedPolicies",
-	"PermissionsBoundary", "MaxSessionDuration", "Description", "Tags", "RoleDeleted"}
-
 // guardrailEnforcements counts permissions removed from roles because a
 // guardrail forbids them (a guardrail tightened, or an invalid spec kept
 // only what is allowed), by kind of change. Kept apart from drift: nobody
@@ -26,15 +23,6 @@ var guardrailEnforcements = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "podidentity_guardrail_enforcements_total",
 	Help: "Changes the operator made to roles because guardrails forbid what they allowed, by kind.",
 }, []string{"kind"})
-
-// roleCacheLookups counts a reconcile's lookups of its role in the role
-// cache by result: hit (no IAM read), miss (not known), expired (older than
-// the cache's TTL), unlisted (known from a sweep that has not listed the
-// role's description yet). Every result but hit costs one read of the role.
-var roleCacheLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "podidentity_role_cache_lookups_total",
-	Help: "Lookups of a role in the operator's role cache, by result; every result but hit reads the role from IAM.",
-}, []string{"result"})
 
 // statusWriteFailures counts status patches of bindings the API server
 // refused, by reason (Invalid, Conflict, Other). What a reconcile recorded in
@@ -60,18 +48,15 @@ var rolesKeptOnCRDDeletion = prometheus.NewCounter(prometheus.CounterOpts{
 })
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, roleCacheLookups, statusWriteFailures, orphansRetired, rolesKeptOnCRDDeletion)
+	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, statusWriteFailures, orphansRetired, rolesKeptOnCRDDeletion)
 	for _, a := range []string{"Retained", "Parked"} {
 		orphansRetired.WithLabelValues(a)
 	}
 	for _, r := range []string{"Invalid", "Conflict", "Other"} {
 		statusWriteFailures.WithLabelValues(r)
 	}
-	for _, r := range []string{"hit", "miss", "expired", "unlisted"} {
-		roleCacheLookups.WithLabelValues(r)
-	}
-	for _, k := range driftKinds {
-		driftCorrections.WithLabelValues(k)
-		guardrailEnforcements.WithLabelValues(k)
+	for _, k := range vocab.ChangeKinds {
+		driftCorrections.WithLabelValues(string(k))
+		guardrailEnforcements.WithLabelValues(string(k))
 	}
 }

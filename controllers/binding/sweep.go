@@ -1,4 +1,4 @@
-package controllers
+package binding
 
 import (
 	"context"
@@ -38,7 +38,7 @@ type Sweeper struct {
 	Log      logr.Logger
 	// Cache, when set, is refilled from every snapshot, so reconciles reuse
 	// it instead of reading each role.
-	Cache *RoleCache
+	Cache *role.Cache
 
 	// informers, set by the reconciler's SetupWithManager, holds the
 	// bindings' informer: the sweep reads its store instead of a copy.

@@ -1,4 +1,4 @@
-package controllers
+package role
 
 import (
 	"context"
@@ -9,19 +9,22 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
-	"github.com/podidentity/podidentity-operator/internal/role"
 )
 
-// RoleReader is the role client RoleCache wraps: RoleClient plus the one
-// GetRole call that confirms a role's identity before a write.
-type RoleReader interface {
-	RoleClient
-	Get(ctx context.Context, name string) (*role.Observed, error)
+// Store is what Cache wraps: the role client's reads and writes, plus
+// the one GetRole call that confirms a role's identity before a write.
+type Store interface {
+	// Observe returns nil and no error when the role does not exist.
+	Observe(ctx context.Context, name string) (*Observed, error)
+	Create(ctx context.Context, d Desired) (arn, id string, err error)
+	Apply(ctx context.Context, d Desired, p Plan) error
+	Delete(ctx context.Context, name, id string) error
+	Get(ctx context.Context, name string) (*Observed, error)
 }
 
-// RoleCache remembers what the operator last observed of each role: from the
+// Cache remembers what the operator last observed of each role: from the
 // drift sweep's snapshot, from its own reads, and from its own writes
-// (role.Applied). A reconcile then costs no IAM read when nothing changed:
+// (Applied). A reconcile then costs no IAM read when nothing changed:
 // the second reconcile of a new binding (triggered by the operator's own
 // ServiceAccount write) and every reconcile after a restart read the cache.
 //
@@ -36,8 +39,8 @@ type RoleReader interface {
 // role known only from the cache, its unique ID is confirmed with GetRole (a
 // role deleted and re-created by someone else is never written to), and any
 // failed call forgets the role, so the retry reads IAM.
-type RoleCache struct {
-	Inner RoleReader
+type Cache struct {
+	Inner Store
 	TTL   time.Duration
 	// FirstFillWait bounds how long a reconcile waits for the first sweep
 	// after a start (so a restart reads no role one by one).
@@ -61,7 +64,7 @@ type RoleCache struct {
 }
 
 type cached struct {
-	obs *role.Observed
+	obs *Observed
 	at  time.Time // when IAM said so (read, snapshot or own write)
 }
 
@@ -69,7 +72,7 @@ type cached struct {
 // the write (the same race exists between any read and write).
 const confirmWindow = 5 * time.Second
 
-func (c *RoleCache) init() {
+func (c *Cache) init() {
 	c.once.Do(func() {
 		c.entries = map[string]cached{}
 		c.deleted = map[string]time.Time{}
@@ -86,7 +89,7 @@ func (c *RoleCache) init() {
 // are forgotten (a later reconcile reads them directly). A role the snapshot has
 // not listed yet (Unlisted) keeps the description and maximum session
 // duration the cache knew for the same role ID, from its own write.
-func (c *RoleCache) Fill(snap map[string]*role.Observed, at time.Time) {
+func (c *Cache) Fill(snap map[string]*Observed, at time.Time) {
 	c.init()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -125,7 +128,7 @@ func (c *RoleCache) Fill(snap map[string]*role.Observed, at time.Time) {
 	}
 }
 
-func (c *RoleCache) get(name string) (*role.Observed, bool) {
+func (c *Cache) get(name string) (*Observed, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[name]
@@ -153,7 +156,7 @@ func (c *RoleCache) get(name string) (*role.Observed, bool) {
 // it since. It is only ever asked about a name to create (Reconciler.gather):
 // if the role exists after all, CreateRole fails, the name is forgotten and
 // the retry reads it.
-func (c *RoleCache) Absent(name string) bool {
+func (c *Cache) Absent(name string) bool {
 	c.init()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -165,21 +168,21 @@ func (c *RoleCache) Absent(name string) bool {
 }
 
 // Known returns what the cache holds of a role, however old (for
-// role.Snapshotter.Known), or nil.
-func (c *RoleCache) Known(name string) *role.Observed {
+// Snapshotter.Known), or nil.
+func (c *Cache) Known(name string) *Observed {
 	c.init()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.entries[name].obs
 }
 
-func (c *RoleCache) put(name string, o *role.Observed) {
+func (c *Cache) put(name string, o *Observed) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries[name] = cached{obs: o, at: c.Clock.Now()}
 }
 
-func (c *RoleCache) forget(name string) {
+func (c *Cache) forget(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, name)
@@ -190,7 +193,7 @@ func (c *RoleCache) forget(name string) {
 
 // Observe returns the cached role when fresh, otherwise reads it. A role that
 // does not exist is never cached.
-func (c *RoleCache) Observe(ctx context.Context, name string) (*role.Observed, error) {
+func (c *Cache) Observe(ctx context.Context, name string) (*Observed, error) {
 	c.init()
 	if wait := c.FirstFillWait - c.Clock.Since(c.started); wait > 0 {
 		select {
@@ -215,20 +218,20 @@ func (c *RoleCache) Observe(ctx context.Context, name string) (*role.Observed, e
 }
 
 // Create creates the role and remembers it as created.
-func (c *RoleCache) Create(ctx context.Context, d role.Desired) (string, string, error) {
+func (c *Cache) Create(ctx context.Context, d Desired) (string, string, error) {
 	c.init()
 	arn, id, err := c.Inner.Create(ctx, d)
 	if err != nil {
 		c.forget(d.Name)
 		return arn, id, err
 	}
-	c.put(d.Name, role.Created(d, arn, id))
+	c.put(d.Name, Created(d, arn, id))
 	return arn, id, nil
 }
 
 // Apply confirms the role's identity when it is known only from the cache,
 // writes, and remembers the result.
-func (c *RoleCache) Apply(ctx context.Context, d role.Desired, p role.Plan) error {
+func (c *Cache) Apply(ctx context.Context, d Desired, p Plan) error {
 	c.init()
 	c.mu.Lock()
 	e, ok := c.entries[d.Name]
@@ -249,7 +252,7 @@ func (c *RoleCache) Apply(ctx context.Context, d role.Desired, p role.Plan) erro
 		return err
 	}
 	if ok {
-		c.put(d.Name, role.Applied(d, *e.obs, p))
+		c.put(d.Name, Applied(d, *e.obs, p))
 	} else {
 		c.forget(d.Name)
 	}
@@ -261,7 +264,7 @@ func (c *RoleCache) Apply(ctx context.Context, d role.Desired, p role.Plan) erro
 // GetRole first (a role deleted and re-created by someone else is never
 // deleted). The role is then forgotten, and a snapshot that began before the
 // delete does not bring it back.
-func (c *RoleCache) Delete(ctx context.Context, name, id string) error {
+func (c *Cache) Delete(ctx context.Context, name, id string) error {
 	c.init()
 	c.mu.Lock()
 	e, ok := c.entries[name]

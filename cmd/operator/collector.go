@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
-	"github.com/podidentity/podidentity-operator/controllers"
+	"github.com/podidentity/podidentity-operator/controllers/binding"
 )
 
 // bindingsCollector reports podidentity_bindings{ready}: the bindings by the
@@ -47,7 +47,7 @@ func (c *bindingsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	bindings, err := controllers.CachedBindings(ctx, c.informers)
+	bindings, err := binding.CachedBindings(ctx, c.informers)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return

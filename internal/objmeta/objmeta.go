@@ -1,4 +1,7 @@
-package controllers
+// Package objmeta reads ServiceAccounts and Namespaces metadata-only and
+// trims what the operator's caches keep of every object to what it reads,
+// so that memory is bounded per object whatever tenants write.
+package objmeta
 
 import (
 	"slices"
@@ -13,6 +16,7 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/intern"
 	"github.com/podidentity/podidentity-operator/internal/managedfields"
 	"github.com/podidentity/podidentity-operator/internal/naming"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 // ServiceAccounts and Namespaces are read and watched metadata-only
@@ -36,7 +40,7 @@ func NamespaceMeta() *metav1.PartialObjectMetadata {
 	return m
 }
 
-func namespaceMetaList() *metav1.PartialObjectMetadataList {
+func NamespaceMetaList() *metav1.PartialObjectMetadataList {
 	m := &metav1.PartialObjectMetadataList{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
 	return m
@@ -163,8 +167,8 @@ func TrimMetadata(in any) (any, error) {
 		// Tenants write ServiceAccounts: keep only the label the operator
 		// reads, and no finalizers (it reads none).
 		labels, finalizers = nil, nil
-		if v, ok := m.Labels[LabelManagedBy]; ok {
-			labels = map[string]string{LabelManagedBy: v}
+		if v, ok := m.Labels[vocab.LabelManagedBy]; ok {
+			labels = map[string]string{vocab.LabelManagedBy: v}
 		}
 	}
 	out := &metav1.PartialObjectMetadata{
@@ -216,13 +220,13 @@ const maxAnnotationValue = 2048
 // defect 6).
 func keptAnnotations(in map[string]string) map[string]string {
 	var out map[string]string
-	for _, k := range operatorAnnotations {
+	for _, k := range vocab.OperatorAnnotations {
 		v, ok := in[k]
 		if !ok {
 			continue
 		}
 		if out == nil {
-			out = make(map[string]string, len(operatorAnnotations))
+			out = make(map[string]string, len(vocab.OperatorAnnotations))
 		}
 		if len(v) > maxAnnotationValue {
 			v = strings.Clone(v[:maxAnnotationValue]) // not a slice of the 256 KB original
@@ -269,7 +273,7 @@ var ownedFields = intern.NewTable[*metav1.FieldsV1](64)
 func ownedAnnotationsField(fieldsV1 []byte) *metav1.FieldsV1 {
 	var keys []string
 	set := managedfields.Set(metav1.ManagedFieldsEntry{FieldsV1: &metav1.FieldsV1{Raw: fieldsV1}})
-	for _, k := range operatorAnnotations {
+	for _, k := range vocab.OperatorAnnotations {
 		if managedfields.Holds(set, managedfields.Path("metadata", "annotations", k)) {
 			keys = append(keys, `"f:`+k+`":{}`)
 		}
