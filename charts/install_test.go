@@ -92,7 +92,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		}
 		return m
 	}
-	crdNames := []string{"podidentitybindings.iam.podidentity.io", "podidentityguardrails.iam.podidentity.io"}
+	crdNames := []string{"podidentitybindings.iam.podidentity.io", "podidentityguardrails.iam.podidentity.io", "podidentityaccounts.iam.podidentity.io"}
 	established := func() {
 		t.Helper()
 		testenv.Eventually(t, 30*time.Second, "the CRDs are established", func() error {
@@ -117,7 +117,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	run("install", release, chartDir, "-n", ns, "--create-namespace", "--set", "clusterName=envtest",
 		"--set", `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/podidentity-operator`)
 	objs := installed()
-	if k := kinds(objs); k["CustomResourceDefinition"] != 2 || k["Deployment"] != 1 || k["ValidatingWebhookConfiguration"] != 0 {
+	if k := kinds(objs); k["CustomResourceDefinition"] != 3 || k["Deployment"] != 1 || k["ValidatingWebhookConfiguration"] != 0 {
 		t.Fatalf("installed %v", k)
 	}
 	exist(objs)

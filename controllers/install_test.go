@@ -200,7 +200,7 @@ var _ = Describe("Installation manifests", func() {
 		for _, o := range objs {
 			kinds[o.GetKind()]++
 		}
-		Expect(kinds).To(HaveKeyWithValue("CustomResourceDefinition", 2))
+		Expect(kinds).To(HaveKeyWithValue("CustomResourceDefinition", 3))
 		Expect(kinds).To(HaveKeyWithValue("Deployment", 1))
 		Expect(kinds).To(HaveKeyWithValue("Namespace", 1))
 		Expect(kinds).To(HaveKeyWithValue("Service", 1))

@@ -257,12 +257,24 @@ const (
 	// ReasonEKSRequestRejected: EKS refused an association call (often
 	// the operator's permissions: config/iam/operator-policy-pod-identity.json).
 	ReasonEKSRequestRejected = "EKSRequestRejected"
+	// ReasonAccountConflict: two PodIdentityAccounts select the binding's
+	// namespace; the binding gets no new role until one is changed.
+	ReasonAccountConflict = "AccountConflict"
+	// ReasonAccountUnavailable: the operator cannot act in the AWS account
+	// that holds (or will hold) the binding's roles: its PodIdentityAccount
+	// is gone, not Ready, or its role cannot be assumed.
+	ReasonAccountUnavailable = "AccountUnavailable"
 )
 
 // RoleReference names an IAM role and its unique ID.
 type RoleReference struct {
 	// Name of the role.
 	Name string `json:"name"`
+	// Account is the AWS account of the role; empty for the operator's own
+	// account.
+	// +kubebuilder:default=""
+	// +optional
+	Account string `json:"account"`
 	// ID is IAM's unique ID of the role.
 	// +optional
 	ID string `json:"id,omitempty"`
@@ -286,8 +298,13 @@ type PodIdentityBindingStatus struct {
 	// recorded as soon as it exists in IAM, so none is forgotten.
 	// +listType=map
 	// +listMapKey=name
+	// +listMapKey=account
 	// +optional
 	OwnedRoles []RoleReference `json:"ownedRoles,omitempty"`
+	// Account is the AWS account of roleName and roleArn when it is not the
+	// operator's own: the one a PodIdentityAccount maps the namespace to.
+	// +optional
+	Account string `json:"account,omitempty"`
 	// ServiceAccountName is the ServiceAccount that currently carries the
 	// operator's annotation.
 	// +optional

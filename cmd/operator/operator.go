@@ -4,6 +4,7 @@
 package operator
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -41,11 +43,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/controllers/account"
 	"github.com/podidentity/podidentity-operator/controllers/admission"
 	"github.com/podidentity/podidentity-operator/controllers/binding"
 	"github.com/podidentity/podidentity-operator/controllers/guardrail"
 	"github.com/podidentity/podidentity-operator/controllers/podidentitywebhook"
 	"github.com/podidentity/podidentity-operator/controllers/pods"
+	"github.com/podidentity/podidentity-operator/internal/accounts"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/eksassoc"
@@ -518,6 +522,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	if err := mgr.Add(provider); err != nil {
 		return err
 	}
+	// Other AWS accounts (PodIdentityAccount): built on first use, each
+	// with credentials from sts:AssumeRole and its own IAM rate limits.
+	limits := awsiam.Limits{ReadQPS: o.IAMReadQPS, ReadBurst: o.IAMReadBurst, WriteQPS: o.IAMWriteQPS, WriteBurst: o.IAMWriteBurst}
+	stsClient := sts.NewFromConfig(awsCfg)
+	registry := &accounts.Registry{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		Home: &accounts.Account{Key: accounts.Home, Config: roleCfg, Guard: checker},
+		Build: func(_ context.Context, pia *v1alpha1.PodIdentityAccount) (*accounts.Account, error) {
+			return BuildAccount(ctx, pia, roleCfg, checker, stsClient, limits, o, log)
+		}}
+	r.Accounts = registry
 	if o.DriftSweep {
 		cache := &role.Cache{Inner: role.Client{IAM: api}, TTL: o.SyncPeriod * 3 / 2, FirstFillWait: 30 * time.Second}
 		r.Roles = cache
@@ -536,6 +550,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		if err := pods.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("setting up pods controller: %w", err)
 		}
+	}
+	if err := (&account.Reconciler{Client: mgr.GetClient(), Accounts: registry, SyncPeriod: o.SyncPeriod}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up account controller: %w", err)
 	}
 	if err := (&guardrail.Reconciler{Client: mgr.GetClient(), Guard: checker}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up guardrail controller: %w", err)
@@ -589,6 +606,50 @@ func LoadAWSConfig(ctx context.Context, limits awsiam.Limits) (aws.Config, error
 	awsiam.WithDeadline(&cfg, awsiam.CallTimeout)
 	awsiam.WithTrafficControl(&cfg, limits)
 	return cfg, nil
+}
+
+// BuildAccount makes what the operator needs to act in the AWS account of a
+// PodIdentityAccount: credentials from sts:AssumeRole on its role (the
+// SDK's cached provider refreshes them before they expire), an IAM client
+// with its own rate limits, managed policy reads, the OIDC provider watch
+// and the role configuration. ctx bounds the provider watch.
+func BuildAccount(ctx context.Context, pia *v1alpha1.PodIdentityAccount, home role.Config, checker guard.Checker,
+	stsClient stscreds.AssumeRoleAPIClient, limits awsiam.Limits, o Options, log logr.Logger) (*accounts.Account, error) {
+	cfg, err := LoadAWSConfig(ctx, limits)
+	if err != nil {
+		return nil, err
+	}
+	spec := pia.Spec
+	cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, spec.RoleARN, func(ao *stscreds.AssumeRoleOptions) {
+		ao.RoleSessionName = cmp.Or(spec.SessionName, "podidentity-operator")
+		if spec.ExternalID != "" {
+			ao.ExternalID = aws.String(spec.ExternalID)
+		}
+	}))
+	iamClient := iam.NewFromConfig(cfg)
+	var api awsiam.API = iamClient
+	if o.WrapIAM != nil {
+		api = o.WrapIAM(api)
+	}
+	roleCfg := accounts.Config(home, spec)
+	guardCfg := checker
+	guardCfg.RoleConfig = roleCfg
+	watchCtx, stop := context.WithCancel(ctx)
+	provider := oidcprovider.NewWatcher(iamClient, roleCfg.ProviderARN, o.SyncPeriod, log.WithName("oidc-provider").WithValues("account", spec.AccountID))
+	go func() { _ = provider.Start(watchCtx) }()
+	return &accounts.Account{Key: spec.AccountID, Name: pia.Name, Config: roleCfg, Guard: guardCfg, IAM: api,
+		Policies: &managedpolicy.Reader{IAM: api, DefaultTTL: o.SyncPeriod / 10}, Provider: provider, Stop: stop,
+		Check: func(ctx context.Context) error {
+			creds, err := cfg.Credentials.Retrieve(ctx)
+			if err != nil {
+				return fmt.Errorf("assuming role %s: %w", spec.RoleARN, err)
+			}
+			// The SDK reads the account of the assumed role from STS's answer.
+			if creds.AccountID != spec.AccountID {
+				return fmt.Errorf("role %s is in account %s, not %s: %w", spec.RoleARN, cmp.Or(creds.AccountID, "(unknown)"), spec.AccountID, accounts.ErrAccountMismatch)
+			}
+			return nil
+		}}, nil
 }
 
 // CallerIdentityAPI is the STS call used to find the account and partition.

@@ -36,6 +36,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/controllers/guardrail"
+	"github.com/podidentity/podidentity-operator/internal/accounts"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/bindingindex"
 	"github.com/podidentity/podidentity-operator/internal/bindingstatus"
@@ -66,6 +67,119 @@ type RoleClient interface {
 	Delete(ctx context.Context, name, id string) error
 }
 
+// AccountSource says which AWS account holds a binding's roles
+// (accounts.Registry).
+type AccountSource interface {
+	// For is the account a namespace's bindings get their roles in.
+	For(ctx context.Context, namespace string) (*accounts.Account, error)
+	// ByKey is an account status names ("" the operator's own).
+	ByKey(ctx context.Context, key string) (*accounts.Account, error)
+}
+
+// acct is one AWS account as a reconcile acts in it.
+type acct struct {
+	key      string
+	roles    RoleClient
+	policies PolicyReader
+	config   role.Config
+	guard    guard.Checker
+	provider func() *oidcprovider.State
+}
+
+// home is the operator's own account.
+func (r *Reconciler) home() acct {
+	a := acct{key: accounts.Home, roles: r.Roles, policies: r.Policies, config: r.Config, guard: r.Guard}
+	if r.Provider != nil {
+		a.provider = func() *oidcprovider.State { s := r.Provider.State(); return &s }
+	}
+	return a
+}
+
+// acctOf is how a reconcile acts in an account of the registry.
+func (r *Reconciler) acctOf(ctx context.Context, a *accounts.Account) acct {
+	if a.Key == accounts.Home {
+		return r.home()
+	}
+	out := acct{key: a.Key, roles: role.Client{IAM: a.IAM}, policies: a.Policies, config: a.Config, guard: a.Guard}
+	if a.Provider != nil {
+		out.provider = func() *oidcprovider.State {
+			s := a.Provider.State()
+			if !s.Known && s.Err == nil {
+				s = a.Provider.Check(ctx)
+			}
+			return &s
+		}
+	}
+	return out
+}
+
+// accountsOf are the accounts a reconcile acts in: the one the binding's
+// roles belong in now (for a deleted binding, the one status names: it
+// gets no new role), and every other account that still holds a role of
+// the binding (it moved), by key. It fails when an account cannot be
+// reached or the namespace is contested: nothing is then planned, so no
+// role is created in one account while another still trusts the same
+// ServiceAccount.
+func (r *Reconciler) accountsOf(ctx context.Context, b *v1alpha1.PodIdentityBinding) (acct, map[string]acct, error) {
+	if r.Accounts == nil {
+		return r.home(), nil, nil
+	}
+	var (
+		a   *accounts.Account
+		err error
+	)
+	if b.DeletionTimestamp.IsZero() {
+		a, err = r.Accounts.For(ctx, b.Namespace)
+	} else {
+		a, err = r.Accounts.ByKey(ctx, b.Status.Account)
+	}
+	if err != nil {
+		return acct{}, nil, err
+	}
+	cur := r.acctOf(ctx, a)
+	others := map[string]acct{}
+	for _, key := range recordedAccounts(b) {
+		if key == cur.key {
+			continue
+		}
+		o, err := r.Accounts.ByKey(ctx, key)
+		if err != nil {
+			return acct{}, nil, err
+		}
+		others[key] = r.acctOf(ctx, o)
+	}
+	return cur, others, nil
+}
+
+// inHome reports whether every role of the binding is, and belongs, in the
+// operator's own account: the only account the drift sweep reads.
+func (r *Reconciler) inHome(ctx context.Context, b *v1alpha1.PodIdentityBinding) bool {
+	for _, k := range recordedAccounts(b) {
+		if k != accounts.Home {
+			return false
+		}
+	}
+	if r.Accounts == nil {
+		return true
+	}
+	a, err := r.Accounts.For(ctx, b.Namespace)
+	return err == nil && a.Key == accounts.Home
+}
+
+// recordedAccounts are the accounts status records roles in.
+func recordedAccounts(b *v1alpha1.PodIdentityBinding) []string {
+	var keys []string
+	if b.Status.RoleName != "" {
+		keys = append(keys, b.Status.Account)
+	}
+	for _, o := range b.Status.OwnedRoles {
+		if !slices.Contains(keys, o.Account) {
+			keys = append(keys, o.Account)
+		}
+	}
+	return keys
+}
+
 // PolicyReader reads the default versions of managed policies.
 type PolicyReader interface {
 	Read(ctx context.Context, arns []string) (guard.Managed, error)
@@ -87,6 +201,10 @@ type Reconciler struct {
 	Guardrails guardrail.Source
 	// Provider reports the cluster's OIDC provider; nil skips the check.
 	Provider ProviderWatch
+	// Accounts says which AWS account holds each namespace's roles
+	// (PodIdentityAccount); nil: every role is in the operator's own
+	// account, the one Roles, Policies, Config, Guard and Provider act in.
+	Accounts AccountSource
 	// Associations manages the cluster's EKS pod identity associations;
 	// nil when the operator runs without --eks-cluster-name.
 	Associations AssociationClient
@@ -151,17 +269,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 // gather reads everything the planner needs: guardrails, the spec's managed
 // policy documents, the ServiceAccount's holder and every candidate role.
 // It has no side effects.
-func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding) (planner.Input, error) {
-	observe := r.Roles.Observe
-	if unread := r.unreadTarget(b); unread != "" {
-		observe = func(ctx context.Context, name string) (*role.Observed, error) {
-			if name == unread {
-				return nil, nil
-			}
-			return r.Roles.Observe(ctx, name)
-		}
+func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding) (planner.Input, map[string]acct, error) {
+	cur, others, err := r.accountsOf(ctx, b)
+	if err != nil {
+		return planner.Input{Binding: b}, nil, err
 	}
-	return r.gatherWith(ctx, b, observe, r.Policies)
+	route := map[string]acct{cur.key: cur}
+	for k, a := range others {
+		route[k] = a
+	}
+	unread := ""
+	if cur.key == accounts.Home {
+		unread = r.unreadTarget(b)
+	}
+	observe := func(ctx context.Context, key string) (*role.Observed, error) {
+		if key == unread {
+			return nil, nil
+		}
+		account, name := planner.SplitKey(key)
+		return route[account].roles.Observe(ctx, name)
+	}
+	in, err := r.gatherWith(ctx, b, cur, others, observe, cur.policies)
+	return in, route, err
 }
 
 // AbsenceKnower knows that a role does not exist without reading IAM
@@ -195,9 +324,15 @@ func (r *Reconciler) unreadTarget(b *v1alpha1.PodIdentityBinding) string {
 
 // gatherWith is gather with the roles and managed policies read through
 // observe and policies: IAM for a reconcile, a snapshot for the drift sweep.
-func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBinding,
-	observe func(ctx context.Context, name string) (*role.Observed, error), policies PolicyReader) (planner.Input, error) {
-	in := planner.Input{Binding: b, Config: r.Config, Guard: r.Guard, Roles: map[string]*role.Observed{}}
+func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBinding, cur acct, others map[string]acct,
+	observe func(ctx context.Context, key string) (*role.Observed, error), policies PolicyReader) (planner.Input, error) {
+	in := planner.Input{Binding: b, Account: cur.key, Config: cur.config, Guard: cur.guard, Roles: map[string]*role.Observed{}}
+	for k, a := range others {
+		if in.Configs == nil {
+			in.Configs = map[string]role.Config{}
+		}
+		in.Configs[k] = a.config
+	}
 	rules, err := r.Guardrails.RulesFor(ctx, b.Namespace)
 	if err != nil && !(apierrors.IsNotFound(err) && !b.DeletionTimestamp.IsZero()) {
 		return in, err
@@ -216,17 +351,16 @@ func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBind
 			}
 		}
 	}
-	if r.Provider != nil {
-		s := r.Provider.State()
-		in.Provider = &s
+	if cur.provider != nil {
+		in.Provider = cur.provider()
 	}
 	if !b.DeletionTimestamp.IsZero() {
 		if in.KeepRoles, err = r.crdBeingDeleted(ctx); err != nil {
 			return in, err
 		}
 	}
-	names := planner.Candidates(r.Config, b)
-	if r.Sweep != nil {
+	names := planner.Candidates(cur.config, cur.key, b)
+	if r.Sweep != nil && cur.key == accounts.Home {
 		// Roles IAM's tags say are the binding's, recorded in status or not.
 		for _, n := range r.Sweep.TaggedFor(b.Namespace, b.Name) {
 			if !slices.Contains(names, n) {
@@ -247,13 +381,13 @@ func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBind
 // converge gathers, plans, applies and reports. Every path of a binding
 // (normal, conflicts, invalid spec, deletion) goes through it.
 func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBinding) (ctrl.Result, error) {
-	in, err := r.gather(ctx, b)
+	in, route, err := r.gather(ctx, b)
 	if err != nil {
 		return r.failure(ctx, b, err)
 	}
 	p := planner.Compute(in)
 	logf.FromContext(ctx).V(1).Info("planned", "policy", p.Policy, "current", p.Current, "reason", p.Reason)
-	if err := r.apply(ctx, b, in, p); err != nil {
+	if err := r.apply(ctx, b, in, p, route); err != nil {
 		return r.failure(ctx, b, err)
 	}
 	return r.report(ctx, b, p), nil
@@ -261,7 +395,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 
 // apply makes the plan's steps in order and records in status what each
 // step changed as soon as it did; it stops at the first error.
-func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, in planner.Input, p planner.Plan) error {
+func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, in planner.Input, p planner.Plan, route map[string]acct) error {
 	for name, id := range p.Owned {
 		recordOwned(b, name, id)
 	}
@@ -274,7 +408,7 @@ func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, 
 	}
 	actions := func(actions []planner.Action) error {
 		for _, a := range actions {
-			if err := r.applyAction(ctx, b, a, wasSynced, arns, p.ServiceAccount); err != nil {
+			if err := r.applyAction(ctx, b, a, wasSynced, arns, p.ServiceAccount, route); err != nil {
 				return err
 			}
 		}
@@ -296,7 +430,8 @@ func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, 
 	}
 	if p.Bind != nil {
 		arn := arns[p.Current]
-		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = p.Current, arn, planner.KnownID(b, p.Current)
+		account, name := planner.SplitKey(p.Current)
+		b.Status.Account, b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = account, name, arn, planner.KnownID(b, p.Current)
 		// A role created by this reconcile was announced with its
 		// ServiceAccount (RoleCreated): binding the ServiceAccount to it is
 		// part of that, not a second event.
@@ -319,7 +454,7 @@ func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, 
 		return err
 	}
 	if p.Release != nil && !p.RemoveFinalizer {
-		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID, b.Status.ServiceAccountName = "", "", "", ""
+		b.Status.Account, b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID, b.Status.ServiceAccountName = "", "", "", "", ""
 		b.Status.Identity, b.Status.AssociationID = "", ""
 	}
 	if err := actions(p.After); err != nil {
@@ -379,11 +514,15 @@ func (e bindError) Unwrap() error { return e.err }
 // applyAction makes the IAM writes of one planned action and records the
 // result in status as soon as IAM has it, so a later failure never makes the
 // binding forget a role.
-func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBinding, a planner.Action, wasSynced bool, arns map[string]string, serviceAccount string) error {
-	log := logf.FromContext(ctx).WithValues("role", a.Name)
+func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBinding, a planner.Action, wasSynced bool, arns map[string]string,
+	serviceAccount string, route map[string]acct) error {
+	account, name := planner.SplitKey(a.Name)
+	roles := route[account].roles
+	log := logf.FromContext(ctx).WithValues("role", name, "account", account)
+	current := planner.Key(b.Status.Account, b.Status.RoleName)
 	switch a.Op {
 	case planner.OpCreate:
-		arn, id, err := r.Roles.Create(ctx, a.Desired)
+		arn, id, err := roles.Create(ctx, a.Desired)
 		if id != "" {
 			recordOwned(b, a.Name, id)
 			arns[a.Name] = arn
@@ -391,9 +530,9 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 		if err != nil {
 			return err
 		}
-		if wasSynced && b.Status.RoleName == a.Name {
+		if wasSynced && current == a.Name {
 			driftCorrections.WithLabelValues(string(vocab.ChangeRoleDeleted)).Inc()
-			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "role "+a.Name+" was deleted outside the operator; recreated it")
+			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "role "+name+" was deleted outside the operator; recreated it")
 		} else {
 			r.event(b, corev1.EventTypeNormal, vocab.EventRoleCreated, "created IAM role "+arn+" for ServiceAccount "+serviceAccount)
 		}
@@ -403,7 +542,7 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 			return nil
 		}
 		log.V(1).Info("role differs", "changes", a.Diff.Changes())
-		if err := r.Roles.Apply(ctx, a.Desired, a.Diff); err != nil {
+		if err := roles.Apply(ctx, a.Desired, a.Diff); err != nil {
 			return err
 		}
 		switch {
@@ -414,7 +553,7 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 				guardrailEnforcements.WithLabelValues(string(k)).Inc()
 			}
 			r.event(b, corev1.EventTypeWarning, vocab.EventGuardrailEnforced, "narrowed IAM role "+a.Name+" to what the spec and guardrails allow: "+strings.Join(a.Diff.Changes(), "; "))
-		case wasSynced && a.Name == b.Status.RoleName:
+		case wasSynced && a.Name == current:
 			for _, k := range a.Diff.Kinds() {
 				driftCorrections.WithLabelValues(string(k)).Inc()
 			}
@@ -424,15 +563,15 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 		}
 		log.Info("updated role", "op", a.Op, "changes", a.Diff.Changes())
 	case planner.OpDelete:
-		if err := r.Roles.Delete(ctx, a.Name, a.ID); err != nil {
-			return deleteError{name: a.Name, err: err}
+		if err := roles.Delete(ctx, name, a.ID); err != nil {
+			return deleteError{name: name, err: err}
 		}
 		forgetOwned(b, a.Name)
 		r.event(b, corev1.EventTypeNormal, vocab.EventRoleDeleted, "deleted IAM role "+a.Name)
 		log.Info("deleted role")
 	case planner.OpRetain:
 		if !a.Diff.Empty() {
-			if err := r.Roles.Apply(ctx, role.Desired{Name: a.Name}, a.Diff); err != nil {
+			if err := roles.Apply(ctx, role.Desired{Name: name}, a.Diff); err != nil {
 				return err
 			}
 		}
@@ -497,25 +636,29 @@ type deleteError struct {
 func (e deleteError) Error() string { return "deleting IAM role " + e.name + ": " + e.err.Error() }
 func (e deleteError) Unwrap() error { return e.err }
 
-// recordOwned adds a role to status.ownedRoles (or updates its ID).
-func recordOwned(b *v1alpha1.PodIdentityBinding, name, id string) {
+// recordOwned adds a role (by key) to status.ownedRoles, or updates its ID.
+func recordOwned(b *v1alpha1.PodIdentityBinding, key, id string) {
+	account, name := planner.SplitKey(key)
 	for i := range b.Status.OwnedRoles {
-		if b.Status.OwnedRoles[i].Name == name {
-			b.Status.OwnedRoles[i].ID = id
+		if o := &b.Status.OwnedRoles[i]; o.Name == name && o.Account == account {
+			o.ID = id
 			return
 		}
 	}
-	b.Status.OwnedRoles = append(b.Status.OwnedRoles, v1alpha1.RoleReference{Name: name, ID: id})
-	slices.SortFunc(b.Status.OwnedRoles, func(x, y v1alpha1.RoleReference) int { return strings.Compare(x.Name, y.Name) })
+	b.Status.OwnedRoles = append(b.Status.OwnedRoles, v1alpha1.RoleReference{Name: name, Account: account, ID: id})
+	slices.SortFunc(b.Status.OwnedRoles, func(x, y v1alpha1.RoleReference) int {
+		return strings.Compare(planner.Key(x.Account, x.Name), planner.Key(y.Account, y.Name))
+	})
 }
 
-func forgetOwned(b *v1alpha1.PodIdentityBinding, name string) {
-	b.Status.OwnedRoles = slices.DeleteFunc(b.Status.OwnedRoles, func(r v1alpha1.RoleReference) bool { return r.Name == name })
+func forgetOwned(b *v1alpha1.PodIdentityBinding, key string) {
+	account, name := planner.SplitKey(key)
+	b.Status.OwnedRoles = slices.DeleteFunc(b.Status.OwnedRoles, func(r v1alpha1.RoleReference) bool { return r.Name == name && r.Account == account })
 	if len(b.Status.OwnedRoles) == 0 {
 		b.Status.OwnedRoles = nil
 	}
-	if b.Status.RoleName == name {
-		b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = "", "", ""
+	if b.Status.RoleName == name && b.Status.Account == account {
+		b.Status.Account, b.Status.RoleName, b.Status.RoleArn, b.Status.RoleID = "", "", "", ""
 	}
 }
 
@@ -531,7 +674,23 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 		be       bindError
 		conflict associationConflict
 	)
+	var (
+		accountConflict accounts.ConflictError
+		unavailable     accounts.UnavailableError
+	)
 	switch {
+	case errors.As(err, &accountConflict):
+		setFailed(b, v1alpha1.ReasonAccountConflict, accountConflict.Error(), v1alpha1.ConditionRoleSynced)
+		r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAccountConflict, accountConflict.Error())
+		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
+	case errors.As(err, &unavailable):
+		msg := unavailable.Error()
+		if deleting {
+			msg += "; the finalizer stays until the binding's roles there can be cleaned up"
+		}
+		setFailed(b, v1alpha1.ReasonAccountUnavailable, msg, v1alpha1.ConditionRoleSynced)
+		r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAccountUnavailable, msg)
+		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
 	case errors.As(err, &conflict):
 		setFailed(b, v1alpha1.ReasonAssociationConflict, conflict.Error(), v1alpha1.ConditionServiceAccountSynced)
 		r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAssociationConflict, conflict.Error())
@@ -584,7 +743,7 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 // (the sweep catches missing and replaced ones in its pages; a changed
 // role needs a Describe per association).
 func (r *Reconciler) resyncBinding(b *v1alpha1.PodIdentityBinding) ctrl.Result {
-	if r.Sweep != nil && b.Status.Identity != v1alpha1.IdentityEKSPodIdentity {
+	if r.Sweep != nil && b.Status.Identity != v1alpha1.IdentityEKSPodIdentity && b.Status.Account == accounts.Home {
 		return ctrl.Result{}
 	}
 	return ctrl.Result{RequeueAfter: r.requeueAfter()}
@@ -638,7 +797,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// (written by the guardrail controller) changes nothing here.
 		Watches(&v1alpha1.PodIdentityGuardrail{}, handler.EnqueueRequestsFromMapFunc(r.allBindings),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		// Namespace labels decide which guardrails select a namespace.
+		// Which AWS account holds a namespace's roles (PodIdentityAccount).
+		Watches(&v1alpha1.PodIdentityAccount{}, handler.EnqueueRequestsFromMapFunc(r.allBindings),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Namespace labels decide which guardrails and accounts select a namespace.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.bindingsInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{}), builder.OnlyMetadata).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: failureRateLimiter(r.MaxBackoff),

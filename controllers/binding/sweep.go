@@ -175,7 +175,10 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 			drifted = append(drifted, b) // its association is gone or replaced
 			continue
 		}
-		in, err := r.gatherWith(ctx, b, observe, policies)
+		if !r.inHome(ctx, b) {
+			continue // other accounts: the binding re-reads its roles each period
+		}
+		in, err := r.gatherWith(ctx, b, r.home(), nil, observe, policies)
 		if err != nil {
 			// A managed policy could not be read now: let the binding's own
 			// reconcile decide (it fails closed).
@@ -317,7 +320,7 @@ func needsReconcile(b *v1alpha1.PodIdentityBinding, p planner.Plan) bool {
 
 func ownsRecorded(b *v1alpha1.PodIdentityBinding, name string) bool {
 	for _, r := range b.Status.OwnedRoles {
-		if r.Name == name {
+		if r.Name == name && r.Account == "" {
 			return true
 		}
 	}

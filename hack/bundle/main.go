@@ -334,6 +334,20 @@ func Generate(root, version, image string) (map[string][]byte, error) {
 		},
 	})
 	crdKinds = append(crdKinds, operatorsv1alpha1.CRDDescription{
+		Name: "podidentityaccounts.iam.podidentity.io", Version: "v1alpha1", Kind: "PodIdentityAccount",
+		DisplayName: "Pod Identity Account",
+		Description: "Maps namespaces to the AWS account that holds their bindings' roles, and the role the operator assumes there.",
+		SpecDescriptors: []operatorsv1alpha1.SpecDescriptor{
+			{Path: "accountId", DisplayName: "Account ID", Description: "The AWS account the roles are created in.", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:text"}},
+			{Path: "roleArn", DisplayName: "Role ARN", Description: "The role the operator assumes in that account.", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:text"}},
+			{Path: "namespaceSelector", DisplayName: "Namespace Selector", Description: "Namespaces whose roles live in this account.", XDescriptors: []string{"urn:alm:descriptor:com.tectonic.ui:selector:core:v1:Namespace"}},
+		},
+		StatusDescriptors: []operatorsv1alpha1.StatusDescriptor{
+			{Path: "namespaces", DisplayName: "Namespaces", Description: "Namespaces this account serves.", XDescriptors: []string{"urn:alm:descriptor:text"}},
+			{Path: "conditions", DisplayName: "Conditions", Description: "Ready: the operator can act in the account.", XDescriptors: []string{"urn:alm:descriptor:io.kubernetes.conditions"}},
+		},
+	})
+	crdKinds = append(crdKinds, operatorsv1alpha1.CRDDescription{
 		Name: "podidentitybindings.iam.podidentity.io", Version: "v1alpha1", Kind: "PodIdentityBinding",
 		DisplayName: "Pod Identity Binding",
 		Description: "Gives the pods of one ServiceAccount an IAM role with exactly the declared permissions (IRSA).",

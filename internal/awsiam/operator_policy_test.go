@@ -254,3 +254,30 @@ func TestPodIdentityPolicyMatchesTheCode(t *testing.T) {
 		t.Errorf("the policy grants %v\nbut the code calls %v", g, c)
 	}
 }
+
+// TestAccountPolicies: the operator's own role may assume exactly one
+// account role per policy (no wildcard), and the account role trusts
+// exactly the operator's role, only with the external ID (issue 20).
+func TestAccountPolicies(t *testing.T) {
+	d := readPolicy(t, "operator-policy-account.json")
+	if len(d.Statement) != 1 {
+		t.Fatalf("%d statements", len(d.Statement))
+	}
+	s := d.Statement[0]
+	if s.Effect != "Allow" || !slices.Equal(s.Action, policy.StringList{"sts:AssumeRole"}) ||
+		!slices.Equal(s.Resource, policy.StringList{"${ACCOUNT_ROLE_ARN}"}) {
+		t.Errorf("operator-policy-account.json grants %s %v on %v; want only sts:AssumeRole on the one account role", s.Effect, s.Action, s.Resource)
+	}
+	trust := readPolicy(t, "account-role-trust-policy.json")
+	if len(trust.Statement) != 1 {
+		t.Fatalf("%d trust statements", len(trust.Statement))
+	}
+	ts := trust.Statement[0]
+	if ts.Effect != "Allow" || !reflect.DeepEqual(ts.Principal, policy.Principal{"AWS": {"${OPERATOR_ROLE_ARN}"}}) ||
+		!slices.Equal(ts.Action, policy.StringList{"sts:AssumeRole"}) {
+		t.Errorf("account-role-trust-policy.json: %+v", ts)
+	}
+	if got := ts.Condition["StringEquals"]["sts:ExternalId"]; !slices.Equal(got, policy.StringList{"${EXTERNAL_ID}"}) {
+		t.Errorf("the account role is assumable without the external ID: %+v", ts.Condition)
+	}
+}

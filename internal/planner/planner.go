@@ -25,7 +25,13 @@ import (
 // Input is everything the reconciler gathered for one binding.
 type Input struct {
 	Binding *v1alpha1.PodIdentityBinding
+	// Account is the AWS account the binding's role belongs in now ("" the
+	// operator's own); Config shapes roles there.
+	Account string
 	Config  role.Config
+	// Configs shape the roles of other accounts that still hold roles of
+	// the binding (it moved between accounts), by account.
+	Configs map[string]role.Config
 	Guard   guard.Checker
 	// Rules are the guardrails selecting the binding's namespace.
 	Rules []guard.Rule
@@ -38,8 +44,9 @@ type Input struct {
 	// binding's roles trust now (status.serviceAccountName), when that is
 	// not the spec's: "" when this binding may keep serving it.
 	CurrentHolder string
-	// Roles maps every name of Candidates, and every role IAM's ownership
-	// tags name for the binding, to what IAM has (nil: no role).
+	// Roles maps every key of Candidates (Key: account and name), and every
+	// role IAM's ownership tags name for the binding, to what IAM has (nil:
+	// no role).
 	Roles map[string]*role.Observed
 	// Provider is what IAM says about the cluster's OIDC provider; nil when
 	// it is not checked.
@@ -153,21 +160,38 @@ type Release struct {
 	Retain          bool
 }
 
-// Candidates are the role names the planner must see: the spec's role name,
-// the status's current role, every role the status records as owned and,
-// when deleting, the generated name.
-func Candidates(cfg role.Config, b *v1alpha1.PodIdentityBinding) []string {
-	names := []string{role.Name(cfg, b), b.Status.RoleName}
+// Key names a role in an account: the bare name in the operator's own
+// account, "<account>:<name>" in another (IAM role names contain no ":").
+func Key(account, name string) string {
+	if account == "" || name == "" {
+		return name
+	}
+	return account + ":" + name
+}
+
+// SplitKey is the account and the name of a Key.
+func SplitKey(key string) (account, name string) {
+	if i := strings.IndexByte(key, ':'); i >= 0 {
+		return key[:i], key[i+1:]
+	}
+	return "", key
+}
+
+// Candidates are the role keys the planner must see: the spec's role name
+// in the binding's account, the status's current role, every role the
+// status records as owned and, when deleting, the generated name.
+func Candidates(cfg role.Config, account string, b *v1alpha1.PodIdentityBinding) []string {
+	keys := []string{Key(account, role.Name(cfg, b)), Key(b.Status.Account, b.Status.RoleName)}
 	for _, r := range b.Status.OwnedRoles {
-		names = append(names, r.Name)
+		keys = append(keys, Key(r.Account, r.Name))
 	}
 	if !b.DeletionTimestamp.IsZero() {
-		names = append(names, role.Name(cfg, withoutRoleName(b)))
+		keys = append(keys, Key(account, role.Name(cfg, withoutRoleName(b))))
 	}
 	var out []string
-	for _, n := range names {
-		if n != "" && !slices.Contains(out, n) {
-			out = append(out, n)
+	for _, k := range keys {
+		if k != "" && !slices.Contains(out, k) {
+			out = append(out, k)
 		}
 	}
 	return out
@@ -179,19 +203,30 @@ func withoutRoleName(b *v1alpha1.PodIdentityBinding) *v1alpha1.PodIdentityBindin
 	return c
 }
 
-// KnownID is the unique ID the binding recorded for a role name ("" none):
+// KnownID is the unique ID the binding recorded for a role key ("" none):
 // from status.ownedRoles, or status.roleId for bindings written before
 // ownedRoles existed.
-func KnownID(b *v1alpha1.PodIdentityBinding, name string) string {
+func KnownID(b *v1alpha1.PodIdentityBinding, key string) string {
+	account, name := SplitKey(key)
 	for _, r := range b.Status.OwnedRoles {
-		if r.Name == name {
+		if r.Name == name && r.Account == account {
 			return r.ID
 		}
 	}
-	if b.Status.RoleName == name {
+	if b.Status.RoleName == name && b.Status.Account == account {
 		return b.Status.RoleID
 	}
 	return ""
+}
+
+// configOf is the configuration of the account a role key is in.
+func (in Input) configOf(key string) role.Config {
+	if account, _ := SplitKey(key); account != in.Account {
+		if c, ok := in.Configs[account]; ok {
+			return c
+		}
+	}
+	return in.Config
 }
 
 // situation is what every policy of the chain reads: the input and what
@@ -247,7 +282,7 @@ func newSituation(in Input) *situation {
 	// Every observed role counts, not only Candidates: the reconciler also
 	// observes the roles IAM's tags name for the binding.
 	for name, o := range in.Roles {
-		if o != nil && role.OwnedBy(o, KnownID(b, name), in.Config, b.Namespace, b.Name) {
+		if o != nil && role.OwnedBy(o, KnownID(b, name), in.configOf(name), b.Namespace, b.Name) {
 			s.owned[name] = o
 		}
 	}
@@ -259,8 +294,10 @@ func newSituation(in Input) *situation {
 	if in.KeepRoles && s.deleting() {
 		s.deletionPolicy = v1alpha1.DeletionPolicyRetain
 	}
-	if _, ok := s.owned[b.Status.RoleName]; ok {
-		s.primary = b.Status.RoleName
+	if key := Key(b.Status.Account, b.Status.RoleName); key != "" {
+		if _, ok := s.owned[key]; ok {
+			s.primary = key
+		}
 	}
 	return s
 }
@@ -333,7 +370,7 @@ func serviceAccountHeld(s *situation) (Plan, bool) {
 	}
 	for _, n := range s.ownedExcept("") {
 		if s.retain() {
-			p.Before = append(p.Before, park(in.Config, b, n, s.owned[n]))
+			p.Before = append(p.Before, park(in.configOf(n), b, n, s.owned[n]))
 		} else {
 			p.Before = append(p.Before, Action{Op: OpDelete, Name: n, ID: s.owned[n].ID})
 		}
@@ -369,21 +406,28 @@ func invalidSpec(s *situation) (Plan, bool) {
 // spec renders; "" when a guardrail forbids the name and the binding has
 // no current role.
 func (s *situation) target() (string, role.Desired) {
-	desired := role.DesiredFor(s.in.Config, s.effective())
+	if s.check.RoleNameForbidden {
+		return s.primary, s.desiredFor(s.primary)
+	}
+	desired := s.desiredFor(Key(s.in.Account, ""))
+	return Key(s.in.Account, desired.Name), desired
+}
+
+// desiredFor is the role the (narrowed) spec renders in the account of a
+// role key.
+func (s *situation) desiredFor(key string) role.Desired {
+	desired := role.DesiredFor(s.in.configOf(key), s.effective())
 	if s.check.Boundary != "" {
 		desired.Boundary = s.check.Boundary
 	}
-	if s.check.RoleNameForbidden {
-		return s.primary, desired
-	}
-	return desired.Name, desired
+	return desired
 }
 
 // roleNameTaken: the spec's role name is a role the binding does not own;
 // it is never touched, and the binding keeps serving from its current role,
 // converged on the current spec.
 func roleNameTaken(s *situation) (Plan, bool) {
-	target, desired := s.target()
+	target, _ := s.target()
 	obs := s.in.Roles[target]
 	if _, owned := s.owned[target]; target == "" || obs == nil || owned {
 		return Plan{}, false
@@ -391,12 +435,12 @@ func roleNameTaken(s *situation) (Plan, bool) {
 	b, cfg := s.b, s.in.Config
 	p := Plan{Reason: v1alpha1.ReasonRoleConflict}
 	p.Message = fmt.Sprintf("IAM role %s exists but is not tagged as owned by this binding (%s=%s, %s=%s, %s=%s); the operator will not modify it. Set spec.roleName to another name or remove the other role",
-		target, role.TagCluster, cfg.ClusterName, role.TagNamespace, b.Namespace, role.TagBinding, b.Name)
+		describeKey(target), role.TagCluster, cfg.ClusterName, role.TagNamespace, b.Namespace, role.TagBinding, b.Name)
 	if v, _ := role.TagValue(obs.Tags, role.TagRetained); v != "" {
 		p.Message += fmt.Sprintf(" (it is a role a binding left with deletionPolicy Retain; remove its tag %s to let this binding adopt it)", role.TagRetained)
 	}
 	if s.primary != "" {
-		p.Before = append(p.Before, update(s.primary, named(desired, s.primary), s.owned[s.primary], len(s.check.Violations) > 0))
+		p.Before = append(p.Before, update(s.primary, named(s.desiredFor(s.primary), s.primary), s.owned[s.primary], len(s.check.Violations) > 0))
 		p.Current, p.ServiceAccount = s.primary, b.Spec.ServiceAccountName
 		p.Identity = cfg.Mechanism(s.effective()).Kind()
 	}
@@ -496,7 +540,7 @@ func (s *situation) conditions(p Plan) []metav1.Condition {
 	if s.deleting() {
 		return []metav1.Condition{cond(v1alpha1.ConditionReady, false, p.Reason, p.Message)}
 	}
-	roleSynced := cond(v1alpha1.ConditionRoleSynced, true, v1alpha1.ReasonSynced, "IAM role "+p.Current+" matches the binding")
+	roleSynced := cond(v1alpha1.ConditionRoleSynced, true, v1alpha1.ReasonSynced, "IAM role "+describeKey(p.Current)+" matches the binding")
 	saSynced := cond(v1alpha1.ConditionServiceAccountSynced, false, p.Reason, p.Message)
 	if p.Bind != nil {
 		saSynced = cond(v1alpha1.ConditionServiceAccountSynced, true, v1alpha1.ReasonSynced,
@@ -505,7 +549,7 @@ func (s *situation) conditions(p Plan) []metav1.Condition {
 	switch {
 	case p.Ready:
 		return []metav1.Condition{roleSynced, saSynced, cond(v1alpha1.ConditionReady, true, v1alpha1.ReasonAvailable,
-			"pods using ServiceAccount "+p.ServiceAccount+" can assume IAM role "+p.Current)}
+			"pods using ServiceAccount "+p.ServiceAccount+" can assume IAM role "+describeKey(p.Current))}
 	case p.Applied:
 		// The role and the ServiceAccount are right; only using them fails.
 		return []metav1.Condition{roleSynced, saSynced, cond(v1alpha1.ConditionReady, false, p.Reason, p.Message)}
@@ -545,10 +589,18 @@ func serviceAccounts(b *v1alpha1.PodIdentityBinding) []string {
 	return out
 }
 
-// named is the desired role under another name.
-func named(d role.Desired, name string) role.Desired {
-	d.Name = name
+// named is the desired role under the name of another role key.
+func named(d role.Desired, key string) role.Desired {
+	_, d.Name = SplitKey(key)
 	return d
+}
+
+// describeKey names a role key for messages.
+func describeKey(key string) string {
+	if account, name := SplitKey(key); account != "" {
+		return name + " (account " + account + ")"
+	}
+	return key
 }
 
 // providerProblem says why no token can assume the binding's role although
@@ -597,8 +649,7 @@ func ParkedTrust(cfg role.Config) policy.Document {
 }
 
 func park(cfg role.Config, b *v1alpha1.PodIdentityBinding, name string, o *role.Observed) Action {
-	d := role.DesiredFor(cfg, b)
-	d.Name = name
+	d := named(role.DesiredFor(cfg, b), name)
 	d.Trust = cfg.MechanismOf(b.Status.Identity).Parked()
 	d.Permissions = nil
 	d.ManagedPolicies = nil
@@ -640,7 +691,8 @@ func narrowCurrent(in Input, name string, o *role.Observed) (Action, string) {
 		}
 	}
 	cur.Spec.ManagedPolicyArns = arns
-	if s := role.DesiredFor(in.Config, b).MaxSessionDuration; s < *cur.Spec.MaxSessionDuration {
+	cfg := in.configOf(name)
+	if s := role.DesiredFor(cfg, b).MaxSessionDuration; s < *cur.Spec.MaxSessionDuration {
 		cur.Spec.MaxSessionDuration = &s
 	}
 	cur.Spec.Tags = nil
@@ -661,8 +713,7 @@ func narrowCurrent(in Input, name string, o *role.Observed) (Action, string) {
 		removed = append(removed, "every remaining permission ("+guard.Message(check.Invalid)+")")
 		cur.Spec.Permissions, cur.Spec.ManagedPolicyArns = nil, nil
 	}
-	d := role.DesiredFor(in.Config, cur)
-	d.Name = name
+	d := named(role.DesiredFor(cfg, cur), name)
 	d.Description = o.Description
 	if check.Boundary != "" {
 		d.Boundary = check.Boundary

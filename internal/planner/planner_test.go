@@ -711,3 +711,47 @@ func equalOps(a, b map[string]Op) bool {
 	}
 	return true
 }
+
+// Issue 20: a binding whose namespace moved to another account gets its
+// role there first; the role in the previous account is retired only after
+// the ServiceAccount points at the new one, and each is rendered with its
+// own account's configuration.
+func TestMoveBetweenAccounts(t *testing.T) {
+	other := cfg
+	other.ProviderARN = "arn:aws:iam::222222222222:oidc-provider/oidc.example.com/id/X"
+	b := withStatus(binding("ns", "app", "app", "dynamodb:GetItem"), "dev_ns_app", "AROAB", "app")
+	b.Status.Account = "222222222222"
+	b.Status.OwnedRoles[0].Account = "222222222222"
+	old := Key("222222222222", "dev_ns_app")
+	inB := observed(b, "dev_ns_app", "AROAB")
+	p := Compute(Input{Binding: b, Account: "", Config: cfg, Configs: map[string]role.Config{"222222222222": other},
+		Guard: checker, Managed: guard.Managed{}, Roles: map[string]*role.Observed{"dev_ns_app": nil, old: inB}})
+	checkShape(t, b, p)
+	if p.Current != "dev_ns_app" || !equalOps(ops(p.Before), map[string]Op{"dev_ns_app": OpCreate}) ||
+		!equalOps(ops(p.After), map[string]Op{old: OpDelete}) {
+		t.Fatalf("current %q, before %v, after %v", p.Current, ops(p.Before), ops(p.After))
+	}
+	if p.Before[0].Desired.Name != "dev_ns_app" || !strings.Contains(string(mustJSON(t, p.Before[0].Desired.Trust)), "123456789012:oidc-provider") {
+		t.Errorf("the new role is not the operator account's: %+v", p.Before[0].Desired)
+	}
+	if _, ok := p.Owned[old]; !ok {
+		t.Errorf("the previous account's role is not owned: %v", p.Owned)
+	}
+
+	planIn := func(account string) Plan {
+		return Compute(Input{Binding: b, Account: account, Config: other, Guard: checker, Managed: guard.Managed{},
+			Roles: map[string]*role.Observed{old: inB}})
+	}
+	if p := planIn("222222222222"); p.Current != old || len(p.After) != 0 || !p.Ready {
+		t.Errorf("in place: %+v", p)
+	}
+}
+
+func mustJSON(t *testing.T, d policy.Document) []byte {
+	t.Helper()
+	s, err := d.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(s)
+}

@@ -77,6 +77,16 @@ type Config struct {
 	PodIdentity *identity.PodIdentity
 }
 
+// AccountID is the AWS account of the configuration's roles: the account
+// of its OIDC provider ARN.
+func (cfg Config) AccountID() string {
+	parts := strings.SplitN(cfg.ProviderARN, ":", 6)
+	if len(parts) != 6 {
+		return ""
+	}
+	return parts[4]
+}
+
 // Identity is the mechanism a binding asks for: its spec's, else the default.
 func (cfg Config) Identity(b *v1alpha1.PodIdentityBinding) v1alpha1.Identity {
 	switch {

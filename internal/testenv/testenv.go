@@ -151,6 +151,8 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	calls map[string]int // "Action RoleName" -> requests
+	// denied are role ARNs whose sts:AssumeRole is denied.
+	denied atomic.Pointer[map[string]bool]
 
 	// throttle answers every n-th request with a throttling error (0: off).
 	throttle atomic.Int64
@@ -185,6 +187,12 @@ func StartProxy(target string) (*Proxy, error) {
 			w.Header().Set("Content-Type", "text/xml")
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = fmt.Fprint(w, `<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>`)
+			return
+		}
+		if form.Get("Action") == "AssumeRole" && p.denies(form.Get("RoleArn")) {
+			w.Header().Set("Content-Type", "text/xml")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = fmt.Fprintf(w, `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole on resource: %s</Message></Error></ErrorResponse>`, form.Get("RoleArn"))
 			return
 		}
 		if p.down.Load() || p.fails(form) {
@@ -266,6 +274,22 @@ func (p *Proxy) FailActions(actions ...string) {
 		set[a] = true
 	}
 	p.failing.Store(&set)
+}
+
+// DenyAssumeRole answers sts:AssumeRole of these role ARNs with
+// AccessDenied, as STS does when a role's trust does not let the caller in
+// (moto does not evaluate trust); no ARNs ends it.
+func (p *Proxy) DenyAssumeRole(roleARNs ...string) {
+	set := map[string]bool{}
+	for _, a := range roleARNs {
+		set[a] = true
+	}
+	p.denied.Store(&set)
+}
+
+func (p *Proxy) denies(roleARN string) bool {
+	set := p.denied.Load()
+	return set != nil && (*set)[roleARN]
 }
 
 // form reads the request's query-API parameters and puts the body back for

@@ -1,0 +1,240 @@
+package controllers_test
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/testenv"
+)
+
+// iamIn is an IAM client acting in another account of moto: credentials
+// from sts:AssumeRole on a role of that account, straight to moto (never
+// through the operator's code or the proxy).
+func iamIn(account string) *iam.Client {
+	GinkgoHelper()
+	out, err := stsc.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::" + account + ":role/test-admin"),
+		RoleSessionName: aws.String("test")})
+	Expect(err).NotTo(HaveOccurred())
+	c := out.Credentials
+	creds := credentials.NewStaticCredentialsProvider(aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken))
+	return iam.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: creds}, func(o *iam.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+}
+
+// roleIn reads a role of another account (nil: none).
+func roleIn(c *iam.Client, name string) *iam.GetRoleOutput {
+	GinkgoHelper()
+	out, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+	if err != nil {
+		Expect(err.Error()).To(ContainSubstring("NoSuchEntity"))
+		return nil
+	}
+	return out
+}
+
+// trustedProviders are the Federated principals of a role's trust policy.
+func trustedProviders(out *iam.GetRoleOutput) []string {
+	GinkgoHelper()
+	raw, err := url.QueryUnescape(aws.ToString(out.Role.AssumeRolePolicyDocument))
+	Expect(err).NotTo(HaveOccurred())
+	var doc struct {
+		Statement []struct {
+			Principal struct{ Federated any }
+		}
+	}
+	Expect(json.Unmarshal([]byte(raw), &doc)).To(Succeed())
+	Expect(doc.Statement).NotTo(BeEmpty())
+	var out2 []string
+	for _, st := range doc.Statement {
+		switch f := st.Principal.Federated.(type) {
+		case string:
+			out2 = append(out2, f)
+		case []any:
+			for _, v := range f {
+				out2 = append(out2, v.(string))
+			}
+		}
+	}
+	return out2
+}
+
+func newAccount(name, account string, selector map[string]string) *v1alpha1.PodIdentityAccount {
+	a := &v1alpha1.PodIdentityAccount{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.PodIdentityAccountSpec{AccountID: account, RoleARN: "arn:aws:iam::" + account + ":role/podidentity-operator",
+			ExternalID: "cluster-" + clusterName, NamespaceSelector: metav1.LabelSelector{MatchLabels: selector}}}
+	Expect(k8s.Create(ctx, a)).To(Succeed())
+	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, a))).To(Succeed()) })
+	return a
+}
+
+func accountReady(name string) func() string {
+	return func() string {
+		a := &v1alpha1.PodIdentityAccount{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: name}, a); err != nil {
+			return err.Error()
+		}
+		c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil {
+			return ""
+		}
+		return string(c.Status) + "/" + c.Reason
+	}
+}
+
+func relabel(ns string, labels map[string]string) {
+	GinkgoHelper()
+	n := &corev1.Namespace{}
+	Expect(k8s.Get(ctx, client.ObjectKey{Name: ns}, n)).To(Succeed())
+	n.Labels = labels
+	Expect(k8s.Update(ctx, n)).To(Succeed())
+}
+
+var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
+	const (
+		accountB = "222222222222"
+		accountC = "333333333333"
+	)
+	var iamB, iamC *iam.Client
+
+	BeforeAll(func() {
+		iamB, iamC = iamIn(accountB), iamIn(accountC)
+		// The cluster's issuer is registered in each account, as the
+		// README's setup does.
+		for _, c := range []*iam.Client{iamB, iamC} {
+			_, err := testenv.RegisterOIDCProvider(ctx, c, issuerURL)
+			Expect(err).NotTo(HaveOccurred())
+		}
+	})
+
+	It("creates a namespace's roles in the account that selects it, and moves them when the namespace moves", func() {
+		key := "accounts-" + newNamespace()
+		newAccount(key+"-b", accountB, map[string]string{"team": key + "-b"})
+		Eventually(accountReady(key+"-b"), timeout, interval).Should(Equal("True/Assumed"))
+		ns := newNamespaceWithLabels(map[string]string{"team": key + "-b"})
+		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
+		b := waitReady(ns, "app")
+
+		By("the role is in account B, trusts B's OIDC provider, and the ServiceAccount names it")
+		Expect(b.Status.Account).To(Equal(accountB))
+		Expect(b.Status.RoleArn).To(HavePrefix("arn:aws:iam::" + accountB + ":role/"))
+		inB := roleIn(iamB, b.Status.RoleName)
+		Expect(inB).NotTo(BeNil())
+		Expect(aws.ToString(inB.Role.Arn)).To(Equal(b.Status.RoleArn))
+		Expect(trustedProviders(inB)).To(HaveEach(HavePrefix("arn:aws:iam::" + accountB + ":oidc-provider/")))
+		Expect(annotation(ns, "app", "eks.amazonaws.com/role-arn")()).To(Equal(b.Status.RoleArn))
+		_, err := getRole(b.Status.RoleName)
+		Expect(err).To(HaveOccurred(), "no role of the namespace in the operator's own account")
+
+		By("the namespace leaves account B: the role moves to the operator's account and B's is deleted")
+		relabel(ns, map[string]string{"team": key + "-none"})
+		Eventually(func() string { return getBinding(ns, "app").Status.RoleArn }, timeout, interval).
+			Should(HavePrefix("arn:aws:iam::" + testenv.Account + ":role/"))
+		b = waitReady(ns, "app")
+		Expect(b.Status.Account).To(BeEmpty())
+		Eventually(annotation(ns, "app", "eks.amazonaws.com/role-arn"), timeout, interval).Should(Equal(b.Status.RoleArn))
+		Eventually(func() *iam.GetRoleOutput { return roleIn(iamB, b.Status.RoleName) }, timeout, interval).Should(BeNil())
+		Eventually(func() []v1alpha1.RoleReference { return getBinding(ns, "app").Status.OwnedRoles }, timeout, interval).
+			Should(ConsistOf(v1alpha1.RoleReference{Name: b.Status.RoleName, ID: b.Status.RoleID}))
+
+		By("and back: the operator's own role goes once B's serves the ServiceAccount")
+		relabel(ns, map[string]string{"team": key + "-b"})
+		Eventually(func() string { return getBinding(ns, "app").Status.Account }, timeout, interval).Should(Equal(accountB))
+		b = waitReady(ns, "app")
+		Eventually(roleGone(b.Status.RoleName), timeout, interval).Should(BeTrue())
+		Expect(roleIn(iamB, b.Status.RoleName)).NotTo(BeNil())
+
+		deleteBinding(ns, "app")
+		Expect(roleIn(iamB, b.Status.RoleName)).To(BeNil(), "deleting the binding deletes its role in account B")
+	})
+
+	It("reports a namespace two accounts select, and never guesses", func() {
+		key := "accounts-" + newNamespace()
+		newAccount(key+"-b", accountB, map[string]string{"team": key})
+		newAccount(key+"-c", accountC, map[string]string{"team": key})
+		ns := newNamespaceWithLabels(map[string]string{"team": key})
+		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal(v1alpha1.ReasonAccountConflict))
+		Expect(condition(ns, "app", v1alpha1.ConditionReady).Message).To(And(ContainSubstring(key+"-b"), ContainSubstring(key+"-c")))
+		name := getBinding(ns, "app").Status.RoleName
+		Expect(name).To(BeEmpty())
+		Eventually(func() []string {
+			a := &v1alpha1.PodIdentityAccount{}
+			Expect(k8s.Get(ctx, client.ObjectKey{Name: key + "-b"}, a)).To(Succeed())
+			return a.Status.ConflictingNamespaces
+		}, timeout, interval).Should(ContainElement(ns))
+		for _, c := range []*iam.Client{iamB, iamC} {
+			roles, err := c.ListRoles(ctx, &iam.ListRolesInput{})
+			Expect(err).NotTo(HaveOccurred())
+			for _, r := range roles.Roles {
+				Expect(aws.ToString(r.RoleName)).NotTo(ContainSubstring(ns), "no role anywhere for a contested namespace")
+			}
+		}
+		deleteBinding(ns, "app")
+	})
+
+	It("keeps a binding's roles when its account resource goes, and says why", func() {
+		key := "accounts-" + newNamespace()
+		acc := newAccount(key+"-b", accountB, map[string]string{"team": key})
+		Eventually(accountReady(key+"-b"), timeout, interval).Should(Equal("True/Assumed"))
+		ns := newNamespaceWithLabels(map[string]string{"team": key})
+		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
+		b := waitReady(ns, "app")
+		Expect(b.Status.Account).To(Equal(accountB))
+
+		Expect(k8s.Delete(ctx, acc)).To(Succeed())
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal(v1alpha1.ReasonAccountUnavailable))
+		Expect(condition(ns, "app", v1alpha1.ConditionReady).Message).To(ContainSubstring(accountB))
+		Consistently(func() *iam.GetRoleOutput { return roleIn(iamB, b.Status.RoleName) }, syncPeriod, interval).ShouldNot(BeNil())
+		_, err := getRole(b.Status.RoleName)
+		Expect(err).To(HaveOccurred(), "no role is created in the operator's account while B's still trusts the ServiceAccount")
+
+		By("the account comes back: the binding converges and deletes cleanly")
+		newAccount(key+"-b2", accountB, map[string]string{"team": key})
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal("True"))
+		deleteBinding(ns, "app")
+		Expect(roleIn(iamB, b.Status.RoleName)).To(BeNil())
+	})
+
+	It("reports an account whose role cannot be assumed, and the other accounts keep converging", func() {
+		key := "accounts-" + newNamespace()
+		c := newAccount(key+"-c", accountC, map[string]string{"team": key + "-c"})
+		proxy.DenyAssumeRole(c.Spec.RoleARN)
+		DeferCleanup(func() { proxy.DenyAssumeRole() })
+		newAccount(key+"-b", accountB, map[string]string{"team": key + "-b"})
+		Eventually(accountReady(key+"-c"), timeout, interval).Should(Equal("False/" + v1alpha1.ReasonAssumeRoleFailed))
+		nsC := newNamespaceWithLabels(map[string]string{"team": key + "-c"})
+		nsB := newNamespaceWithLabels(map[string]string{"team": key + "-b"})
+		Expect(k8s.Create(ctx, newBinding(nsC, "app", "app"))).To(Succeed())
+		Expect(k8s.Create(ctx, newBinding(nsB, "app", "app"))).To(Succeed())
+		Eventually(readyReason(nsC, "app"), timeout, interval).Should(Equal(v1alpha1.ReasonAccountUnavailable))
+		Expect(condition(nsC, "app", v1alpha1.ConditionReady).Message).To(ContainSubstring("AccessDenied"))
+		b := waitReady(nsB, "app")
+		Expect(b.Status.Account).To(Equal(accountB))
+		_, err := serviceAccount(nsC, "app")
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "nothing is bound in a namespace whose account is unavailable")
+
+		By("the trust is fixed: the binding converges in its account")
+		proxy.DenyAssumeRole()
+		// The account is looked at again every sync period; an edit makes it now.
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(c), c)).To(Succeed())
+		c.Spec.SessionName = "fixed"
+		Expect(k8s.Update(ctx, c)).To(Succeed())
+		Eventually(readyReason(nsC, "app"), timeout, interval).Should(Equal("True"))
+		Expect(strings.HasPrefix(getBinding(nsC, "app").Status.RoleArn, "arn:aws:iam::"+accountC+":role/")).To(BeTrue())
+		deleteBinding(nsC, "app")
+		deleteBinding(nsB, "app")
+	})
+})
