@@ -155,9 +155,34 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 		b = waitReady(ns, "app")
 		Eventually(roleGone(b.Status.RoleName), timeout, interval).Should(BeTrue())
 		Expect(roleIn(iamB, b.Status.RoleName)).NotTo(BeNil())
+		Eventually(func() []v1alpha1.RoleReference { return getBinding(ns, "app").Status.OwnedRoles }, timeout, interval).
+			Should(ConsistOf(v1alpha1.RoleReference{Name: b.Status.RoleName, Account: accountB, ID: b.Status.RoleID}))
 
 		deleteBinding(ns, "app")
 		Expect(roleIn(iamB, b.Status.RoleName)).To(BeNil(), "deleting the binding deletes its role in account B")
+	})
+
+	It("moves a binding of the operator's account into an account created for its namespace", func() {
+		key := "accounts-" + newNamespace()
+		ns := newNamespaceWithLabels(map[string]string{"team": key})
+		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
+		home := waitReady(ns, "app")
+		Expect(home.Status.Account).To(BeEmpty())
+		newAccount(key+"-b", accountB, map[string]string{"team": key})
+		Eventually(func() string { return getBinding(ns, "app").Status.Account }, timeout, interval).Should(Equal(accountB))
+		b := waitReady(ns, "app")
+		Eventually(roleGone(home.Status.RoleName), timeout, interval).Should(BeTrue())
+		Eventually(func() []v1alpha1.RoleReference { return getBinding(ns, "app").Status.OwnedRoles }, timeout, interval).
+			Should(ConsistOf(v1alpha1.RoleReference{Name: b.Status.RoleName, Account: accountB, ID: b.Status.RoleID}), func() string {
+				var out []string
+				for _, mf := range getBinding(ns, "app").ManagedFields {
+					out = append(out, mf.Manager+" "+mf.Subresource+" "+string(mf.FieldsV1.Raw))
+				}
+				return strings.Join(out, "\n")
+			})
+		Expect(annotation(ns, "app", "eks.amazonaws.com/role-arn")()).To(Equal(b.Status.RoleArn))
+		deleteBinding(ns, "app")
+		Expect(roleIn(iamB, b.Status.RoleName)).To(BeNil())
 	})
 
 	It("reports a namespace two accounts select, and never guesses", func() {

@@ -42,6 +42,11 @@ const (
 	defaultSteps  = 150
 	settleTimeout = 45 * time.Second
 	fuzzLabel     = "test.podidentity.io/invariants"
+	// fuzzAccount is the other AWS account of the sequence; the namespace
+	// is served by it while its PodIdentityAccount exists and the namespace
+	// carries fuzzAccountLabel.
+	fuzzAccount      = "444444444444"
+	fuzzAccountLabel = "test.podidentity.io/account"
 )
 
 // actionPool mixes allowed actions, built-in escalations and a typo.
@@ -94,6 +99,10 @@ type world struct {
 	guard     *fuzzGuardrail
 	log       []string
 	roleN     int
+	// iamB acts in fuzzAccount; account and labelled say whether the
+	// PodIdentityAccount exists and the namespace is labelled for it.
+	iamB              *iam.Client
+	account, labelled bool
 }
 
 func envUint(name string, def uint64) uint64 {
@@ -147,16 +156,110 @@ func newWorld(seed uint64) *world {
 		Expect(err).NotTo(HaveOccurred())
 		w.foreign[name] = snapshot(name)
 	}
+	w.iamB = iamIn(fuzzAccount)
+	_, err := testenv.RegisterOIDCProvider(ctx, w.iamB, issuerURL)
+	Expect(err).NotTo(HaveOccurred())
 	return w
 }
 
+// views are the accounts that may hold the namespace's roles.
+func (w *world) views() []accountView {
+	return []accountView{w.view(""), w.view(fuzzAccount)}
+}
+
+func (w *world) view(key string) accountView {
+	if key == "" || key == testenv.Account {
+		return accountView{key: "", c: iamc, provider: providerARN}
+	}
+	return accountView{key: key, c: w.iamB, provider: strings.Replace(providerARN, ":"+testenv.Account+":", ":"+key+":", 1)}
+}
+
+// changeAccount creates or deletes the namespace's PodIdentityAccount, or
+// labels or unlabels the namespace for it: an admin's steps.
+func (w *world) changeAccount() string {
+	if w.pick(2) == 0 {
+		return w.changeAccountResource()
+	}
+	w.labelled = !w.labelled
+	Eventually(func() error {
+		n := &corev1.Namespace{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: w.ns}, n); err != nil {
+			return err
+		}
+		if w.labelled {
+			n.Labels[fuzzAccountLabel] = w.ns
+		} else {
+			delete(n.Labels, fuzzAccountLabel)
+		}
+		return k8s.Update(ctx, n)
+	}, timeout, interval).Should(Succeed())
+	return fmt.Sprintf("label the namespace for the account: %v", w.labelled)
+}
+
+// changeAccountResource creates the namespace's PodIdentityAccount, or
+// deletes it.
+func (w *world) changeAccountResource() string {
+	a := &v1alpha1.PodIdentityAccount{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}
+	if w.account {
+		Expect(client.IgnoreNotFound(k8s.Delete(ctx, a))).To(Succeed())
+		w.account = false
+		return "delete the PodIdentityAccount"
+	}
+	a.Spec = v1alpha1.PodIdentityAccountSpec{AccountID: fuzzAccount, RoleARN: "arn:aws:iam::" + fuzzAccount + ":role/podidentity-operator",
+		NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{fuzzAccountLabel: w.ns}}}
+	Eventually(func() error { return client.IgnoreAlreadyExists(k8s.Create(ctx, a)) }, timeout, interval).Should(Succeed())
+	w.account = true
+	return "create the PodIdentityAccount"
+}
+
+// checkAccountBoundary: a Ready binding's roles are all in the account that
+// serves its namespace; a binding waiting for an account it cannot reach
+// (AccountUnavailable: its PodIdentityAccount was deleted) has created no
+// role elsewhere meanwhile.
+func (w *world) checkAccountBoundary(bs []v1alpha1.PodIdentityBinding, owners map[string]string) error {
+	serving := ""
+	if w.account && w.labelled {
+		serving = fuzzAccount
+	}
+	for _, b := range bs {
+		ready := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady)
+		switch {
+		case ready.Status == metav1.ConditionTrue:
+			if b.Status.Account != serving {
+				return fmt.Errorf("A1: binding %s is Ready with a role in account %q; its namespace is served by %q", b.Name, b.Status.Account, serving)
+			}
+			for _, o := range b.Status.OwnedRoles {
+				if o.Account != serving {
+					return fmt.Errorf("A1: Ready binding %s still owns role %s in account %q; its namespace is served by %q", b.Name, o.Name, o.Account, serving)
+				}
+			}
+		case ready.Reason == v1alpha1.ReasonAccountUnavailable:
+			if w.account {
+				return fmt.Errorf("A2: binding %s reports AccountUnavailable although its account's PodIdentityAccount exists: %s", b.Name, ready.Message)
+			}
+			for key, owner := range owners {
+				if owner == b.Name && !strings.HasPrefix(key, fuzzAccount+":") {
+					return fmt.Errorf("A2: binding %s cannot reach account %s yet has role %s elsewhere", b.Name, fuzzAccount, key)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 func (w *world) cleanup() {
+	if !w.account {
+		// Bindings with roles in the other account are deleted only while
+		// the operator can reach it (A2).
+		w.changeAccountResource()
+	}
 	list := &v1alpha1.PodIdentityBindingList{}
 	Expect(k8s.List(ctx, list, client.InNamespace(w.ns))).To(Succeed())
 	for _, b := range list.Items {
 		deleteBinding(w.ns, b.Name)
 	}
 	_ = client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}))
+	_ = client.IgnoreNotFound(k8s.Delete(ctx, &v1alpha1.PodIdentityAccount{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}))
 }
 
 func (w *world) pick(n int) int { return w.rng.IntN(n) }
@@ -213,7 +316,9 @@ func (w *world) step() string {
 		}
 		return ""
 	}
-	switch k := w.pick(25); {
+	switch k := w.pick(27); {
+	case k >= 25:
+		return w.changeAccount()
 	case k >= 20 && some != nil:
 		return w.hostile(some)
 	case k < 5 || some == nil:
@@ -513,9 +618,109 @@ func (w *world) check() error {
 		}
 	}
 
-	// Every role of this namespace in IAM.
+	// I1-I3 and I6 in every account that may hold the namespace's roles.
+	trusted := map[string]string{} // subject -> account:role
+	owners := map[string]string{}  // account:role -> binding
+	for _, v := range w.views() {
+		if err := w.checkRoles(v, bs, byName, trusted, owners); err != nil {
+			return err
+		}
+	}
+	if err := w.checkAccountBoundary(bs, owners); err != nil {
+		return err
+	}
+
+	if err := w.checkAssociations(byName); err != nil {
+		return err
+	}
+
+	// I5: each ServiceAccount's role annotation points at the role of the
+	// binding that holds it, or is absent.
+	sas := &corev1.ServiceAccountList{}
+	if err := k8s.List(ctx, sas, client.InNamespace(w.ns)); err != nil {
+		return err
+	}
+	holders := map[string]string{}
+	for _, b := range bs {
+		if sa := b.Status.ServiceAccountName; sa != "" {
+			if other, dup := holders[sa]; dup {
+				return fmt.Errorf("I5: ServiceAccount %s is held by bindings %s and %s", sa, other, b.Name)
+			}
+			holders[sa] = b.Name
+		}
+	}
+	for _, sa := range sas.Items {
+		arn, ok := sa.Annotations[roleARNAnnot]
+		if !ok {
+			continue
+		}
+		holder := byName[holders[sa.Name]]
+		if holder == nil {
+			// Only a binding deleted with Retain leaves its annotation, and
+			// then the role is a Retain record.
+			r, err := w.view(strings.Split(arn, ":")[4]).role(arn[strings.LastIndex(arn, "/")+1:])
+			if err != nil || tagOf(r, "podidentity.io/retained") != "true" {
+				return fmt.Errorf("I5: ServiceAccount %s is annotated with %s but no binding holds it and the role is not retained (%v)", sa.Name, arn, err)
+			}
+			continue
+		}
+		if arn != holder.Status.RoleArn {
+			return fmt.Errorf("I5: ServiceAccount %s is annotated with %s; its binding %s has role %s", sa.Name, arn, holder.Name, holder.Status.RoleArn)
+		}
+		if holder.Status.Identity == v1alpha1.IdentityEKSPodIdentity {
+			return fmt.Errorf("I5: ServiceAccount %s keeps the IRSA annotation %s while its binding %s uses EKS Pod Identity", sa.Name, arn, holder.Name)
+		}
+		if _, err := w.view(holder.Status.Account).role(holder.Status.RoleName); err != nil {
+			return fmt.Errorf("I5: ServiceAccount %s points at role %s of account %q: %v", sa.Name, holder.Status.RoleName, holder.Status.Account, err)
+		}
+	}
+	return nil
+}
+
+// accountView is how the invariant check reads one AWS account: its IAM
+// client and the cluster's OIDC provider as registered there.
+type accountView struct {
+	key      string // "" the operator's own account
+	c        *iam.Client
+	provider string
+}
+
+func (v accountView) role(name string) (*types.Role, error) {
+	out, err := v.c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+	if err != nil {
+		return nil, err
+	}
+	return out.Role, nil
+}
+
+func (v accountView) inlineNames(name string) []string {
+	out, err := v.c.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(name)})
+	if err != nil {
+		return nil
+	}
+	return out.PolicyNames
+}
+
+func (v accountView) describe(name string) string {
+	if v.key == "" {
+		return snapshot(name)
+	}
+	r, err := v.role(name)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return fmt.Sprintf("account=%s id=%s trust=%v tags=%v", v.key, aws.ToString(r.RoleId), decoded(r.AssumeRolePolicyDocument), r.Tags)
+}
+
+// checkRoles verifies I1, I2, I3 and I6 for the namespace's roles in one
+// account. trusted (subject -> account:role) is shared by every account, so
+// a ServiceAccount trusted by roles in two accounts breaks I2; owners
+// collects account:role -> the binding its tags name.
+func (w *world) checkRoles(v accountView, bs []v1alpha1.PodIdentityBinding, byName map[string]*v1alpha1.PodIdentityBinding,
+	trusted, owners map[string]string) error {
+	// Every role of this namespace in the account.
 	var roles []types.Role
-	pages := iam.NewListRolesPaginator(iamc, &iam.ListRolesInput{})
+	pages := iam.NewListRolesPaginator(v.c, &iam.ListRolesInput{})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
@@ -527,12 +732,11 @@ func (w *world) check() error {
 			}
 		}
 	}
-	trusted := map[string]string{} // subject -> role
 	sub := strings.TrimPrefix(issuerURL, "https://") + ":sub"
 	sub2 := issuerKey() + ":sub"
 	for _, listed := range roles {
 		name := aws.ToString(listed.RoleName)
-		r, err := getRole(name)
+		r, err := v.role(name)
 		var nse *types.NoSuchEntityException
 		if errors.As(err, &nse) {
 			continue
@@ -541,10 +745,13 @@ func (w *world) check() error {
 			return err
 		}
 		if tagOf(r, "podidentity.io/cluster") != clusterName {
-			return fmt.Errorf("role %s in this namespace's names carries no ownership tag for this cluster: %s", name, snapshot(name))
+			return fmt.Errorf("role %s in this namespace's names carries no ownership tag for this cluster: %s", name, v.describe(name))
 		}
 		if tagOf(r, "podidentity.io/retained") == "true" {
 			continue // a Retain record: outside the operator's management
+		}
+		if owners != nil {
+			owners[v.key+":"+name] = tagOf(r, "podidentity.io/binding")
 		}
 		// I6, from IAM alone: its tags name a live binding of this namespace.
 		if tagOf(r, "podidentity.io/namespace") != w.ns || byName[tagOf(r, "podidentity.io/binding")] == nil {
@@ -555,7 +762,7 @@ func (w *world) check() error {
 		var owner *v1alpha1.PodIdentityBinding
 		for i := range bs {
 			for _, o := range bs[i].Status.OwnedRoles {
-				if o.Name == name && o.ID == aws.ToString(r.RoleId) {
+				if o.Name == name && o.Account == v.key && o.ID == aws.ToString(r.RoleId) {
 					if owner != nil {
 						return fmt.Errorf("I1: role %s is claimed by bindings %s and %s", name, owner.Name, bs[i].Name)
 					}
@@ -564,7 +771,7 @@ func (w *world) check() error {
 			}
 		}
 		if owner == nil {
-			return fmt.Errorf("I1: role %s (id %s) belongs to no live binding and is not retained: %s", name, aws.ToString(r.RoleId), snapshot(name))
+			return fmt.Errorf("I1: role %s (id %s) belongs to no live binding and is not retained: %s", name, aws.ToString(r.RoleId), v.describe(name))
 		}
 		if tagOf(r, "podidentity.io/namespace") != w.ns || tagOf(r, "podidentity.io/binding") != owner.Name {
 			return fmt.Errorf("I1: role %s's ownership tags do not name its binding %s: %v", name, owner.Name, r.Tags)
@@ -574,8 +781,9 @@ func (w *world) check() error {
 		// current one, and no other role trusts it, whatever the mechanism:
 		// evaluated as STS would for every ServiceAccount of the namespace.
 		// (None for a parked role.)
-		if got := w.usableBy(aws.ToString(r.AssumeRolePolicyDocument)); len(got) > 1 ||
-			len(got) == 1 && (got[0] != owner.Status.ServiceAccountName || name != owner.Status.RoleName) {
+		current := name == owner.Status.RoleName && v.key == owner.Status.Account
+		if got := w.usableBy(aws.ToString(r.AssumeRolePolicyDocument), v.provider); len(got) > 1 ||
+			len(got) == 1 && (got[0] != owner.Status.ServiceAccountName || !current) {
 			return fmt.Errorf("I2: role %s can be obtained by ServiceAccounts %v; its binding %s uses role %q with ServiceAccount %q",
 				name, got, owner.Name, owner.Status.RoleName, owner.Status.ServiceAccountName)
 		}
@@ -610,13 +818,13 @@ func (w *world) check() error {
 				return fmt.Errorf("I2: role %s trusts %d subjects: %v", name, len(subs), eq)
 			}
 			want := "system:serviceaccount:" + w.ns + ":" + owner.Status.ServiceAccountName
-			if name != owner.Status.RoleName || subs[0] != want {
+			if !current || subs[0] != want {
 				return fmt.Errorf("I2: role %s trusts %s; its binding %s uses role %q with ServiceAccount %q", name, subs[0], owner.Name, owner.Status.RoleName, owner.Status.ServiceAccountName)
 			}
 			if other, dup := trusted[subs[0]]; dup {
-				return fmt.Errorf("I2: %s is trusted by roles %s and %s", subs[0], other, name)
+				return fmt.Errorf("I2: %s is trusted by roles %s and %s (across accounts)", subs[0], other, v.key+":"+name)
 			}
-			trusted[subs[0]] = name
+			trusted[subs[0]] = v.key + ":" + name
 		}
 		if allows > 1 {
 			return fmt.Errorf("I2: role %s has %d Allow statements in its trust", name, allows)
@@ -629,11 +837,11 @@ func (w *world) check() error {
 				specActions[strings.ToLower(a)] = true
 			}
 		}
-		for _, pn := range inlinePolicyNamesOrNil(name) {
+		for _, pn := range v.inlineNames(name) {
 			if pn != permsPolicy {
 				return fmt.Errorf("I3: role %s has the inline policy %s, which no binding declares", name, pn)
 			}
-			out, err := iamc.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(pn)})
+			out, err := v.c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(pn)})
 			if err != nil {
 				return err
 			}
@@ -663,7 +871,7 @@ func (w *world) check() error {
 				}
 			}
 		}
-		attached, err := iamc.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
+		attached, err := v.c.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
 		if err != nil {
 			return err // the operator may be deleting it: look again
 		}
@@ -678,50 +886,6 @@ func (w *world) check() error {
 		}
 	}
 
-	if err := w.checkAssociations(byName); err != nil {
-		return err
-	}
-
-	// I5: each ServiceAccount's role annotation points at the role of the
-	// binding that holds it, or is absent.
-	sas := &corev1.ServiceAccountList{}
-	if err := k8s.List(ctx, sas, client.InNamespace(w.ns)); err != nil {
-		return err
-	}
-	holders := map[string]string{}
-	for _, b := range bs {
-		if sa := b.Status.ServiceAccountName; sa != "" {
-			if other, dup := holders[sa]; dup {
-				return fmt.Errorf("I5: ServiceAccount %s is held by bindings %s and %s", sa, other, b.Name)
-			}
-			holders[sa] = b.Name
-		}
-	}
-	for _, sa := range sas.Items {
-		arn, ok := sa.Annotations[roleARNAnnot]
-		if !ok {
-			continue
-		}
-		holder := byName[holders[sa.Name]]
-		if holder == nil {
-			// Only a binding deleted with Retain leaves its annotation, and
-			// then the role is a Retain record.
-			r, err := getRole(arn[strings.LastIndex(arn, "/")+1:])
-			if err != nil || tagOf(r, "podidentity.io/retained") != "true" {
-				return fmt.Errorf("I5: ServiceAccount %s is annotated with %s but no binding holds it and the role is not retained (%v)", sa.Name, arn, err)
-			}
-			continue
-		}
-		if arn != holder.Status.RoleArn {
-			return fmt.Errorf("I5: ServiceAccount %s is annotated with %s; its binding %s has role %s", sa.Name, arn, holder.Name, holder.Status.RoleArn)
-		}
-		if holder.Status.Identity == v1alpha1.IdentityEKSPodIdentity {
-			return fmt.Errorf("I5: ServiceAccount %s keeps the IRSA annotation %s while its binding %s uses EKS Pod Identity", sa.Name, arn, holder.Name)
-		}
-		if _, err := getRole(holder.Status.RoleName); err != nil {
-			return fmt.Errorf("I5: ServiceAccount %s points at role %s: %v", sa.Name, holder.Status.RoleName, err)
-		}
-	}
 	return nil
 }
 
@@ -734,12 +898,12 @@ func (w *world) identity() v1alpha1.Identity {
 // sa0-sa2) whose pods could obtain a role with this trust policy, through
 // IRSA (a web identity token with the default audience) or EKS Pod Identity
 // (EKS's session tags for this cluster), evaluated by testenv.TrustAllows.
-func (w *world) usableBy(trust string) []string {
+func (w *world) usableBy(trust, provider string) []string {
 	var out []string
 	for i := range 3 {
 		sa := fmt.Sprintf("sa%d", i)
 		for _, req := range []testenv.TrustRequest{
-			{PrincipalType: "Federated", Principal: providerARN, Actions: []string{"sts:AssumeRoleWithWebIdentity"},
+			{PrincipalType: "Federated", Principal: provider, Actions: []string{"sts:AssumeRoleWithWebIdentity"},
 				Context: map[string]string{issuerKey() + ":sub": "system:serviceaccount:" + w.ns + ":" + sa, issuerKey() + ":aud": "sts.amazonaws.com"}},
 			{PrincipalType: "Service", Principal: testenv.PodIdentityService, Actions: []string{"sts:AssumeRole", "sts:TagSession"},
 				Context: map[string]string{"aws:SourceAccount": testenv.Account, "aws:RequestTag/eks-cluster-arn": eksClusterARN(),

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -896,4 +898,82 @@ func newBed(t *testing.T) (root, readme string, moto *testenv.Moto, sh shell) {
 	sh = shell{root: root, path: tools(t), env: []string{"AWS_ENDPOINT_URL=" + moto.URL, "AWS_ACCESS_KEY_ID=testing",
 		"AWS_SECRET_ACCESS_KEY=testing", "AWS_PAGER=", "HOME=" + t.TempDir()}}
 	return root, string(raw), moto, sh
+}
+
+// TestDocumentedAccountSetup runs the README's "Many AWS accounts" setup as
+// written, after its IAM setup: the first block with credentials of the
+// target account (moto's accounts: credentials from sts:AssumeRole act
+// there), the second with the operator account's, and reads back what they
+// made in each account.
+func TestDocumentedAccountSetup(t *testing.T) {
+	_, readme, moto, sh := newBed(t)
+	const target = "222222222222"
+	ctx := context.Background()
+	stsc := sts.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")},
+		func(o *sts.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+	out, err := stsc.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::" + target + ":role/admin"), RoleSessionName: aws.String("admin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := out.Credentials
+	asTarget := fmt.Sprintf("export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_SESSION_TOKEN=%s\n",
+		aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken))
+	asOperatorAccount := "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing; unset AWS_SESSION_TOKEN\n"
+	sh.run(t, `aws --region us-east-1 eks create-cluster --name prod --role-arn arn:aws:iam::123456789012:role/eks-cluster \
+  --resources-vpc-config subnetIds=subnet-00000001 >/dev/null`)
+	sh.run(t, block(t, readme, "sh", "# Setup on EKS: which cluster, and its service-account issuer")+
+		block(t, readme, "sh", "# Setup: OIDC provider, permissions boundary, the operator's role")+
+		asTarget+block(t, readme, "sh", "# Many accounts: in each target account, with its credentials")+
+		asOperatorAccount+block(t, readme, "sh", "# Many accounts: in the operator's own account"))
+
+	home := iamClient(t, moto.URL)
+	inTarget := iam.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(
+		aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken))},
+		func(o *iam.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+	decode := func(doc *string) string {
+		s, err := url.QueryUnescape(aws.ToString(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	role, err := inTarget.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("podidentity-operator-prod")})
+	if err != nil {
+		t.Fatalf("the account block made no role in the target account: %v", err)
+	}
+	if got := aws.ToString(role.Role.Arn); got != "arn:aws:iam::"+target+":role/podidentity-operator-prod" {
+		t.Errorf("account role %s", got)
+	}
+	trust := decode(role.Role.AssumeRolePolicyDocument)
+	for _, want := range []string{`"arn:aws:iam::123456789012:role/podidentity-operator-prod"`, `"sts:ExternalId":"prod-cluster"`} {
+		if !strings.Contains(strings.ReplaceAll(trust, " ", ""), want) {
+			t.Errorf("the account role's trust lacks %s: %s", want, trust)
+		}
+	}
+	pol, err := inTarget.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("podidentity-operator-prod"), PolicyName: aws.String("podidentity-operator")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := decode(pol.PolicyDocument); !strings.Contains(text, "arn:aws:iam::"+target+":policy/podidentity-boundary-prod") ||
+		!strings.Contains(text, "arn:aws:iam::"+target+":role/podidentity/*") || strings.Contains(text, "${") || strings.Contains(text, "123456789012") {
+		t.Errorf("the account role's policy is not this account's: %s", text)
+	}
+	providers, err := inTarget.ListOpenIDConnectProviders(ctx, &iam.ListOpenIDConnectProvidersInput{})
+	if err != nil || len(providers.OpenIDConnectProviderList) != 1 ||
+		!strings.HasPrefix(aws.ToString(providers.OpenIDConnectProviderList[0].Arn), "arn:aws:iam::"+target+":oidc-provider/") {
+		t.Errorf("the cluster's issuer is not registered in the target account: %+v %v", providers, err)
+	}
+	if _, err := inTarget.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String("arn:aws:iam::" + target + ":policy/podidentity-boundary-prod")}); err != nil {
+		t.Errorf("no boundary in the target account: %v", err)
+	}
+
+	assume, err := home.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("podidentity-operator-prod"), PolicyName: aws.String("assume-account-" + target)})
+	if err != nil {
+		t.Fatalf("the operator's role may not assume the account role: %v", err)
+	}
+	if text := strings.ReplaceAll(decode(assume.PolicyDocument), " ", ""); !strings.Contains(text, `"Resource":"arn:aws:iam::`+target+`:role/podidentity-operator-prod"`) ||
+		!strings.Contains(text, `"Action":"sts:AssumeRole"`) {
+		t.Errorf("the operator's assume policy: %s", text)
+	}
 }

@@ -399,6 +399,9 @@ func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, 
 	for name, id := range p.Owned {
 		recordOwned(b, name, id)
 	}
+	for _, key := range p.Forget {
+		forgetOwned(b, key)
+	}
 	wasSynced := isTrueForGeneration(b, v1alpha1.ConditionRoleSynced)
 	arns := map[string]string{}
 	for name, obs := range in.Roles {
@@ -497,7 +500,7 @@ func (r *Reconciler) report(ctx context.Context, b *v1alpha1.PodIdentityBinding,
 	} else {
 		r.event(b, corev1.EventTypeWarning, vocab.EventReason(p.Reason), p.Message)
 	}
-	return r.resyncBinding(b)
+	return r.resyncBinding(ctx, b)
 }
 
 // bindError is a failed bind of the plan's ServiceAccount.
@@ -694,7 +697,7 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 	case errors.As(err, &conflict):
 		setFailed(b, v1alpha1.ReasonAssociationConflict, conflict.Error(), v1alpha1.ConditionServiceAccountSynced)
 		r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAssociationConflict, conflict.Error())
-		return r.resyncBinding(b), nil
+		return r.resyncBinding(ctx, b), nil
 	case errors.As(err, &eksErr):
 		if awsiam.Classify(eksErr.err) == awsiam.Terminal {
 			msg := "EKS rejected the request: " + eksErr.op + ": " + awsiam.Message(eksErr.err)
@@ -734,16 +737,17 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 	return ctrl.Result{}, err
 }
 
-// resync is when a reconciled binding is looked at again without an event:
-// never when the drift sweep watches its roles (it enqueues the binding when
-// IAM differs), otherwise after the sync period.
-// resyncBinding is resync for one binding: with the sweep, a binding bound
-// by an EKS pod identity association is still re-read once per sync period,
-// because EKS lists associations without their role or session-tag setting
-// (the sweep catches missing and replaced ones in its pages; a changed
-// role needs a Describe per association).
-func (r *Reconciler) resyncBinding(b *v1alpha1.PodIdentityBinding) ctrl.Result {
-	if r.Sweep != nil && b.Status.Identity != v1alpha1.IdentityEKSPodIdentity && b.Status.Account == accounts.Home {
+// resyncBinding is when a reconciled binding is looked at again without an
+// event: never when the drift sweep watches its roles (it enqueues the
+// binding when IAM differs), otherwise after the sync period. The sweep
+// reads only the operator's own account, so a binding with a role in, or
+// a namespace served by, another account is re-read every period; so is a
+// binding bound by an EKS pod identity association, because EKS lists
+// associations without their role or session-tag setting (the sweep
+// catches missing and replaced ones in its pages; a changed role needs a
+// Describe per association).
+func (r *Reconciler) resyncBinding(ctx context.Context, b *v1alpha1.PodIdentityBinding) ctrl.Result {
+	if r.Sweep != nil && b.Status.Identity != v1alpha1.IdentityEKSPodIdentity && r.inHome(ctx, b) {
 		return ctrl.Result{}
 	}
 	return ctrl.Result{RequeueAfter: r.requeueAfter()}

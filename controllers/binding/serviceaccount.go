@@ -74,6 +74,11 @@ func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIden
 	owned := !exists || createdBy(sa, b)
 	want := desiredAnnotations(b, roleARN)
 
+	if roleARN == "" && exists {
+		if err := r.dropForeignRoleARN(ctx, b, sa); err != nil {
+			return err
+		}
+	}
 	if exists && inSync(sa, b, want, owned) {
 		return nil
 	}
@@ -95,6 +100,27 @@ func (r *Reconciler) syncServiceAccount(ctx context.Context, b *v1alpha1.PodIden
 		r.event(b, corev1.EventTypeNormal, vocab.EventServiceAccountUpdated, fmt.Sprintf("%s ServiceAccount %s with role ARN %s", verb, key.Name, roleARN))
 	}
 	logf.FromContext(ctx).Info("ServiceAccount "+verb, "serviceAccount", key.Name)
+	return nil
+}
+
+// dropForeignRoleARN removes an IRSA role annotation that this binding did
+// not set from a ServiceAccount it binds with EKS Pod Identity (a Retain
+// record's, say): its pods would get a web identity token for that role,
+// which the AWS SDK prefers to Pod Identity's credentials. A merge patch
+// guarded by the resourceVersion, since server-side apply cannot remove
+// another manager's field.
+func (r *Reconciler) dropForeignRoleARN(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa *metav1.PartialObjectMetadata) error {
+	foreign, ok := sa.Annotations[vocab.AnnotationRoleARN]
+	if !ok || ownsAnnotation(sa, b, vocab.AnnotationRoleARN) {
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"annotations":{%q:null}}}`, sa.ResourceVersion, vocab.AnnotationRoleARN)
+	if err := r.Patch(ctx, sa, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		return fmt.Errorf("removing the IRSA annotation of ServiceAccount %s: %w", sa.Name, err)
+	}
+	r.event(b, corev1.EventTypeWarning, vocab.EventServiceAccountUpdated, fmt.Sprintf(
+		"removed %s=%s, which this binding did not set, from ServiceAccount %s: with EKS Pod Identity its pods must not get a web identity token for another role",
+		vocab.AnnotationRoleARN, foreign, sa.Name))
 	return nil
 }
 

@@ -308,6 +308,9 @@ func needsReconcile(b *v1alpha1.PodIdentityBinding, p planner.Plan) bool {
 			return true
 		}
 	}
+	if len(p.Forget) > 0 {
+		return true
+	}
 	ready := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady)
 	if ready == nil || ready.ObservedGeneration != b.Generation {
 		return true

@@ -189,7 +189,7 @@ func TestRelease(t *testing.T) {
 			t.Errorf("installer image = %q", o.Spec.Template.Spec.Containers[0].Image)
 		}
 	}
-	for kind, n := range map[string]int{"CustomResourceDefinition": 2, "Deployment": 1, "ValidatingWebhookConfiguration": 1, "PodDisruptionBudget": 1, "Namespace": 1} {
+	for kind, n := range map[string]int{"CustomResourceDefinition": 3, "Deployment": 1, "ValidatingWebhookConfiguration": 1, "PodDisruptionBudget": 1, "Namespace": 1} {
 		if kinds[kind] != n {
 			t.Errorf("installer has %d %s, want %d (all: %v)", kinds[kind], kind, n, kinds)
 		}

@@ -134,8 +134,12 @@ type Plan struct {
 	// DeletionPolicy is the one in effect: spec.deletionPolicy, or Delete
 	// when a guardrail forbids Retain.
 	DeletionPolicy v1alpha1.DeletionPolicy
-	// Owned lists the observed roles the binding owns (name -> ID).
+	// Owned lists the observed roles the binding owns (key -> ID).
 	Owned map[string]string
+	// Forget lists roles status records as owned that IAM no longer has
+	// (deleted out of band, or re-recorded from a stale copy after the
+	// operator deleted them): the record goes, nothing else happens.
+	Forget []string
 }
 
 // Bind makes the pods of ServiceAccount obtain the plan's Current role with
@@ -504,6 +508,18 @@ func (s *situation) finish(p Plan) Plan {
 	p.Owned = map[string]string{}
 	for name, o := range s.owned {
 		p.Owned[name] = o.ID
+	}
+	creating := map[string]bool{}
+	for _, a := range p.Before {
+		if a.Op == OpCreate {
+			creating[a.Name] = true
+		}
+	}
+	for _, r := range b.Status.OwnedRoles {
+		key := Key(r.Account, r.Name)
+		if o, seen := s.in.Roles[key]; seen && o == nil && !creating[key] {
+			p.Forget = append(p.Forget, key)
+		}
 	}
 	bound := Bound(cfg, b)
 	switch {

@@ -755,3 +755,15 @@ func mustJSON(t *testing.T, d policy.Document) []byte {
 	}
 	return []byte(s)
 }
+
+// A role status records that IAM no longer has is forgotten (only the
+// record); the role being created under a recorded name is not.
+func TestForgetsRecordsOfVanishedRoles(t *testing.T) {
+	b := withStatus(binding("ns", "app", "app", "dynamodb:GetItem"), "dev_ns_app", "AROA1", "app")
+	b.Status.OwnedRoles = append(b.Status.OwnedRoles, v1alpha1.RoleReference{Name: "dev_ns_app", Account: "222222222222", ID: "AROAB"})
+	p := Compute(Input{Binding: b, Config: cfg, Guard: checker, Managed: guard.Managed{},
+		Roles: map[string]*role.Observed{"dev_ns_app": nil, Key("222222222222", "dev_ns_app"): nil}})
+	if !slices.Equal(p.Forget, []string{Key("222222222222", "dev_ns_app")}) || ops(p.Before)["dev_ns_app"] != OpCreate {
+		t.Errorf("forget %v, before %v", p.Forget, ops(p.Before))
+	}
+}
