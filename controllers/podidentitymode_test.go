@@ -147,6 +147,7 @@ var _ = Describe("EKS Pod Identity bindings", func() {
 		Expect(k8s.Create(ctx, podIdentityBinding(ns, "app", "app"))).To(Succeed())
 		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal(v1alpha1.ReasonAssociationConflict))
 		Consistently(associationRole(ns, "app"), syncPeriod, interval).Should(HaveSuffix(":role/theirs"))
+		Expect(roleGone(roleNameFor(ns, "app"))()).To(BeTrue(), "no role trusts a ServiceAccount the binding cannot hold")
 
 		By("the other association goes: the binding creates its own")
 		_, err = eksc.DeletePodIdentityAssociation(ctx, &eks.DeletePodIdentityAssociationInput{ClusterName: aws.String(clusterName),

@@ -44,12 +44,20 @@ type binder interface {
 	unbind(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa string, mode releaseMode) error
 }
 
-// binderFor is the binder of a mechanism.
-func (r *Reconciler) binderFor(kind identity.Kind) binder {
+// binderFor is the binder of a mechanism; looked is the association gather
+// already read (nil: none read).
+func (r *Reconciler) binderFor(kind identity.Kind, looked *lookedUp) binder {
 	if kind == identity.KindEKSPodIdentity && r.Associations != nil {
-		return podIdentityBinder{r}
+		return podIdentityBinder{r: r, looked: looked}
 	}
 	return irsaBinder{r}
+}
+
+// lookedUp is a ServiceAccount's association as gather read it (a nil
+// association: none).
+type lookedUp struct {
+	sa string
+	a  *eksassoc.Association
 }
 
 // release lets go of the ServiceAccounts with every binder that may have
@@ -57,7 +65,7 @@ func (r *Reconciler) binderFor(kind identity.Kind) binder {
 func (r *Reconciler) release(ctx context.Context, b *v1alpha1.PodIdentityBinding, sas []string, mode releaseMode, kinds ...identity.Kind) error {
 	for _, k := range kinds {
 		for _, sa := range sas {
-			if err := r.binderFor(k).unbind(ctx, b, sa, mode); err != nil {
+			if err := r.binderFor(k, nil).unbind(ctx, b, sa, mode); err != nil {
 				return err
 			}
 		}
@@ -83,7 +91,10 @@ func (irsaBinder) unbind(context.Context, *v1alpha1.PodIdentityBinding, string, 
 // maps it to the role with an EKS pod identity association that carries
 // the binding's ownership tags and has session tags enabled (the role's
 // trust requires them). An association it does not own is never touched.
-type podIdentityBinder struct{ r *Reconciler }
+type podIdentityBinder struct {
+	r      *Reconciler
+	looked *lookedUp
+}
 
 // associationConflict: the ServiceAccount has an association the binding
 // does not own.
@@ -163,6 +174,9 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 // lookup finds the ServiceAccount's association: by the ID status records
 // (one Describe, the steady case), else by listing the ServiceAccount's.
 func (p podIdentityBinder) lookup(ctx context.Context, b *v1alpha1.PodIdentityBinding, sa string) (*eksassoc.Association, error) {
+	if p.looked != nil && p.looked.sa == sa {
+		return p.looked.a, nil
+	}
 	if id := b.Status.AssociationID; id != "" && b.Status.ServiceAccountName == sa {
 		a, err := p.r.Associations.Get(ctx, id)
 		if err != nil || a != nil && a.Namespace == b.Namespace && a.ServiceAccount == sa {

@@ -630,6 +630,9 @@ func TestReconcilePodIdentity(t *testing.T) {
 		if a, _ := u.assocs.Get(context.Background(), foreign.ID); a.RoleARN != foreign.RoleARN || u.assocs.calls["Converge"] != 0 {
 			t.Errorf("the foreign association was changed: %+v", a)
 		}
+		if u.roles.calls["Create"] != 0 {
+			t.Errorf("a role was created for a ServiceAccount the binding cannot hold: %v", u.roles.calls)
+		}
 	})
 
 	t.Run("EKS failures", func(t *testing.T) {

@@ -41,6 +41,7 @@ import (
 	"github.com/podidentity/podidentity-operator/internal/bindingindex"
 	"github.com/podidentity/podidentity-operator/internal/bindingstatus"
 	"github.com/podidentity/podidentity-operator/internal/guard"
+	"github.com/podidentity/podidentity-operator/internal/identity"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/planner"
 	"github.com/podidentity/podidentity-operator/internal/role"
@@ -269,10 +270,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 // gather reads everything the planner needs: guardrails, the spec's managed
 // policy documents, the ServiceAccount's holder and every candidate role.
 // It has no side effects.
-func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding) (planner.Input, map[string]acct, error) {
+func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding) (planner.Input, gathered, error) {
 	cur, others, err := r.accountsOf(ctx, b)
 	if err != nil {
-		return planner.Input{Binding: b}, nil, err
+		return planner.Input{Binding: b}, gathered{}, err
 	}
 	route := map[string]acct{cur.key: cur}
 	for k, a := range others {
@@ -290,7 +291,32 @@ func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding)
 		return route[account].roles.Observe(ctx, name)
 	}
 	in, err := r.gatherWith(ctx, b, cur, others, observe, cur.policies)
-	return in, route, err
+	if err != nil {
+		return in, gathered{}, err
+	}
+	g := gathered{route: route}
+	// An association of the ServiceAccount that the binding does not own
+	// means it cannot hold the ServiceAccount with EKS Pod Identity: the
+	// planner must know before any role trusts it.
+	if r.Associations != nil && b.DeletionTimestamp.IsZero() && cur.config.Mechanism(b).Kind() == identity.KindEKSPodIdentity {
+		sa := b.Spec.ServiceAccountName
+		a, err := podIdentityBinder{r: r}.lookup(ctx, b, sa)
+		if err != nil {
+			return in, gathered{}, eksFailed("reading the EKS pod identity association of "+sa, err)
+		}
+		g.assoc = &lookedUp{sa: sa, a: a}
+		if a != nil && !ownsAssociation(r.Config, a, b) {
+			in.ForeignAssociation = associationConflict{sa: sa, id: a.ID, roleARN: a.RoleARN}.Error()
+		}
+	}
+	return in, g, nil
+}
+
+// gathered is what a reconcile read besides the planner's input: how to
+// reach each account, and the association it looked up.
+type gathered struct {
+	route map[string]acct
+	assoc *lookedUp
 }
 
 // AbsenceKnower knows that a role does not exist without reading IAM
@@ -381,13 +407,13 @@ func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBind
 // converge gathers, plans, applies and reports. Every path of a binding
 // (normal, conflicts, invalid spec, deletion) goes through it.
 func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBinding) (ctrl.Result, error) {
-	in, route, err := r.gather(ctx, b)
+	in, g, err := r.gather(ctx, b)
 	if err != nil {
 		return r.failure(ctx, b, err)
 	}
 	p := planner.Compute(in)
 	logf.FromContext(ctx).V(1).Info("planned", "policy", p.Policy, "current", p.Current, "reason", p.Reason)
-	if err := r.apply(ctx, b, in, p, route); err != nil {
+	if err := r.apply(ctx, b, in, p, g); err != nil {
 		return r.failure(ctx, b, err)
 	}
 	return r.report(ctx, b, p), nil
@@ -395,7 +421,8 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 
 // apply makes the plan's steps in order and records in status what each
 // step changed as soon as it did; it stops at the first error.
-func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, in planner.Input, p planner.Plan, route map[string]acct) error {
+func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, in planner.Input, p planner.Plan, g gathered) error {
+	route := g.route
 	for name, id := range p.Owned {
 		recordOwned(b, name, id)
 	}
@@ -439,11 +466,11 @@ func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, 
 		// ServiceAccount (RoleCreated): binding the ServiceAccount to it is
 		// part of that, not a second event.
 		announce := in.Roles[p.Current] != nil
-		if err := r.binderFor(p.Bind.Identity).bind(ctx, b, p.Bind.ServiceAccount, arn, announce); err != nil {
+		if err := r.binderFor(p.Bind.Identity, g.assoc).bind(ctx, b, p.Bind.ServiceAccount, arn, announce); err != nil {
 			return bindError{sa: p.Bind.ServiceAccount, err: err}
 		}
 		for _, k := range p.Bind.Unbind {
-			if err := r.binderFor(k).unbind(ctx, b, p.Bind.ServiceAccount, release); err != nil {
+			if err := r.binderFor(k, nil).unbind(ctx, b, p.Bind.ServiceAccount, release); err != nil {
 				return err
 			}
 		}

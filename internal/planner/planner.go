@@ -48,6 +48,11 @@ type Input struct {
 	// role IAM's ownership tags name for the binding, to what IAM has (nil:
 	// no role).
 	Roles map[string]*role.Observed
+	// ForeignAssociation, when set, says why the binding cannot hold its
+	// ServiceAccount with EKS Pod Identity: the ServiceAccount has an
+	// association the binding does not own (a Retain record, someone
+	// else's), which the operator never overwrites.
+	ForeignAssociation string
 	// Provider is what IAM says about the cluster's OIDC provider; nil when
 	// it is not checked.
 	Provider *oidcprovider.State
@@ -364,13 +369,18 @@ func serviceAccountHeld(s *situation) (Plan, bool) {
 	if len(s.check.Invalid) > 0 && in.CurrentHolder != "" {
 		holder, contested = in.CurrentHolder, currentServiceAccount(b)
 	}
-	if holder == "" {
+	foreign := holder == "" && in.ForeignAssociation != "" && len(s.check.Invalid) == 0 &&
+		in.Config.Mechanism(s.effective()).Kind() == identity.KindEKSPodIdentity
+	if holder == "" && !foreign {
 		return Plan{}, false
 	}
-	p := Plan{Reason: v1alpha1.ReasonServiceAccountConflict}
 	fate := "deleted"
 	if s.retain() {
 		fate = "stripped of every permission and trust"
+	}
+	p := Plan{Reason: v1alpha1.ReasonServiceAccountConflict}
+	if foreign {
+		p.Reason = v1alpha1.ReasonAssociationConflict
 	}
 	for _, n := range s.ownedExcept("") {
 		if s.retain() {
@@ -381,6 +391,9 @@ func serviceAccountHeld(s *situation) (Plan, bool) {
 	}
 	p.Message = fmt.Sprintf("ServiceAccount %s is already bound by PodIdentityBinding %s (the older binding wins); point this binding at another ServiceAccount or delete one of them. Until then this binding's roles are %s",
 		contested, holder, fate)
+	if foreign {
+		p.Message = in.ForeignAssociation + ". Until then this binding's roles are " + fate
+	}
 	return p, true
 }
 

@@ -767,3 +767,32 @@ func TestForgetsRecordsOfVanishedRoles(t *testing.T) {
 		t.Errorf("forget %v, before %v", p.Forget, ops(p.Before))
 	}
 }
+
+// A ServiceAccount with an association the binding does not own cannot be
+// held with EKS Pod Identity: no role is created for it, and an existing
+// one is deleted (or parked under Retain), as when another binding holds it.
+func TestForeignAssociationIsAConflict(t *testing.T) {
+	pi := cfg
+	pi.PodIdentity = &identity.PodIdentity{Account: "123456789012", ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/dev"}
+	piChecker := checker
+	piChecker.RoleConfig = pi
+	b := binding("ns", "app", "app", "dynamodb:GetItem")
+	b.Spec.Identity = v1alpha1.IdentityEKSPodIdentity
+	in := Input{Binding: b, Config: pi, Guard: piChecker, Managed: guard.Managed{}, Roles: map[string]*role.Observed{},
+		ForeignAssociation: "ServiceAccount app already has EKS pod identity association a-1"}
+	p := Compute(in)
+	checkShape(t, b, p)
+	if p.Reason != v1alpha1.ReasonAssociationConflict || len(p.Before) != 0 || p.Bind != nil || !strings.Contains(p.Message, "a-1") {
+		t.Errorf("new binding: %s %s, before %v", p.Reason, p.Message, ops(p.Before))
+	}
+	held := withStatus(b.DeepCopy(), "dev_ns_app", "AROA1", "app")
+	in.Binding, in.Roles = held, map[string]*role.Observed{"dev_ns_app": observed(held, "dev_ns_app", "AROA1")}
+	if p := Compute(in); !equalOps(ops(p.Before), map[string]Op{"dev_ns_app": OpDelete}) {
+		t.Errorf("existing role: before %v", ops(p.Before))
+	}
+	b.Spec.Identity = v1alpha1.IdentityIRSA
+	in.Binding, in.Roles = b, map[string]*role.Observed{}
+	if p := Compute(in); p.Reason == v1alpha1.ReasonAssociationConflict {
+		t.Errorf("an IRSA binding does not care about associations: %s", p.Message)
+	}
+}
