@@ -558,7 +558,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		return fmt.Errorf("setting up guardrail controller: %w", err)
 	}
 	if o.EnableWebhooks {
-		if err := admission.Setup(mgr, &admission.BindingValidator{Guard: checker, Guardrails: guardrails, Policies: policies},
+		if err := admission.Setup(mgr, &admission.BindingValidator{Guard: checker, Guardrails: guardrails, Policies: policies, Accounts: registry},
 			&admission.GuardrailValidator{Catalog: checker.Catalog}); err != nil {
 			return fmt.Errorf("setting up webhooks: %w", err)
 		}

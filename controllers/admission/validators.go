@@ -20,6 +20,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/controllers/guardrail"
+	"github.com/podidentity/podidentity-operator/internal/accounts"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
 	"github.com/podidentity/podidentity-operator/internal/guard"
 )
@@ -42,6 +43,19 @@ type BindingValidator struct {
 	// cannot be read in time, admission warns and the reconciler (which
 	// fails closed) decides.
 	Policies PolicyReader
+	// Accounts, when set, says which AWS account holds a namespace's roles:
+	// a binding there is checked with that account's configuration (role
+	// name prefix, boundary) and its managed policies read there. When it
+	// cannot say (two accounts select the namespace, or one cannot be
+	// reached), the operator's own configuration checks the spec and the
+	// reconciler reports the account.
+	Accounts AccountSource
+}
+
+// AccountSource says which AWS account holds a namespace's roles
+// (accounts.Registry).
+type AccountSource interface {
+	For(ctx context.Context, namespace string) (*accounts.Account, error)
 }
 
 // policyReadTimeout bounds the IAM reads of one admission request.
@@ -78,17 +92,26 @@ func (v *BindingValidator) validate(ctx context.Context, b *v1alpha1.PodIdentity
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("reading guardrails: %w", err))
 	}
+	checker, policies := v.Guard, v.Policies
+	if v.Accounts != nil {
+		if a, err := v.Accounts.For(ctx, b.Namespace); err == nil && a.Key != accounts.Home {
+			checker = a.Guard
+			if a.Policies != nil {
+				policies = a.Policies
+			}
+		}
+	}
 	var managed guard.Managed
 	var warnings admission.Warnings
-	if v.Policies != nil && len(b.Spec.ManagedPolicyArns) > 0 {
+	if policies != nil && len(b.Spec.ManagedPolicyArns) > 0 {
 		rctx, cancel := context.WithTimeout(ctx, policyReadTimeout)
-		managed, err = v.Policies.Read(rctx, b.Spec.ManagedPolicyArns)
+		managed, err = policies.Read(rctx, b.Spec.ManagedPolicyArns)
 		cancel()
 		if err != nil {
 			warnings = append(warnings, "the managed policies could not be read from IAM to check them against the guardrails ("+err.Error()+"); the operator checks them before attaching and fails closed")
 		}
 	}
-	res := v.Guard.Check(b, rules, managed)
+	res := checker.Check(b, rules, managed)
 	res.Warnings = append(warnings, res.Warnings...)
 	var errs field.ErrorList
 	var doc any // the binding as JSON, decoded once for every finding's value
