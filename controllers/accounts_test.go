@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -137,6 +138,9 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 		Expect(annotation(ns, "app", "eks.amazonaws.com/role-arn")()).To(Equal(b.Status.RoleArn))
 		_, err := getRole(b.Status.RoleName)
 		Expect(err).To(HaveOccurred(), "no role of the namespace in the operator's own account")
+		Expect(metricSum("podidentity_iam_api_calls_total", func(m *dto.Metric) bool {
+			return labelValue(m, "account") == accountB && labelValue(m, "operation") == "CreateRole"
+		})).To(BeNumerically(">", 0), "IAM calls are counted under the account they act in")
 
 		By("the namespace leaves account B: the role moves to the operator's account and B's is deleted")
 		relabel(ns, map[string]string{"team": key + "-none"})

@@ -542,8 +542,8 @@ var _ = Describe("Metrics", func() {
 		var body string
 		Eventually(func() int { code, b := scrape("prometheus"); body = b; return code }, timeout, interval).Should(Equal(http.StatusOK))
 		for _, want := range []string{
-			`podidentity_iam_api_calls_total{operation="CreateRole",outcome="success"}`,
-			`podidentity_iam_api_calls_total{operation="PutRolePolicy",outcome="success"}`,
+			`podidentity_iam_api_calls_total{account="operator",operation="CreateRole",outcome="success"}`,
+			`podidentity_iam_api_calls_total{account="operator",operation="PutRolePolicy",outcome="success"}`,
 			`podidentity_bindings{ready="True",reason="Available"}`,
 			`controller_runtime_reconcile_time_seconds_bucket{controller="podidentitybinding"`,
 			`podidentity_drift_corrections_total{kind="`,

@@ -378,7 +378,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
-	awsCfg, err := LoadAWSConfig(ctx, awsiam.Limits{ReadQPS: o.IAMReadQPS, ReadBurst: o.IAMReadBurst, WriteQPS: o.IAMWriteQPS, WriteBurst: o.IAMWriteBurst})
+	awsCfg, err := LoadAWSConfig(ctx, awsiam.Limits{ReadQPS: o.IAMReadQPS, ReadBurst: o.IAMReadBurst, WriteQPS: o.IAMWriteQPS, WriteBurst: o.IAMWriteBurst}, awsiam.OperatorAccount)
 	if err != nil {
 		return err
 	}
@@ -593,7 +593,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 // LoadAWSConfig loads the SDK's default configuration chain (environment,
 // shared config, web identity, container and instance credentials, and the
 // AWS_ENDPOINT_URL* variables) and counts every call in the metrics.
-func LoadAWSConfig(ctx context.Context, limits awsiam.Limits) (aws.Config, error) {
+func LoadAWSConfig(ctx context.Context, limits awsiam.Limits, account string) (aws.Config, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
@@ -602,7 +602,7 @@ func LoadAWSConfig(ctx context.Context, limits awsiam.Limits) (aws.Config, error
 		// IAM is global; STS needs some region to sign for.
 		cfg.Region = "us-east-1"
 	}
-	awsiam.WithMetrics(&cfg)
+	awsiam.WithMetrics(&cfg, account)
 	awsiam.WithDeadline(&cfg, awsiam.CallTimeout)
 	awsiam.WithTrafficControl(&cfg, limits)
 	return cfg, nil
@@ -615,7 +615,7 @@ func LoadAWSConfig(ctx context.Context, limits awsiam.Limits) (aws.Config, error
 // and the role configuration. ctx bounds the provider watch.
 func BuildAccount(ctx context.Context, pia *v1alpha1.PodIdentityAccount, home role.Config, checker guard.Checker,
 	stsClient stscreds.AssumeRoleAPIClient, limits awsiam.Limits, o Options, log logr.Logger) (*accounts.Account, error) {
-	cfg, err := LoadAWSConfig(ctx, limits)
+	cfg, err := LoadAWSConfig(ctx, limits, pia.Spec.AccountID)
 	if err != nil {
 		return nil, err
 	}

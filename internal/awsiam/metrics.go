@@ -10,13 +10,17 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// Calls counts IAM API calls by operation and outcome (success, not_found,
-// retryable, terminal). One logical call counts once, whatever the SDK's
-// internal retries.
+// Calls counts IAM API calls by the AWS account they act in ("operator" for
+// the operator's own, else the account ID of a PodIdentityAccount),
+// operation and outcome (success, not_found, retryable, terminal). One
+// logical call counts once, whatever the SDK's internal retries.
 var Calls = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "podidentity_iam_api_calls_total",
-	Help: "IAM API calls made by the operator, by operation and outcome.",
-}, []string{"operation", "outcome"})
+	Help: "IAM API calls made by the operator, by account, operation and outcome.",
+}, []string{"account", "operation", "outcome"})
+
+// OperatorAccount is the account label of the operator's own account.
+const OperatorAccount = "operator"
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(Calls)
@@ -55,13 +59,13 @@ func WithDeadline(cfg *aws.Config, d time.Duration) {
 }
 
 // WithMetrics adds the call-counting middleware to an SDK config, so every
-// client built from it is counted.
-func WithMetrics(cfg *aws.Config) {
+// client built from it is counted under account.
+func WithMetrics(cfg *aws.Config, account string) {
 	cfg.APIOptions = append(cfg.APIOptions, func(stack *middleware.Stack) error {
 		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("podidentityCallMetrics",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 				out, md, err := next.HandleInitialize(ctx, in)
-				Calls.WithLabelValues(middleware.GetOperationName(ctx), Outcome(err)).Inc()
+				Calls.WithLabelValues(account, middleware.GetOperationName(ctx), Outcome(err)).Inc()
 				return out, md, err
 			}), middleware.Before)
 	})
