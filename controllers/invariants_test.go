@@ -196,6 +196,23 @@ func (w *world) changeAccount() string {
 	return fmt.Sprintf("label the namespace for the account: %v", w.labelled)
 }
 
+// delete deletes a binding and waits until it is gone, except while the
+// other account's PodIdentityAccount is gone: a binding with a role there
+// then keeps its finalizer until the account returns (A2), so only the
+// deletion's start is awaited.
+func (w *world) delete(name string) {
+	if w.account {
+		deleteBinding(w.ns, name)
+		return
+	}
+	b := &v1alpha1.PodIdentityBinding{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: name}, b); err != nil {
+		Expect(client.IgnoreNotFound(err)).To(Succeed())
+		return
+	}
+	Expect(client.IgnoreNotFound(k8s.Delete(ctx, b))).To(Succeed())
+}
+
 // changeAccountResource creates the namespace's PodIdentityAccount, or
 // deletes it.
 func (w *world) changeAccountResource() string {
@@ -379,7 +396,7 @@ func (w *world) step() string {
 	case k < 17:
 		return w.outOfBandAssociation()
 	case k < 19:
-		deleteBinding(w.ns, some.Name)
+		w.delete(some.Name)
 		return "delete " + some.Name + " (" + string(some.Spec.DeletionPolicy) + ")"
 	default:
 		restartOperator()
@@ -423,7 +440,7 @@ func (w *world) hostile(some *v1alpha1.PodIdentityBinding) string {
 			b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
 			b.Spec.Permissions = append(b.Spec.Permissions, v1alpha1.PermissionStatement{Actions: []string{"s3:GetObjekt"}, Resources: []string{"*"}})
 		})
-		deleteBinding(w.ns, some.Name)
+		w.delete(some.Name)
 		return "invalid spec + Retain + delete " + some.Name
 	default:
 		// Move away with a typo, then a competitor names the old ServiceAccount.
