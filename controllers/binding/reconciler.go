@@ -155,16 +155,20 @@ func (r *Reconciler) accountsOf(ctx context.Context, b *v1alpha1.PodIdentityBind
 // inHome reports whether every role of the binding is, and belongs, in the
 // operator's own account: the only account the drift sweep reads.
 func (r *Reconciler) inHome(ctx context.Context, b *v1alpha1.PodIdentityBinding) bool {
-	for _, k := range recordedAccounts(b) {
-		if k != accounts.Home {
-			return false
-		}
+	if !recordedOnlyHome(b) {
+		return false
 	}
 	if r.Accounts == nil {
 		return true
 	}
 	a, err := r.Accounts.For(ctx, b.Namespace)
 	return err == nil && a.Key == accounts.Home
+}
+
+// recordedOnlyHome reports whether status records roles in the operator's
+// own account only.
+func recordedOnlyHome(b *v1alpha1.PodIdentityBinding) bool {
+	return !slices.ContainsFunc(recordedAccounts(b), func(k string) bool { return k != accounts.Home })
 }
 
 // recordedAccounts are the accounts status records roles in.
@@ -416,7 +420,7 @@ func (r *Reconciler) converge(ctx context.Context, b *v1alpha1.PodIdentityBindin
 	if err := r.apply(ctx, b, in, p, g); err != nil {
 		return r.failure(ctx, b, err)
 	}
-	return r.report(ctx, b, p), nil
+	return r.report(ctx, b, in, p), nil
 }
 
 // apply makes the plan's steps in order and records in status what each
@@ -514,7 +518,7 @@ func (r *Reconciler) releaseAll(ctx context.Context, b *v1alpha1.PodIdentityBind
 
 // report writes the plan's conditions (all its steps succeeded) and says
 // when the binding is looked at again.
-func (r *Reconciler) report(ctx context.Context, b *v1alpha1.PodIdentityBinding, p planner.Plan) ctrl.Result {
+func (r *Reconciler) report(ctx context.Context, b *v1alpha1.PodIdentityBinding, in planner.Input, p planner.Plan) ctrl.Result {
 	for _, c := range p.Conditions {
 		bindingstatus.SetCondition(b, c.Type, c.Status, c.Reason, c.Message)
 	}
@@ -527,7 +531,8 @@ func (r *Reconciler) report(ctx context.Context, b *v1alpha1.PodIdentityBinding,
 	} else {
 		r.event(b, corev1.EventTypeWarning, vocab.EventReason(p.Reason), p.Message)
 	}
-	return r.resyncBinding(ctx, b)
+	// gather resolved the binding's account: no second lookup.
+	return r.resyncBinding(b, in.Account == accounts.Home && recordedOnlyHome(b))
 }
 
 // bindError is a failed bind of the plan's ServiceAccount.
@@ -724,7 +729,7 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 	case errors.As(err, &conflict):
 		setFailed(b, v1alpha1.ReasonAssociationConflict, conflict.Error(), v1alpha1.ConditionServiceAccountSynced)
 		r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAssociationConflict, conflict.Error())
-		return r.resyncBinding(ctx, b), nil
+		return r.resyncBinding(b, r.inHome(ctx, b)), nil
 	case errors.As(err, &eksErr):
 		if awsiam.Classify(eksErr.err) == awsiam.Terminal {
 			msg := "EKS rejected the request: " + eksErr.op + ": " + awsiam.Message(eksErr.err)
@@ -773,8 +778,8 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 // associations without their role or session-tag setting (the sweep
 // catches missing and replaced ones in its pages; a changed role needs a
 // Describe per association).
-func (r *Reconciler) resyncBinding(ctx context.Context, b *v1alpha1.PodIdentityBinding) ctrl.Result {
-	if r.Sweep != nil && b.Status.Identity != v1alpha1.IdentityEKSPodIdentity && r.inHome(ctx, b) {
+func (r *Reconciler) resyncBinding(b *v1alpha1.PodIdentityBinding, home bool) ctrl.Result {
+	if r.Sweep != nil && b.Status.Identity != v1alpha1.IdentityEKSPodIdentity && home {
 		return ctrl.Result{}
 	}
 	return ctrl.Result{RequeueAfter: r.requeueAfter()}

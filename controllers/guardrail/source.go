@@ -3,7 +3,6 @@ package guardrail
 import (
 	"context"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,11 +26,7 @@ type Source struct {
 
 // RulesFor returns the rules of every PodIdentityGuardrail selecting the namespace.
 func (s Source) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, error) {
-	ns := objmeta.NamespaceMeta()
-	err := s.Reader.Get(ctx, client.ObjectKey{Name: namespace}, ns)
-	if apierrors.IsNotFound(err) && s.APIReader != nil {
-		err = s.APIReader.Get(ctx, client.ObjectKey{Name: namespace}, ns)
-	}
+	nsLabels, err := objmeta.NamespaceLabels(ctx, s.Reader, s.APIReader, namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +43,7 @@ func (s Source) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, e
 			// every namespace, so the guardrail still applies (fail closed).
 			sel = labels.Everything()
 		}
-		if sel.Matches(labels.Set(ns.Labels)) {
+		if sel.Matches(labels.Set(nsLabels)) {
 			rules = append(rules, guard.FromGuardrail(g))
 		}
 	}

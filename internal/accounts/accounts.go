@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -116,11 +115,7 @@ type builtAccount struct {
 // For is the account that holds the roles of the namespace's bindings: the
 // one PodIdentityAccount selecting it, else the operator's own.
 func (r *Registry) For(ctx context.Context, namespace string) (*Account, error) {
-	ns := objmeta.NamespaceMeta()
-	err := r.Reader.Get(ctx, client.ObjectKey{Name: namespace}, ns)
-	if apierrors.IsNotFound(err) && r.APIReader != nil {
-		err = r.APIReader.Get(ctx, client.ObjectKey{Name: namespace}, ns)
-	}
+	nsLabels, err := objmeta.NamespaceLabels(ctx, r.Reader, r.APIReader, namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +125,7 @@ func (r *Registry) For(ctx context.Context, namespace string) (*Account, error) 
 	}
 	var selecting []*v1alpha1.PodIdentityAccount
 	for i := range list.Items {
-		if Selects(&list.Items[i], ns.Labels) {
+		if Selects(&list.Items[i], nsLabels) {
 			selecting = append(selecting, &list.Items[i])
 		}
 	}

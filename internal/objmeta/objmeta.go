@@ -4,12 +4,15 @@
 package objmeta
 
 import (
+	"context"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/bounded"
@@ -31,6 +34,21 @@ func ServiceAccountMeta() *metav1.PartialObjectMetadata {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
 	return m
+}
+
+// NamespaceLabels reads a namespace's labels from the cache, or live from
+// apiReader (when set) if the cache has not seen the namespace yet (a
+// binding created right after its namespace).
+func NamespaceLabels(ctx context.Context, cached, apiReader client.Reader, name string) (map[string]string, error) {
+	ns := NamespaceMeta()
+	err := cached.Get(ctx, client.ObjectKey{Name: name}, ns)
+	if apierrors.IsNotFound(err) && apiReader != nil {
+		err = apiReader.Get(ctx, client.ObjectKey{Name: name}, ns)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ns.Labels, nil
 }
 
 // NamespaceMeta is an empty Namespace, metadata only.

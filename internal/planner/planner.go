@@ -252,6 +252,10 @@ type situation struct {
 	deletionPolicy v1alpha1.DeletionPolicy
 	// narrowed is the spec narrowed by the guardrails (effective), once read.
 	narrowed *v1alpha1.PodIdentityBinding
+	// targetKey and targetRole are target's answer, once computed (three
+	// policies ask, and the sweep plans every binding every period).
+	targetKey  *string
+	targetRole role.Desired
 }
 
 // A policy decides the plan of the bindings it covers and reports false
@@ -423,11 +427,18 @@ func invalidSpec(s *situation) (Plan, bool) {
 // spec renders; "" when a guardrail forbids the name and the binding has
 // no current role.
 func (s *situation) target() (string, role.Desired) {
-	if s.check.RoleNameForbidden {
-		return s.primary, s.desiredFor(s.primary)
+	if s.targetKey == nil {
+		key := s.primary
+		if !s.check.RoleNameForbidden {
+			key = Key(s.in.Account, "")
+		}
+		s.targetRole = s.desiredFor(key)
+		if !s.check.RoleNameForbidden {
+			key = Key(s.in.Account, s.targetRole.Name)
+		}
+		s.targetKey = &key
 	}
-	desired := s.desiredFor(Key(s.in.Account, ""))
-	return Key(s.in.Account, desired.Name), desired
+	return *s.targetKey, s.targetRole
 }
 
 // desiredFor is the role the (narrowed) spec renders in the account of a
