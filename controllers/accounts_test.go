@@ -3,6 +3,8 @@ package controllers_test
 import (
 	"encoding/json"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,10 +15,14 @@ import (
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
@@ -187,6 +193,36 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 		Expect(annotation(ns, "app", "eks.amazonaws.com/role-arn")()).To(Equal(b.Status.RoleArn))
 		deleteBinding(ns, "app")
 		Expect(roleIn(iamB, b.Status.RoleName)).To(BeNil())
+	})
+
+	It("accepts the README's PodIdentityAccount as written, which names what its setup creates", func() {
+		root, err := testenv.RepoRoot()
+		Expect(err).NotTo(HaveOccurred())
+		raw, err := os.ReadFile(filepath.Join(root, "README.md"))
+		Expect(err).NotTo(HaveOccurred())
+		readme := string(raw)
+		example := testenv.FencedBlock(readme, "yaml", "# PodIdentityAccount: one per target account")
+		Expect(example).NotTo(BeEmpty())
+		u := &unstructured.Unstructured{}
+		Expect(yaml.Unmarshal([]byte(example), &u.Object)).To(Succeed())
+		Expect(k8s.Create(ctx, u, client.DryRunAll)).To(Succeed(), "the API server (CRD schema and rules) refuses the README's example")
+		a := &v1alpha1.PodIdentityAccount{}
+		Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, a)).To(Succeed())
+		// The names the setup commands create (e2e runs them with CLUSTER=prod).
+		Expect(a.Spec.RoleARN).To(Equal("arn:aws:iam::" + a.Spec.AccountID + ":role/podidentity-operator-prod"))
+		Expect(a.Spec.PermissionsBoundaryARN).To(Equal("arn:aws:iam::" + a.Spec.AccountID + ":policy/podidentity-boundary-prod"))
+		Expect(readme).To(ContainSubstring("EXTERNAL_ID=" + a.Spec.ExternalID))
+		// The label command the README gives selects the namespace.
+		for k, v := range a.Spec.NamespaceSelector.MatchLabels {
+			Expect(readme).To(ContainSubstring("kubectl label namespace payments " + k + "=" + v))
+		}
+		// `kubectl get pia`, as the README says.
+		crd := &unstructured.Unstructured{}
+		crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: "podidentityaccounts.iam.podidentity.io"}, crd)).To(Succeed())
+		shortNames, _, _ := unstructured.NestedStringSlice(crd.Object, "spec", "names", "shortNames")
+		Expect(shortNames).To(ContainElement("pia"))
+		Expect(readme).To(ContainSubstring("`kubectl get pia`"))
 	})
 
 	It("reports a namespace two accounts select, and never guesses", func() {
