@@ -195,6 +195,67 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 		Expect(roleIn(iamB, b.Status.RoleName)).To(BeNil())
 	})
 
+	It("sweeps each account once per period, corrects drift there, and acts in each account only with its own credentials", func() {
+		key := "accounts-" + newNamespace()
+		newAccount(key+"-b", accountB, map[string]string{"team": key + "-b"})
+		newAccount(key+"-c", accountC, map[string]string{"team": key + "-c"})
+		Eventually(accountReady(key+"-b"), timeout, interval).Should(Equal("True/Assumed"))
+		Eventually(accountReady(key+"-c"), timeout, interval).Should(Equal("True/Assumed"))
+		nsB := newNamespaceWithLabels(map[string]string{"team": key + "-b"})
+		nsC := newNamespaceWithLabels(map[string]string{"team": key + "-c"})
+		nsH := newNamespace()
+		for _, ns := range []string{nsB, nsC, nsH} {
+			Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
+		}
+		bB, bC, bH := waitReady(nsB, "app"), waitReady(nsC, "app"), waitReady(nsH, "app")
+		Expect([]string{bB.Status.Account, bC.Status.Account, bH.Status.Account}).To(Equal([]string{accountB, accountC, ""}))
+
+		By("idle: each account is swept every period and no role is read one by one (counted at the proxy, by the credentials' account)")
+		readsB, readsC := proxy.CallsIn(accountB, "", bB.Status.RoleName), proxy.CallsIn(accountC, "", bC.Status.RoleName)
+		sweepsB := proxy.CallsIn(accountB, "GetAccountAuthorizationDetails", "")
+		sweepsC := proxy.CallsIn(accountC, "GetAccountAuthorizationDetails", "")
+		Eventually(func() bool {
+			// Three sweeps each: a binding re-read every period would have
+			// been read three times meanwhile.
+			return proxy.CallsIn(accountB, "GetAccountAuthorizationDetails", "") >= sweepsB+3 &&
+				proxy.CallsIn(accountC, "GetAccountAuthorizationDetails", "") >= sweepsC+3
+		}, 6*syncPeriod, interval).Should(BeTrue())
+		Expect(proxy.CallsIn(accountB, "", bB.Status.RoleName)).To(Equal(readsB), "B's role was read one by one while idle")
+		Expect(proxy.CallsIn(accountC, "", bC.Status.RoleName)).To(Equal(readsC), "C's role was read one by one while idle")
+
+		By("drift in B and in C: the sweep of each account finds it and the operator corrects it there")
+		for _, c := range []struct {
+			iam  *iam.Client
+			role string
+		}{{iamB, bB.Status.RoleName}, {iamC, bC.Status.RoleName}} {
+			_, err := c.iam.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(c.role), PolicyName: aws.String("podidentity-permissions"),
+				PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		for _, c := range []struct {
+			iam      *iam.Client
+			ns, role string
+		}{{iamB, nsB, bB.Status.RoleName}, {iamC, nsC, bC.Status.RoleName}} {
+			Eventually(func() any {
+				pol, err := c.iam.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(c.role), PolicyName: aws.String("podidentity-permissions")})
+				Expect(err).NotTo(HaveOccurred())
+				return decoded(pol.PolicyDocument)["Statement"].([]any)[0].(map[string]any)["Action"]
+			}, timeout, interval).Should(Equal([]any{"dynamodb:GetItem", "dynamodb:Query"}))
+			Eventually(func() string { return eventNotes(c.ns, "app", "DriftCorrected") }, timeout, interval).Should(ContainSubstring("InlinePolicy"))
+		}
+		Expect(metricSum("podidentity_drift_corrections_total", func(m *dto.Metric) bool {
+			return labelValue(m, "account") == accountC && labelValue(m, "kind") == "InlinePolicy"
+		})).To(BeNumerically(">", 0), "drift is counted under the account it was found in")
+
+		By("each account's credentials named only the roles of the namespaces it serves")
+		Expect(proxy.RolesNamedIn(accountB)).To(And(HaveKey(bB.Status.RoleName), Not(HaveKey(bC.Status.RoleName)), Not(HaveKey(bH.Status.RoleName))))
+		Expect(proxy.RolesNamedIn(accountC)).To(And(HaveKey(bC.Status.RoleName), Not(HaveKey(bB.Status.RoleName)), Not(HaveKey(bH.Status.RoleName))))
+		Expect(proxy.RolesNamedIn("")).To(And(HaveKey(bH.Status.RoleName), Not(HaveKey(bB.Status.RoleName)), Not(HaveKey(bC.Status.RoleName))))
+		for _, ns := range []string{nsB, nsC, nsH} {
+			deleteBinding(ns, "app")
+		}
+	})
+
 	It("accepts the README's PodIdentityAccount as written, which names what its setup creates", func() {
 		root, err := testenv.RepoRoot()
 		Expect(err).NotTo(HaveOccurred())

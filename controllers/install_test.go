@@ -544,13 +544,13 @@ var _ = Describe("Metrics", func() {
 		for _, want := range []string{
 			`podidentity_iam_api_calls_total{account="operator",operation="CreateRole",outcome="success"}`,
 			`podidentity_iam_api_calls_total{account="operator",operation="PutRolePolicy",outcome="success"}`,
-			`podidentity_bindings{ready="True",reason="Available"}`,
+			`podidentity_bindings{account="operator",ready="True",reason="Available"}`,
 			`controller_runtime_reconcile_time_seconds_bucket{controller="podidentitybinding"`,
-			`podidentity_drift_corrections_total{kind="`,
-			`podidentity_guardrail_enforcements_total{kind="InlinePolicy"}`,
+			`podidentity_drift_corrections_total{account="operator",kind="`,
+			`podidentity_guardrail_enforcements_total{account="operator",kind="InlinePolicy"}`,
 			`podidentity_pods{state="stale"}`,
 			`podidentity_status_write_failures_total{reason="Invalid"}`,
-			`podidentity_orphan_roles_retired_total{action="Parked"}`,
+			`podidentity_orphan_roles_retired_total{account="operator",action="Parked"}`,
 			`podidentity_roles_kept_on_crd_deletion_total`,
 		} {
 			Expect(body).To(ContainSubstring(want))

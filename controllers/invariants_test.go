@@ -234,6 +234,15 @@ func (w *world) changeAccountResource() string {
 // (AccountUnavailable: its PodIdentityAccount was deleted) has created no
 // role elsewhere meanwhile.
 func (w *world) checkAccountBoundary(bs []v1alpha1.PodIdentityBinding, owners map[string]string) error {
+	// A3: the other account's credentials were used only for this
+	// namespace's roles (the proxy attributes every request to the account
+	// of the credentials that signed it; only this namespace is ever served
+	// there, and every role name of the sequence carries the namespace).
+	for name := range proxy.RolesNamedIn(fuzzAccount) {
+		if !strings.Contains(name, w.ns) {
+			return fmt.Errorf("A3: a request signed with account %s's credentials named role %s, which is not a role of namespace %s", fuzzAccount, name, w.ns)
+		}
+	}
 	serving := ""
 	if w.account && w.labelled {
 		serving = fuzzAccount

@@ -10,10 +10,11 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/controllers/binding"
+	"github.com/podidentity/podidentity-operator/internal/accounts"
 )
 
-// bindingsCollector reports podidentity_bindings{ready}: the bindings by the
-// status of their Ready condition, and podidentity_pods{state}: the running
+// bindingsCollector reports podidentity_bindings{ready,reason,account}: the
+// bindings by the status of their Ready condition and their role's account, and podidentity_pods{state}: the running
 // pods of bound ServiceAccounts by whether they carry the current role's
 // credentials (from status.pods). Both are counted from the manager's cache
 // at scrape time, read-only from the informer's store (a list through the
@@ -32,7 +33,7 @@ type bindingsCollector struct {
 func newBindingsCollector(informers cache.Informers, elected <-chan struct{}) *bindingsCollector {
 	return &bindingsCollector{informers: informers, elected: elected,
 		desc: prometheus.NewDesc("podidentity_bindings",
-			"PodIdentityBindings by the status and reason of their Ready condition.", []string{"ready", "reason"}, nil),
+			"PodIdentityBindings by the status and reason of their Ready condition and the AWS account of their role (operator: the operator's own).", []string{"ready", "reason", "account"}, nil),
 		pods: prometheus.NewDesc("podidentity_pods",
 			"Running pods of bound ServiceAccounts: current (they carry the current role's credentials) or stale (restart them).", []string{"state"}, nil)}
 }
@@ -52,22 +53,22 @@ func (c *bindingsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return
 	}
-	type key struct{ ready, reason string }
-	counts := map[key]float64{{"True", v1alpha1.ReasonAvailable}: 0}
+	type key struct{ ready, reason, account string }
+	counts := map[key]float64{{"True", v1alpha1.ReasonAvailable, "operator"}: 0}
 	pods := map[string]float64{"current": 0, "stale": 0}
 	for _, b := range bindings {
 		if p := b.Status.Pods; p != nil {
 			pods["current"] += float64(p.Current)
 			pods["stale"] += float64(p.Stale)
 		}
-		k := key{"Unknown", ""}
+		k := key{"Unknown", "", accounts.Label(b.Status.Account)}
 		if cond := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady); cond != nil {
-			k = key{string(cond.Status), cond.Reason}
+			k.ready, k.reason = string(cond.Status), cond.Reason
 		}
 		counts[k]++
 	}
 	for k, n := range counts {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, k.ready, k.reason)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, k.ready, k.reason, k.account)
 	}
 	for state, n := range pods {
 		ch <- prometheus.MustNewConstMetric(c.pods, prometheus.GaugeValue, n, state)

@@ -536,7 +536,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		cache := &role.Cache{Inner: role.Client{IAM: api}, TTL: o.SyncPeriod * 3 / 2, FirstFillWait: 30 * time.Second}
 		r.Roles = cache
 		r.Sweep = &binding.Sweeper{Reconciler: r, Period: o.SyncPeriod, Log: log.WithName("drift-sweep"), Cache: cache,
-			Snapshot: (&role.Snapshotter{API: api, Path: roleCfg.RolePath, ListPages: o.DriftSweepListPages, Known: cache.Known}).Snapshot}
+			Snapshot: (&role.Snapshotter{API: api, Path: roleCfg.RolePath, ListPages: o.DriftSweepListPages, Known: cache.Known}).Snapshot,
+			Accounts: registry}
+		registry.OnBuild = r.Sweep.Kick
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
@@ -637,7 +639,7 @@ func BuildAccount(ctx context.Context, pia *v1alpha1.PodIdentityAccount, home ro
 	watchCtx, stop := context.WithCancel(ctx)
 	provider := oidcprovider.NewWatcher(iamClient, roleCfg.ProviderARN, o.SyncPeriod, log.WithName("oidc-provider").WithValues("account", spec.AccountID))
 	go func() { _ = provider.Start(watchCtx) }()
-	return &accounts.Account{Key: spec.AccountID, Name: pia.Name, Config: roleCfg, Guard: guardCfg, IAM: api,
+	a := &accounts.Account{Key: spec.AccountID, Name: pia.Name, Config: roleCfg, Guard: guardCfg, IAM: api,
 		Policies: &managedpolicy.Reader{IAM: api, DefaultTTL: o.SyncPeriod / 10}, Provider: provider, Stop: stop,
 		Check: func(ctx context.Context) error {
 			creds, err := cfg.Credentials.Retrieve(ctx)
@@ -649,7 +651,15 @@ func BuildAccount(ctx context.Context, pia *v1alpha1.PodIdentityAccount, home ro
 				return fmt.Errorf("role %s is in account %s, not %s: %w", spec.RoleARN, cmp.Or(creds.AccountID, "(unknown)"), spec.AccountID, accounts.ErrAccountMismatch)
 			}
 			return nil
-		}}, nil
+		}}
+	if o.DriftSweep {
+		// The account's own drift sweep and role cache, as in the
+		// operator's account; a reconcile reads IAM until the first sweep
+		// here (the sweep reads a new account at once) instead of waiting.
+		a.Roles = &role.Cache{Inner: role.Client{IAM: api}, TTL: o.SyncPeriod * 3 / 2, Account: spec.AccountID}
+		a.Snapshot = (&role.Snapshotter{API: api, Path: roleCfg.RolePath, ListPages: o.DriftSweepListPages, Known: a.Roles.Known}).Snapshot
+	}
+	return a, nil
 }
 
 // CallerIdentityAPI is the STS call used to find the account and partition.

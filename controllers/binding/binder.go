@@ -139,7 +139,7 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 			return eksFailed("creating the EKS pod identity association of "+sa, err)
 		}
 		if wasSynced && b.Status.AssociationID != "" {
-			driftCorrections.WithLabelValues(string(vocab.ChangeAssociationDeleted)).Inc()
+			driftCorrections.WithLabelValues(string(vocab.ChangeAssociationDeleted), "operator").Inc()
 			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "EKS pod identity association "+b.Status.AssociationID+
 				" was deleted outside the operator; created "+a.ID)
 		} else {
@@ -160,7 +160,7 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 			return eksFailed("updating EKS pod identity association "+a.ID, err)
 		}
 		if wasSynced && b.Status.RoleArn == roleARN {
-			driftCorrections.WithLabelValues(string(vocab.ChangeAssociation)).Inc()
+			driftCorrections.WithLabelValues(string(vocab.ChangeAssociation), "operator").Inc()
 			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "corrected EKS pod identity association "+a.ID+" changed outside the operator: "+what)
 		} else {
 			r.event(b, corev1.EventTypeNormal, vocab.EventAssociationUpdated, "updated EKS pod identity association "+a.ID+": "+what)

@@ -12,8 +12,8 @@ import (
 // PermissionsBoundary, MaxSessionDuration, Description, Tags, RoleDeleted).
 var driftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "podidentity_drift_corrections_total",
-	Help: "Changes made outside the operator that it corrected, by kind.",
-}, []string{"kind"})
+	Help: "Changes made outside the operator that it corrected, by kind and AWS account (operator: the operator's own).",
+}, []string{"kind", "account"})
 
 // guardrailEnforcements counts permissions removed from roles because a
 // guardrail forbids them (a guardrail tightened, or an invalid spec kept
@@ -21,8 +21,8 @@ var driftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{
 // changed the role behind the operator's back.
 var guardrailEnforcements = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "podidentity_guardrail_enforcements_total",
-	Help: "Changes the operator made to roles because guardrails forbid what they allowed, by kind.",
-}, []string{"kind"})
+	Help: "Changes the operator made to roles because guardrails forbid what they allowed, by kind and AWS account (operator: the operator's own).",
+}, []string{"kind", "account"})
 
 // statusWriteFailures counts status patches of bindings the API server
 // refused, by reason (Invalid, Conflict, Other). What a reconcile recorded in
@@ -37,8 +37,8 @@ var statusWriteFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 // their ownership tags name no longer exists, by action (Retained, Parked).
 var orphansRetired = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "podidentity_orphan_roles_retired_total",
-	Help: "Roles tagged for a PodIdentityBinding that no longer exists, retired by the drift sweep, by action.",
-}, []string{"action"})
+	Help: "Roles tagged for a PodIdentityBinding that no longer exists, retired by the drift sweep, by action and AWS account (operator: the operator's own).",
+}, []string{"action", "account"})
 
 // rolesKeptOnCRDDeletion counts roles kept (tagged retained) because their
 // binding was deleted with the PodIdentityBinding CRD.
@@ -50,13 +50,13 @@ var rolesKeptOnCRDDeletion = prometheus.NewCounter(prometheus.CounterOpts{
 func init() {
 	ctrlmetrics.Registry.MustRegister(driftCorrections, guardrailEnforcements, statusWriteFailures, orphansRetired, rolesKeptOnCRDDeletion)
 	for _, a := range []string{"Retained", "Parked"} {
-		orphansRetired.WithLabelValues(a)
+		orphansRetired.WithLabelValues(a, "operator")
 	}
 	for _, r := range []string{"Invalid", "Conflict", "Other"} {
 		statusWriteFailures.WithLabelValues(r)
 	}
 	for _, k := range vocab.ChangeKinds {
-		driftCorrections.WithLabelValues(string(k))
-		guardrailEnforcements.WithLabelValues(string(k))
+		driftCorrections.WithLabelValues(string(k), "operator")
+		guardrailEnforcements.WithLabelValues(string(k), "operator")
 	}
 }

@@ -730,22 +730,22 @@ func TestReconcileNewBindingReadsNoRole(t *testing.T) {
 	t.Run("deleting, or a name the binding records: always read", func(t *testing.T) {
 		u, _ := setup(t)
 		b := u.binding("app")
-		if got := u.r.unreadTarget(b); got == "" {
+		if got := u.r.unreadTarget(b, u.r.home()); got == "" {
 			t.Fatalf("a new binding's name is not taken as absent")
 		}
 		b.Status.OwnedRoles = []v1alpha1.RoleReference{{Name: role.Name(u.r.Config, b)}}
-		if got := u.r.unreadTarget(b); got != "" {
+		if got := u.r.unreadTarget(b, u.r.home()); got != "" {
 			t.Errorf("a name status records is taken as absent")
 		}
 		b.Status.OwnedRoles = nil
 		now := metav1.Now()
 		b.DeletionTimestamp = &now
-		if got := u.r.unreadTarget(b); got != "" {
+		if got := u.r.unreadTarget(b, u.r.home()); got != "" {
 			t.Errorf("a deleted binding's name is taken as absent")
 		}
 		b.DeletionTimestamp = nil
 		b.Spec.RoleName = "team_explicit"
-		if got := u.r.unreadTarget(b); got != "" {
+		if got := u.r.unreadTarget(b, u.r.home()); got != "" {
 			t.Errorf("an explicit roleName is taken as absent")
 		}
 	})

@@ -102,6 +102,9 @@ func (r *Reconciler) acctOf(ctx context.Context, a *accounts.Account) acct {
 		return r.home()
 	}
 	out := acct{key: a.Key, roles: role.Client{IAM: a.IAM}, policies: a.Policies, config: a.Config, guard: a.Guard}
+	if a.Roles != nil {
+		out.roles = a.Roles
+	}
 	if a.Provider != nil {
 		out.provider = func() *oidcprovider.State {
 			s := a.Provider.State()
@@ -139,7 +142,17 @@ func (r *Reconciler) accountsOf(ctx context.Context, b *v1alpha1.PodIdentityBind
 	}
 	cur := r.acctOf(ctx, a)
 	others := map[string]acct{}
-	for _, key := range recordedAccounts(b) {
+	keys := recordedAccounts(b)
+	if r.Sweep != nil {
+		// Accounts where IAM's tags name a role of the binding its status
+		// forgot (a refused status patch during a move) are reached too.
+		for _, k := range r.Sweep.TaggedAccounts(b.Namespace, b.Name) {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	for _, key := range keys {
 		if key == cur.key {
 			continue
 		}
@@ -152,23 +165,28 @@ func (r *Reconciler) accountsOf(ctx context.Context, b *v1alpha1.PodIdentityBind
 	return cur, others, nil
 }
 
-// inHome reports whether every role of the binding is, and belongs, in the
-// operator's own account: the only account the drift sweep reads.
-func (r *Reconciler) inHome(ctx context.Context, b *v1alpha1.PodIdentityBinding) bool {
-	if !recordedOnlyHome(b) {
+// swept reports whether the drift sweep watches every role of the
+// binding: they are all, and belong, in one account the sweep reads.
+func (r *Reconciler) swept(ctx context.Context, b *v1alpha1.PodIdentityBinding) bool {
+	if r.Sweep == nil {
 		return false
 	}
-	if r.Accounts == nil {
-		return true
+	key := accounts.Home
+	if r.Accounts != nil {
+		a, err := r.Accounts.For(ctx, b.Namespace)
+		if err != nil {
+			return false
+		}
+		key = a.Key
 	}
-	a, err := r.Accounts.For(ctx, b.Namespace)
-	return err == nil && a.Key == accounts.Home
+	return r.sweptIn(b, key)
 }
 
-// recordedOnlyHome reports whether status records roles in the operator's
-// own account only.
-func recordedOnlyHome(b *v1alpha1.PodIdentityBinding) bool {
-	return !slices.ContainsFunc(recordedAccounts(b), func(k string) bool { return k != accounts.Home })
+// sweptIn reports whether the sweep reads the account and status records
+// roles in no other.
+func (r *Reconciler) sweptIn(b *v1alpha1.PodIdentityBinding, account string) bool {
+	return r.Sweep != nil && r.Sweep.covers(account) &&
+		!slices.ContainsFunc(recordedAccounts(b), func(k string) bool { return k != account })
 }
 
 // recordedAccounts are the accounts status records roles in.
@@ -283,10 +301,7 @@ func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding)
 	for k, a := range others {
 		route[k] = a
 	}
-	unread := ""
-	if cur.key == accounts.Home {
-		unread = r.unreadTarget(b)
-	}
+	unread := r.unreadTarget(b, cur)
 	observe := func(ctx context.Context, key string) (*role.Observed, error) {
 		if key == unread {
 			return nil, nil
@@ -337,19 +352,20 @@ type AbsenceKnower interface {
 // not observed is never the binding's, so nothing is updated, kept or
 // deleted under that name); if the role exists after all, CreateRole fails
 // and the retry reads it. "" when the name must be read.
-func (r *Reconciler) unreadTarget(b *v1alpha1.PodIdentityBinding) string {
-	known, ok := r.Roles.(AbsenceKnower)
+func (r *Reconciler) unreadTarget(b *v1alpha1.PodIdentityBinding, cur acct) string {
+	known, ok := cur.roles.(AbsenceKnower)
 	// An explicit spec.roleName may well name an existing role (of another
 	// path, or someone else's): it is read, so a conflict shows at once.
 	if !ok || !b.DeletionTimestamp.IsZero() || r.Sweep == nil || b.Spec.RoleName != "" {
 		return ""
 	}
-	target := role.Name(r.Config, b)
-	if target == b.Status.RoleName || slices.ContainsFunc(b.Status.OwnedRoles, func(o v1alpha1.RoleReference) bool { return o.Name == target }) ||
-		slices.Contains(r.Sweep.TaggedFor(b.Namespace, b.Name), target) || !known.Absent(target) {
+	target := role.Name(cur.config, b)
+	if planner.Key(b.Status.Account, b.Status.RoleName) == planner.Key(cur.key, target) ||
+		slices.ContainsFunc(b.Status.OwnedRoles, func(o v1alpha1.RoleReference) bool { return o.Name == target && o.Account == cur.key }) ||
+		slices.Contains(r.Sweep.TaggedFor(cur.key, b.Namespace, b.Name), target) || !known.Absent(target) {
 		return ""
 	}
-	return target
+	return planner.Key(cur.key, target)
 }
 
 // gatherWith is gather with the roles and managed policies read through
@@ -390,11 +406,17 @@ func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBind
 		}
 	}
 	names := planner.Candidates(cur.config, cur.key, b)
-	if r.Sweep != nil && cur.key == accounts.Home {
+	if r.Sweep != nil {
 		// Roles IAM's tags say are the binding's, recorded in status or not.
-		for _, n := range r.Sweep.TaggedFor(b.Namespace, b.Name) {
-			if !slices.Contains(names, n) {
-				names = append(names, n)
+		keys := []string{cur.key}
+		for k := range others {
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			for _, n := range r.Sweep.TaggedFor(k, b.Namespace, b.Name) {
+				if key := planner.Key(k, n); !slices.Contains(names, key) {
+					names = append(names, key)
+				}
 			}
 		}
 	}
@@ -532,7 +554,7 @@ func (r *Reconciler) report(ctx context.Context, b *v1alpha1.PodIdentityBinding,
 		r.event(b, corev1.EventTypeWarning, vocab.EventReason(p.Reason), p.Message)
 	}
 	// gather resolved the binding's account: no second lookup.
-	return r.resyncBinding(b, in.Account == accounts.Home && recordedOnlyHome(b))
+	return r.resyncBinding(b, r.sweptIn(b, in.Account))
 }
 
 // bindError is a failed bind of the plan's ServiceAccount.
@@ -566,8 +588,8 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 			return err
 		}
 		if wasSynced && current == a.Name {
-			driftCorrections.WithLabelValues(string(vocab.ChangeRoleDeleted)).Inc()
-			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "role "+name+" was deleted outside the operator; recreated it")
+			driftCorrections.WithLabelValues(string(vocab.ChangeRoleDeleted), accounts.Label(account)).Inc()
+			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "role "+roleRef(a.Name)+" was deleted outside the operator; recreated it")
 		} else {
 			r.event(b, corev1.EventTypeNormal, vocab.EventRoleCreated, "created IAM role "+arn+" for ServiceAccount "+serviceAccount)
 		}
@@ -582,19 +604,19 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 		}
 		switch {
 		case a.Op == planner.OpPark:
-			r.event(b, corev1.EventTypeWarning, vocab.EventRoleParked, "removed every permission and trust from IAM role "+a.Name+" while the binding cannot hold its ServiceAccount: "+strings.Join(a.Diff.Changes(), "; "))
+			r.event(b, corev1.EventTypeWarning, vocab.EventRoleParked, "removed every permission and trust from IAM role "+roleRef(a.Name)+" while the binding cannot hold its ServiceAccount: "+strings.Join(a.Diff.Changes(), "; "))
 		case a.Narrowed:
 			for _, k := range a.Diff.Kinds() {
-				guardrailEnforcements.WithLabelValues(string(k)).Inc()
+				guardrailEnforcements.WithLabelValues(string(k), accounts.Label(account)).Inc()
 			}
-			r.event(b, corev1.EventTypeWarning, vocab.EventGuardrailEnforced, "narrowed IAM role "+a.Name+" to what the spec and guardrails allow: "+strings.Join(a.Diff.Changes(), "; "))
+			r.event(b, corev1.EventTypeWarning, vocab.EventGuardrailEnforced, "narrowed IAM role "+roleRef(a.Name)+" to what the spec and guardrails allow: "+strings.Join(a.Diff.Changes(), "; "))
 		case wasSynced && a.Name == current:
 			for _, k := range a.Diff.Kinds() {
-				driftCorrections.WithLabelValues(string(k)).Inc()
+				driftCorrections.WithLabelValues(string(k), accounts.Label(account)).Inc()
 			}
 			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "corrected changes made outside the operator: "+strings.Join(a.Diff.Changes(), "; "))
 		default:
-			r.event(b, corev1.EventTypeNormal, vocab.EventRoleUpdated, "updated IAM role "+a.Name+": "+strings.Join(a.Diff.Changes(), "; "))
+			r.event(b, corev1.EventTypeNormal, vocab.EventRoleUpdated, "updated IAM role "+roleRef(a.Name)+": "+strings.Join(a.Diff.Changes(), "; "))
 		}
 		log.Info("updated role", "op", a.Op, "changes", a.Diff.Changes())
 	case planner.OpDelete:
@@ -602,7 +624,7 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 			return deleteError{name: name, err: err}
 		}
 		forgetOwned(b, a.Name)
-		r.event(b, corev1.EventTypeNormal, vocab.EventRoleDeleted, "deleted IAM role "+a.Name)
+		r.event(b, corev1.EventTypeNormal, vocab.EventRoleDeleted, "deleted IAM role "+roleRef(a.Name))
 		log.Info("deleted role")
 	case planner.OpRetain:
 		if !a.Diff.Empty() {
@@ -611,10 +633,20 @@ func (r *Reconciler) applyAction(ctx context.Context, b *v1alpha1.PodIdentityBin
 			}
 		}
 		forgetOwned(b, a.Name)
-		r.event(b, corev1.EventTypeNormal, vocab.EventRoleRetained, "deletionPolicy is Retain: left IAM role "+a.Name+" in place, tagged "+role.TagRetained)
+		r.event(b, corev1.EventTypeNormal, vocab.EventRoleRetained, "deletionPolicy is Retain: left IAM role "+roleRef(a.Name)+" in place, tagged "+role.TagRetained)
 		log.Info("retained role")
 	}
 	return nil
+}
+
+// roleRef names a role key in events: the role's name, with its AWS account
+// unless it is the operator's own.
+func roleRef(key string) string {
+	account, name := planner.SplitKey(key)
+	if account == accounts.Home {
+		return name
+	}
+	return name + " in AWS account " + account
 }
 
 // bindingCRD is the PodIdentityBinding CRD's name.
@@ -729,7 +761,7 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 	case errors.As(err, &conflict):
 		setFailed(b, v1alpha1.ReasonAssociationConflict, conflict.Error(), v1alpha1.ConditionServiceAccountSynced)
 		r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAssociationConflict, conflict.Error())
-		return r.resyncBinding(b, r.inHome(ctx, b)), nil
+		return r.resyncBinding(b, r.swept(ctx, b)), nil
 	case errors.As(err, &eksErr):
 		if awsiam.Classify(eksErr.err) == awsiam.Terminal {
 			msg := "EKS rejected the request: " + eksErr.op + ": " + awsiam.Message(eksErr.err)
@@ -772,14 +804,14 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 // resyncBinding is when a reconciled binding is looked at again without an
 // event: never when the drift sweep watches its roles (it enqueues the
 // binding when IAM differs), otherwise after the sync period. The sweep
-// reads only the operator's own account, so a binding with a role in, or
-// a namespace served by, another account is re-read every period; so is a
+// reads each account's roles, so a binding with roles in two accounts
+// (moving, or its namespace unreachable) is re-read every period; so is a
 // binding bound by an EKS pod identity association, because EKS lists
 // associations without their role or session-tag setting (the sweep
 // catches missing and replaced ones in its pages; a changed role needs a
 // Describe per association).
-func (r *Reconciler) resyncBinding(b *v1alpha1.PodIdentityBinding, home bool) ctrl.Result {
-	if r.Sweep != nil && b.Status.Identity != v1alpha1.IdentityEKSPodIdentity && home {
+func (r *Reconciler) resyncBinding(b *v1alpha1.PodIdentityBinding, swept bool) ctrl.Result {
+	if swept && b.Status.Identity != v1alpha1.IdentityEKSPodIdentity {
 		return ctrl.Result{}
 	}
 	return ctrl.Result{RequeueAfter: r.requeueAfter()}

@@ -18,52 +18,90 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/accounts"
 	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/planner"
 	"github.com/podidentity/podidentity-operator/internal/role"
 )
 
 // Sweeper detects drift in IAM for every binding at once. Once per sync
-// period (jittered) it reads a snapshot of the account's roles under the
-// operator's path (role.Snapshot: a few paginated calls, whatever the number
-// of bindings), plans every binding against it exactly as a reconcile would,
-// and enqueues only the bindings whose plan would write or whose status
-// would change. A binding's own reconcile (create, spec change, restart,
-// enqueued by the sweep) still reads its roles directly.
+// period (jittered) it reads, in each AWS account the operator acts in, a
+// snapshot of the roles under that account's path (role.Snapshot: a few
+// paginated calls, whatever the number of bindings), plans every binding
+// whose roles are all in that account against it exactly as a reconcile
+// would, and enqueues only the bindings whose plan would write or whose
+// status would change. A binding's own reconcile (create, spec change,
+// restart, enqueued by the sweep) still reads its roles directly; a binding
+// moving between accounts is re-read every period instead.
 type Sweeper struct {
 	Reconciler *Reconciler
-	// Snapshot reads the roles (role.Snapshot in production).
+	// Snapshot reads the roles of the operator's own account
+	// (role.Snapshot in production).
 	Snapshot func(ctx context.Context) (map[string]*role.Observed, error)
 	Period   time.Duration
 	Log      logr.Logger
 	// Cache, when set, is refilled from every snapshot, so reconciles reuse
 	// it instead of reading each role.
 	Cache *role.Cache
+	// Accounts, when set, lists the other accounts to sweep, each with its
+	// own Snapshot and role cache (accounts.Registry); nil sweeps only the
+	// operator's own account.
+	Accounts OtherAccounts
 
 	// informers, set by the reconciler's SetupWithManager, holds the
 	// bindings' informer: the sweep reads its store instead of a copy.
 	informers ctrlcache.Informers
 
 	events chan event.GenericEvent
+	kick   chan struct{}
 	once   sync.Once
 
 	mu sync.Mutex
-	// tagged indexes the last snapshot's roles by the binding their
-	// ownership tags name ("namespace/name"), Retain records excluded.
-	tagged map[string][]string
-	// suspects are roles tagged for a binding that did not exist at the
-	// last sweep (name -> role ID); seen again, they are retired.
-	suspects map[string]string
+	// tagged indexes, per account, the last snapshot's roles by the binding
+	// their ownership tags name ("namespace/name"), Retain records excluded.
+	tagged map[string]map[string][]string
+	// suspects are, per account, roles tagged for a binding that did not
+	// exist at the last sweep (name -> role ID); seen again, they are
+	// retired.
+	suspects map[string]map[string]string
+	// swept are the accounts swept at least once.
+	swept map[string]bool
 }
 
-// TaggedFor lists the roles the last snapshot found tagged for the binding
-// (cluster, namespace and name), whatever its status records: a reconcile
-// plans them with its other candidates, so a role the status forgot (a
-// refused status patch) is still retired (invariant I6).
-func (s *Sweeper) TaggedFor(namespace, name string) []string {
+// OtherAccounts lists the AWS accounts besides the operator's own that the
+// sweep reads (accounts.Registry).
+type OtherAccounts interface {
+	Others(ctx context.Context) ([]*accounts.Account, error)
+}
+
+// TaggedFor lists the roles of the account the last snapshot found tagged
+// for the binding (cluster, namespace and name), whatever its status
+// records: a reconcile plans them with its other candidates, so a role the
+// status forgot (a refused status patch) is still retired (invariant I6).
+func (s *Sweeper) TaggedFor(account, namespace, name string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.tagged[namespace+"/"+name]
+	return s.tagged[account][namespace+"/"+name]
+}
+
+// TaggedAccounts lists the accounts where the last snapshots found roles
+// tagged for the binding that its status does not name as its only role.
+func (s *Sweeper) TaggedAccounts(namespace, name string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for k, idx := range s.tagged {
+		if len(idx[namespace+"/"+name]) > 0 {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// covers reports whether the sweep reads the account.
+func (s *Sweeper) covers(account string) bool {
+	return account == accounts.Home || s.Accounts != nil
 }
 
 // taggedIndex indexes a snapshot's roles tagged with this cluster by the
@@ -90,47 +128,147 @@ func taggedIndex(snap map[string]*role.Observed, cluster string) map[string][]st
 
 // Events carries the bindings to reconcile.
 func (s *Sweeper) Events() <-chan event.GenericEvent {
-	s.once.Do(func() { s.events = make(chan event.GenericEvent, 1024) })
+	s.init()
 	return s.events
+}
+
+func (s *Sweeper) init() {
+	s.once.Do(func() {
+		s.events = make(chan event.GenericEvent, 1024)
+		s.kick = make(chan struct{}, 1)
+	})
+}
+
+// Kick asks for a sweep of the accounts not swept yet (one was just built),
+// so that their bindings get a role cache at once, not a period later.
+func (s *Sweeper) Kick() {
+	s.init()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 // NeedLeaderElection: only the leader sweeps (it is the one reconciling).
 func (s *Sweeper) NeedLeaderElection() bool { return true }
 
-// Start sweeps at once (filling the cache after a start) and then every
-// period until ctx ends.
+// Start sweeps at once (filling the caches after a start) and then every
+// period until ctx ends; a kick sweeps the accounts not swept yet.
 func (s *Sweeper) Start(ctx context.Context) error {
-	s.Events()
-	next := time.Duration(0)
+	s.init()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
+		onlyNew := false
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(next):
+		case <-timer.C:
+			timer.Reset(wait.Jitter(s.Period, 0.1))
+		case <-s.kick:
+			onlyNew = true
 		}
-		next = wait.Jitter(s.Period, 0.1)
 		start := time.Now()
-		drifted, err := s.Sweep(ctx)
+		drifted, err := s.sweep(ctx, onlyNew)
 		if err != nil {
 			// The next period tries again; bindings keep their state.
 			s.Log.Error(err, "drift sweep failed")
-			continue
 		}
-		s.Log.V(1).Info("drift sweep", "enqueued", len(drifted), "took", time.Since(start))
+		s.Log.V(1).Info("drift sweep", "enqueued", len(drifted), "took", time.Since(start), "onlyNewAccounts", onlyNew)
 	}
 }
 
-// Sweep runs once and returns the bindings it enqueued.
+// sweepTarget is one account as the sweep reads it.
+type sweepTarget struct {
+	acct     acct
+	label    string
+	snapshot func(ctx context.Context) (map[string]*role.Observed, error)
+	cache    *role.Cache
+}
+
+// targets are the accounts to sweep: the operator's own first.
+func (s *Sweeper) targets(ctx context.Context) ([]sweepTarget, error) {
+	r := s.Reconciler
+	out := []sweepTarget{{acct: r.home(), label: "operator", snapshot: s.Snapshot, cache: s.Cache}}
+	if s.Accounts == nil {
+		return out, nil
+	}
+	others, err := s.Accounts.Others(ctx)
+	for _, a := range others {
+		if a.Snapshot != nil {
+			out = append(out, sweepTarget{acct: r.acctOf(ctx, a), label: a.Label(), snapshot: a.Snapshot, cache: a.Roles})
+		}
+	}
+	return out, err
+}
+
+// Sweep reads every account once and returns the bindings it enqueued.
 func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, error) {
+	return s.sweep(ctx, false)
+}
+
+func (s *Sweeper) sweep(ctx context.Context, onlyNew bool) ([]*v1alpha1.PodIdentityBinding, error) {
+	s.init()
+	targets, err := s.targets(ctx)
+	errs := []error{err}
+	s.mu.Lock()
+	if s.swept == nil {
+		s.swept, s.tagged, s.suspects = map[string]bool{}, map[string]map[string][]string{}, map[string]map[string]string{}
+	}
+	if !onlyNew {
+		// Forget what was indexed for accounts no longer swept.
+		for k := range s.tagged {
+			if !slices.ContainsFunc(targets, func(t sweepTarget) bool { return t.acct.key == k }) {
+				delete(s.tagged, k)
+				delete(s.suspects, k)
+				delete(s.swept, k)
+			}
+		}
+	}
+	s.mu.Unlock()
+	var drifted []*v1alpha1.PodIdentityBinding
+	places := map[string]string{} // namespace -> account key, "?" unknown
+	first := true
+	for _, t := range targets {
+		s.mu.Lock()
+		skip := onlyNew && s.swept[t.acct.key]
+		s.mu.Unlock()
+		if skip {
+			continue
+		}
+		d, err := s.sweepAccount(ctx, t, places, first && !onlyNew)
+		first = false
+		if err != nil {
+			errs = append(errs, fmt.Errorf("AWS account %s: %w", t.label, err))
+			continue
+		}
+		drifted = append(drifted, d...)
+	}
+	for _, b := range drifted {
+		select {
+		case s.events <- event.GenericEvent{Object: b}:
+		case <-ctx.Done():
+			return drifted, ctx.Err()
+		}
+	}
+	return drifted, errors.Join(errs...)
+}
+
+// sweepAccount sweeps one account: its snapshot refills its cache, roles
+// tagged for vanished bindings are retired, and every binding wholly in the
+// account is planned against the snapshot. withAssociations also checks the
+// cluster's EKS pod identity associations (once per sweep).
+func (s *Sweeper) sweepAccount(ctx context.Context, t sweepTarget, places map[string]string, withAssociations bool) ([]*v1alpha1.PodIdentityBinding, error) {
 	at := time.Now()
-	snap, err := s.Snapshot(ctx)
+	snap, err := t.snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if s.Cache != nil {
-		s.Cache.Fill(snap, at)
+	if t.cache != nil {
+		t.cache.Fill(snap, at)
 	}
 	r := s.Reconciler
+	key := t.acct.key
 	bindings, err := s.bindings(ctx)
 	if err != nil {
 		return nil, err
@@ -140,31 +278,37 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 	for _, b := range bindings {
 		live[b.Namespace+"/"+b.Name] = true
 	}
-	s.retireVanished(ctx, tagged, live, snap)
+	s.retireVanished(ctx, t, tagged, live, snap)
 	// Keep only what status does not already name: almost every binding's
 	// one tagged role is its current one (no memory per binding at scale).
 	for _, b := range bindings {
-		key := b.Namespace + "/" + b.Name
-		if names := tagged[key]; len(names) == 1 && names[0] == b.Status.RoleName {
-			delete(tagged, key)
+		k := b.Namespace + "/" + b.Name
+		if names := tagged[k]; len(names) == 1 && names[0] == b.Status.RoleName && b.Status.Account == key {
+			delete(tagged, k)
 		}
 	}
-	for key := range tagged {
-		if !live[key] {
-			delete(tagged, key)
+	for k := range tagged {
+		if !live[k] {
+			delete(tagged, k)
 		}
 	}
 	s.mu.Lock()
-	s.tagged = tagged
+	s.tagged[key] = tagged
+	s.swept[key] = true
 	s.mu.Unlock()
-	assocs, err := s.associations(ctx, bindings)
-	if err != nil {
-		// Not fatal for the IAM half: the bindings' own resyncs re-read
-		// their associations.
-		s.Log.Error(err, "listing EKS pod identity associations")
+	var assocs map[string]string
+	if withAssociations {
+		if assocs, err = s.associations(ctx, bindings); err != nil {
+			// Not fatal for the IAM half: the bindings' own resyncs re-read
+			// their associations.
+			s.Log.Error(err, "listing EKS pod identity associations")
+		}
 	}
-	observe := func(_ context.Context, name string) (*role.Observed, error) { return snap[name], nil }
-	policies := &sweepPolicies{inner: r.Policies, seen: map[string]guard.ManagedPolicy{}}
+	observe := func(_ context.Context, k string) (*role.Observed, error) {
+		_, name := planner.SplitKey(k)
+		return snap[name], nil
+	}
+	policies := &sweepPolicies{inner: t.acct.policies, seen: map[string]guard.ManagedPolicy{}}
 	var drifted []*v1alpha1.PodIdentityBinding
 	for _, b := range bindings {
 		if !b.DeletionTimestamp.IsZero() {
@@ -175,10 +319,10 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 			drifted = append(drifted, b) // its association is gone or replaced
 			continue
 		}
-		if !r.inHome(ctx, b) {
-			continue // other accounts: the binding re-reads its roles each period
+		if s.placeOf(ctx, b, places) != key {
+			continue // another account's, or moving: re-read each period
 		}
-		in, err := r.gatherWith(ctx, b, r.home(), nil, observe, policies)
+		in, err := r.gatherWith(ctx, b, t.acct, nil, observe, policies)
 		if err != nil {
 			// A managed policy could not be read now: let the binding's own
 			// reconcile decide (it fails closed).
@@ -189,14 +333,29 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 			drifted = append(drifted, b)
 		}
 	}
-	for _, b := range drifted {
-		select {
-		case s.events <- event.GenericEvent{Object: b}:
-		case <-ctx.Done():
-			return drifted, ctx.Err()
-		}
-	}
 	return drifted, nil
+}
+
+// placeOf is the account a binding is wholly in (the account its namespace
+// is served by, and every role status records is there), or "?" when it
+// is not (moving, contested, unreachable). places memoises namespaces.
+func (s *Sweeper) placeOf(ctx context.Context, b *v1alpha1.PodIdentityBinding, places map[string]string) string {
+	key, ok := places[b.Namespace]
+	if !ok {
+		key = accounts.Home
+		if as := s.Reconciler.Accounts; as != nil {
+			if a, err := as.For(ctx, b.Namespace); err != nil {
+				key = "?"
+			} else {
+				key = a.Key
+			}
+		}
+		places[b.Namespace] = key
+	}
+	if slices.ContainsFunc(recordedAccounts(b), func(k string) bool { return k != key }) {
+		return "?"
+	}
+	return key
 }
 
 // retireVanished retires roles tagged for a binding that no longer exists
@@ -206,9 +365,12 @@ func (s *Sweeper) Sweep(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, er
 // ServiceAccount) when a guardrail of its namespace forbids Retain or the
 // namespace is gone (a re-created namespace must not inherit it). Nothing
 // in status can name it, so only IAM's tags make it findable (invariant I6).
-func (s *Sweeper) retireVanished(ctx context.Context, tagged map[string][]string, live map[string]bool, snap map[string]*role.Observed) {
-	prev := s.suspects
-	s.suspects = map[string]string{}
+func (s *Sweeper) retireVanished(ctx context.Context, t sweepTarget, tagged map[string][]string, live map[string]bool, snap map[string]*role.Observed) {
+	s.mu.Lock()
+	prev := s.suspects[t.acct.key]
+	suspects := map[string]string{}
+	s.suspects[t.acct.key] = suspects
+	s.mu.Unlock()
 	for key, names := range tagged {
 		if live[key] {
 			continue
@@ -217,22 +379,22 @@ func (s *Sweeper) retireVanished(ctx context.Context, tagged map[string][]string
 		for _, name := range names {
 			id := snap[name].ID
 			if prev[name] != id {
-				s.suspects[name] = id // retired at the next sweep if still there
+				suspects[name] = id // retired at the next sweep if still there
 				continue
 			}
-			action, err := s.retireOrphan(ctx, namespace, name, snap[name])
+			action, err := s.retireOrphan(ctx, t.acct, namespace, name, snap[name])
 			if err != nil {
-				s.suspects[name] = id
-				s.Log.Error(err, "retiring a role whose binding is gone", "role", name, "binding", key)
+				suspects[name] = id
+				s.Log.Error(err, "retiring a role whose binding is gone", "role", name, "binding", key, "account", t.label)
 				continue
 			}
-			orphansRetired.WithLabelValues(action).Inc()
-			s.Log.Info("retired a role whose binding is gone", "role", name, "binding", key, "action", action)
+			orphansRetired.WithLabelValues(action, t.label).Inc()
+			s.Log.Info("retired a role whose binding is gone", "role", name, "binding", key, "action", action, "account", t.label)
 		}
 	}
 }
 
-func (s *Sweeper) retireOrphan(ctx context.Context, namespace, name string, o *role.Observed) (string, error) {
+func (s *Sweeper) retireOrphan(ctx context.Context, a acct, namespace, name string, o *role.Observed) (string, error) {
 	r := s.Reconciler
 	rules, err := r.Guardrails.RulesFor(ctx, namespace)
 	strip := apierrors.IsNotFound(err)
@@ -248,14 +410,14 @@ func (s *Sweeper) retireOrphan(ctx context.Context, namespace, name string, o *r
 	}
 	tags[role.TagRetained] = "true"
 	if !strip {
-		return "Retained", r.Roles.Apply(ctx, role.Desired{Name: name}, role.TagPlan(map[string]string{role.TagRetained: "true"}))
+		return "Retained", a.roles.Apply(ctx, role.Desired{Name: name}, role.TagPlan(map[string]string{role.TagRetained: "true"}))
 	}
 	// Parked as well: no permissions, a trust policy that trusts no
 	// ServiceAccount. Not deleted: another cluster misconfigured with this
 	// cluster's name could be using it, and a parked role loses nothing.
 	d := role.Desired{Name: name, Path: o.Path, Description: o.Description, MaxSessionDuration: o.MaxSessionDuration,
-		Trust: planner.ParkedTrust(r.Config), Tags: tags}
-	return "Parked", r.Roles.Apply(ctx, d, role.Diff(d, *o))
+		Trust: planner.ParkedTrust(a.config), Tags: tags}
+	return "Parked", a.roles.Apply(ctx, d, role.Diff(d, *o))
 }
 
 // bindings returns every cached binding for read-only use (the planner and
@@ -295,7 +457,7 @@ func CachedBindings(ctx context.Context, informers ctrlcache.Informers) ([]*v1al
 // IAM, move or release the ServiceAccount annotation, or change the
 // binding's status (its role, its ServiceAccount, its Ready condition).
 func needsReconcile(b *v1alpha1.PodIdentityBinding, p planner.Plan) bool {
-	if p.Current != b.Status.RoleName || p.Current != "" && p.ServiceAccount != b.Status.ServiceAccountName {
+	if p.Current != planner.Key(b.Status.Account, b.Status.RoleName) || p.Current != "" && p.ServiceAccount != b.Status.ServiceAccountName {
 		return true
 	}
 	for _, a := range append(append([]planner.Action(nil), p.Before...), p.After...) {
@@ -303,8 +465,8 @@ func needsReconcile(b *v1alpha1.PodIdentityBinding, p planner.Plan) bool {
 			return true
 		}
 	}
-	for name := range p.Owned {
-		if !ownsRecorded(b, name) {
+	for key := range p.Owned {
+		if !ownsRecorded(b, key) {
 			return true
 		}
 	}
@@ -321,9 +483,10 @@ func needsReconcile(b *v1alpha1.PodIdentityBinding, p planner.Plan) bool {
 	return ready.Status == "True" || ready.Reason != p.Reason
 }
 
-func ownsRecorded(b *v1alpha1.PodIdentityBinding, name string) bool {
+func ownsRecorded(b *v1alpha1.PodIdentityBinding, key string) bool {
+	account, name := planner.SplitKey(key)
 	for _, r := range b.Status.OwnedRoles {
-		if r.Name == name && r.Account == "" {
+		if r.Name == name && r.Account == account {
 			return true
 		}
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,6 +64,7 @@ var (
 	fatSAs     = flag.Int("fat-serviceaccounts", 0, "ServiceAccounts carrying 250 KB of annotations each, created before the operator starts (issue 17, defect 6: the operator's memory must not grow with what tenants write).")
 	fairProbes = flag.Int("fairness-probes", 5, "New bindings timed in a quiet namespace, idle and while another namespace loops creates and deletes (0 skips the fairness scenario).")
 	mechanism  = flag.String("identity", "irsa", "irsa, or eks-pod-identity: every binding uses EKS Pod Identity (the EKS emulator of internal/testenv; its calls are reported per binding).")
+	accountsN  = flag.Int("accounts", 1, "AWS accounts: the operator's own and accounts-1 others (moto accounts 222222222222, 333333333333, ...), each with a PodIdentityAccount serving ten namespaces of its own and -bindings bindings there (issue 20).")
 	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
 
@@ -140,6 +142,26 @@ func run() error {
 	if _, err := testenv.RegisterOIDCProvider(ctx, iamc, issuer); err != nil {
 		return err
 	}
+	// Other accounts: the cluster's issuer registered in each, as the
+	// README's setup does (moto takes any role to assume).
+	accountIDs := []string{""}
+	for k := 1; k < *accountsN; k++ {
+		id := strings.Repeat(strconv.Itoa(k+1), 12)
+		accountIDs = append(accountIDs, id)
+		c, err := iamIn(ctx, awsCfg, moto.URL, id)
+		if err != nil {
+			return err
+		}
+		if _, err := testenv.RegisterOIDCProvider(ctx, c, issuer); err != nil {
+			return err
+		}
+		if err := k8s.Create(ctx, &v1alpha1.PodIdentityAccount{ObjectMeta: metav1.ObjectMeta{Name: "bench-" + id},
+			Spec: v1alpha1.PodIdentityAccountSpec{AccountID: id, RoleARN: "arn:aws:iam::" + id + ":role/podidentity-operator",
+				NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"bench-account": id}}}}); err != nil {
+			return err
+		}
+	}
+	total := *bindings * len(accountIDs)
 	podIdentityArgs := []string{"--eks-cluster-name=bench", "--default-identity=EKSPodIdentity",
 		"--oidc-issuer-url=" + issuer} // the emulated EKS cluster's issuer is not this API server's
 
@@ -211,8 +233,12 @@ func run() error {
 	heapURL := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1&debug=1", pprofPort)
 
 	report := &strings.Builder{}
-	fmt.Fprintf(report, "## Scale: %d bindings\n\nMachine: %d cores, %s, %s, %s. moto 5.2.5, kube-apiserver 1.37.2 (envtest). Operator flags: `%s`.\n\n",
-		*bindings, runtime.NumCPU(), cpuModel(), runtime.Version(), time.Now().UTC().Format("2006-01-02"), strings.Join(args[:2], " "))
+	title := fmt.Sprintf("%d bindings", total)
+	if len(accountIDs) > 1 {
+		title = fmt.Sprintf("%d bindings in %d AWS accounts (%d each)", total, len(accountIDs), *bindings)
+	}
+	fmt.Fprintf(report, "## Scale: %s\n\nMachine: %d cores, %s, %s, %s. moto 5.2.5, kube-apiserver 1.37.2 (envtest). Operator flags: `%s`.\n\n",
+		title, runtime.NumCPU(), cpuModel(), runtime.Version(), time.Now().UTC().Format("2006-01-02"), strings.Join(args[:2], " "))
 
 	if *fatSAs > 0 {
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench-fat"}}); err != nil {
@@ -235,32 +261,66 @@ func run() error {
 	}
 
 	// Create.
-	names := make([]string, *bindings)
+	names := make([]string, total)
 	for i := range names {
 		names[i] = fmt.Sprintf("b%05d", i)
 	}
 	namespaces := 10
-	for n := range namespaces {
-		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%d", n)}}); err != nil {
-			return err
+	// Ten namespaces per account; binding i is in account i / -bindings.
+	nsOf := func(i int) string { return fmt.Sprintf("bench-%d", i%namespaces) }
+	if len(accountIDs) > 1 {
+		nsOf = func(i int) string { return fmt.Sprintf("bench-a%d-%d", i / *bindings, i%namespaces) }
+	}
+	for k, id := range accountIDs {
+		for n := range namespaces {
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsOf(k**bindings + n)}}
+			if id != "" {
+				ns.Labels = map[string]string{"bench-account": id}
+			}
+			if err := k8s.Create(ctx, ns); err != nil {
+				return err
+			}
 		}
 	}
-	nsOf := func(i int) string { return fmt.Sprintf("bench-%d", i%namespaces) }
+	if err := waitAccountsReady(ctx, k8s, len(accountIDs)-1, 2*time.Minute); err != nil {
+		return err
+	}
+	perAccount := func() map[string]map[string]int {
+		out := map[string]map[string]int{}
+		for _, id := range accountIDs {
+			out[id] = proxy.CallsByActionIn(id)
+		}
+		return out
+	}
+	accountTables := func(title string, after, before map[string]map[string]int, per int) {
+		if len(accountIDs) == 1 {
+			return
+		}
+		for _, id := range accountIDs {
+			label := "the operator's own account"
+			if id != "" {
+				label = "account " + id
+			}
+			d := diff(after[id], before[id])
+			table(report, fmt.Sprintf("%s, %s (%d calls, %d writes)", title, label, sum(d), writes(d)), d, per)
+		}
+	}
+	accBefore := perAccount()
 	iamBefore := proxy.CallsByAction()
 	eksBefore := eksCalls(eksEmu)
 	kubeBefore, err := restRequests(metricsURL)
 	if err != nil {
 		return err
 	}
-	created := make([]time.Time, *bindings)
+	created := make([]time.Time, total)
 	t0 := time.Now()
-	if err := parallel(16, *bindings, func(i int) error {
+	if err := parallel(16, total, func(i int) error {
 		created[i] = time.Now()
 		return k8s.Create(ctx, binding(nsOf(i), names[i]))
 	}); err != nil {
 		return err
 	}
-	readyAt, err := waitAllReady(ctx, k8s, *bindings, 10*time.Minute)
+	readyAt, err := waitAllReady(ctx, k8s, total, 10*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -280,24 +340,26 @@ func run() error {
 		return err
 	}
 	createKube := diff(kubeAfter, kubeBefore)
-	total := sum(createIAM)
 	fmt.Fprintf(report, "### Create\n\nAll %d Ready %.1f s after the first create (%.0f IAM calls/s reached). Per binding, creation to Ready: p50 %.1f s, p90 %.1f s, max %.1f s.\n\n",
-		*bindings, allReady.Seconds(), float64(total)/allReady.Seconds(), pct(lat, 50).Seconds(), pct(lat, 90).Seconds(), pct(lat, 100).Seconds())
-	table(report, "IAM calls per binding, create", createIAM, *bindings)
+		total, allReady.Seconds(), float64(sum(createIAM))/allReady.Seconds(), pct(lat, 50).Seconds(), pct(lat, 90).Seconds(), pct(lat, 100).Seconds())
+	table(report, "IAM calls per binding, create", createIAM, total)
+	accountTables("IAM calls per binding of the account, create", perAccount(), accBefore, *bindings)
 	if eksEmu != nil {
-		table(report, "EKS calls per binding, create", diff(eksCalls(eksEmu), eksBefore), *bindings)
+		table(report, "EKS calls per binding, create", diff(eksCalls(eksEmu), eksBefore), total)
 	}
-	table(report, "Kubernetes API requests per binding, create (operator's client)", createKube, *bindings)
+	table(report, "Kubernetes API requests per binding, create (operator's client)", createKube, total)
 
 	// One steady sync period.
+	accBefore = perAccount()
 	iamBefore = proxy.CallsByAction()
 	eksBefore = eksCalls(eksEmu)
 	time.Sleep(*syncPeriod * 12 / 10)
 	steady := diff(proxy.CallsByAction(), iamBefore)
 	steadyEKS := diff(eksCalls(eksEmu), eksBefore)
 	fmt.Fprintf(report, "### One steady sync period (%s, every binding in sync)\n\n%d IAM calls in total, %d writes, for %d bindings:\n\n",
-		syncPeriod.String(), sum(steady), writes(steady), *bindings)
+		syncPeriod.String(), sum(steady), writes(steady), total)
 	table(report, "", steady, 0)
+	accountTables("IAM calls in the steady period", perAccount(), accBefore, 0)
 	if eksEmu != nil {
 		fmt.Fprintf(report, "EKS calls in that period: %d\n\n", sum(steadyEKS))
 		table(report, "", steadyEKS, 0)
@@ -312,6 +374,7 @@ func run() error {
 	// Restart.
 	_ = op.cmd.Process.Signal(syscall.SIGTERM)
 	_ = op.cmd.Wait()
+	accBefore = perAccount()
 	iamBefore = proxy.CallsByAction()
 	tRestart := time.Now()
 	op, err = start("operator-2")
@@ -322,7 +385,8 @@ func run() error {
 	restart := diff(proxy.CallsByAction(), iamBefore)
 	fmt.Fprintf(report, "### Restart (every binding in sync)\n\nIAM quiet again %.1f s after the start; %d IAM calls, %d writes:\n\n",
 		time.Since(tRestart).Seconds()-5, sum(restart), writes(restart))
-	table(report, "IAM calls per binding, restart", restart, *bindings)
+	table(report, "IAM calls per binding, restart", restart, total)
+	accountTables("IAM calls per binding of the account, restart", perAccount(), accBefore, *bindings)
 
 	// Fault.
 	if *faultN > 0 {
@@ -341,7 +405,7 @@ func run() error {
 		recovered := time.Now()
 		doneCh := make(chan time.Duration, 1)
 		go func() {
-			at, err := waitAllReady(ctx, k8s, *bindings+*faultN, 10*time.Minute)
+			at, err := waitAllReady(ctx, k8s, total+*faultN, 10*time.Minute)
 			if err != nil {
 				doneCh <- -1
 				return
@@ -360,7 +424,7 @@ func run() error {
 		d := <-doneCh
 		fmt.Fprintf(report, "### Fault: %s outage while %d bindings are created, then %s of 50%% throttling\n\n"+
 			"All %d Ready %.1f s after the outage ended (throttling ended at %.1f s). Bindings left behind: none (the run waits for every one).\n\n",
-			outage.String(), *faultN, throttling.String(), *bindings+*faultN, d.Seconds(), throttleEnd.Seconds())
+			outage.String(), *faultN, throttling.String(), total+*faultN, d.Seconds(), throttleEnd.Seconds())
 	}
 	rss2, cpu2 := usage(op.cmd.Process.Pid)
 	live2, err := liveHeap(heapURL, "restart")
@@ -782,4 +846,42 @@ func eksCalls(e *testenv.EKS) map[string]int {
 		return map[string]int{}
 	}
 	return e.Calls()
+}
+
+// iamIn is an IAM client acting in another moto account: credentials from
+// sts:AssumeRole on a role there, straight to moto.
+func iamIn(ctx context.Context, cfg aws.Config, motoURL, account string) (*iam.Client, error) {
+	out, err := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(motoURL) }).AssumeRole(ctx, &sts.AssumeRoleInput{
+		RoleArn: aws.String("arn:aws:iam::" + account + ":role/bench-admin"), RoleSessionName: aws.String("bench")})
+	if err != nil {
+		return nil, err
+	}
+	c := out.Credentials
+	cfg.Credentials = credentials.NewStaticCredentialsProvider(aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken))
+	return iam.NewFromConfig(cfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(motoURL) }), nil
+}
+
+// waitAccountsReady waits until n PodIdentityAccounts are Ready (the
+// operator assumed their roles).
+func waitAccountsReady(ctx context.Context, k8s client.Client, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		list := &v1alpha1.PodIdentityAccountList{}
+		if err := k8s.List(ctx, list); err != nil {
+			return err
+		}
+		ready := 0
+		for _, a := range list.Items {
+			if meta.IsStatusConditionTrue(a.Status.Conditions, v1alpha1.ConditionReady) {
+				ready++
+			}
+		}
+		if ready >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d PodIdentityAccounts Ready after %s", ready, n, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

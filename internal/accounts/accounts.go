@@ -51,16 +51,27 @@ type Account struct {
 	// assumed role's, cached by the SDK) are in Key's account. Nil for the
 	// operator's own account.
 	Check func(ctx context.Context) error
+	// Roles caches what the operator knows of the roles here, filled by
+	// the drift sweep from Snapshot (nil for the operator's own account,
+	// whose cache the reconciler holds).
+	Roles *role.Cache
+	// Snapshot reads every role under the account's role path in a few
+	// paginated calls (role.Snapshotter), for the drift sweep.
+	Snapshot func(ctx context.Context) (map[string]*role.Observed, error)
 	// Stop ends what was started for the account (its provider watch).
 	Stop func()
 }
 
 // Label is the account's name for metrics, logs and messages.
-func (a *Account) Label() string {
-	if a.Key == Home {
+func (a *Account) Label() string { return Label(a.Key) }
+
+// Label names an account key for metrics, logs and messages: "operator"
+// for the operator's own account, else the AWS account ID.
+func Label(key string) string {
+	if key == Home {
 		return "operator"
 	}
-	return a.Key
+	return key
 }
 
 // ConflictError: more than one PodIdentityAccount selects the namespace.
@@ -101,6 +112,9 @@ type Registry struct {
 	APIReader client.Reader
 	Home      *Account
 	Build     Builder
+	// OnBuild, when set, is called after an account is built (the drift
+	// sweep then reads it at once instead of a period later).
+	OnBuild func()
 
 	mu    sync.Mutex
 	built map[string]builtAccount // by PodIdentityAccount name
@@ -206,7 +220,41 @@ func (r *Registry) account(ctx context.Context, pia *v1alpha1.PodIdentityAccount
 		old.account.Stop()
 	}
 	r.built[pia.Name] = builtAccount{generation: pia.Generation, uid: string(pia.UID), account: a}
+	if r.OnBuild != nil {
+		r.OnBuild()
+	}
 	return a, nil
+}
+
+// Others are the accounts of the cluster's PodIdentityAccounts the operator
+// can act in now, one per AWS account (the first by resource name), the
+// operator's own left out: what the drift sweep reads besides the operator's
+// own account. An account that cannot be reached is left out (its
+// PodIdentityAccount's Ready condition says why, its bindings report
+// AccountUnavailable).
+func (r *Registry) Others(ctx context.Context) ([]*Account, error) {
+	list := &v1alpha1.PodIdentityAccountList{}
+	if err := r.Reader.List(ctx, list); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(list.Items, func(a, b v1alpha1.PodIdentityAccount) int { return strings.Compare(a.Name, b.Name) })
+	var out []*Account
+	seen := map[string]bool{}
+	for i := range list.Items {
+		pia := &list.Items[i]
+		if !pia.DeletionTimestamp.IsZero() || seen[pia.Spec.AccountID] {
+			continue
+		}
+		seen[pia.Spec.AccountID] = true
+		a, err := r.account(ctx, pia)
+		if err != nil || a.Key == Home {
+			continue
+		}
+		if a, err = Usable(ctx, a); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // Forget drops what was built for a PodIdentityAccount (it was deleted).

@@ -1,6 +1,7 @@
 package role
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -47,6 +48,9 @@ type Cache struct {
 	FirstFillWait time.Duration
 	// Clock tells the time (tests inject a fake one); nil is the real clock.
 	Clock clock.Clock
+	// Account labels the cache's metrics: "operator" (when empty) or the
+	// AWS account ID of a PodIdentityAccount.
+	Account string
 
 	mu      sync.Mutex
 	entries map[string]cached
@@ -143,7 +147,7 @@ func (c *Cache) get(name string) (*Observed, bool) {
 	case e.obs.Unlisted:
 		result = "unlisted"
 	}
-	roleCacheLookups.WithLabelValues(result).Inc()
+	roleCacheLookups.WithLabelValues(result, cmp.Or(c.Account, "operator")).Inc()
 	if result != "hit" {
 		return nil, false
 	}

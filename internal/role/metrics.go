@@ -11,12 +11,12 @@ import (
 // role's description yet). Every result but hit costs one read of the role.
 var roleCacheLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "podidentity_role_cache_lookups_total",
-	Help: "Lookups of a role in the operator's role cache, by result; every result but hit reads the role from IAM.",
-}, []string{"result"})
+	Help: "Lookups of a role in the operator's role cache, by result and AWS account (operator: the operator's own); every result but hit reads the role from IAM.",
+}, []string{"result", "account"})
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(roleCacheLookups)
 	for _, r := range []string{"hit", "miss", "expired", "unlisted"} {
-		roleCacheLookups.WithLabelValues(r)
+		roleCacheLookups.WithLabelValues(r, "operator")
 	}
 }

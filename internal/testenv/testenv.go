@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -151,6 +152,11 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	calls map[string]int // "Action RoleName" -> requests
+	// byAccount counts requests by the AWS account of their credentials
+	// ("" the caller's own) and "Action RoleName"; keys maps access key
+	// IDs from sts:AssumeRole answers to the account of the assumed role.
+	byAccount map[string]map[string]int
+	keys      map[string]string
 	// denied are role ARNs whose sts:AssumeRole is denied.
 	denied atomic.Pointer[map[string]bool]
 
@@ -182,7 +188,7 @@ func StartProxy(target string) (*Proxy, error) {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	p.server = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		form := p.form(r)
-		p.count(form)
+		p.count(r, form)
 		if n := p.throttle.Load(); n > 0 && p.seq.Add(1)%n == 0 {
 			w.Header().Set("Content-Type", "text/xml")
 			w.WriteHeader(http.StatusBadRequest)
@@ -203,6 +209,21 @@ func StartProxy(target string) (*Proxy, error) {
 		}
 		if n := p.pageDetails.Load(); n > 0 && form.Get("Action") == "GetAccountAuthorizationDetails" {
 			p.servePage(w, r, rp, form, int(n))
+			return
+		}
+		if form.Get("Action") == "AssumeRole" {
+			// Learn which account the returned access key acts in.
+			r.Header.Del("Accept-Encoding")
+			rec := httptest.NewRecorder()
+			rp.ServeHTTP(rec, r)
+			if rec.Code == http.StatusOK {
+				p.learnKey(rec.Body.Bytes())
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
 			return
 		}
 		rp.ServeHTTP(w, r)
@@ -312,13 +333,100 @@ func (p *Proxy) fails(form url.Values) bool {
 	return set != nil && (*set)[form.Get("Action")]
 }
 
-func (p *Proxy) count(form url.Values) {
+func (p *Proxy) count(r *http.Request, form url.Values) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.calls == nil {
-		p.calls = map[string]int{}
+		p.calls, p.byAccount = map[string]int{}, map[string]map[string]int{}
 	}
-	p.calls[form.Get("Action")+" "+form.Get("RoleName")]++
+	key := form.Get("Action") + " " + form.Get("RoleName")
+	p.calls[key]++
+	account := p.keys[accessKeyID(r.Header.Get("Authorization"))]
+	if p.byAccount[account] == nil {
+		p.byAccount[account] = map[string]int{}
+	}
+	p.byAccount[account][key]++
+}
+
+// accessKeyID is the access key ID of a SigV4 Authorization header
+// ("AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, ...").
+func accessKeyID(authz string) string {
+	_, cred, ok := strings.Cut(authz, "Credential=")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(cred, "/")
+	return id
+}
+
+// learnKey records the account of the credentials an sts:AssumeRole answer
+// carries: the account of its AssumedRoleUser's ARN.
+func (p *Proxy) learnKey(body []byte) {
+	var out struct {
+		Result struct {
+			Credentials struct {
+				AccessKeyID string `xml:"AccessKeyId"`
+			}
+			AssumedRoleUser struct{ Arn string }
+		} `xml:"AssumeRoleResult"`
+	}
+	if xml.Unmarshal(body, &out) != nil || out.Result.Credentials.AccessKeyID == "" {
+		return
+	}
+	parts := strings.Split(out.Result.AssumedRoleUser.Arn, ":")
+	if len(parts) < 5 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.keys == nil {
+		p.keys = map[string]string{}
+	}
+	p.keys[out.Result.Credentials.AccessKeyID] = parts[4]
+}
+
+// CallsIn is how many requests for action (any, when empty) and roleName
+// (any, when empty) the proxy saw signed with credentials of an account:
+// "" for the caller's own credentials, else the account whose role the
+// credentials came from (sts:AssumeRole through this proxy).
+func (p *Proxy) CallsIn(account, action, roleName string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for k, v := range p.byAccount[account] {
+		a, r, _ := strings.Cut(k, " ")
+		if (action == "" || a == action) && (roleName == "" || r == roleName) {
+			n += v
+		}
+	}
+	return n
+}
+
+// CallsByActionIn is how many requests of each action the proxy saw signed
+// with credentials of an account (as CallsIn).
+func (p *Proxy) CallsByActionIn(account string) map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range p.byAccount[account] {
+		a, _, _ := strings.Cut(k, " ")
+		out[a] += v
+	}
+	return out
+}
+
+// RolesNamedIn lists the role names requests signed with the account's
+// credentials named (RoleName), with how many requests named each.
+func (p *Proxy) RolesNamedIn(account string) map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range p.byAccount[account] {
+		if _, r, _ := strings.Cut(k, " "); r != "" {
+			out[r] += v
+		}
+	}
+	return out
 }
 
 // Calls is how many requests for action (and roleName, when not empty) the
