@@ -654,9 +654,10 @@ func BuildAccount(ctx context.Context, pia *v1alpha1.PodIdentityAccount, home ro
 		}}
 	if o.DriftSweep {
 		// The account's own drift sweep and role cache, as in the
-		// operator's account; a reconcile reads IAM until the first sweep
-		// here (the sweep reads a new account at once) instead of waiting.
-		a.Roles = &role.Cache{Inner: role.Client{IAM: api}, TTL: o.SyncPeriod * 3 / 2, Account: spec.AccountID}
+		// operator's account: the registry kicks the sweep when it builds
+		// an account, so reconciles wait briefly for the first snapshot
+		// (after a restart, instead of reading each role).
+		a.Roles = &role.Cache{Inner: role.Client{IAM: api}, TTL: o.SyncPeriod * 3 / 2, FirstFillWait: 30 * time.Second, Account: spec.AccountID}
 		a.Snapshot = (&role.Snapshotter{API: api, Path: roleCfg.RolePath, ListPages: o.DriftSweepListPages, Known: a.Roles.Known}).Snapshot
 	}
 	return a, nil
