@@ -78,10 +78,13 @@ func trustedProviders(out *iam.GetRoleOutput) []string {
 	return out2
 }
 
-func newAccount(name, account string, selector map[string]string) *v1alpha1.PodIdentityAccount {
+func newAccount(name, account string, selector map[string]string, mutate ...func(*v1alpha1.PodIdentityAccount)) *v1alpha1.PodIdentityAccount {
 	a := &v1alpha1.PodIdentityAccount{ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1alpha1.PodIdentityAccountSpec{AccountID: account, RoleARN: "arn:aws:iam::" + account + ":role/podidentity-operator",
 			ExternalID: "cluster-" + clusterName, NamespaceSelector: metav1.LabelSelector{MatchLabels: selector}}}
+	for _, m := range mutate {
+		m(a)
+	}
 	Expect(k8s.Create(ctx, a)).To(Succeed())
 	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, a))).To(Succeed()) })
 	return a
@@ -254,6 +257,44 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 		for _, ns := range []string{nsB, nsC, nsH} {
 			deleteBinding(ns, "app")
 		}
+	})
+
+	It("trusts an account's own additional issuers there, and reports an account spec it cannot use", func() {
+		key := "accounts-" + newNamespace()
+		oldIssuer := "https://" + key + ".old-cluster.example.com/id/ABC"
+		oldProvider, err := testenv.RegisterOIDCProvider(ctx, iamC, oldIssuer)
+		Expect(err).NotTo(HaveOccurred())
+		newAccount(key+"-c", accountC, map[string]string{"team": key}, func(a *v1alpha1.PodIdentityAccount) {
+			a.Spec.AdditionalOIDCIssuers = []string{oldIssuer}
+			a.Spec.IAMRateLimits = &v1alpha1.IAMRateLimits{WriteQPS: 5, WriteBurst: 5}
+		})
+		Eventually(accountReady(key+"-c"), timeout, interval).Should(Equal("True/Assumed"))
+		ns := newNamespaceWithLabels(map[string]string{"team": key})
+		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
+		b := waitReady(ns, "app")
+		Expect(b.Status.Account).To(Equal(accountC))
+		Expect(trustedProviders(roleIn(iamC, b.Status.RoleName))).To(ConsistOf(
+			strings.Replace(providerARN, ":"+testenv.Account+":", ":"+accountC+":", 1), oldProvider))
+		deleteBinding(ns, "app")
+
+		By("an additional issuer that is the cluster's own is refused with a reason, not guessed at")
+		newAccount(key+"-bad", accountB, map[string]string{"team": key + "-bad"}, func(a *v1alpha1.PodIdentityAccount) {
+			a.Spec.AdditionalOIDCIssuers = []string{issuerURL}
+		})
+		Eventually(accountReady(key+"-bad"), timeout, interval).Should(Equal("False/" + v1alpha1.ReasonInvalidSpec))
+		Expect(func() string {
+			a := &v1alpha1.PodIdentityAccount{}
+			Expect(k8s.Get(ctx, client.ObjectKey{Name: key + "-bad"}, a)).To(Succeed())
+			return meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady).Message
+		}()).To(ContainSubstring("cluster's own issuer"))
+
+		By("the API server refuses what the CRD can judge alone")
+		bad := &v1alpha1.PodIdentityAccount{ObjectMeta: metav1.ObjectMeta{Name: key + "-plain"},
+			Spec: v1alpha1.PodIdentityAccountSpec{AccountID: accountB, RoleARN: "arn:aws:iam::" + accountB + ":role/op",
+				AdditionalOIDCIssuers: []string{"http://plain.example.com"}, IAMRateLimits: &v1alpha1.IAMRateLimits{ReadQPS: -1}}}
+		err = k8s.Create(ctx, bad)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(And(ContainSubstring("additionalOidcIssuers"), ContainSubstring("readQPS")))
 	})
 
 	It("accepts the README's PodIdentityAccount as written, which names what its setup creates", func() {

@@ -64,6 +64,49 @@ type PodIdentityAccountSpec struct {
 	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]+$')`,message="permissionsBoundaryArn must be an IAM policy ARN"
 	// +optional
 	PermissionsBoundaryARN string `json:"permissionsBoundaryArn,omitempty"`
+
+	// AdditionalOIDCIssuers are other service-account token issuers (a
+	// cluster being migrated from, say) whose OIDC providers, registered in
+	// this account, every role here trusts too, as --additional-oidc-issuers
+	// does in the operator's own account. Not inherited from that flag:
+	// trust in another account is granted there explicitly.
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:items:Pattern=`^https://[^\s]+$`
+	// +listType=set
+	// +optional
+	AdditionalOIDCIssuers []string `json:"additionalOidcIssuers,omitempty"`
+
+	// IAMRateLimits bound the operator's IAM calls in this account (each
+	// account has its own limiters; a field left out takes the operator's
+	// --iam-* flag).
+	// +optional
+	IAMRateLimits *IAMRateLimits `json:"iamRateLimits,omitempty"`
+}
+
+// IAMRateLimits are client-side rates of IAM calls in one account, SDK
+// retries included.
+type IAMRateLimits struct {
+	// ReadQPS bounds Get* and List* calls per second.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	ReadQPS int32 `json:"readQPS,omitempty"`
+	// ReadBurst is the burst of read calls above ReadQPS.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	ReadBurst int32 `json:"readBurst,omitempty"`
+	// WriteQPS bounds every other call per second.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	WriteQPS int32 `json:"writeQPS,omitempty"`
+	// WriteBurst is the burst of write calls above WriteQPS.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	WriteBurst int32 `json:"writeBurst,omitempty"`
 }
 
 // PodIdentityAccountStatus reports whether the operator can act in the
@@ -96,6 +139,9 @@ const (
 	ReasonAssumeRoleFailed = "AssumeRoleFailed"
 	// ReasonAccountMismatch: the assumed role is in another account.
 	ReasonAccountMismatch = "AccountMismatch"
+	// ReasonInvalidSpec (shared with bindings) also reports a
+	// PodIdentityAccount whose spec cannot be used as written (an
+	// additional issuer that is the cluster's own, say).
 )
 
 // PodIdentityAccount maps namespaces to the AWS account that holds their

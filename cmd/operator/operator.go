@@ -617,11 +617,15 @@ func LoadAWSConfig(ctx context.Context, limits awsiam.Limits, account string) (a
 // and the role configuration. ctx bounds the provider watch.
 func BuildAccount(ctx context.Context, pia *v1alpha1.PodIdentityAccount, home role.Config, checker guard.Checker,
 	stsClient stscreds.AssumeRoleAPIClient, limits awsiam.Limits, o Options, log logr.Logger) (*accounts.Account, error) {
-	cfg, err := LoadAWSConfig(ctx, limits, pia.Spec.AccountID)
+	spec := pia.Spec
+	roleCfg, err := accounts.Config(home, spec)
 	if err != nil {
 		return nil, err
 	}
-	spec := pia.Spec
+	cfg, err := LoadAWSConfig(ctx, AccountLimits(limits, spec.IAMRateLimits), pia.Spec.AccountID)
+	if err != nil {
+		return nil, err
+	}
 	cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, spec.RoleARN, func(ao *stscreds.AssumeRoleOptions) {
 		ao.RoleSessionName = cmp.Or(spec.SessionName, "podidentity-operator")
 		if spec.ExternalID != "" {
@@ -633,7 +637,6 @@ func BuildAccount(ctx context.Context, pia *v1alpha1.PodIdentityAccount, home ro
 	if o.WrapIAM != nil {
 		api = o.WrapIAM(api)
 	}
-	roleCfg := accounts.Config(home, spec)
 	guardCfg := checker
 	guardCfg.RoleConfig = roleCfg
 	watchCtx, stop := context.WithCancel(ctx)
@@ -661,6 +664,18 @@ func BuildAccount(ctx context.Context, pia *v1alpha1.PodIdentityAccount, home ro
 		a.Snapshot = (&role.Snapshotter{API: api, Path: roleCfg.RolePath, ListPages: o.DriftSweepListPages, Known: a.Roles.Known}).Snapshot
 	}
 	return a, nil
+}
+
+// AccountLimits are an account's IAM rate limits: its PodIdentityAccount's,
+// and the flags' (limits) for every field it leaves out.
+func AccountLimits(limits awsiam.Limits, l *v1alpha1.IAMRateLimits) awsiam.Limits {
+	if l != nil {
+		limits.ReadQPS = cmp.Or(float64(l.ReadQPS), limits.ReadQPS)
+		limits.ReadBurst = cmp.Or(int(l.ReadBurst), limits.ReadBurst)
+		limits.WriteQPS = cmp.Or(float64(l.WriteQPS), limits.WriteQPS)
+		limits.WriteBurst = cmp.Or(int(l.WriteBurst), limits.WriteBurst)
+	}
+	return limits
 }
 
 // CallerIdentityAPI is the STS call used to find the account and partition.

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/awsiam"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 )
 
@@ -189,5 +191,18 @@ func TestAdditionalIssuers(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got.AdditionalProviders, want) {
 		t.Errorf("additional = %+v, want %+v", got.AdditionalProviders, want)
+	}
+}
+
+// A PodIdentityAccount's IAM rate limits override the flags field by field.
+func TestAccountLimits(t *testing.T) {
+	flags := awsiam.Limits{ReadQPS: 100, ReadBurst: 100, WriteQPS: 50, WriteBurst: 20}
+	if got := AccountLimits(flags, nil); got != flags {
+		t.Errorf("no limits: %+v", got)
+	}
+	got := AccountLimits(flags, &v1alpha1.IAMRateLimits{WriteQPS: 2, ReadBurst: 7})
+	want := awsiam.Limits{ReadQPS: 100, ReadBurst: 7, WriteQPS: 2, WriteBurst: 20}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
 	}
 }

@@ -59,8 +59,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		Message: "the operator assumed " + a.Spec.RoleARN + " and acts in account " + a.Spec.AccountID}
 	if _, err := r.Accounts.ByKey(ctx, a.Spec.AccountID); err != nil {
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, v1alpha1.ReasonAssumeRoleFailed, err.Error()
-		if errors.Is(err, accounts.ErrAccountMismatch) {
+		switch {
+		case errors.Is(err, accounts.ErrAccountMismatch):
 			ready.Reason = v1alpha1.ReasonAccountMismatch
+		case errors.Is(err, accounts.ErrInvalidSpec):
+			ready.Reason = v1alpha1.ReasonInvalidSpec
 		}
 	}
 	ready.Message = bounded.Text(ready.Message, bounded.ConditionMessage)

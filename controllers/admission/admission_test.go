@@ -86,7 +86,7 @@ func TestAdmissionChecksWithTheNamespacesAccount(t *testing.T) {
 	home := guard.Checker{Catalog: catalog.Default(), Builtins: true,
 		RoleConfig: role.Config{ClusterName: "dev", ProviderARN: "arn:aws:iam::111111111111:oidc-provider/oidc.example.com", Issuer: "oidc.example.com"}}
 	other := home
-	other.RoleConfig = accounts.Config(home.RoleConfig, v1alpha1.PodIdentityAccountSpec{AccountID: "222222222222", RoleNamePrefix: "teams-"})
+	other.RoleConfig, _ = accounts.Config(home.RoleConfig, v1alpha1.PodIdentityAccountSpec{AccountID: "222222222222", RoleNamePrefix: "teams-"})
 	b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"},
 		Spec: v1alpha1.PodIdentityBindingSpec{ServiceAccountName: "app", RoleName: "teams-dev_ns_app",
 			Permissions: []v1alpha1.PermissionStatement{{Effect: v1alpha1.EffectAllow, Actions: []string{"s3:GetObject"}, Resources: []string{"*"}}}}}

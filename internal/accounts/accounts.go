@@ -279,11 +279,16 @@ func Usable(ctx context.Context, a *Account) (*Account, error) {
 	return a, nil
 }
 
+// ErrInvalidSpec: a PodIdentityAccount's spec cannot be used as written.
+var ErrInvalidSpec = errors.New("invalid PodIdentityAccount spec")
+
 // Config is the role configuration of an account: the home account's, with
 // the account's own path, prefix and boundary, and the cluster's OIDC
-// providers as registered in that account. EKS Pod Identity is not offered
-// there (its associations live in the cluster's account).
-func Config(home role.Config, spec v1alpha1.PodIdentityAccountSpec) role.Config {
+// provider as registered in that account plus the account's own additional
+// issuers' (the operator's --additional-oidc-issuers are not inherited).
+// EKS Pod Identity is not offered there (its associations live in the
+// cluster's account).
+func Config(home role.Config, spec v1alpha1.PodIdentityAccountSpec) (role.Config, error) {
 	c := home
 	if spec.RolePath != "" {
 		c.RolePath = spec.RolePath
@@ -294,11 +299,25 @@ func Config(home role.Config, spec v1alpha1.PodIdentityAccountSpec) role.Config 
 	c.PermissionsBoundaryARN = spec.PermissionsBoundaryARN
 	c.ProviderARN = inAccount(home.ProviderARN, spec.AccountID)
 	c.AdditionalProviders = nil
-	for _, p := range home.AdditionalProviders {
-		c.AdditionalProviders = append(c.AdditionalProviders, policy.Provider{ARN: inAccount(p.ARN, spec.AccountID), ID: p.ID})
+	seen := map[string]bool{home.Issuer: true}
+	for _, issuer := range spec.AdditionalOIDCIssuers {
+		id, err := policy.ProviderID(issuer)
+		if err != nil {
+			return c, fmt.Errorf("additionalOidcIssuers: %w: %w", err, ErrInvalidSpec)
+		}
+		if seen[id] {
+			return c, fmt.Errorf("additionalOidcIssuers: %s is listed twice or is the cluster's own issuer: %w", issuer, ErrInvalidSpec)
+		}
+		seen[id] = true
+		// The provider IAM names after the issuer, in this account.
+		base, _, ok := strings.Cut(c.ProviderARN, ":oidc-provider/")
+		if !ok {
+			return c, fmt.Errorf("the cluster's OIDC provider ARN %s names no oidc-provider", c.ProviderARN)
+		}
+		c.AdditionalProviders = append(c.AdditionalProviders, policy.Provider{ARN: base + ":oidc-provider/" + id, ID: id})
 	}
 	c.PodIdentity = nil
-	return c
+	return c, nil
 }
 
 // inAccount is an IAM ARN moved to another account.

@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,22 +33,40 @@ func account(name, id string, labels map[string]string) *v1alpha1.PodIdentityAcc
 			NamespaceSelector: metav1.LabelSelector{MatchLabels: labels}}}
 }
 
-// The configuration of another account: its own provider ARNs (the same
-// issuers), its path and prefix, its boundary or none (the operator's
+// The configuration of another account: its own provider ARN (the
+// cluster's issuer), its own additional issuers only (the operator's are not
+// inherited), its path and prefix, its boundary or none (the operator's
 // boundary is a policy of the operator's account), no Pod Identity.
 func TestConfig(t *testing.T) {
-	c := Config(home, v1alpha1.PodIdentityAccountSpec{AccountID: "222222222222", RolePath: "/teams/"})
+	c, err := Config(home, v1alpha1.PodIdentityAccountSpec{AccountID: "222222222222", RolePath: "/teams/"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c.ProviderARN != "arn:aws:iam::222222222222:oidc-provider/oidc.example.com/id/X" || c.Issuer != home.Issuer {
 		t.Errorf("provider %s %s", c.ProviderARN, c.Issuer)
 	}
-	if c.AdditionalProviders[0].ARN != "arn:aws:iam::222222222222:oidc-provider/other.example.com" || home.AdditionalProviders[0].ARN[13:25] != "111111111111" {
-		t.Errorf("additional providers %+v (home %+v)", c.AdditionalProviders, home.AdditionalProviders)
+	if len(c.AdditionalProviders) != 0 || len(home.AdditionalProviders) != 1 {
+		t.Errorf("the operator's additional issuers are not inherited: %+v (home %+v)", c.AdditionalProviders, home.AdditionalProviders)
 	}
 	if c.RolePath != "/teams/" || c.RoleNamePrefix != "k8s" || c.PermissionsBoundaryARN != "" || c.PodIdentity != nil {
 		t.Errorf("config %+v", c)
 	}
 	if c.AccountID() != "222222222222" || home.AccountID() != "111111111111" {
 		t.Errorf("account IDs %s %s", c.AccountID(), home.AccountID())
+	}
+
+	c, err = Config(home, v1alpha1.PodIdentityAccountSpec{AccountID: "222222222222", AdditionalOIDCIssuers: []string{"https://old.example.com/id/Y"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []policy.Provider{{ARN: "arn:aws:iam::222222222222:oidc-provider/old.example.com/id/Y", ID: "old.example.com/id/Y"}}
+	if !slices.Equal(c.AdditionalProviders, want) {
+		t.Errorf("additional providers %+v, want %+v", c.AdditionalProviders, want)
+	}
+	for _, bad := range [][]string{{"https://oidc.example.com/id/X"}, {"https://a.example.com", "https://a.example.com"}, {"http://plain.example.com"}} {
+		if _, err := Config(home, v1alpha1.PodIdentityAccountSpec{AccountID: "222222222222", AdditionalOIDCIssuers: bad}); !errors.Is(err, ErrInvalidSpec) {
+			t.Errorf("additionalOidcIssuers %v: %v, want ErrInvalidSpec", bad, err)
+		}
 	}
 }
 
