@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	. "github.com/onsi/ginkgo/v2"
@@ -295,6 +297,81 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 		err = k8s.Create(ctx, bad)
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
 		Expect(err.Error()).To(And(ContainSubstring("additionalOidcIssuers"), ContainSubstring("readQPS")))
+	})
+
+	It("binds EKS Pod Identity across accounts: a hop role in the cluster's account, the target role in the namespace's, exact trust at both", func() {
+		key := "accounts-" + newNamespace()
+		newAccount(key+"-b", accountB, map[string]string{"team": key})
+		Eventually(accountReady(key+"-b"), timeout, interval).Should(Equal("True/Assumed"))
+		ns := newNamespaceWithLabels(map[string]string{"team": key})
+		Expect(k8s.Create(ctx, podIdentityBinding(ns, "app", "app"))).To(Succeed())
+		b := waitReady(ns, "app")
+		Expect(b.Status.Account).To(Equal(accountB))
+		Expect(b.Status.Identity).To(Equal(v1alpha1.IdentityEKSPodIdentity))
+
+		By("the association maps the ServiceAccount to the hop role, with B's role as its target (read through the EKS API)")
+		a := association(ns, "app")
+		Expect(a).NotTo(BeNil())
+		Expect(aws.ToString(a.TargetRoleArn)).To(Equal(b.Status.RoleArn))
+		hopARN := aws.ToString(a.RoleArn)
+		Expect(hopARN).To(HavePrefix("arn:aws:iam::" + testenv.Account + ":role" + rolePath))
+		hopName := hopARN[strings.LastIndex(hopARN, "/")+1:]
+		Expect(aws.ToString(a.ExternalId)).NotTo(BeEmpty())
+		Expect(b.Status.OwnedRoles).To(ConsistOf(
+			v1alpha1.RoleReference{Name: b.Status.RoleName, Account: accountB, ID: b.Status.RoleID},
+			HaveField("Name", hopName)))
+
+		By("the hop role trusts EKS for this ServiceAccount only and may only assume the target")
+		hopTrust := trustOf(hopName)
+		st := hopTrust["Statement"].([]any)[0].(map[string]any)
+		Expect(testenv.StringOrList(st["Principal"].(map[string]any)["Service"])).To(Equal([]string{"pods.eks.amazonaws.com"}))
+		Expect(st["Condition"].(map[string]any)["StringEquals"]).To(HaveKeyWithValue("aws:RequestTag/kubernetes-service-account", []any{"app"}))
+		Expect(inlinePolicyNames(hopName)).To(Equal([]string{"podidentity-permissions"}))
+		pol, err := iamc.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(hopName), PolicyName: aws.String("podidentity-permissions")})
+		Expect(err).NotTo(HaveOccurred())
+		hopStmt := decoded(pol.PolicyDocument)["Statement"].([]any)[0].(map[string]any)
+		Expect(testenv.StringOrList(hopStmt["Action"])).To(ConsistOf("sts:AssumeRole", "sts:TagSession"))
+		Expect(testenv.StringOrList(hopStmt["Resource"])).To(Equal([]string{b.Status.RoleArn}))
+		Expect(attachedPolicies(hopName)).To(BeEmpty())
+
+		By("the target role in B trusts only the hop role, with the association's external ID")
+		target := roleIn(iamB, b.Status.RoleName)
+		Expect(target).NotTo(BeNil())
+		doc := aws.ToString(target.Role.AssumeRolePolicyDocument)
+		Expect(testenv.TrustAllows(doc, testenv.TrustRequest{PrincipalType: "AWS", Principal: hopARN, Actions: []string{"sts:AssumeRole"},
+			Context: map[string]string{"sts:ExternalId": aws.ToString(a.ExternalId)}})).To(BeTrue())
+		for _, wrong := range []testenv.TrustRequest{
+			{PrincipalType: "AWS", Principal: hopARN, Actions: []string{"sts:AssumeRole"}, Context: map[string]string{"sts:ExternalId": "guess"}},
+			{PrincipalType: "AWS", Principal: "arn:aws:iam::" + testenv.Account + ":role/other", Actions: []string{"sts:AssumeRole"},
+				Context: map[string]string{"sts:ExternalId": aws.ToString(a.ExternalId)}},
+			{PrincipalType: "Service", Principal: "pods.eks.amazonaws.com", Actions: []string{"sts:AssumeRole"}, Context: map[string]string{}},
+		} {
+			Expect(testenv.TrustAllows(doc, wrong)).To(BeFalse(), "%+v", wrong)
+		}
+
+		By("a token of the ServiceAccount becomes credentials of the target role in B; another ServiceAccount's is refused")
+		status, assumed := podIdentityCredentials(ns, "app")
+		Expect(status).To(Equal(http.StatusOK))
+		Expect(assumed).To(HavePrefix("arn:aws:sts::" + accountB + ":assumed-role/" + b.Status.RoleName + "/"))
+		Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "intruder"}})).To(Succeed())
+		_, err = eksc.CreatePodIdentityAssociation(ctx, &eks.CreatePodIdentityAssociationInput{ClusterName: aws.String(clusterName),
+			Namespace: aws.String(ns), ServiceAccount: aws.String("intruder"), RoleArn: aws.String(hopARN), TargetRoleArn: aws.String(b.Status.RoleArn)})
+		Expect(err).NotTo(HaveOccurred())
+		status, _ = podIdentityCredentials(ns, "intruder")
+		Expect(status).To(Equal(http.StatusForbidden))
+
+		By("the association's target changed out of band: corrected, and its external ID still opens the target")
+		_, err = eksc.UpdatePodIdentityAssociation(ctx, &eks.UpdatePodIdentityAssociationInput{ClusterName: aws.String(clusterName),
+			AssociationId: a.AssociationId, TargetRoleArn: aws.String("arn:aws:iam::" + accountB + ":role/elsewhere")})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() string { return aws.ToString(association(ns, "app").TargetRoleArn) }, timeout, interval).Should(Equal(b.Status.RoleArn))
+		Eventually(func() int { s, _ := podIdentityCredentials(ns, "app"); return s }, timeout, interval).Should(Equal(http.StatusOK))
+
+		By("deleting the binding deletes the association, the hop role and the target role")
+		deleteBinding(ns, "app")
+		Expect(association(ns, "app")).To(BeNil())
+		Expect(roleGone(hopName)()).To(BeTrue())
+		Expect(roleIn(iamB, b.Status.RoleName)).To(BeNil())
 	})
 
 	It("accepts the README's PodIdentityAccount as written, which names what its setup creates", func() {

@@ -251,6 +251,10 @@ const (
 	// ServiceAccount exists that this binding does not own; it is never
 	// overwritten.
 	ReasonAssociationConflict = "AssociationConflict"
+	// ReasonAssociationPending: (EKSPodIdentity in another account than the
+	// cluster's) the association was just created or replaced; the target
+	// role trusts it once EKS has returned its external ID (moments later).
+	ReasonAssociationPending = "AssociationPending"
 	// ReasonEKSUnavailable: an EKS pod identity association call failed
 	// (outage, throttling, network); retried with back-off.
 	ReasonEKSUnavailable = "EKSUnavailable"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -24,8 +25,9 @@ type AssociationClient interface {
 	Find(ctx context.Context, namespace, serviceAccount string) (*eksassoc.Association, error)
 	// Get reads one association by ID (nil: none).
 	Get(ctx context.Context, id string) (*eksassoc.Association, error)
-	Create(ctx context.Context, namespace, serviceAccount, roleARN, requestToken string, tags map[string]string) (*eksassoc.Association, error)
-	Converge(ctx context.Context, id, roleARN string) (*eksassoc.Association, error)
+	// Create and Converge name a target role too ("" none: Chain).
+	Create(ctx context.Context, namespace, serviceAccount, roleARN, targetRoleARN, requestToken string, tags map[string]string) (*eksassoc.Association, error)
+	Converge(ctx context.Context, id, roleARN, targetRoleARN string) (*eksassoc.Association, error)
 	Delete(ctx context.Context, id string) error
 	Tag(ctx context.Context, arn string, tags map[string]string) error
 	// IDs lists every association of the cluster: "namespace/sa" -> ID.
@@ -45,12 +47,21 @@ type binder interface {
 }
 
 // binderFor is the binder of a mechanism; looked is the association gather
-// already read (nil: none read).
-func (r *Reconciler) binderFor(kind identity.Kind, looked *lookedUp) binder {
+// already read (nil: none read); chain, for EKS Pod Identity with a role in
+// another account (planner.Chain), names the hop role and receives the
+// association's external ID.
+func (r *Reconciler) binderFor(kind identity.Kind, looked *lookedUp, chain *chainBind) binder {
 	if kind == identity.KindEKSPodIdentity && r.Associations != nil {
-		return podIdentityBinder{r: r, looked: looked}
+		return podIdentityBinder{r: r, looked: looked, chain: chain}
 	}
 	return irsaBinder{r}
+}
+
+// chainBind is a cross-account association: EKS assumes hopARN, then the
+// bound role as its target; externalID is what EKS says it passes.
+type chainBind struct {
+	hopARN     string
+	externalID string
 }
 
 // lookedUp is a ServiceAccount's association as gather read it (a nil
@@ -65,7 +76,7 @@ type lookedUp struct {
 func (r *Reconciler) release(ctx context.Context, b *v1alpha1.PodIdentityBinding, sas []string, mode releaseMode, kinds ...identity.Kind) error {
 	for _, k := range kinds {
 		for _, sa := range sas {
-			if err := r.binderFor(k, nil).unbind(ctx, b, sa, mode); err != nil {
+			if err := r.binderFor(k, nil, nil).unbind(ctx, b, sa, mode); err != nil {
 				return err
 			}
 		}
@@ -94,6 +105,7 @@ func (irsaBinder) unbind(context.Context, *v1alpha1.PodIdentityBinding, string, 
 type podIdentityBinder struct {
 	r      *Reconciler
 	looked *lookedUp
+	chain  *chainBind
 }
 
 // associationConflict: the ServiceAccount has an association the binding
@@ -132,9 +144,15 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 	}
 	log := logf.FromContext(ctx)
 	wasSynced := isTrueForGeneration(b, v1alpha1.ConditionServiceAccountSynced) && b.Status.Identity == v1alpha1.IdentityEKSPodIdentity
+	// With a chain the association's role is the hop and the bound role its
+	// target; otherwise the bound role itself, and no target.
+	assocRole, target := roleARN, ""
+	if p.chain != nil {
+		assocRole, target = p.chain.hopARN, roleARN
+	}
 	switch {
 	case a == nil:
-		a, err = r.Associations.Create(ctx, b.Namespace, sa, roleARN, "", role.OwnershipTags(r.Config, b.Namespace, b.Name))
+		a, err = r.Associations.Create(ctx, b.Namespace, sa, assocRole, target, "", role.OwnershipTags(r.Config, b.Namespace, b.Name))
 		if err != nil {
 			return eksFailed("creating the EKS pod identity association of "+sa, err)
 		}
@@ -143,20 +161,21 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 			r.event(b, corev1.EventTypeWarning, vocab.EventDriftCorrected, "EKS pod identity association "+b.Status.AssociationID+
 				" was deleted outside the operator; created "+a.ID)
 		} else {
-			r.event(b, corev1.EventTypeNormal, vocab.EventAssociationCreated, "created EKS pod identity association "+a.ID+" of ServiceAccount "+sa+" for "+roleARN)
+			r.event(b, corev1.EventTypeNormal, vocab.EventAssociationCreated, "created EKS pod identity association "+a.ID+" of ServiceAccount "+sa+" for "+describeAssociation(assocRole, target))
 		}
 		log.Info("created pod identity association", "association", a.ID)
 	case !ownsAssociation(r.Config, a, b):
 		return associationConflict{sa: sa, id: a.ID, roleARN: a.RoleARN}
-	case a.RoleARN != roleARN || a.SessionTagsDisabled:
-		what := fmt.Sprintf("role %s -> %s", a.RoleARN, roleARN)
+	case a.RoleARN != assocRole || a.TargetRoleARN != target || a.SessionTagsDisabled:
+		var changes []string
 		if a.SessionTagsDisabled {
-			what = "session tags re-enabled (the role's trust requires them)"
-			if a.RoleARN != roleARN {
-				what += fmt.Sprintf(", role %s -> %s", a.RoleARN, roleARN)
-			}
+			changes = append(changes, "session tags re-enabled (the role's trust requires them)")
 		}
-		if a, err = r.Associations.Converge(ctx, a.ID, roleARN); err != nil {
+		if a.RoleARN != assocRole || a.TargetRoleARN != target {
+			changes = append(changes, fmt.Sprintf("role %s -> %s", describeAssociation(a.RoleARN, a.TargetRoleARN), describeAssociation(assocRole, target)))
+		}
+		what := strings.Join(changes, ", ")
+		if a, err = r.Associations.Converge(ctx, a.ID, assocRole, target); err != nil {
 			return eksFailed("updating EKS pod identity association "+a.ID, err)
 		}
 		if wasSynced && b.Status.RoleArn == roleARN {
@@ -168,7 +187,18 @@ func (p podIdentityBinder) bind(ctx context.Context, b *v1alpha1.PodIdentityBind
 		log.Info("updated pod identity association", "association", a.ID, "change", what)
 	}
 	b.Status.AssociationID = a.ID
+	if p.chain != nil {
+		p.chain.externalID = a.ExternalID
+	}
 	return nil
+}
+
+// describeAssociation names an association's role, and its target role.
+func describeAssociation(roleARN, target string) string {
+	if target == "" {
+		return roleARN
+	}
+	return roleARN + " (target role " + target + ")"
 }
 
 // lookup finds the ServiceAccount's association: by the ID status records

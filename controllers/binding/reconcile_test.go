@@ -184,7 +184,7 @@ func (m *memAssociations) Get(_ context.Context, id string) (*eksassoc.Associati
 	return nil, nil
 }
 
-func (m *memAssociations) Create(_ context.Context, ns, sa, roleARN, _ string, tags map[string]string) (*eksassoc.Association, error) {
+func (m *memAssociations) Create(_ context.Context, ns, sa, roleARN, target, _ string, tags map[string]string) (*eksassoc.Association, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.call("Create"); err != nil {
@@ -193,19 +193,25 @@ func (m *memAssociations) Create(_ context.Context, ns, sa, roleARN, _ string, t
 	m.next++
 	id := fmt.Sprintf("a-unit%d", m.next)
 	a := &eksassoc.Association{ID: id, ARN: "arn:aws:eks:us-east-1:123456789012:podidentityassociation/dev/" + id,
-		Namespace: ns, ServiceAccount: sa, RoleARN: roleARN, Tags: maps.Clone(tags)}
+		Namespace: ns, ServiceAccount: sa, RoleARN: roleARN, Tags: maps.Clone(tags), TargetRoleARN: target}
+	if target != "" {
+		a.ExternalID = "ext-" + id
+	}
 	m.byID[id] = a
 	return m.copyOf(a), nil
 }
 
-func (m *memAssociations) Converge(_ context.Context, id, roleARN string) (*eksassoc.Association, error) {
+func (m *memAssociations) Converge(_ context.Context, id, roleARN, target string) (*eksassoc.Association, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.call("Converge"); err != nil {
 		return nil, err
 	}
 	a := m.byID[id]
-	a.RoleARN, a.SessionTagsDisabled = roleARN, false
+	a.RoleARN, a.TargetRoleARN, a.SessionTagsDisabled = roleARN, target, false
+	if target != "" && a.ExternalID == "" {
+		a.ExternalID = "ext-" + id
+	}
 	return m.copyOf(a), nil
 }
 
@@ -616,7 +622,7 @@ func TestReconcilePodIdentity(t *testing.T) {
 
 	t.Run("a foreign association is never overwritten", func(t *testing.T) {
 		u := newUnitBed(t, unitBinding("app", "app", eks))
-		foreign, _ := u.assocs.Create(context.Background(), unitNS, "app", "arn:aws:iam::123456789012:role/other", "", map[string]string{"owner": "someone"})
+		foreign, _ := u.assocs.Create(context.Background(), unitNS, "app", "arn:aws:iam::123456789012:role/other", "", "", map[string]string{"owner": "someone"})
 		res, err := u.settle("app", 5)
 		if err != nil {
 			t.Fatal(err)

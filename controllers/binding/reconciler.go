@@ -143,6 +143,9 @@ func (r *Reconciler) accountsOf(ctx context.Context, b *v1alpha1.PodIdentityBind
 	cur := r.acctOf(ctx, a)
 	others := map[string]acct{}
 	keys := recordedAccounts(b)
+	if r.chained(cur, b) {
+		keys = append(keys, accounts.Home) // the hop role's account
+	}
 	if r.Sweep != nil {
 		// Accounts where IAM's tags name a role of the binding its status
 		// forgot (a refused status patch during a move) are reached too.
@@ -163,6 +166,16 @@ func (r *Reconciler) accountsOf(ctx context.Context, b *v1alpha1.PodIdentityBind
 		others[key] = r.acctOf(ctx, o)
 	}
 	return cur, others, nil
+}
+
+// chained reports whether a binding's roles in the account are reached
+// through a hop role in the cluster's (the operator's own) account: EKS Pod
+// Identity, which the account offers through the cluster's associations,
+// in another account than the cluster's (planner.Chain). Deleted bindings
+// too, so the hop is seen and retired.
+func (r *Reconciler) chained(cur acct, b *v1alpha1.PodIdentityBinding) bool {
+	return cur.key != accounts.Home && r.Associations != nil && cur.config.PodIdentity != nil &&
+		(cur.config.Mechanism(b).Kind() == identity.KindEKSPodIdentity || b.Status.Identity == v1alpha1.IdentityEKSPodIdentity)
 }
 
 // swept reports whether the drift sweep watches every role of the
@@ -326,6 +339,8 @@ func (r *Reconciler) gather(ctx context.Context, b *v1alpha1.PodIdentityBinding)
 		g.assoc = &lookedUp{sa: sa, a: a}
 		if a != nil && !ownsAssociation(r.Config, a, b) {
 			in.ForeignAssociation = associationConflict{sa: sa, id: a.ID, roleARN: a.RoleARN}.Error()
+		} else if a != nil && in.Chain != nil && a.TargetRoleARN != "" {
+			in.Chain.ExternalID = a.ExternalID
 		}
 	}
 	return in, g, nil
@@ -406,6 +421,12 @@ func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBind
 		}
 	}
 	names := planner.Candidates(cur.config, cur.key, b)
+	if r.chained(cur, b) {
+		in.Chain = &planner.Chain{Home: r.Config}
+		if hop := planner.HopKey(r.Config, b); !slices.Contains(names, hop) {
+			names = append(names, hop)
+		}
+	}
 	if r.Sweep != nil {
 		// Roles IAM's tags say are the binding's, recorded in status or not.
 		keys := []string{cur.key}
@@ -492,11 +513,21 @@ func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, 
 		// ServiceAccount (RoleCreated): binding the ServiceAccount to it is
 		// part of that, not a second event.
 		announce := in.Roles[p.Current] != nil
-		if err := r.binderFor(p.Bind.Identity, g.assoc).bind(ctx, b, p.Bind.ServiceAccount, arn, announce); err != nil {
+		var chain *chainBind
+		if p.Bind.Hop != "" {
+			chain = &chainBind{hopARN: arns[p.Bind.Hop]}
+		}
+		if err := r.binderFor(p.Bind.Identity, g.assoc, chain).bind(ctx, b, p.Bind.ServiceAccount, arn, announce); err != nil {
 			return bindError{sa: p.Bind.ServiceAccount, err: err}
 		}
+		if chain != nil && in.Chain != nil && chain.externalID != in.Chain.ExternalID {
+			// The target role was planned with another external ID than
+			// the association has (it was just created or replaced): plan
+			// again with the association's.
+			return trustPending{externalID: chain.externalID}
+		}
 		for _, k := range p.Bind.Unbind {
-			if err := r.binderFor(k, nil).unbind(ctx, b, p.Bind.ServiceAccount, release); err != nil {
+			if err := r.binderFor(k, nil, nil).unbind(ctx, b, p.Bind.ServiceAccount, release); err != nil {
 				return err
 			}
 		}
@@ -649,6 +680,14 @@ func roleRef(key string) string {
 	return name + " in AWS account " + account
 }
 
+// trustPending: the association's external ID is not the one the target
+// role's trust was planned with; the next reconcile plans with it.
+type trustPending struct{ externalID string }
+
+func (e trustPending) Error() string {
+	return "EKS returned the pod identity association's external ID just now; the target role is made to trust the hop role with it next"
+}
+
 // bindingCRD is the PodIdentityBinding CRD's name.
 const bindingCRD = "podidentitybindings." + "iam.podidentity.io"
 
@@ -744,6 +783,7 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 	var (
 		accountConflict accounts.ConflictError
 		unavailable     accounts.UnavailableError
+		pending         trustPending
 	)
 	switch {
 	case errors.As(err, &accountConflict):
@@ -758,6 +798,9 @@ func (r *Reconciler) failure(ctx context.Context, b *v1alpha1.PodIdentityBinding
 		setFailed(b, v1alpha1.ReasonAccountUnavailable, msg, v1alpha1.ConditionRoleSynced)
 		r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAccountUnavailable, msg)
 		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
+	case errors.As(err, &pending):
+		setFailed(b, v1alpha1.ReasonAssociationPending, pending.Error(), v1alpha1.ConditionRoleSynced)
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	case errors.As(err, &conflict):
 		setFailed(b, v1alpha1.ReasonAssociationConflict, conflict.Error(), v1alpha1.ConditionServiceAccountSynced)
 		r.event(b, corev1.EventTypeWarning, v1alpha1.ReasonAssociationConflict, conflict.Error())

@@ -319,8 +319,10 @@ func (s *Sweeper) sweepAccount(ctx context.Context, t sweepTarget, places map[st
 			drifted = append(drifted, b) // its association is gone or replaced
 			continue
 		}
-		if s.placeOf(ctx, b, places) != key {
-			continue // another account's, or moving: re-read each period
+		if s.placeOf(ctx, b, places) != key || r.chained(t.acct, b) {
+			// Another account's, moving, or reached through a hop role in
+			// the cluster's account: re-read each period.
+			continue
 		}
 		in, err := r.gatherWith(ctx, b, t.acct, nil, observe, policies)
 		if err != nil {

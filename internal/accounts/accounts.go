@@ -286,8 +286,9 @@ var ErrInvalidSpec = errors.New("invalid PodIdentityAccount spec")
 // the account's own path, prefix and boundary, and the cluster's OIDC
 // provider as registered in that account plus the account's own additional
 // issuers' (the operator's --additional-oidc-issuers are not inherited).
-// EKS Pod Identity is not offered there (its associations live in the
-// cluster's account).
+// EKS Pod Identity is offered as in the cluster's account (its associations
+// live there): a binding's role here is the association's target role,
+// reached through a hop role in the cluster's account (planner.Chain).
 func Config(home role.Config, spec v1alpha1.PodIdentityAccountSpec) (role.Config, error) {
 	c := home
 	if spec.RolePath != "" {
@@ -316,7 +317,6 @@ func Config(home role.Config, spec v1alpha1.PodIdentityAccountSpec) (role.Config
 		}
 		c.AdditionalProviders = append(c.AdditionalProviders, policy.Provider{ARN: base + ":oidc-provider/" + id, ID: id})
 	}
-	c.PodIdentity = nil
 	return c, nil
 }
 

@@ -36,7 +36,8 @@ func account(name, id string, labels map[string]string) *v1alpha1.PodIdentityAcc
 // The configuration of another account: its own provider ARN (the
 // cluster's issuer), its own additional issuers only (the operator's are not
 // inherited), its path and prefix, its boundary or none (the operator's
-// boundary is a policy of the operator's account), no Pod Identity.
+// boundary is a policy of the operator's account), the cluster's Pod
+// Identity (its associations are in the cluster's account).
 func TestConfig(t *testing.T) {
 	c, err := Config(home, v1alpha1.PodIdentityAccountSpec{AccountID: "222222222222", RolePath: "/teams/"})
 	if err != nil {
@@ -48,7 +49,7 @@ func TestConfig(t *testing.T) {
 	if len(c.AdditionalProviders) != 0 || len(home.AdditionalProviders) != 1 {
 		t.Errorf("the operator's additional issuers are not inherited: %+v (home %+v)", c.AdditionalProviders, home.AdditionalProviders)
 	}
-	if c.RolePath != "/teams/" || c.RoleNamePrefix != "k8s" || c.PermissionsBoundaryARN != "" || c.PodIdentity != nil {
+	if c.RolePath != "/teams/" || c.RoleNamePrefix != "k8s" || c.PermissionsBoundaryARN != "" || c.PodIdentity != home.PodIdentity {
 		t.Errorf("config %+v", c)
 	}
 	if c.AccountID() != "222222222222" || home.AccountID() != "111111111111" {

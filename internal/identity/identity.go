@@ -167,3 +167,36 @@ func (PodIdentity) PodCurrent(p *corev1.Pod, _ string) bool {
 	}
 	return false
 }
+
+// Cross-account EKS Pod Identity: EKS assumes the association's role (the
+// hop role, in the cluster's account, with PodIdentity's exact trust), and
+// with its credentials the association's target role in another account,
+// passing the association's external ID. The target role trusts only the
+// hop role with that external ID; the hop role may only assume the target.
+
+// TargetTrust lets only the hop role, with the association's external ID,
+// assume the target role. With no external ID yet (the association is not
+// created), nobody may: a Deny of the hop role.
+func TargetTrust(hopARN, externalID string) policy.Document {
+	actions := policy.StringList{"sts:AssumeRole", "sts:TagSession"}
+	if externalID == "" {
+		return policy.Document{Version: policy.Version, Statement: []policy.Statement{{
+			Effect: "Deny", Principal: policy.Principal{"AWS": {hopARN}}, Action: actions,
+		}}}
+	}
+	return policy.Document{Version: policy.Version, Statement: []policy.Statement{{
+		Effect:    "Allow",
+		Principal: policy.Principal{"AWS": {hopARN}},
+		Action:    actions,
+		Condition: policy.Condition{"StringEquals": {"sts:ExternalId": {externalID}}},
+	}}}
+}
+
+// HopPermissions lets the hop role assume the target role, nothing else.
+func HopPermissions(targetARN string) policy.Document {
+	return policy.Document{Version: policy.Version, Statement: []policy.Statement{{
+		Effect:   "Allow",
+		Action:   policy.StringList{"sts:AssumeRole", "sts:TagSession"},
+		Resource: policy.StringList{targetARN},
+	}}}
+}

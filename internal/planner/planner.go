@@ -17,6 +17,7 @@ import (
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/guard"
 	"github.com/podidentity/podidentity-operator/internal/identity"
+	"github.com/podidentity/podidentity-operator/internal/naming"
 	"github.com/podidentity/podidentity-operator/internal/oidcprovider"
 	"github.com/podidentity/podidentity-operator/internal/policy"
 	"github.com/podidentity/podidentity-operator/internal/role"
@@ -59,6 +60,30 @@ type Input struct {
 	// KeepRoles: the binding is deleted with its CRD; its roles are kept
 	// (Retain records) whatever its deletionPolicy and the guardrails say.
 	KeepRoles bool
+	// Chain, set when Account is not the operator's own (the cluster's), is
+	// how EKS Pod Identity reaches a role there (see Chain).
+	Chain *Chain
+}
+
+// Chain: EKS Pod Identity with a role in another account than the
+// cluster's. The association maps the ServiceAccount to a hop role in the
+// cluster's account (key "", named by HopName), which EKS assumes with the
+// exact Pod Identity trust, and names the binding's role as its target
+// role: EKS assumes it with the hop role's credentials and the
+// association's external ID. The hop role may only assume the target; the
+// target trusts only the hop role with that external ID.
+type Chain struct {
+	// Home shapes roles in the cluster's account (the operator's own).
+	Home role.Config
+	// ExternalID is the binding's association's ("" none yet).
+	ExternalID string
+}
+
+// HopKey is the key of a binding's hop role: a name of the generated-name
+// space of the cluster's account that no binding's role has ("_hop" after
+// the binding's name, which cannot contain "_").
+func HopKey(home role.Config, b *v1alpha1.PodIdentityBinding) string {
+	return Key("", naming.RoleName(home.RoleNamePrefix, home.ClusterName, b.Namespace, b.Name+"_hop"))
 }
 
 // Op is what happens to one role.
@@ -157,6 +182,9 @@ type Bind struct {
 	Identity       identity.Kind
 	Unbind         []identity.Kind
 	Previous       *Release
+	// Hop, when set, is the key of the hop role EKS assumes first (Chain);
+	// the plan's Current role is then the association's target role.
+	Hop string
 }
 
 // Release lets go of ServiceAccounts: what every mechanism in Identities
@@ -528,6 +556,7 @@ func converge(s *situation) (Plan, bool) {
 // ServiceAccount step, the finalizer and the conditions.
 func (s *situation) finish(p Plan) Plan {
 	b, cfg := s.b, s.in.Config
+	hop := s.chain(&p)
 	p.DeletionPolicy = s.deletionPolicy
 	p.Owned = map[string]string{}
 	for name, o := range s.owned {
@@ -560,12 +589,91 @@ func (s *situation) finish(p Plan) Plan {
 		if old := b.Status.ServiceAccountName; old != "" && old != p.ServiceAccount {
 			bind.Previous = &Release{ServiceAccounts: []string{old}, Identities: appendNew(bound, p.Identity)}
 		}
+		bind.Hop = hop
 		p.Bind = bind
 	default:
 		p.Release = &Release{ServiceAccounts: serviceAccounts(b), Identities: bound}
 	}
 	p.Conditions = s.conditions(p)
 	return p
+}
+
+// chain adapts a plan whose current role is in another account than the
+// cluster's and is bound with EKS Pod Identity (Chain): the target role
+// trusts the hop role with the association's external ID, and the hop role
+// is created or converged first (the target's trust names it) and never
+// retired while the chain serves. It returns the hop key ("" when no chain
+// applies). A hop name held by a role the binding does not own leaves the
+// ServiceAccount unbound (RoleConflict); no external ID yet leaves the
+// binding not Ready (AssociationPending) until the association has one.
+func (s *situation) chain(p *Plan) string {
+	in := s.in
+	if in.Chain == nil || in.Account == "" || p.Current == "" || p.Identity != identity.KindEKSPodIdentity {
+		return ""
+	}
+	hop := HopKey(in.Chain.Home, s.b)
+	if obs := in.Roles[hop]; obs != nil {
+		if _, owned := s.owned[hop]; !owned {
+			p.Current, p.ServiceAccount, p.Ready, p.Applied = "", "", false, false
+			p.Reason = v1alpha1.ReasonRoleConflict
+			p.Message = fmt.Sprintf("IAM role %s, the name of this binding's EKS Pod Identity hop role in the cluster's account, exists but is not tagged as owned by this binding; "+
+				"the operator will not modify it. Remove it (or its %s tag, if it is a Retain record of this binding) to let the binding use it", describeKey(hop), role.TagRetained)
+			return ""
+		}
+	}
+	hopARN := in.Chain.Home.RoleARN(hop)
+	targetARN := in.Config.RoleARN(s.currentName(*p))
+	if obs := in.Roles[p.Current]; obs != nil && obs.ARN != "" {
+		targetARN = obs.ARN
+	}
+	for i, a := range p.Before {
+		if a.Name != p.Current || (a.Op != OpCreate && a.Op != OpUpdate) {
+			continue
+		}
+		a.Desired.Trust = identity.TargetTrust(hopARN, in.Chain.ExternalID)
+		if obs := in.Roles[a.Name]; a.Op == OpUpdate && obs != nil {
+			a.Diff = role.Diff(a.Desired, *obs)
+		}
+		p.Before[i] = a
+	}
+	// The hop: the cluster's account's Pod Identity role for the
+	// ServiceAccount, whose only permission is assuming the target.
+	eff := s.effective()
+	if p.Policy == "InvalidSpec" {
+		eff = s.b.DeepCopy()
+		eff.Spec.ServiceAccountName = p.ServiceAccount
+		eff.Spec.Identity = s.b.Status.Identity
+	}
+	d := named(role.DesiredFor(in.Chain.Home, eff), hop)
+	d.Description = fmt.Sprintf("EKS Pod Identity hop role for %s/%s in cluster %s: may only assume %s, managed by podidentity-operator",
+		s.b.Namespace, p.ServiceAccount, in.Chain.Home.ClusterName, targetARN)
+	perms := identity.HopPermissions(targetARN)
+	d.Permissions, d.ManagedPolicies, d.MaxSessionDuration = &perms, nil, role.DefaultMaxSessionDuration
+	step := Action{Op: OpCreate, Name: hop, Desired: d}
+	if obs := in.Roles[hop]; obs != nil {
+		step = update(hop, d, obs, false)
+	}
+	p.Before = append([]Action{step}, p.Before...)
+	p.After = slices.DeleteFunc(p.After, func(a Action) bool { return a.Name == hop })
+	if in.Chain.ExternalID == "" && p.Reason == "" {
+		p.Ready, p.Applied = false, false
+		p.Reason = v1alpha1.ReasonAssociationPending
+		p.Message = "the EKS pod identity association is being created; the target role trusts the hop role " + describeKey(hop) +
+			" once EKS has returned the association's external ID"
+	}
+	return hop
+}
+
+// currentName is the name of the plan's current role as it will be: the
+// name its action gives it.
+func (s *situation) currentName(p Plan) string {
+	for _, a := range p.Before {
+		if a.Name == p.Current && a.Desired.Name != "" {
+			return a.Desired.Name
+		}
+	}
+	_, name := SplitKey(p.Current)
+	return name
 }
 
 // conditions report a plan whose every step succeeded.

@@ -796,3 +796,85 @@ func TestForeignAssociationIsAConflict(t *testing.T) {
 		t.Errorf("an IRSA binding does not care about associations: %s", p.Message)
 	}
 }
+
+// EKS Pod Identity with the role in another account (Chain): the hop role
+// in the cluster's account comes first (the target's trust names it), may
+// only assume the target, and trusts EKS exactly as a Pod Identity role
+// does; the target trusts only the hop with the association's external ID
+// (nobody before there is one, and the binding is not Ready); neither is
+// retired while the chain serves, and both go with the binding.
+func TestChainedPodIdentity(t *testing.T) {
+	home := cfg
+	home.PodIdentity = &identity.PodIdentity{Account: "123456789012", ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/dev"}
+	other := home
+	other.ProviderARN = "arn:aws:iam::222222222222:oidc-provider/oidc.example.com/id/X"
+	otherChecker := checker
+	otherChecker.RoleConfig = other
+	b := binding("ns", "app", "app", "dynamodb:GetItem")
+	b.Spec.Identity = v1alpha1.IdentityEKSPodIdentity
+	hop := HopKey(home, b)
+	target := Key("222222222222", "dev_ns_app")
+	in := Input{Binding: b, Account: "222222222222", Config: other, Configs: map[string]role.Config{"": home}, Guard: otherChecker,
+		Managed: guard.Managed{}, Roles: map[string]*role.Observed{target: nil, hop: nil}, Chain: &Chain{Home: home}}
+	p := Compute(in)
+	checkShape(t, b, p)
+	if hop != "dev_ns_app_hop" || len(p.Before) != 2 || p.Before[0].Name != hop || p.Before[1].Name != target ||
+		p.Before[0].Op != OpCreate || p.Before[1].Op != OpCreate {
+		t.Fatalf("hop %s, before %+v", hop, p.Before)
+	}
+	if p.Bind == nil || p.Bind.Hop != hop || p.Current != target || p.Ready || p.Reason != v1alpha1.ReasonAssociationPending {
+		t.Fatalf("bind %+v current %s ready %v reason %s", p.Bind, p.Current, p.Ready, p.Reason)
+	}
+	hopRole, targetRole := p.Before[0].Desired, p.Before[1].Desired
+	hopARN, targetARN := "arn:aws:iam::123456789012:role/podidentity/dev_ns_app_hop", "arn:aws:iam::222222222222:role/podidentity/dev_ns_app"
+	if want := identity.HopPermissions(targetARN); hopRole.Permissions == nil || !policy.Equal(*hopRole.Permissions, want) || len(hopRole.ManagedPolicies) != 0 {
+		t.Errorf("hop permissions %s", mustJSON(t, *hopRole.Permissions))
+	}
+	if want := home.PodIdentity.Trust(identity.Subject{Namespace: "ns", ServiceAccount: "app"}); !policy.Equal(hopRole.Trust, want) {
+		t.Errorf("hop trust %s", mustJSON(t, hopRole.Trust))
+	}
+	if !policy.Equal(targetRole.Trust, identity.TargetTrust(hopARN, "")) || !strings.Contains(string(mustJSON(t, targetRole.Trust)), `"Deny"`) {
+		t.Errorf("target trust before the association: %s", mustJSON(t, targetRole.Trust))
+	}
+	if targetRole.Permissions == nil || !strings.Contains(string(mustJSON(t, *targetRole.Permissions)), "dynamodb:GetItem") {
+		t.Errorf("the target carries the binding's permissions: %+v", targetRole.Permissions)
+	}
+
+	// The association exists with an external ID: the target trusts the hop with it, and the binding is Ready.
+	bound := withStatus(b.DeepCopy(), "dev_ns_app", "AROAT", "app")
+	bound.Status.Account, bound.Status.Identity = "222222222222", v1alpha1.IdentityEKSPodIdentity
+	bound.Status.OwnedRoles = []v1alpha1.RoleReference{{Name: "dev_ns_app", Account: "222222222222", ID: "AROAT"}, {Name: "dev_ns_app_hop", ID: "AROAH"}}
+	hopObs := &role.Observed{ARN: hopARN, ID: "AROAH", Tags: role.OwnershipTags(home, "ns", "app")}
+	targetObs := &role.Observed{ARN: targetARN, ID: "AROAT", Tags: role.OwnershipTags(other, "ns", "app")}
+	in.Binding, in.Roles, in.Chain = bound, map[string]*role.Observed{target: targetObs, hop: hopObs}, &Chain{Home: home, ExternalID: "ext-1"}
+	p = Compute(in)
+	checkShape(t, bound, p)
+	if !p.Ready || !policy.Equal(p.Before[1].Desired.Trust, identity.TargetTrust(hopARN, "ext-1")) || len(p.After) != 0 {
+		t.Errorf("ready %v %s, target trust %s, after %v", p.Ready, p.Message, mustJSON(t, p.Before[1].Desired.Trust), ops(p.After))
+	}
+
+	// The binding switches to IRSA: the hop is retired once the ServiceAccount points at the target.
+	irsa := bound.DeepCopy()
+	irsa.Spec.Identity = v1alpha1.IdentityIRSA
+	in.Binding = irsa
+	p = Compute(in)
+	if p.Bind == nil || p.Bind.Hop != "" || !equalOps(ops(p.After), map[string]Op{hop: OpDelete}) {
+		t.Errorf("IRSA: bind %+v after %v", p.Bind, ops(p.After))
+	}
+
+	// Deleted: both go.
+	gone := bound.DeepCopy()
+	now := metav1.Now()
+	gone.DeletionTimestamp = &now
+	in.Binding = gone
+	if p := Compute(in); !equalOps(ops(p.Before), map[string]Op{hop: OpDelete, target: OpDelete}) {
+		t.Errorf("deleting: %v", ops(p.Before))
+	}
+
+	// A role nobody owns holds the hop's name: nothing is bound.
+	in.Binding, in.Roles = b, map[string]*role.Observed{target: nil, hop: {ARN: hopARN, ID: "AROAX", Tags: map[string]string{}}}
+	p = Compute(in)
+	if p.Bind != nil || p.Reason != v1alpha1.ReasonRoleConflict || slices.ContainsFunc(append(p.Before, p.After...), func(a Action) bool { return a.Name == hop }) {
+		t.Errorf("squatted hop: bind %+v reason %s before %v after %v", p.Bind, p.Reason, ops(p.Before), ops(p.After))
+	}
+}

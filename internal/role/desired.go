@@ -87,6 +87,15 @@ func (cfg Config) AccountID() string {
 	return parts[4]
 }
 
+// RoleARN is the ARN of a role of this configuration's account and path.
+func (cfg Config) RoleARN(name string) string {
+	parts := strings.SplitN(cfg.ProviderARN, ":", 6)
+	if len(parts) != 6 {
+		return ""
+	}
+	return "arn:" + parts[1] + ":iam::" + parts[4] + ":role" + cfg.RolePath + name
+}
+
 // Identity is the mechanism a binding asks for: its spec's, else the default.
 func (cfg Config) Identity(b *v1alpha1.PodIdentityBinding) v1alpha1.Identity {
 	switch {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -551,6 +552,15 @@ func (e *EKS) assume(w http.ResponseWriter, r *http.Request, cluster string) {
 		eksError(w, http.StatusForbidden, "AccessDeniedException", err.Error())
 		return
 	}
+	if a.TargetRoleArn != "" {
+		// Role chaining: with the role's credentials, the target role,
+		// passing the association's external ID; the target's trust is
+		// evaluated as STS would for the assumed role.
+		if out, err = e.chain(ctx, a, out.Credentials, sessionName(cluster, podName)); err != nil {
+			eksError(w, http.StatusForbidden, "AccessDeniedException", err.Error())
+			return
+		}
+	}
 	writeJSON(w, map[string]any{
 		"subject":                map[string]string{"namespace": namespace, "serviceAccount": sa},
 		"audience":               PodIdentityAudience,
@@ -559,6 +569,40 @@ func (e *EKS) assume(w http.ResponseWriter, r *http.Request, cluster string) {
 		"credentials": map[string]any{"accessKeyId": aws.ToString(out.Credentials.AccessKeyId), "secretAccessKey": aws.ToString(out.Credentials.SecretAccessKey),
 			"sessionToken": aws.ToString(out.Credentials.SessionToken), "expiration": float64(aws.ToTime(out.Credentials.Expiration).Unix())},
 	})
+}
+
+// chain assumes the association's target role with the credentials of its
+// role, as EKS Pod Identity does for a target role: sts:AssumeRole with the
+// association's external ID, allowed only if the target's trust lets the
+// association's role in with it.
+func (e *EKS) chain(ctx context.Context, a association, creds *ststypes.Credentials, session string) (*sts.AssumeRoleOutput, error) {
+	target, err := arn.Parse(a.TargetRoleArn)
+	if err != nil {
+		return nil, fmt.Errorf("target role %s: %w", a.TargetRoleArn, err)
+	}
+	// Read the target's trust in its account (an admin's view, not the
+	// chain's: moto does not evaluate trust).
+	admin, err := e.sts.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::" + target.AccountID + ":role/eks-emulator"),
+		RoleSessionName: aws.String("eks-emulator")})
+	if err != nil {
+		return nil, err
+	}
+	c := admin.Credentials
+	inTarget := iam.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(aws.ToString(c.AccessKeyId),
+		aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken))}, func(o *iam.Options) { o.BaseEndpoint = aws.String(e.moto) })
+	role, err := inTarget.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(target.Resource[strings.LastIndex(target.Resource, "/")+1:])})
+	if err != nil {
+		return nil, err
+	}
+	ok, err := TrustAllows(aws.ToString(role.Role.AssumeRolePolicyDocument), TrustRequest{PrincipalType: "AWS", Principal: a.RoleArn,
+		Actions: []string{"sts:AssumeRole"}, Context: map[string]string{"sts:ExternalId": a.ExternalID}})
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%s may not assume target role %s with external ID %s (%v)", a.RoleArn, a.TargetRoleArn, a.ExternalID, err)
+	}
+	asRole := sts.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(aws.ToString(creds.AccessKeyId),
+		aws.ToString(creds.SecretAccessKey), aws.ToString(creds.SessionToken))}, func(o *sts.Options) { o.BaseEndpoint = aws.String(e.moto) })
+	return asRole.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(a.TargetRoleArn), RoleSessionName: aws.String(session),
+		ExternalId: aws.String(a.ExternalID)})
 }
 
 // trustAllows evaluates the role's trust policy as STS would for EKS's
