@@ -103,6 +103,47 @@ type world struct {
 	// PodIdentityAccount exists and the namespace is labelled for it.
 	iamB              *iam.Client
 	account, labelled bool
+	// chains are the bindings reached through a hop role (EKS Pod
+	// Identity in the other account), as the EKS API shows their
+	// associations at the current check.
+	chains map[string]chainView
+}
+
+// chainView is a cross-account association as EKS shows it: its role (the
+// hop, in the operator's account), external ID and target role.
+type chainView struct {
+	hopARN, hopName, externalID, target string
+}
+
+// readChains reads the namespace's associations that name a target role,
+// by the binding their tags name (Retain records left out).
+func (w *world) readChains() error {
+	w.chains = map[string]chainView{}
+	list, err := eksc.ListPodIdentityAssociations(ctx, &eks.ListPodIdentityAssociationsInput{ClusterName: aws.String(clusterName), Namespace: aws.String(w.ns)})
+	if err != nil {
+		return err
+	}
+	for _, s := range list.Associations {
+		out, err := eksc.DescribePodIdentityAssociation(ctx, &eks.DescribePodIdentityAssociationInput{ClusterName: aws.String(clusterName), AssociationId: s.AssociationId})
+		if err != nil {
+			return err
+		}
+		a := out.Association
+		if aws.ToString(a.TargetRoleArn) == "" || a.Tags["podidentity.io/retained"] == "true" {
+			continue
+		}
+		hop := aws.ToString(a.RoleArn)
+		w.chains[a.Tags["podidentity.io/binding"]] = chainView{hopARN: hop, hopName: hop[strings.LastIndex(hop, "/")+1:],
+			externalID: aws.ToString(a.ExternalId), target: aws.ToString(a.TargetRoleArn)}
+	}
+	return nil
+}
+
+// isHop reports whether a role of the operator's account is the hop role of
+// its owner's association.
+func (w *world) isHop(v accountView, name string, owner *v1alpha1.PodIdentityBinding) bool {
+	c, ok := w.chains[owner.Name]
+	return ok && v.key == "" && name == c.hopName && owner.Status.Account != "" && owner.Status.Identity == v1alpha1.IdentityEKSPodIdentity
 }
 
 func envUint(name string, def uint64) uint64 {
@@ -255,6 +296,9 @@ func (w *world) checkAccountBoundary(bs []v1alpha1.PodIdentityBinding, owners ma
 				return fmt.Errorf("A1: binding %s is Ready with a role in account %q; its namespace is served by %q", b.Name, b.Status.Account, serving)
 			}
 			for _, o := range b.Status.OwnedRoles {
+				if c, chained := w.chains[b.Name]; chained && o.Account == "" && o.Name == c.hopName {
+					continue // its hop role, in the cluster's account by design
+				}
 				if o.Account != serving {
 					return fmt.Errorf("A1: Ready binding %s still owns role %s in account %q; its namespace is served by %q", b.Name, o.Name, o.Account, serving)
 				}
@@ -264,6 +308,9 @@ func (w *world) checkAccountBoundary(bs []v1alpha1.PodIdentityBinding, owners ma
 				return fmt.Errorf("A2: binding %s reports AccountUnavailable although its account's PodIdentityAccount exists: %s", b.Name, ready.Message)
 			}
 			for key, owner := range owners {
+				if c, chained := w.chains[b.Name]; chained && key == ":"+c.hopName {
+					continue // its hop role (the association's), made with the target
+				}
 				if owner == b.Name && !strings.HasPrefix(key, fuzzAccount+":") {
 					return fmt.Errorf("A2: binding %s cannot reach account %s yet has role %s elsewhere", b.Name, fuzzAccount, key)
 				}
@@ -645,6 +692,9 @@ func (w *world) check() error {
 	}
 
 	// I1-I3 and I6 in every account that may hold the namespace's roles.
+	if err := w.readChains(); err != nil {
+		return err
+	}
 	trusted := map[string]string{} // subject -> account:role
 	owners := map[string]string{}  // account:role -> binding
 	for _, v := range w.views() {
@@ -807,11 +857,13 @@ func (w *world) checkRoles(v accountView, bs []v1alpha1.PodIdentityBinding, byNa
 		// current one, and no other role trusts it, whatever the mechanism:
 		// evaluated as STS would for every ServiceAccount of the namespace.
 		// (None for a parked role.)
-		current := name == owner.Status.RoleName && v.key == owner.Status.Account
+		hop := w.isHop(v, name, owner)
+		current := name == owner.Status.RoleName && v.key == owner.Status.Account || hop
 		if got := w.usableBy(aws.ToString(r.AssumeRolePolicyDocument), v.provider); len(got) > 1 ||
 			len(got) == 1 && (got[0] != owner.Status.ServiceAccountName || !current) {
-			return fmt.Errorf("I2: role %s can be obtained by ServiceAccounts %v; its binding %s uses role %q with ServiceAccount %q",
-				name, got, owner.Name, owner.Status.RoleName, owner.Status.ServiceAccountName)
+			return fmt.Errorf("I2: role %s (account %q) can be obtained by ServiceAccounts %v; its binding %s uses role %q (account %q, identity %q) with ServiceAccount %q (%v; chain %+v)",
+				name, v.key, got, owner.Name, owner.Status.RoleName, owner.Status.Account, owner.Status.Identity, owner.Status.ServiceAccountName,
+				meta.FindStatusCondition(owner.Status.Conditions, v1alpha1.ConditionReady), w.chains[owner.Name])
 		}
 		trust := decoded(r.AssumeRolePolicyDocument)
 		allows := 0
@@ -826,6 +878,19 @@ func (w *world) checkRoles(v accountView, bs []v1alpha1.PodIdentityBinding, byNa
 				return fmt.Errorf("I2: role %s trusts with conditions other than StringEquals: %v", name, cond)
 			}
 			eq := cond["StringEquals"].(map[string]any)
+			if principal, _ := s["Principal"].(map[string]any); principal["AWS"] != nil {
+				// A target role: only its binding's hop role, with the
+				// association's external ID (the hop is the one trust of
+				// the ServiceAccount; it is counted there).
+				c, chained := w.chains[owner.Name]
+				if !chained || !current || v.key == "" || !slices.Equal(testenv.StringOrList(principal["AWS"]), []string{c.hopARN}) ||
+					len(eq) != 1 || !slices.Equal(testenv.StringOrList(eq["sts:ExternalId"]), []string{c.externalID}) {
+					return fmt.Errorf("I2: role %s (account %q) trusts %v with %v; its binding %s's association has hop %s and external ID %q; the binding's role is %q in account %q (%v)",
+						name, v.key, principal["AWS"], eq, owner.Name, c.hopARN, c.externalID, owner.Status.RoleName, owner.Status.Account,
+						meta.FindStatusCondition(owner.Status.Conditions, v1alpha1.ConditionReady))
+				}
+				continue
+			}
 			subs := testenv.StringOrList(eq[sub])
 			if subs == nil {
 				subs = testenv.StringOrList(eq[sub2])
@@ -862,6 +927,13 @@ func (w *world) checkRoles(v accountView, bs []v1alpha1.PodIdentityBinding, byNa
 		// it returns, docs/security-invariants.md).
 		if c := meta.FindStatusCondition(owner.Status.Conditions, v1alpha1.ConditionReady); c != nil &&
 			c.Reason == v1alpha1.ReasonAccountUnavailable && v.key != "" && !w.account {
+			continue
+		}
+		if hop {
+			// A hop role may only assume its binding's target role.
+			if err := w.checkHopPermissions(v, name, owner); err != nil {
+				return err
+			}
 			continue
 		}
 		specActions := map[string]bool{}
@@ -919,6 +991,35 @@ func (w *world) checkRoles(v accountView, bs []v1alpha1.PodIdentityBinding, byNa
 		}
 	}
 
+	return nil
+}
+
+// checkHopPermissions: I3 for a hop role, whose one permission is assuming
+// its binding's target role.
+func (w *world) checkHopPermissions(v accountView, name string, owner *v1alpha1.PodIdentityBinding) error {
+	names := v.inlineNames(name)
+	if len(names) != 1 || names[0] != permsPolicy {
+		return fmt.Errorf("I3: hop role %s has inline policies %v", name, names)
+	}
+	out, err := v.c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(permsPolicy)})
+	if err != nil {
+		return err
+	}
+	for _, st := range decoded(out.PolicyDocument)["Statement"].([]any) {
+		s := st.(map[string]any)
+		actions, res := testenv.StringOrList(s["Action"]), testenv.StringOrList(s["Resource"])
+		slices.Sort(actions)
+		if s["Effect"] == "Allow" && (!slices.Equal(actions, []string{"sts:AssumeRole", "sts:TagSession"}) || !slices.Equal(res, []string{owner.Status.RoleArn})) {
+			return fmt.Errorf("I3: hop role %s allows %v on %v; its binding %s's role is %s", name, actions, res, owner.Name, owner.Status.RoleArn)
+		}
+	}
+	attached, err := v.c.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
+	if err != nil {
+		return err
+	}
+	if len(attached.AttachedPolicies) > 0 {
+		return fmt.Errorf("I3: hop role %s has managed policies attached: %v", name, attached.AttachedPolicies)
+	}
 	return nil
 }
 
@@ -1014,7 +1115,17 @@ func (w *world) checkAssociations(byName map[string]*v1alpha1.PodIdentityBinding
 		if holder == nil || holder.Status.Identity != v1alpha1.IdentityEKSPodIdentity || holder.Status.ServiceAccountName != sa {
 			return fmt.Errorf("I5: association %s of %s (tags %v) belongs to no live Pod Identity binding holding it", aws.ToString(a.AssociationId), sa, a.Tags)
 		}
-		if roleARN != holder.Status.RoleArn || aws.ToBool(a.DisableSessionTags) {
+		if target := aws.ToString(a.TargetRoleArn); target != "" {
+			// Chained: the association's role is the binding's hop role in
+			// the operator's account, its target the binding's role.
+			if target != holder.Status.RoleArn || holder.Status.Account == "" || !strings.HasPrefix(roleARN, "arn:aws:iam::"+testenv.Account+":") ||
+				!slices.ContainsFunc(holder.Status.OwnedRoles, func(o v1alpha1.RoleReference) bool {
+					return o.Account == "" && strings.HasSuffix(roleARN, "/"+o.Name)
+				}) || aws.ToBool(a.DisableSessionTags) {
+				return fmt.Errorf("I5: association of %s points at %s with target %s (session tags disabled: %v); its binding %s has role %s (account %q) and roles %v",
+					sa, roleARN, target, aws.ToBool(a.DisableSessionTags), holder.Name, holder.Status.RoleArn, holder.Status.Account, holder.Status.OwnedRoles)
+			}
+		} else if roleARN != holder.Status.RoleArn || aws.ToBool(a.DisableSessionTags) {
 			return fmt.Errorf("I5: association of %s points at %s (session tags disabled: %v); its binding %s has role %s",
 				sa, roleARN, aws.ToBool(a.DisableSessionTags), holder.Name, holder.Status.RoleArn)
 		}

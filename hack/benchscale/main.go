@@ -67,6 +67,7 @@ var (
 	fairProbes = flag.Int("fairness-probes", 5, "New bindings timed in a quiet namespace, idle and while another namespace loops creates and deletes (0 skips the fairness scenario).")
 	mechanism  = flag.String("identity", "irsa", "irsa, or eks-pod-identity: every binding uses EKS Pod Identity (the EKS emulator of internal/testenv; its calls are reported per binding).")
 	accountsN  = flag.Int("accounts", 1, "AWS accounts: the operator's own and accounts-1 others (moto accounts 222222222222, 333333333333, ...), each with a PodIdentityAccount serving ten namespaces of its own and -bindings bindings there (issue 20).")
+	oneByOne   = flag.Bool("accounts-one-by-one", false, "With -accounts: create each account's bindings only once the previous account's are Ready, and report each account's time.")
 	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
 
@@ -316,17 +317,46 @@ func run() error {
 	}
 	created := make([]time.Time, total)
 	t0 := time.Now()
-	if err := parallel(16, total, func(i int) error {
-		created[i] = time.Now()
-		return k8s.Create(ctx, binding(nsOf(i), names[i]))
-	}); err != nil {
-		return err
+	// All at once, or (-accounts-one-by-one) each account's bindings only
+	// once the previous account's are Ready: the time of one account's
+	// bindings with the others' already in place.
+	batches := [][2]int{{0, total}}
+	if *oneByOne {
+		batches = nil
+		for k := range accountIDs {
+			batches = append(batches, [2]int{k * *bindings, (k + 1) * *bindings})
+		}
 	}
-	readyAt, err := waitAllReady(ctx, k8s, total, 10*time.Minute)
-	if err != nil {
-		return err
+	readyAt := map[string]time.Time{}
+	var batchTimes []time.Duration
+	for _, batch := range batches {
+		start := time.Now()
+		if err := parallel(16, batch[1]-batch[0], func(i int) error {
+			i += batch[0]
+			created[i] = time.Now()
+			return k8s.Create(ctx, binding(nsOf(i), names[i]))
+		}); err != nil {
+			return err
+		}
+		at, err := waitAllReady(ctx, k8s, batch[1], 10*time.Minute)
+		if err != nil {
+			return err
+		}
+		for k, v := range at {
+			if _, seen := readyAt[k]; !seen {
+				readyAt[k] = v
+			}
+		}
+		batchTimes = append(batchTimes, time.Since(start))
 	}
 	allReady := time.Since(t0)
+	if *oneByOne {
+		fmt.Fprintf(report, "Accounts one by one (each account's %d bindings created once the previous account's were Ready), from each account's first create to its last Ready:", *bindings)
+		for k, d := range batchTimes {
+			fmt.Fprintf(report, " %s %.1f s;", cmp.Or(accountIDs[k], "operator's own"), d.Seconds())
+		}
+		fmt.Fprintf(report, "\n\n")
+	}
 	var lat []time.Duration
 	for i, n := range names {
 		lat = append(lat, readyAt[nsOf(i)+"/"+n].Sub(created[i]))

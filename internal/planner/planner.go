@@ -608,7 +608,9 @@ func (s *situation) finish(p Plan) Plan {
 // binding not Ready (AssociationPending) until the association has one.
 func (s *situation) chain(p *Plan) string {
 	in := s.in
-	if in.Chain == nil || in.Account == "" || p.Current == "" || p.Identity != identity.KindEKSPodIdentity {
+	// Only for a current role outside the cluster's account (a guardrail
+	// may keep the binding on a role of the operator's own account).
+	if account, _ := SplitKey(p.Current); in.Chain == nil || account == "" || p.Identity != identity.KindEKSPodIdentity {
 		return ""
 	}
 	hop := HopKey(in.Chain.Home, s.b)

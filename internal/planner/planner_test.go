@@ -878,3 +878,27 @@ func TestChainedPodIdentity(t *testing.T) {
 		t.Errorf("squatted hop: bind %+v reason %s before %v after %v", p.Bind, p.Reason, ops(p.Before), ops(p.After))
 	}
 }
+
+// A binding kept on a role of the cluster's account (a guardrail forbids
+// the role name it asks for in the other account) is not chained: its hop
+// is retired and the association points at that role directly.
+func TestNoChainForARoleInTheClustersAccount(t *testing.T) {
+	home := cfg
+	home.PodIdentity = &identity.PodIdentity{Account: "123456789012", ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/dev"}
+	other := home
+	other.ProviderARN = "arn:aws:iam::222222222222:oidc-provider/oidc.example.com/id/X"
+	otherChecker := checker
+	otherChecker.RoleConfig = other
+	b := withStatus(binding("ns", "app", "app", "dynamodb:GetItem"), "ns_kept", "AROAK", "app")
+	b.Spec.Identity, b.Status.Identity = v1alpha1.IdentityEKSPodIdentity, v1alpha1.IdentityEKSPodIdentity
+	b.Spec.RoleName = "dev_other-ns_squat" // another namespace's generated name: forbidden
+	hop := HopKey(home, b)
+	b.Status.OwnedRoles = append(b.Status.OwnedRoles, v1alpha1.RoleReference{Name: "dev_ns_app_hop", ID: "AROAH"})
+	kept := &role.Observed{ARN: "arn:aws:iam::123456789012:role/podidentity/ns_kept", ID: "AROAK", Tags: role.OwnershipTags(home, "ns", "app")}
+	hopObs := &role.Observed{ARN: "arn:aws:iam::123456789012:role/podidentity/dev_ns_app_hop", ID: "AROAH", Tags: role.OwnershipTags(home, "ns", "app")}
+	p := Compute(Input{Binding: b, Account: "222222222222", Config: other, Configs: map[string]role.Config{"": home}, Guard: otherChecker,
+		Managed: guard.Managed{}, Roles: map[string]*role.Observed{"ns_kept": kept, hop: hopObs}, Chain: &Chain{Home: home, ExternalID: "ext"}})
+	if p.Current != "ns_kept" || p.Bind == nil || p.Bind.Hop != "" || ops(p.After)[hop] != OpDelete {
+		t.Errorf("current %q bind %+v after %v (%s: %s)", p.Current, p.Bind, ops(p.After), p.Reason, p.Message)
+	}
+}
