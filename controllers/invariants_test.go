@@ -24,10 +24,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
@@ -103,16 +105,21 @@ type world struct {
 	// PodIdentityAccount exists and the namespace is labelled for it.
 	iamB              *iam.Client
 	account, labelled bool
+	// critical is another team's Deployment of the namespace (its pods run
+	// as ServiceAccount payments, which no binding of the sequence names);
+	// forged pods claim it as their owner. podN numbers them.
+	critical *appsv1.Deployment
+	podN     int
 	// chains are the bindings reached through a hop role (EKS Pod
 	// Identity in the other account), as the EKS API shows their
 	// associations at the current check.
 	chains map[string]chainView
 }
 
-// chainView is a cross-account association as EKS shows it: its role (the
-// hop, in the operator's account), external ID and target role.
+// chainView is a cross-account association as EKS shows it: its external
+// ID and target role.
 type chainView struct {
-	hopARN, hopName, externalID, target string
+	externalID, target string
 }
 
 // readChains reads the namespace's associations that name a target role,
@@ -132,18 +139,28 @@ func (w *world) readChains() error {
 		if aws.ToString(a.TargetRoleArn) == "" || a.Tags["podidentity.io/retained"] == "true" {
 			continue
 		}
-		hop := aws.ToString(a.RoleArn)
-		w.chains[a.Tags["podidentity.io/binding"]] = chainView{hopARN: hop, hopName: hop[strings.LastIndex(hop, "/")+1:],
-			externalID: aws.ToString(a.ExternalId), target: aws.ToString(a.TargetRoleArn)}
+		w.chains[a.Tags["podidentity.io/binding"]] = chainView{externalID: aws.ToString(a.ExternalId), target: aws.ToString(a.TargetRoleArn)}
 	}
 	return nil
 }
 
+// hopName is the name the README gives a binding's hop role (the suite sets
+// no role name prefix).
+func (w *world) hopName(binding string) string {
+	return clusterName + "_" + w.ns + "_" + binding + "_hop"
+}
+
 // isHop reports whether a role of the operator's account is the hop role of
-// its owner's association.
+// its owner, a Pod Identity binding whose role is in the other account.
 func (w *world) isHop(v accountView, name string, owner *v1alpha1.PodIdentityBinding) bool {
-	c, ok := w.chains[owner.Name]
-	return ok && v.key == "" && name == c.hopName && owner.Status.Account != "" && owner.Status.Identity == v1alpha1.IdentityEKSPodIdentity
+	return v.key == "" && name == w.hopName(owner.Name) && owner.Status.Account != "" && owner.Status.Identity == v1alpha1.IdentityEKSPodIdentity
+}
+
+// frozen reports whether the binding waits for an account the operator
+// cannot reach (A2): nothing of it is corrected meanwhile.
+func (w *world) frozen(b *v1alpha1.PodIdentityBinding) bool {
+	c := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady)
+	return !w.account && c != nil && c.Reason == v1alpha1.ReasonAccountUnavailable
 }
 
 func envUint(name string, def uint64) uint64 {
@@ -200,6 +217,7 @@ func newWorld(seed uint64) *world {
 	w.iamB = iamIn(fuzzAccount)
 	_, err := testenv.RegisterOIDCProvider(ctx, w.iamB, issuerURL)
 	Expect(err).NotTo(HaveOccurred())
+	w.critical = deployment(ns, "critical", "payments", 1)
 	return w
 }
 
@@ -296,7 +314,7 @@ func (w *world) checkAccountBoundary(bs []v1alpha1.PodIdentityBinding, owners ma
 				return fmt.Errorf("A1: binding %s is Ready with a role in account %q; its namespace is served by %q", b.Name, b.Status.Account, serving)
 			}
 			for _, o := range b.Status.OwnedRoles {
-				if c, chained := w.chains[b.Name]; chained && o.Account == "" && o.Name == c.hopName {
+				if b.Status.Identity == v1alpha1.IdentityEKSPodIdentity && o.Account == "" && o.Name == w.hopName(b.Name) {
 					continue // its hop role, in the cluster's account by design
 				}
 				if o.Account != serving {
@@ -308,8 +326,8 @@ func (w *world) checkAccountBoundary(bs []v1alpha1.PodIdentityBinding, owners ma
 				return fmt.Errorf("A2: binding %s reports AccountUnavailable although its account's PodIdentityAccount exists: %s", b.Name, ready.Message)
 			}
 			for key, owner := range owners {
-				if c, chained := w.chains[b.Name]; chained && key == ":"+c.hopName {
-					continue // its hop role (the association's), made with the target
+				if key == ":"+w.hopName(b.Name) {
+					continue // its hop role, made with the target
 				}
 				if owner == b.Name && !strings.HasPrefix(key, fuzzAccount+":") {
 					return fmt.Errorf("A2: binding %s cannot reach account %s yet has role %s elsewhere", b.Name, fuzzAccount, key)
@@ -376,18 +394,19 @@ func (w *world) step() string {
 	if len(bs) > 0 {
 		some = &bs[w.pick(len(bs))]
 	}
-	ownedRole := func() string {
+	// ownedRole is a binding's current role, and the account it is in.
+	ownedRole := func() (string, string) {
 		for _, b := range bs {
 			if b.Status.RoleName != "" && w.pick(2) == 0 {
-				return b.Status.RoleName
+				return b.Status.Account, b.Status.RoleName
 			}
 		}
 		for _, b := range bs {
 			if b.Status.RoleName != "" {
-				return b.Status.RoleName
+				return b.Status.Account, b.Status.RoleName
 			}
 		}
-		return ""
+		return "", ""
 	}
 	switch k := w.pick(27); {
 	case k >= 25:
@@ -462,7 +481,30 @@ func (w *world) step() string {
 
 // hostile is one of the hostile-tenant steps of issue 17.
 func (w *world) hostile(some *v1alpha1.PodIdentityBinding) string {
-	switch w.pick(4) {
+	switch w.pick(5) {
+	case 4:
+		// A pod of the binding's ServiceAccount claims another team's
+		// Deployment as its owner, by its real UID, directly or through
+		// its ReplicaSet, and the binding asks for restarts (issue 17
+		// defect 9). The pod names another role (the webhook leaves a
+		// container that sets one alone), so it is stale at once.
+		w.podN++
+		// As its controller: the operator follows only controller references.
+		// (The ReplicaSet controller releases a pod its selector does not
+		// match, so this claim may be short-lived; the pods unit tests
+		// cover every route deterministically.)
+		ref := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: w.critical.Name, UID: w.critical.UID, Controller: ptr.To(true)}
+		if w.pick(2) == 0 {
+			rs := replicaSetOf(w.critical)
+			ref = metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)}
+		}
+		sa := some.Spec.ServiceAccountName
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: fmt.Sprintf("forged-%d", w.podN), OwnerReferences: []metav1.OwnerReference{ref}},
+			Spec: corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app:1",
+				Env: []corev1.EnvVar{{Name: "AWS_ROLE_ARN", Value: "arn:aws:iam::" + testenv.Account + ":role/stale"}}}}}}
+		Expect(k8s.Create(ctx, pod)).To(Succeed())
+		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { b.Spec.PodRestartPolicy = v1alpha1.PodRestartPolicyRollout })
+		return fmt.Sprintf("forged pod %s of %s owned by %s %s; %s restarts with Rollout", pod.Name, sa, ref.Kind, ref.Name, some.Name)
 	case 0:
 		// An oversized spec: 10 statements of 100 iam:* each.
 		var stmts []v1alpha1.PermissionStatement
@@ -556,25 +598,27 @@ func (w *world) changeGuardrail() string {
 	return fmt.Sprintf("guardrail %+v", *g)
 }
 
-// outOfBand changes a role the operator manages, the way a person or
-// another tool with IAM access would.
-func (w *world) outOfBand(name string) string {
+// outOfBand changes a role the operator manages, in the account it is in,
+// the way a person or another tool with IAM access there would.
+func (w *world) outOfBand(account, name string) string {
 	if name == "" {
 		return "out-of-band: no role"
 	}
+	v := w.view(account)
+	c := v.c
 	var err error
 	what := ""
 	switch w.pick(5) {
 	case 0:
 		what = "extra inline policy with iam:*"
-		_, err = iamc.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String("backdoor"),
+		_, err = c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String("backdoor"),
 			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}`)})
 	case 1:
 		what = "attach AdministratorAccess"
-		_, err = iamc.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(name), PolicyArn: aws.String(adminPolicy)})
+		_, err = c.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(name), PolicyArn: aws.String(adminPolicy)})
 	case 2:
 		what = "widen trust to StringLike *"
-		r, gerr := getRole(name)
+		r, gerr := v.role(name)
 		if gerr != nil {
 			return "out-of-band: " + gerr.Error()
 		}
@@ -582,34 +626,34 @@ func (w *world) outOfBand(name string) string {
 		for _, st := range doc["Statement"].([]any) {
 			st.(map[string]any)["Condition"] = map[string]any{"StringLike": map[string]any{issuerKey() + ":sub": "*"}}
 		}
-		_, err = iamc.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(name), PolicyDocument: aws.String(mustJSON(doc))})
+		_, err = c.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(name), PolicyDocument: aws.String(mustJSON(doc))})
 	case 3:
 		what = "delete the role"
-		for _, p := range inlinePolicyNamesOrNil(name) {
-			_, _ = iamc.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(p)})
+		for _, p := range v.inlineNames(name) {
+			_, _ = c.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(p)})
 		}
-		out, _ := iamc.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
+		out, _ := c.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
 		if out != nil {
 			for _, p := range out.AttachedPolicies {
-				_, _ = iamc.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(name), PolicyArn: p.PolicyArn})
+				_, _ = c.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(name), PolicyArn: p.PolicyArn})
 			}
 		}
-		_, err = iamc.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)})
+		_, err = c.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)})
 	case 4:
 		// IAM keeps one key whatever its case: re-tag in another case.
 		what = "re-tag the namespace tag in upper case"
-		r, gerr := getRole(name)
+		r, gerr := v.role(name)
 		if gerr != nil {
 			return "out-of-band: " + gerr.Error()
 		}
 		for _, t := range r.Tags {
 			if strings.EqualFold(aws.ToString(t.Key), "podidentity.io/namespace") {
-				_, _ = iamc.UntagRole(ctx, &iam.UntagRoleInput{RoleName: aws.String(name), TagKeys: []string{aws.ToString(t.Key)}})
-				_, err = iamc.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(name), Tags: []types.Tag{{Key: aws.String("PodIdentity.IO/Namespace"), Value: t.Value}}})
+				_, _ = c.UntagRole(ctx, &iam.UntagRoleInput{RoleName: aws.String(name), TagKeys: []string{aws.ToString(t.Key)}})
+				_, err = c.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(name), Tags: []types.Tag{{Key: aws.String("PodIdentity.IO/Namespace"), Value: t.Value}}})
 			}
 		}
 	}
-	return fmt.Sprintf("out-of-band on %s: %s (err=%v)", name, what, err)
+	return fmt.Sprintf("out-of-band on %s (account %q): %s (err=%v)", name, account, what, err)
 }
 
 func mustJSON(v any) string {
@@ -684,6 +728,13 @@ func (w *world) check() error {
 		}
 	}
 
+	// I9: no workload is restarted unless its pod template runs as the
+	// ServiceAccount of the binding that restarts it: another team's
+	// Deployment, claimed by forged pods, never is.
+	if a := templateAnnotations(w.ns, w.critical.Name)(); a["podidentity.io/restarted-for-role"] != "" || a["kubectl.kubernetes.io/restartedAt"] != "" {
+		return fmt.Errorf("I9: Deployment %s (ServiceAccount payments) was restarted: %v", w.critical.Name, a)
+	}
+
 	// I4: foreign roles are untouched.
 	for name, before := range w.foreign {
 		if after := snapshot(name); after != before {
@@ -747,6 +798,10 @@ func (w *world) check() error {
 			return fmt.Errorf("I5: ServiceAccount %s keeps the IRSA annotation %s while its binding %s uses EKS Pod Identity", sa.Name, arn, holder.Name)
 		}
 		if _, err := w.view(holder.Status.Account).role(holder.Status.RoleName); err != nil {
+			if c := meta.FindStatusCondition(holder.Status.Conditions, v1alpha1.ConditionReady); holder.Status.Account != "" && !w.account &&
+				c != nil && c.Reason == v1alpha1.ReasonAccountUnavailable {
+				continue // deleted out of band while the account is unreachable: frozen until it returns (A2)
+			}
 			return fmt.Errorf("I5: ServiceAccount %s points at role %s of account %q: %v", sa.Name, holder.Status.RoleName, holder.Status.Account, err)
 		}
 	}
@@ -882,11 +937,15 @@ func (w *world) checkRoles(v accountView, bs []v1alpha1.PodIdentityBinding, byNa
 				// A target role: only its binding's hop role, with the
 				// association's external ID (the hop is the one trust of
 				// the ServiceAccount; it is counted there).
-				c, chained := w.chains[owner.Name]
-				if !chained || !current || v.key == "" || !slices.Equal(testenv.StringOrList(principal["AWS"]), []string{c.hopARN}) ||
-					len(eq) != 1 || !slices.Equal(testenv.StringOrList(eq["sts:ExternalId"]), []string{c.externalID}) {
-					return fmt.Errorf("I2: role %s (account %q) trusts %v with %v; its binding %s's association has hop %s and external ID %q; the binding's role is %q in account %q (%v)",
-						name, v.key, principal["AWS"], eq, owner.Name, c.hopARN, c.externalID, owner.Status.RoleName, owner.Status.Account,
+				// (While the binding is frozen its association is not
+				// corrected, so only the hop is checked then.)
+				c := w.chains[owner.Name]
+				hopARN := "arn:aws:iam::" + testenv.Account + ":role" + rolePath + w.hopName(owner.Name)
+				if !current || v.key == "" || owner.Status.Identity != v1alpha1.IdentityEKSPodIdentity ||
+					!slices.Equal(testenv.StringOrList(principal["AWS"]), []string{hopARN}) || len(eq) != 1 ||
+					!w.frozen(owner) && !slices.Equal(testenv.StringOrList(eq["sts:ExternalId"]), []string{c.externalID}) {
+					return fmt.Errorf("I2: role %s (account %q) trusts %v with %v; its binding %s's hop is %s, its association's external ID %q; the binding's role is %q in account %q (%v)",
+						name, v.key, principal["AWS"], eq, owner.Name, hopARN, c.externalID, owner.Status.RoleName, owner.Status.Account,
 						meta.FindStatusCondition(owner.Status.Conditions, v1alpha1.ConditionReady))
 				}
 				continue
@@ -1114,6 +1173,12 @@ func (w *world) checkAssociations(byName map[string]*v1alpha1.PodIdentityBinding
 		holder := byName[a.Tags["podidentity.io/binding"]]
 		if holder == nil || holder.Status.Identity != v1alpha1.IdentityEKSPodIdentity || holder.Status.ServiceAccountName != sa {
 			return fmt.Errorf("I5: association %s of %s (tags %v) belongs to no live Pod Identity binding holding it", aws.ToString(a.AssociationId), sa, a.Tags)
+		}
+		if w.frozen(holder) {
+			// Waiting for its account (A2): its association is not
+			// corrected meanwhile either.
+			have[holder.Name] = true
+			continue
 		}
 		if target := aws.ToString(a.TargetRoleArn); target != "" {
 			// Chained: the association's role is the binding's hop role in

@@ -577,7 +577,10 @@ func (s *situation) finish(p Plan) Plan {
 	bound := Bound(cfg, b)
 	switch {
 	case s.deleting():
-		p.Release = &Release{ServiceAccounts: serviceAccounts(b), Identities: bound, Retain: s.retain()}
+		// Retain keeps the ServiceAccount bound to the role it keeps; a
+		// current role that no longer exists leaves nothing to keep, and an
+		// annotation or association naming it would dangle.
+		p.Release = &Release{ServiceAccounts: serviceAccounts(b), Identities: bound, Retain: s.retain() && s.primary != ""}
 		p.RemoveFinalizer = true
 	case p.Current != "":
 		bind := &Bind{ServiceAccount: p.ServiceAccount, Identity: p.Identity}

@@ -902,3 +902,20 @@ func TestNoChainForARoleInTheClustersAccount(t *testing.T) {
 		t.Errorf("current %q bind %+v after %v (%s: %s)", p.Current, p.Bind, ops(p.After), p.Reason, p.Message)
 	}
 }
+
+// A binding deleted with Retain whose current role is gone (deleted out of
+// band) releases its ServiceAccount: there is no role to keep it bound to.
+func TestRetainWithoutARoleReleases(t *testing.T) {
+	b := withStatus(binding("ns", "app", "app", "dynamodb:GetItem"), "dev_ns_app", "AROA1", "app")
+	b.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
+	now := metav1.Now()
+	b.DeletionTimestamp = &now
+	in := Input{Binding: b, Config: cfg, Guard: checker, Managed: guard.Managed{}, Roles: map[string]*role.Observed{"dev_ns_app": observed(b, "dev_ns_app", "AROA1")}}
+	if p := Compute(in); p.Release == nil || !p.Release.Retain || !equalOps(ops(p.Before), map[string]Op{"dev_ns_app": OpRetain}) {
+		t.Fatalf("with its role: release %+v before %v", p.Release, ops(p.Before))
+	}
+	in.Roles = map[string]*role.Observed{"dev_ns_app": nil}
+	if p := Compute(in); p.Release == nil || p.Release.Retain || !p.RemoveFinalizer {
+		t.Errorf("without its role: release %+v finalizer %v", p.Release, p.RemoveFinalizer)
+	}
+}
