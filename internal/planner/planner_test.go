@@ -797,6 +797,18 @@ func TestForeignAssociationIsAConflict(t *testing.T) {
 	}
 }
 
+// chainConfigs are the cluster's account (which offers EKS Pod Identity),
+// another account, and the guard of the other account.
+func chainConfigs() (home, other role.Config, otherChecker guard.Checker) {
+	home = cfg
+	home.PodIdentity = &identity.PodIdentity{Account: "123456789012", ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/dev"}
+	other = home
+	other.ProviderARN = "arn:aws:iam::222222222222:oidc-provider/oidc.example.com/id/X"
+	otherChecker = checker
+	otherChecker.RoleConfig = other
+	return home, other, otherChecker
+}
+
 // EKS Pod Identity with the role in another account (Chain): the hop role
 // in the cluster's account comes first (the target's trust names it), may
 // only assume the target, and trusts EKS exactly as a Pod Identity role
@@ -804,12 +816,7 @@ func TestForeignAssociationIsAConflict(t *testing.T) {
 // (nobody before there is one, and the binding is not Ready); neither is
 // retired while the chain serves, and both go with the binding.
 func TestChainedPodIdentity(t *testing.T) {
-	home := cfg
-	home.PodIdentity = &identity.PodIdentity{Account: "123456789012", ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/dev"}
-	other := home
-	other.ProviderARN = "arn:aws:iam::222222222222:oidc-provider/oidc.example.com/id/X"
-	otherChecker := checker
-	otherChecker.RoleConfig = other
+	home, other, otherChecker := chainConfigs()
 	b := binding("ns", "app", "app", "dynamodb:GetItem")
 	b.Spec.Identity = v1alpha1.IdentityEKSPodIdentity
 	hop := HopKey(home, b)
@@ -883,12 +890,7 @@ func TestChainedPodIdentity(t *testing.T) {
 // the role name it asks for in the other account) is not chained: its hop
 // is retired and the association points at that role directly.
 func TestNoChainForARoleInTheClustersAccount(t *testing.T) {
-	home := cfg
-	home.PodIdentity = &identity.PodIdentity{Account: "123456789012", ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/dev"}
-	other := home
-	other.ProviderARN = "arn:aws:iam::222222222222:oidc-provider/oidc.example.com/id/X"
-	otherChecker := checker
-	otherChecker.RoleConfig = other
+	home, other, otherChecker := chainConfigs()
 	b := withStatus(binding("ns", "app", "app", "dynamodb:GetItem"), "ns_kept", "AROAK", "app")
 	b.Spec.Identity, b.Status.Identity = v1alpha1.IdentityEKSPodIdentity, v1alpha1.IdentityEKSPodIdentity
 	b.Spec.RoleName = "dev_other-ns_squat" // another namespace's generated name: forbidden
