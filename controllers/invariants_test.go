@@ -110,6 +110,11 @@ type world struct {
 	// forged pods claim it as their owner. podN numbers them.
 	critical *appsv1.Deployment
 	podN     int
+	// ledger is another team's StatefulSet (ServiceAccount payments); with
+	// OrderedReady and no kubelet it never creates or deletes a pod past
+	// its pod 0, so a pod claimed as its ordinal ledgerN stays its own.
+	ledger  *appsv1.StatefulSet
+	ledgerN int32
 	// chains are the bindings reached through a hop role (EKS Pod
 	// Identity in the other account), as the EKS API shows their
 	// associations at the current check.
@@ -218,6 +223,13 @@ func newWorld(seed uint64) *world {
 	_, err := testenv.RegisterOIDCProvider(ctx, w.iamB, issuerURL)
 	Expect(err).NotTo(HaveOccurred())
 	w.critical = deployment(ns, "critical", "payments", 1)
+	labels := map[string]string{"app": "ledger"}
+	w.ledger = &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ledger"}, Spec: appsv1.StatefulSetSpec{
+		Replicas: ptr.To(int32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels}, ServiceName: "ledger",
+		PodManagementPolicy: appsv1.OrderedReadyPodManagement, UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec: corev1.PodSpec{ServiceAccountName: "payments", Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}}}
+	Expect(k8s.Create(ctx, w.ledger)).To(Succeed())
 	return w
 }
 
@@ -499,12 +511,28 @@ func (w *world) hostile(some *v1alpha1.PodIdentityBinding) string {
 			ref = metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)}
 		}
 		sa := some.Spec.ServiceAccountName
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: fmt.Sprintf("forged-%d", w.podN), OwnerReferences: []metav1.OwnerReference{ref}},
+		name, labels := fmt.Sprintf("forged-%d", w.podN), map[string]string(nil)
+		if w.pick(2) == 0 {
+			// Really the StatefulSet's: its next ordinal, once it wants one
+			// more replica (it creates none itself while pod 0 is not Ready).
+			w.ledgerN++
+			Eventually(func() error {
+				ss := &appsv1.StatefulSet{}
+				if err := k8s.Get(ctx, client.ObjectKeyFromObject(w.ledger), ss); err != nil {
+					return err
+				}
+				ss.Spec.Replicas = ptr.To(w.ledgerN + 1)
+				return k8s.Update(ctx, ss)
+			}, timeout, interval).Should(Succeed())
+			name, labels = fmt.Sprintf("ledger-%d", w.ledgerN), map[string]string{"app": "ledger"}
+			ref = metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: w.ledger.Name, UID: w.ledger.UID, Controller: ptr.To(true)}
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name, Labels: labels, OwnerReferences: []metav1.OwnerReference{ref}},
 			Spec: corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app:1",
 				Env: []corev1.EnvVar{{Name: "AWS_ROLE_ARN", Value: "arn:aws:iam::" + testenv.Account + ":role/stale"}}}}}}
 		Expect(k8s.Create(ctx, pod)).To(Succeed())
 		w.update(some.Name, func(b *v1alpha1.PodIdentityBinding) { b.Spec.PodRestartPolicy = v1alpha1.PodRestartPolicyRollout })
-		return fmt.Sprintf("forged pod %s of %s owned by %s %s; %s restarts with Rollout", pod.Name, sa, ref.Kind, ref.Name, some.Name)
+		return fmt.Sprintf("forged pod %s of %s controlled by %s %s; %s restarts with Rollout", pod.Name, sa, ref.Kind, ref.Name, some.Name)
 	case 0:
 		// An oversized spec: 10 statements of 100 iam:* each.
 		var stmts []v1alpha1.PermissionStatement
@@ -734,6 +762,13 @@ func (w *world) check() error {
 	if a := templateAnnotations(w.ns, w.critical.Name)(); a["podidentity.io/restarted-for-role"] != "" || a["kubectl.kubernetes.io/restartedAt"] != "" {
 		return fmt.Errorf("I9: Deployment %s (ServiceAccount payments) was restarted: %v", w.critical.Name, a)
 	}
+	ss := &appsv1.StatefulSet{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(w.ledger), ss); err != nil {
+		return err
+	}
+	if a := ss.Spec.Template.Annotations; a["podidentity.io/restarted-for-role"] != "" || a["kubectl.kubernetes.io/restartedAt"] != "" {
+		return fmt.Errorf("I9: StatefulSet %s (ServiceAccount payments) was restarted: %v", w.ledger.Name, a)
+	}
 
 	// I4: foreign roles are untouched.
 	for name, before := range w.foreign {
@@ -908,6 +943,14 @@ func (w *world) checkRoles(v accountView, bs []v1alpha1.PodIdentityBinding, byNa
 			return fmt.Errorf("I1: role %s's ownership tags do not name its binding %s: %v", name, owner.Name, r.Tags)
 		}
 
+		// I2 and I3 are not enforced on a role the operator cannot reach
+		// (A2: its PodIdentityAccount was deleted; the roles there are
+		// frozen, out-of-band changes included, until it returns,
+		// docs/security-invariants.md).
+		if v.key != "" && w.frozen(owner) {
+			continue
+		}
+
 		// I2: the trust names exactly one ServiceAccount, the binding's
 		// current one, and no other role trusts it, whatever the mechanism:
 		// evaluated as STS would for every ServiceAccount of the namespace.
@@ -980,14 +1023,7 @@ func (w *world) checkRoles(v accountView, bs []v1alpha1.PodIdentityBinding, byNa
 			return fmt.Errorf("I2: role %s has %d Allow statements in its trust", name, allows)
 		}
 
-		// I3: permissions within the spec and every guardrail, except while
-		// the operator cannot reach the role's account (A2: its
-		// PodIdentityAccount was deleted; the roles there are frozen until
-		// it returns, docs/security-invariants.md).
-		if c := meta.FindStatusCondition(owner.Status.Conditions, v1alpha1.ConditionReady); c != nil &&
-			c.Reason == v1alpha1.ReasonAccountUnavailable && v.key != "" && !w.account {
-			continue
-		}
+		// I3: permissions within the spec and every guardrail.
 		if hop {
 			// A hop role may only assume its binding's target role.
 			if err := w.checkHopPermissions(v, name, owner); err != nil {

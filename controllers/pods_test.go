@@ -212,6 +212,26 @@ var _ = Describe("Pods that would run without credentials", func() {
 		rs := replicaSetOf(critical)
 		forged("via-rs", metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID})
 
+		// A pod that another team's StatefulSet really controls (its
+		// controller reference, its labels, an ordinal the StatefulSet
+		// keeps): with OrderedReady the StatefulSet waits forever for its
+		// pod 0 to be Ready (no kubelet), so it neither creates nor deletes
+		// pod 1, and OnDelete never replaces it. Only the pod template's
+		// ServiceAccount (payments) tells the operator it is not the
+		// binding's workload.
+		labels := map[string]string{"app": "ledger"}
+		ledger := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ledger"}, Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: labels}, ServiceName: "ledger",
+			PodManagementPolicy: appsv1.OrderedReadyPodManagement, UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{ServiceAccountName: "payments", Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}}}
+		Expect(k8s.Create(ctx, ledger)).To(Succeed())
+		Eventually(workloadPods(ns, "ledger"), timeout, interval).Should(Equal([]string{"ledger-0"}))
+		claimed := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ledger-1", Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "ledger", UID: ledger.UID, Controller: ptr.To(true)}}},
+			Spec: corev1.PodSpec{ServiceAccountName: "app", Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}
+		Expect(k8s.Create(ctx, claimed)).To(Succeed())
+
 		b := newBinding(ns, "app", "app")
 		b.Spec.PodRestartPolicy = v1alpha1.PodRestartPolicyRollout
 		Expect(k8s.Create(ctx, b)).To(Succeed())
@@ -220,10 +240,22 @@ var _ = Describe("Pods that would run without credentials", func() {
 		By("only the binding's own Deployment is restarted and rolled out")
 		Eventually(templateAnnotations(ns, "own"), timeout, interval).Should(HaveKeyWithValue("podidentity.io/restarted-for-role", b.Status.RoleArn))
 		Eventually(roleOfPods(ns, "own"), timeout, interval).Should(Equal([]string{b.Status.RoleArn}))
-		Eventually(podCounts(ns, "app"), timeout, interval).Should(Equal(&v1alpha1.PodCounts{Current: 1, Stale: 2}))
-		Consistently(templateAnnotations(ns, "critical"), syncPeriod, interval).ShouldNot(HaveKey("kubectl.kubernetes.io/restartedAt"))
+		Eventually(podCounts(ns, "app"), timeout, interval).Should(Equal(&v1alpha1.PodCounts{Current: 1, Stale: 3}))
+		Consistently(func() map[string]string {
+			out := map[string]string{}
+			for k, v := range templateAnnotations(ns, "critical")() {
+				out["critical "+k] = v
+			}
+			ss := &appsv1.StatefulSet{}
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(ledger), ss)).To(Succeed())
+			for k, v := range ss.Spec.Template.Annotations {
+				out["ledger "+k] = v
+			}
+			return out
+		}, syncPeriod, interval).ShouldNot(Or(HaveKey("critical kubectl.kubernetes.io/restartedAt"), HaveKey("ledger kubectl.kubernetes.io/restartedAt")))
 		Expect(workloadPods(ns, "critical")()).To(HaveLen(1))
-		Expect(condition(ns, "app", v1alpha1.ConditionPodsCurrent).Message).To(ContainSubstring("2 pods have no Deployment, StatefulSet or DaemonSet running as ServiceAccount app"))
+		Expect(workloadPods(ns, "ledger")()).To(Equal([]string{"ledger-0", "ledger-1"}), "the claimed pod stayed the StatefulSet's throughout")
+		Expect(condition(ns, "app", v1alpha1.ConditionPodsCurrent).Message).To(ContainSubstring("3 pods have no Deployment, StatefulSet or DaemonSet running as ServiceAccount app"))
 		deleteBinding(ns, "app")
 	})
 })
