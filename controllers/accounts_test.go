@@ -316,6 +316,7 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 		hopARN := aws.ToString(a.RoleArn)
 		Expect(hopARN).To(HavePrefix("arn:aws:iam::" + testenv.Account + ":role" + rolePath))
 		hopName := hopARN[strings.LastIndex(hopARN, "/")+1:]
+		Expect(hopName).To(Equal(clusterName+"_"+ns+"_app_hop"), "the name the README documents (<prefix><cluster>_<namespace>_<binding>_hop; no prefix here)")
 		Expect(aws.ToString(a.ExternalId)).NotTo(BeEmpty())
 		Expect(b.Status.OwnedRoles).To(ConsistOf(
 			v1alpha1.RoleReference{Name: b.Status.RoleName, Account: accountB, ID: b.Status.RoleID},

@@ -20,6 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 	. "github.com/onsi/ginkgo/v2"
@@ -115,22 +116,17 @@ type world struct {
 	// its pod 0, so a pod claimed as its ordinal ledgerN stays its own.
 	ledger  *appsv1.StatefulSet
 	ledgerN int32
-	// chains are the bindings reached through a hop role (EKS Pod
-	// Identity in the other account), as the EKS API shows their
-	// associations at the current check.
-	chains map[string]chainView
+	// associations are the namespace's associations as the EKS API shows
+	// them at the current check; externalIDs are those naming a target
+	// role (EKS Pod Identity in the other account), by the binding their
+	// tags name, Retain records left out.
+	associations []*ekstypes.PodIdentityAssociation
+	externalIDs  map[string]string
 }
 
-// chainView is a cross-account association as EKS shows it: its external
-// ID and target role.
-type chainView struct {
-	externalID, target string
-}
-
-// readChains reads the namespace's associations that name a target role,
-// by the binding their tags name (Retain records left out).
-func (w *world) readChains() error {
-	w.chains = map[string]chainView{}
+// readAssociations reads the namespace's associations once per check.
+func (w *world) readAssociations() error {
+	w.associations, w.externalIDs = nil, map[string]string{}
 	list, err := eksc.ListPodIdentityAssociations(ctx, &eks.ListPodIdentityAssociationsInput{ClusterName: aws.String(clusterName), Namespace: aws.String(w.ns)})
 	if err != nil {
 		return err
@@ -138,13 +134,13 @@ func (w *world) readChains() error {
 	for _, s := range list.Associations {
 		out, err := eksc.DescribePodIdentityAssociation(ctx, &eks.DescribePodIdentityAssociationInput{ClusterName: aws.String(clusterName), AssociationId: s.AssociationId})
 		if err != nil {
-			return err
+			return err // deleted meanwhile: look again
 		}
 		a := out.Association
-		if aws.ToString(a.TargetRoleArn) == "" || a.Tags["podidentity.io/retained"] == "true" {
-			continue
+		w.associations = append(w.associations, a)
+		if aws.ToString(a.TargetRoleArn) != "" && a.Tags["podidentity.io/retained"] != "true" {
+			w.externalIDs[a.Tags["podidentity.io/binding"]] = aws.ToString(a.ExternalId)
 		}
-		w.chains[a.Tags["podidentity.io/binding"]] = chainView{externalID: aws.ToString(a.ExternalId), target: aws.ToString(a.TargetRoleArn)}
 	}
 	return nil
 }
@@ -778,7 +774,7 @@ func (w *world) check() error {
 	}
 
 	// I1-I3 and I6 in every account that may hold the namespace's roles.
-	if err := w.readChains(); err != nil {
+	if err := w.readAssociations(); err != nil {
 		return err
 	}
 	trusted := map[string]string{} // subject -> account:role
@@ -959,9 +955,9 @@ func (w *world) checkRoles(v accountView, bs []v1alpha1.PodIdentityBinding, byNa
 		current := name == owner.Status.RoleName && v.key == owner.Status.Account || hop
 		if got := w.usableBy(aws.ToString(r.AssumeRolePolicyDocument), v.provider); len(got) > 1 ||
 			len(got) == 1 && (got[0] != owner.Status.ServiceAccountName || !current) {
-			return fmt.Errorf("I2: role %s (account %q) can be obtained by ServiceAccounts %v; its binding %s uses role %q (account %q, identity %q) with ServiceAccount %q (%v; chain %+v)",
+			return fmt.Errorf("I2: role %s (account %q) can be obtained by ServiceAccounts %v; its binding %s uses role %q (account %q, identity %q) with ServiceAccount %q (%v; association external ID %q)",
 				name, v.key, got, owner.Name, owner.Status.RoleName, owner.Status.Account, owner.Status.Identity, owner.Status.ServiceAccountName,
-				meta.FindStatusCondition(owner.Status.Conditions, v1alpha1.ConditionReady), w.chains[owner.Name])
+				meta.FindStatusCondition(owner.Status.Conditions, v1alpha1.ConditionReady), w.externalIDs[owner.Name])
 		}
 		trust := decoded(r.AssumeRolePolicyDocument)
 		allows := 0
@@ -982,13 +978,13 @@ func (w *world) checkRoles(v accountView, bs []v1alpha1.PodIdentityBinding, byNa
 				// the ServiceAccount; it is counted there).
 				// (While the binding is frozen its association is not
 				// corrected, so only the hop is checked then.)
-				c := w.chains[owner.Name]
+				externalID := w.externalIDs[owner.Name]
 				hopARN := "arn:aws:iam::" + testenv.Account + ":role" + rolePath + w.hopName(owner.Name)
 				if !current || v.key == "" || owner.Status.Identity != v1alpha1.IdentityEKSPodIdentity ||
 					!slices.Equal(testenv.StringOrList(principal["AWS"]), []string{hopARN}) || len(eq) != 1 ||
-					!w.frozen(owner) && !slices.Equal(testenv.StringOrList(eq["sts:ExternalId"]), []string{c.externalID}) {
+					!w.frozen(owner) && !slices.Equal(testenv.StringOrList(eq["sts:ExternalId"]), []string{externalID}) {
 					return fmt.Errorf("I2: role %s (account %q) trusts %v with %v; its binding %s's hop is %s, its association's external ID %q; the binding's role is %q in account %q (%v)",
-						name, v.key, principal["AWS"], eq, owner.Name, hopARN, c.externalID, owner.Status.RoleName, owner.Status.Account,
+						name, v.key, principal["AWS"], eq, owner.Name, hopARN, externalID, owner.Status.RoleName, owner.Status.Account,
 						meta.FindStatusCondition(owner.Status.Conditions, v1alpha1.ConditionReady))
 				}
 				continue
@@ -1188,17 +1184,8 @@ func (w *world) outOfBandAssociation() string {
 // Retain record with a retained role; and every Ready Pod Identity binding
 // has one.
 func (w *world) checkAssociations(byName map[string]*v1alpha1.PodIdentityBinding) error {
-	list, err := eksc.ListPodIdentityAssociations(ctx, &eks.ListPodIdentityAssociationsInput{ClusterName: aws.String(clusterName), Namespace: aws.String(w.ns)})
-	if err != nil {
-		return err
-	}
 	have := map[string]bool{}
-	for _, s := range list.Associations {
-		out, err := eksc.DescribePodIdentityAssociation(ctx, &eks.DescribePodIdentityAssociationInput{ClusterName: aws.String(clusterName), AssociationId: s.AssociationId})
-		if err != nil {
-			return err // deleted meanwhile: look again
-		}
-		a := out.Association
+	for _, a := range w.associations {
 		sa, roleARN := aws.ToString(a.ServiceAccount), aws.ToString(a.RoleArn)
 		if a.Tags["podidentity.io/retained"] == "true" {
 			// A Retain record, outside management (anyone may repoint it).

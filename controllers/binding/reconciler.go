@@ -198,8 +198,12 @@ func (r *Reconciler) swept(ctx context.Context, b *v1alpha1.PodIdentityBinding) 
 // sweptIn reports whether the sweep reads the account and status records
 // roles in no other.
 func (r *Reconciler) sweptIn(b *v1alpha1.PodIdentityBinding, account string) bool {
-	return r.Sweep != nil && r.Sweep.covers(account) &&
-		!slices.ContainsFunc(recordedAccounts(b), func(k string) bool { return k != account })
+	return r.Sweep != nil && r.Sweep.covers(account) && recordedOnlyIn(b, account)
+}
+
+// recordedOnlyIn reports whether status records roles in no other account.
+func recordedOnlyIn(b *v1alpha1.PodIdentityBinding, account string) bool {
+	return !slices.ContainsFunc(recordedAccounts(b), func(k string) bool { return k != account })
 }
 
 // recordedAccounts are the accounts status records roles in.
@@ -524,7 +528,7 @@ func (r *Reconciler) apply(ctx context.Context, b *v1alpha1.PodIdentityBinding, 
 			// The target role was planned with another external ID than
 			// the association has (it was just created or replaced): plan
 			// again with the association's.
-			return trustPending{externalID: chain.externalID}
+			return trustPending{}
 		}
 		for _, k := range p.Bind.Unbind {
 			if err := r.binderFor(k, nil, nil).unbind(ctx, b, p.Bind.ServiceAccount, release); err != nil {
@@ -682,7 +686,7 @@ func roleRef(key string) string {
 
 // trustPending: the association's external ID is not the one the target
 // role's trust was planned with; the next reconcile plans with it.
-type trustPending struct{ externalID string }
+type trustPending struct{}
 
 func (e trustPending) Error() string {
 	return "EKS returned the pod identity association's external ID just now; the target role is made to trust the hop role with it next"

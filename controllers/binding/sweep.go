@@ -227,8 +227,17 @@ func (s *Sweeper) sweep(ctx context.Context, onlyNew bool) ([]*v1alpha1.PodIdent
 	}
 	s.mu.Unlock()
 	var drifted []*v1alpha1.PodIdentityBinding
+	if !onlyNew {
+		// The cluster's associations, once per sweep whatever the accounts.
+		d, err := s.associationDrift(ctx)
+		if err != nil {
+			// Not fatal for the IAM half: the bindings' own resyncs
+			// re-read their associations.
+			s.Log.Error(err, "listing EKS pod identity associations")
+		}
+		drifted = append(drifted, d...)
+	}
 	places := map[string]string{} // namespace -> account key, "?" unknown
-	first := true
 	for _, t := range targets {
 		s.mu.Lock()
 		skip := onlyNew && s.swept[t.acct.key]
@@ -236,8 +245,7 @@ func (s *Sweeper) sweep(ctx context.Context, onlyNew bool) ([]*v1alpha1.PodIdent
 		if skip {
 			continue
 		}
-		d, err := s.sweepAccount(ctx, t, places, first && !onlyNew)
-		first = false
+		d, err := s.sweepAccount(ctx, t, places)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("AWS account %s: %w", t.label, err))
 			continue
@@ -254,11 +262,32 @@ func (s *Sweeper) sweep(ctx context.Context, onlyNew bool) ([]*v1alpha1.PodIdent
 	return drifted, errors.Join(errs...)
 }
 
+// associationDrift lists the Pod Identity bindings whose association is
+// gone or replaced, from one listing of the cluster's associations (pages
+// of 100, whatever the number of bindings).
+func (s *Sweeper) associationDrift(ctx context.Context) ([]*v1alpha1.PodIdentityBinding, error) {
+	bindings, err := s.bindings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	assocs, err := s.associations(ctx, bindings)
+	if err != nil || assocs == nil {
+		return nil, err
+	}
+	var drifted []*v1alpha1.PodIdentityBinding
+	for _, b := range bindings {
+		if b.DeletionTimestamp.IsZero() && b.Status.Identity == v1alpha1.IdentityEKSPodIdentity &&
+			assocs[b.Namespace+"/"+b.Status.ServiceAccountName] != b.Status.AssociationID {
+			drifted = append(drifted, b)
+		}
+	}
+	return drifted, nil
+}
+
 // sweepAccount sweeps one account: its snapshot refills its cache, roles
 // tagged for vanished bindings are retired, and every binding wholly in the
-// account is planned against the snapshot. withAssociations also checks the
-// cluster's EKS pod identity associations (once per sweep).
-func (s *Sweeper) sweepAccount(ctx context.Context, t sweepTarget, places map[string]string, withAssociations bool) ([]*v1alpha1.PodIdentityBinding, error) {
+// account is planned against the snapshot.
+func (s *Sweeper) sweepAccount(ctx context.Context, t sweepTarget, places map[string]string) ([]*v1alpha1.PodIdentityBinding, error) {
 	at := time.Now()
 	snap, err := t.snapshot(ctx)
 	if err != nil {
@@ -296,16 +325,11 @@ func (s *Sweeper) sweepAccount(ctx context.Context, t sweepTarget, places map[st
 	s.tagged[key] = tagged
 	s.swept[key] = true
 	s.mu.Unlock()
-	var assocs map[string]string
-	if withAssociations {
-		if assocs, err = s.associations(ctx, bindings); err != nil {
-			// Not fatal for the IAM half: the bindings' own resyncs re-read
-			// their associations.
-			s.Log.Error(err, "listing EKS pod identity associations")
-		}
-	}
 	observe := func(_ context.Context, k string) (*role.Observed, error) {
-		_, name := planner.SplitKey(k)
+		account, name := planner.SplitKey(k)
+		if account != key {
+			return nil, nil // not in this snapshot: planned as absent, so enqueued
+		}
 		return snap[name], nil
 	}
 	policies := &sweepPolicies{inner: t.acct.policies, seen: map[string]guard.ManagedPolicy{}}
@@ -313,11 +337,6 @@ func (s *Sweeper) sweepAccount(ctx context.Context, t sweepTarget, places map[st
 	for _, b := range bindings {
 		if !b.DeletionTimestamp.IsZero() {
 			continue // being deleted: its own reconciles are running
-		}
-		if assocs != nil && b.Status.Identity == v1alpha1.IdentityEKSPodIdentity &&
-			assocs[b.Namespace+"/"+b.Status.ServiceAccountName] != b.Status.AssociationID {
-			drifted = append(drifted, b) // its association is gone or replaced
-			continue
 		}
 		if s.placeOf(ctx, b, places) != key || r.chained(t.acct, b) {
 			// Another account's, moving, or reached through a hop role in
@@ -354,7 +373,7 @@ func (s *Sweeper) placeOf(ctx context.Context, b *v1alpha1.PodIdentityBinding, p
 		}
 		places[b.Namespace] = key
 	}
-	if slices.ContainsFunc(recordedAccounts(b), func(k string) bool { return k != key }) {
+	if !recordedOnlyIn(b, key) {
 		return "?"
 	}
 	return key

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -168,19 +169,16 @@ func (r *Registry) ByKey(ctx context.Context, key string) (*Account, error) {
 	if key == Home || (r.Home != nil && key == r.Home.Config.AccountID()) {
 		return r.Home, nil
 	}
-	list := &v1alpha1.PodIdentityAccountList{}
-	if err := r.Reader.List(ctx, list); err != nil {
+	byID, err := r.resources(ctx)
+	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(list.Items, func(a, b v1alpha1.PodIdentityAccount) int { return strings.Compare(a.Name, b.Name) })
-	for i := range list.Items {
-		if list.Items[i].Spec.AccountID == key && list.Items[i].DeletionTimestamp.IsZero() {
-			a, err := r.account(ctx, &list.Items[i])
-			if err != nil {
-				return nil, err
-			}
-			return Usable(ctx, a)
+	if pia := byID[key]; pia != nil {
+		a, err := r.account(ctx, pia)
+		if err != nil {
+			return nil, err
 		}
+		return Usable(ctx, a)
 	}
 	return nil, UnavailableError{Account: key, Reason: "no PodIdentityAccount names it any more, so the operator cannot reach the roles it holds; " +
 		"recreate the PodIdentityAccount (nothing was deleted in IAM)"}
@@ -233,25 +231,36 @@ func (r *Registry) account(ctx context.Context, pia *v1alpha1.PodIdentityAccount
 // PodIdentityAccount's Ready condition says why, its bindings report
 // AccountUnavailable).
 func (r *Registry) Others(ctx context.Context) ([]*Account, error) {
-	list := &v1alpha1.PodIdentityAccountList{}
-	if err := r.Reader.List(ctx, list); err != nil {
+	byID, err := r.resources(ctx)
+	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(list.Items, func(a, b v1alpha1.PodIdentityAccount) int { return strings.Compare(a.Name, b.Name) })
 	var out []*Account
-	seen := map[string]bool{}
-	for i := range list.Items {
-		pia := &list.Items[i]
-		if !pia.DeletionTimestamp.IsZero() || seen[pia.Spec.AccountID] {
-			continue
-		}
-		seen[pia.Spec.AccountID] = true
-		a, err := r.account(ctx, pia)
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		a, err := r.account(ctx, byID[id])
 		if err != nil || a.Key == Home {
 			continue
 		}
 		if a, err = Usable(ctx, a); err == nil {
 			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// resources are the cluster's PodIdentityAccounts not being deleted, by AWS
+// account ID: the first by resource name where two name the same account.
+func (r *Registry) resources(ctx context.Context) (map[string]*v1alpha1.PodIdentityAccount, error) {
+	list := &v1alpha1.PodIdentityAccountList{}
+	if err := r.Reader.List(ctx, list); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(list.Items, func(a, b v1alpha1.PodIdentityAccount) int { return strings.Compare(a.Name, b.Name) })
+	out := map[string]*v1alpha1.PodIdentityAccount{}
+	for i := range list.Items {
+		pia := &list.Items[i]
+		if _, seen := out[pia.Spec.AccountID]; !seen && pia.DeletionTimestamp.IsZero() {
+			out[pia.Spec.AccountID] = pia
 		}
 	}
 	return out, nil

@@ -390,43 +390,44 @@ func (p *Proxy) learnKey(body []byte) {
 // "" for the caller's own credentials, else the account whose role the
 // credentials came from (sts:AssumeRole through this proxy).
 func (p *Proxy) CallsIn(account, action, roleName string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	n := 0
-	for k, v := range p.byAccount[account] {
-		a, r, _ := strings.Cut(k, " ")
+	p.eachIn(account, func(a, r string, v int) {
 		if (action == "" || a == action) && (roleName == "" || r == roleName) {
 			n += v
 		}
-	}
+	})
 	return n
 }
 
 // CallsByActionIn is how many requests of each action the proxy saw signed
 // with credentials of an account (as CallsIn).
 func (p *Proxy) CallsByActionIn(account string) map[string]int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	out := map[string]int{}
-	for k, v := range p.byAccount[account] {
-		a, _, _ := strings.Cut(k, " ")
-		out[a] += v
-	}
+	p.eachIn(account, func(a, _ string, v int) { out[a] += v })
 	return out
 }
 
 // RolesNamedIn lists the role names requests signed with the account's
 // credentials named (RoleName), with how many requests named each.
 func (p *Proxy) RolesNamedIn(account string) map[string]int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	out := map[string]int{}
-	for k, v := range p.byAccount[account] {
-		if _, r, _ := strings.Cut(k, " "); r != "" {
+	p.eachIn(account, func(_, r string, v int) {
+		if r != "" {
 			out[r] += v
 		}
-	}
+	})
 	return out
+}
+
+// eachIn calls f with each action and role name requests signed with the
+// account's credentials named, and how many did.
+func (p *Proxy) eachIn(account string, f func(action, roleName string, n int)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, v := range p.byAccount[account] {
+		a, r, _ := strings.Cut(k, " ")
+		f(a, r, v)
+	}
 }
 
 // Calls is how many requests for action (and roleName, when not empty) the
