@@ -317,6 +317,77 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 		}
 	})
 
+	It("defect 4: a namespace's changes beyond its budget wait their turn, and another namespace's new binding does not wait for them", func() {
+		const burst, perSecond = 3, 1.0
+		saved := operatorOpts
+		operatorOpts.NamespaceChangeQPS, operatorOpts.NamespaceChangeBurst = perSecond, burst
+		restartOperator()
+		DeferCleanup(func() {
+			operatorOpts = saved
+			restartOperator()
+		})
+		storm, quiet := newNamespace(), newNamespace()
+		const n = 12
+		// handled counts the storm's bindings the operator has reconciled:
+		// any Ready condition at all.
+		handled := func() int {
+			list := &v1alpha1.PodIdentityBindingList{}
+			Expect(k8s.List(ctx, list, client.InNamespace(storm))).To(Succeed())
+			count := 0
+			for _, b := range list.Items {
+				if condition(storm, b.Name, v1alpha1.ConditionReady) != nil {
+					count++
+				}
+			}
+			return count
+		}
+		// withinBudget: never more handled than the burst plus the rate
+		// since the first create (and one for rounding).
+		start := time.Now()
+		withinBudget := func() bool {
+			return float64(handled()) <= burst+perSecond*time.Since(start).Seconds()+1
+		}
+		deferred := metricSum("podidentity_changes_deferred_total", nil)
+		for i := range n {
+			Expect(k8s.Create(ctx, newBinding(storm, fmt.Sprintf("b%02d", i), fmt.Sprintf("sa%02d", i)))).To(Succeed())
+		}
+		Expect(k8s.Create(ctx, newBinding(quiet, "app", "app"))).To(Succeed())
+		waitReady(quiet, "app")
+		Expect(handled()).To(BeNumerically("<", n), "the quiet namespace's binding waited for the storm's")
+		Expect(withinBudget()).To(BeTrue())
+		Expect(metricSum("podidentity_changes_deferred_total", nil)).To(BeNumerically(">", deferred))
+
+		By("the storm's bindings are handled at the budget's pace, all of them in the end")
+		Eventually(func(g Gomega) {
+			g.Expect(withinBudget()).To(BeTrue(), "more changes handled than the budget allows")
+			g.Expect(handled()).To(Equal(n))
+		}, timeout, interval).Should(Succeed())
+		var roles []string
+		for i := range n {
+			roles = append(roles, waitReady(storm, fmt.Sprintf("b%02d", i)).Status.RoleName)
+		}
+
+		By("deletions are changes too: every role goes, at most at the budget's pace")
+		start = time.Now()
+		for i := range n {
+			Expect(k8s.Delete(ctx, getBinding(storm, fmt.Sprintf("b%02d", i)))).To(Succeed())
+		}
+		gone := func() int {
+			count := 0
+			for _, name := range roles {
+				if roleGone(name)() {
+					count++
+				}
+			}
+			return count
+		}
+		Eventually(func(g Gomega) {
+			g.Expect(float64(gone())).To(BeNumerically("<=", burst+perSecond*time.Since(start).Seconds()+1), "more deletions handled than the budget allows")
+			g.Expect(gone()).To(Equal(n))
+		}, timeout, interval).Should(Succeed())
+		deleteBinding(quiet, "app")
+	})
+
 	It("defect 2: switching to Retain after deletion, past the webhook, does not keep a role a guardrail forbids keeping", func() {
 		ns := namespaceUnderGuardrail("late-retain", false, v1alpha1.PodIdentityGuardrailSpec{ForbidRetain: true}) // the webhook sees this namespace
 		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())

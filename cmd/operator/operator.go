@@ -93,6 +93,9 @@ type Options struct {
 	IAMWriteBurst int
 	KubeAPIQPS    float64
 	KubeAPIBurst  int
+	// Each namespace's budget of binding changes handled per second.
+	NamespaceChangeQPS   float64
+	NamespaceChangeBurst int
 
 	BuiltinGuardrails      bool
 	TrustPolicySizeLimit   int
@@ -180,6 +183,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PermissionsBoundaryARN, "permissions-boundary-arn", "", "Permissions boundary applied to every role (empty: none is set, and an existing one is left alone).")
 	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Minute, "How often each binding is checked for drift in IAM (jittered by up to 10%).")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bindings reconciled in parallel.")
+	fs.Float64Var(&o.NamespaceChangeQPS, "namespace-change-qps", 10, "Binding changes (created, edited, deleted) of one namespace the operator handles per second, after --namespace-change-burst; more wait in the queue, so one tenant looping changes cannot take the operator, IAM's rate limit or the API server from the others. Restarts, drift, retries and guardrail or account changes are not counted. 0: unbounded.")
+	fs.IntVar(&o.NamespaceChangeBurst, "namespace-change-burst", 100, "Binding changes of one namespace handled at once above --namespace-change-qps.")
 	fs.BoolVar(&o.DriftSweep, "drift-sweep", true, "Detect drift in IAM once per --sync-period for all bindings with a paginated snapshot of each account (GetAccountAuthorizationDetails and ListRoles; the operator's own and each PodIdentityAccount's), enqueuing only bindings whose roles differ; false re-reads every binding's roles every period (4 IAM reads each).")
 	fs.IntVar(&o.DriftSweepListPages, "drift-sweep-list-pages", 3, "ListRoles pages (1,000 roles each) one drift sweep reads at most, continuing where the last stopped (0: all). Trust, permissions, boundary and tags are read in full every sweep; with more roles than this under --role-path, a changed description or maximum session duration is seen within ceil(roles/1000/this) sweeps. The first sweep after a start lists every page.")
 	fs.IntVar(&o.GCPercent, "gc-percent", 35, "Garbage collection target of the Go runtime (as GOGC): the heap may grow this many percent over the live heap before a collection. Lower keeps memory closer to the live heap at some CPU cost (see docs/benchmarks.md); GOGC, when set, wins.")
@@ -518,6 +523,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		SyncPeriod:              o.SyncPeriod,
 		MaxBackoff:              o.MaxBackoff,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		NamespaceChangeQPS:      o.NamespaceChangeQPS,
+		NamespaceChangeBurst:    o.NamespaceChangeBurst,
 	}
 	if err := mgr.Add(provider); err != nil {
 		return err

@@ -103,3 +103,81 @@ func TestFairQueueServesAQuietNamespaceFirst(t *testing.T) {
 		t.Errorf("storm items out of order: %v", storm[:20])
 	}
 }
+
+// Issue 17 defect 4 (I7): each namespace has a budget of changes; a
+// binding waiting for it keeps its place (it is not charged twice, and one
+// back early waits only the rest), a deleted one gives its token back, and
+// another namespace is never charged for it.
+func TestNamespaceBudget(t *testing.T) {
+	if newBudget(0, 5) != nil {
+		t.Fatal("a budget of 0 per second should be none")
+	}
+	var none *budget
+	if d := none.wait(types.NamespacedName{Namespace: "a", Name: "x"}); d != 0 {
+		t.Fatalf("no budget waited %s", d)
+	}
+	none.forget(types.NamespacedName{Namespace: "a", Name: "x"})
+
+	start := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	now := start
+	g := newBudget(1, 3)
+	g.now = func() time.Time { return now }
+	key := func(ns string, i int) types.NamespacedName {
+		return types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("b%d", i)}
+	}
+	for i := range 3 {
+		if d := g.wait(key("storm", i)); d != 0 {
+			t.Fatalf("change %d within the burst waited %s", i, d)
+		}
+	}
+	if d := g.wait(key("storm", 3)); d != time.Second {
+		t.Fatalf("the fourth change waits %s, want 1s", d)
+	}
+	if d := g.wait(key("quiet", 0)); d != 0 {
+		t.Fatalf("another namespace waited %s for the storm's budget", d)
+	}
+	now = start.Add(400 * time.Millisecond)
+	if d := g.wait(key("storm", 3)); d != 600*time.Millisecond {
+		t.Fatalf("back early, the fourth change waits %s, want the remaining 600ms", d)
+	}
+	if d := g.wait(key("storm", 4)); d != 1600*time.Millisecond {
+		t.Fatalf("the fifth change waits %s, want 1.6s (behind the fourth)", d)
+	}
+	now = start.Add(time.Second)
+	if d := g.wait(key("storm", 3)); d != 0 {
+		t.Fatalf("on time, the fourth change waited %s again", d)
+	}
+	// The fifth binding is deleted while waiting: its token goes back, so
+	// the sixth change waits only as long as the fifth would have.
+	g.forget(key("storm", 4))
+	if d := g.wait(key("storm", 5)); d != time.Second {
+		t.Fatalf("after the fifth gave its token back, the sixth waits %s, want 1s", d)
+	}
+	if len(g.held) != 1 {
+		t.Errorf("%d reservations held, want only the sixth's", len(g.held))
+	}
+}
+
+// charged: only changes the operator has not handled spend the budget.
+func TestChargedChanges(t *testing.T) {
+	now := metav1.Now()
+	ready := func(gen int64, status metav1.ConditionStatus, reason string) v1alpha1.PodIdentityBindingStatus {
+		return v1alpha1.PodIdentityBindingStatus{Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: status, Reason: reason, ObservedGeneration: gen}}}
+	}
+	for _, c := range []struct {
+		name string
+		b    v1alpha1.PodIdentityBinding
+		want bool
+	}{
+		{"new", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 1}}, true},
+		{"edited", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3}, Status: ready(2, metav1.ConditionTrue, v1alpha1.ReasonAvailable)}, true},
+		{"handled", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3}, Status: ready(3, metav1.ConditionTrue, v1alpha1.ReasonAvailable)}, false},
+		{"handled, failed: a retry", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3}, Status: ready(3, metav1.ConditionFalse, v1alpha1.ReasonIAMUnavailable)}, false},
+		{"deletion not handled", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3, DeletionTimestamp: &now}, Status: ready(3, metav1.ConditionTrue, v1alpha1.ReasonAvailable)}, true},
+		{"deletion handled, retried", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3, DeletionTimestamp: &now}, Status: ready(3, metav1.ConditionFalse, v1alpha1.ReasonDeleteFailed)}, false},
+	} {
+		if got := charged(&c.b); got != c.want {
+			t.Errorf("%s: charged = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

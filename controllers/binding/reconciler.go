@@ -257,6 +257,12 @@ type Reconciler struct {
 	// failures (default a minute).
 	MaxBackoff              time.Duration
 	MaxConcurrentReconciles int
+	// NamespaceChangeQPS and NamespaceChangeBurst are each namespace's
+	// budget of changes (bindings created, edited or deleted) handled per
+	// second; 0 leaves it unbounded. See budget.
+	NamespaceChangeQPS   float64
+	NamespaceChangeBurst int
+	budget               *budget
 }
 
 // +kubebuilder:rbac:groups=iam.podidentity.io,resources=podidentitybindings,verbs=get;list;watch;update;patch
@@ -272,7 +278,17 @@ type Reconciler struct {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	b := &v1alpha1.PodIdentityBinding{}
 	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.budget.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if charged(b) && (b.DeletionTimestamp.IsZero() || controllerutil.ContainsFinalizer(b, vocab.Finalizer)) {
+		if d := r.budget.wait(req.NamespacedName); d > 0 {
+			reconcilesDeferred.Inc()
+			logf.FromContext(ctx).V(1).Info("waiting for the namespace's budget of changes", "after", d)
+			return ctrl.Result{RequeueAfter: d}, nil
+		}
 	}
 	log := logf.FromContext(ctx).WithValues("serviceAccount", b.Spec.ServiceAccountName, "generation", b.Generation)
 	ctx = logf.IntoContext(ctx, log)
@@ -891,6 +907,7 @@ func uniq(values ...string) []string {
 
 // SetupWithManager registers the controller, its watches and field indexes.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	r.budget = newBudget(r.NamespaceChangeQPS, r.NamespaceChangeBurst)
 	if err := bindingindex.Register(ctx, mgr.GetCache()); err != nil {
 		return err
 	}
