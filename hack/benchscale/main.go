@@ -76,10 +76,17 @@ var (
 
 func main() {
 	flag.Parse()
-	if err := run(); err != nil {
+	if _, err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-scale:", err)
 		os.Exit(1)
 	}
+}
+
+// measured is what a run measured that tests check.
+type measured struct {
+	// peakRSS of the operator: the first process (create and a steady
+	// period), then the restarted one.
+	peakRSS []uint64
 }
 
 type proc struct {
@@ -87,16 +94,17 @@ type proc struct {
 	logs *os.File
 }
 
-func run() error {
+func run() (measured, error) {
+	var m measured
 	ctx := context.Background()
 	moto, err := testenv.StartMoto()
 	if err != nil {
-		return err
+		return m, err
 	}
 	defer moto.Stop()
 	proxy, err := testenv.StartProxy(moto.URL)
 	if err != nil {
-		return err
+		return m, err
 	}
 	defer proxy.Stop()
 	// IAM answers GetAccountAuthorizationDetails in pages of 1,000 roles;
@@ -105,48 +113,48 @@ func run() error {
 	proxy.PageAccountDetails(*iamPage)
 	env, err := testenv.NewEnvironment()
 	if err != nil {
-		return err
+		return m, err
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		return err
+		return m, err
 	}
 	defer func() { _ = env.Stop() }()
 	// The cluster's own controllers, as on a cluster: the garbage collector
 	// and the other informers load the API server as they would there.
 	kcm, err := testenv.StartControllerManager(env)
 	if err != nil {
-		return err
+		return m, err
 	}
 	defer kcm.Stop()
 	cfg.QPS, cfg.Burst = 1000, 2000
 	k8s, err := client.NewWithWatch(cfg, client.Options{Scheme: operator.Scheme()})
 	if err != nil {
-		return err
+		return m, err
 	}
 
 	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
 	var eksEmu *testenv.EKS
 	if *mechanism == "eks-pod-identity" {
 		if eksEmu, err = testenv.StartEKS(moto.URL); err != nil {
-			return err
+			return m, err
 		}
 		defer eksEmu.Stop()
 		eksc := eks.NewFromConfig(awsCfg, func(o *eks.Options) { o.BaseEndpoint = aws.String(eksEmu.URL) })
 		if _, err := eksc.CreateCluster(ctx, &eks.CreateClusterInput{Name: aws.String("bench"), RoleArn: aws.String("arn:aws:iam::" + testenv.Account + ":role/eks-cluster"),
 			ResourcesVpcConfig: &ekstypes.VpcConfigRequest{SubnetIds: []string{"subnet-00000001"}}}); err != nil {
-			return err
+			return m, err
 		}
 	} else if *mechanism != "irsa" {
-		return fmt.Errorf("-identity %q: irsa or eks-pod-identity", *mechanism)
+		return m, fmt.Errorf("-identity %q: irsa or eks-pod-identity", *mechanism)
 	}
 	iamc := iam.NewFromConfig(awsCfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(moto.URL) })
 	issuer, err := operator.DiscoverIssuer(ctx, cfg)
 	if err != nil {
-		return err
+		return m, err
 	}
 	if _, err := testenv.RegisterOIDCProvider(ctx, iamc, issuer); err != nil {
-		return err
+		return m, err
 	}
 	// Other accounts: the cluster's issuer registered in each, as the
 	// README's setup does (moto takes any role to assume).
@@ -156,15 +164,15 @@ func run() error {
 		accountIDs = append(accountIDs, id)
 		c, err := iamIn(ctx, awsCfg, moto.URL, id)
 		if err != nil {
-			return err
+			return m, err
 		}
 		if _, err := testenv.RegisterOIDCProvider(ctx, c, issuer); err != nil {
-			return err
+			return m, err
 		}
 		if err := k8s.Create(ctx, &v1alpha1.PodIdentityAccount{ObjectMeta: metav1.ObjectMeta{Name: "bench-" + id},
 			Spec: v1alpha1.PodIdentityAccountSpec{AccountID: id, RoleARN: "arn:aws:iam::" + id + ":role/podidentity-operator",
 				NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"bench-account": id}}}}); err != nil {
-			return err
+			return m, err
 		}
 	}
 	total := *bindings * len(accountIDs)
@@ -173,7 +181,7 @@ func run() error {
 
 	dir, err := os.MkdirTemp("", "bench-scale-")
 	if err != nil {
-		return err
+		return m, err
 	}
 	defer os.RemoveAll(dir)
 	if *keepLogs != "" {
@@ -181,23 +189,23 @@ func run() error {
 	}
 	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
-		return err
+		return m, err
 	}
 	kc, err := user.KubeConfig()
 	if err != nil {
-		return err
+		return m, err
 	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		return err
+		return m, err
 	}
 	metricsPort, err := testenv.FreePort()
 	if err != nil {
-		return err
+		return m, err
 	}
 	pprofPort, err := testenv.FreePort()
 	if err != nil {
-		return err
+		return m, err
 	}
 	wh := env.WebhookInstallOptions
 	args := []string{"--cluster-name=bench", "--sync-period=" + syncPeriod.String(),
@@ -248,14 +256,14 @@ func run() error {
 
 	if *fatSAs > 0 {
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench-fat"}}); err != nil {
-			return err
+			return m, err
 		}
 		blob := strings.Repeat("x", 250*1024-64)
 		if err := parallel(8, *fatSAs, func(i int) error {
 			return k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "bench-fat", Name: fmt.Sprintf("fat-%05d", i),
 				Annotations: map[string]string{"tenant.example.com/blob": fmt.Sprintf("%d-%s", i, blob)}}})
 		}); err != nil {
-			return err
+			return m, err
 		}
 		fmt.Fprintf(report, "Before the operator started, %d ServiceAccounts with 250 KB of annotations each (%d MiB in all) were created in namespace bench-fat.\n\n",
 			*fatSAs, *fatSAs*250/1024)
@@ -263,7 +271,7 @@ func run() error {
 
 	op, err := start("operator-1")
 	if err != nil {
-		return err
+		return m, err
 	}
 
 	// Create.
@@ -284,12 +292,12 @@ func run() error {
 				ns.Labels = map[string]string{"bench-account": id}
 			}
 			if err := k8s.Create(ctx, ns); err != nil {
-				return err
+				return m, err
 			}
 		}
 	}
 	if err := waitAccountsReady(ctx, k8s, len(accountIDs)-1, 2*time.Minute); err != nil {
-		return err
+		return m, err
 	}
 	perAccount := func() map[string]map[string]int {
 		out := map[string]map[string]int{}
@@ -316,7 +324,7 @@ func run() error {
 	eksBefore := eksCalls(eksEmu)
 	kubeBefore, err := restRequests(metricsURL)
 	if err != nil {
-		return err
+		return m, err
 	}
 	created := make([]time.Time, total)
 	t0 := time.Now()
@@ -339,11 +347,11 @@ func run() error {
 			created[i] = time.Now()
 			return k8s.Create(ctx, binding(nsOf(i), names[i]))
 		}); err != nil {
-			return err
+			return m, err
 		}
 		at, err := waitAllReady(ctx, k8s, batch[1], 10*time.Minute)
 		if err != nil {
-			return err
+			return m, err
 		}
 		for k, v := range at {
 			if _, seen := readyAt[k]; !seen {
@@ -367,12 +375,12 @@ func run() error {
 	// Follow-up reconciles (after the operator's own ServiceAccount and
 	// status writes) belong to the creation: count them too.
 	if err := idle(metricsURL, 10*time.Minute); err != nil {
-		return err
+		return m, err
 	}
 	createIAM := diff(proxy.CallsByAction(), iamBefore)
 	kubeAfter, err := restRequests(metricsURL)
 	if err != nil {
-		return err
+		return m, err
 	}
 	createKube := diff(kubeAfter, kubeBefore)
 	fmt.Fprintf(report, "### Create\n\nAll %d Ready %.1f s after the first create (%.0f IAM calls/s reached). Per binding, creation to Ready: p50 %.1f s, p90 %.1f s, max %.1f s.\n\n",
@@ -421,7 +429,7 @@ func run() error {
 	rss1, cpu1 := usage(op.cmd.Process.Pid)
 	live1, err := liveHeap(heapURL, "create")
 	if err != nil {
-		return err
+		return m, err
 	}
 	file1 := fileRSS(op.cmd.Process.Pid)
 
@@ -433,7 +441,7 @@ func run() error {
 	tRestart := time.Now()
 	op, err = start("operator-2")
 	if err != nil {
-		return err
+		return m, err
 	}
 	quiet(proxy, 5*time.Second, 5*time.Minute)
 	restart := diff(proxy.CallsByAction(), iamBefore)
@@ -445,13 +453,13 @@ func run() error {
 	// Fault.
 	if *faultN > 0 {
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench-fault"}}); err != nil {
-			return err
+			return m, err
 		}
 		proxy.SetDown(true)
 		if err := parallel(16, *faultN, func(i int) error {
 			return k8s.Create(ctx, binding("bench-fault", fmt.Sprintf("f%05d", i)))
 		}); err != nil {
-			return err
+			return m, err
 		}
 		time.Sleep(*outage)
 		proxy.SetDown(false)
@@ -481,9 +489,10 @@ func run() error {
 			outage.String(), *faultN, throttling.String(), total+*faultN, d.Seconds(), throttleEnd.Seconds())
 	}
 	rss2, cpu2 := usage(op.cmd.Process.Pid)
+	m.peakRSS = []uint64{rss1, rss2}
 	live2, err := liveHeap(heapURL, "restart")
 	if err != nil {
-		return err
+		return m, err
 	}
 	file2 := fileRSS(op.cmd.Process.Pid)
 	fmt.Fprintf(report, "### Operator process\n\nPeak RSS counts the pages of the operator's binary it has touched (file-backed, shared with the page cache) as well as its own memory; the live heap is what remains after a forced collection at the end of the run (`/debug/pprof/heap?gc=1`).\n\n"+
@@ -493,16 +502,16 @@ func run() error {
 	if *fairProbes > 0 {
 		tenant, err := stormTenant(ctx, env, k8s)
 		if err != nil {
-			return err
+			return m, err
 		}
 		if err := fairness(ctx, k8s, tenant, report, stormCost{pid: op.cmd.Process.Pid, metricsURL: metricsURL, proxy: proxy, pprofURL: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=5", pprofPort)}); err != nil {
-			return err
+			return m, err
 		}
 	}
 	_ = op.cmd.Process.Signal(syscall.SIGTERM)
 	_ = op.cmd.Wait()
 	fmt.Print(report.String())
-	return nil
+	return m, nil
 }
 
 // fairness times new bindings in a quiet namespace, first with the
