@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path"
@@ -122,6 +123,10 @@ type world struct {
 	// tags name, Retain records left out.
 	associations []*ekstypes.PodIdentityAssociation
 	externalIDs  map[string]string
+	// serviceAccounts are the namespace's ServiceAccounts' resource
+	// versions at the last check that passed everything else (I7: no
+	// write loop).
+	serviceAccounts map[string]string
 }
 
 // readAssociations reads the namespace's associations once per check.
@@ -835,6 +840,19 @@ func (w *world) check() error {
 			}
 			return fmt.Errorf("I5: ServiceAccount %s points at role %s of account %q: %v", sa.Name, holder.Status.RoleName, holder.Status.Account, err)
 		}
+	}
+
+	// I7 (no write loop, issue 17 defect 3): once everything above holds,
+	// the operator stops writing the namespace's ServiceAccounts. The check
+	// passes only when they are as the previous passing check saw them, so
+	// bindings that keep rewriting an annotation never settle.
+	versions := map[string]string{}
+	for _, sa := range sas.Items {
+		versions[sa.Name] = sa.ResourceVersion
+	}
+	if !maps.Equal(versions, w.serviceAccounts) {
+		w.serviceAccounts = versions
+		return errors.New("I7: the namespace's ServiceAccounts changed since the last check; waiting for them to settle")
 	}
 	return nil
 }
