@@ -71,6 +71,7 @@ var (
 	mechanism  = flag.String("identity", "irsa", "irsa, or eks-pod-identity: every binding uses EKS Pod Identity (the EKS emulator of internal/testenv; its calls are reported per binding).")
 	accountsN  = flag.Int("accounts", 1, "AWS accounts: the operator's own and accounts-1 others (moto accounts 222222222222, 333333333333, ...), each with a PodIdentityAccount serving ten namespaces of its own and -bindings bindings there (issue 20).")
 	oneByOne   = flag.Bool("accounts-one-by-one", false, "With -accounts: create each account's bindings only once the previous account's are Ready, and report each account's time.")
+	webhooks   = flag.Bool("webhooks", true, "Run the operator with its validating webhook (as the chart's webhook.enabled=true and the webhook components do); false is the default install, without it.")
 	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
 
@@ -114,6 +115,9 @@ func run() (measured, error) {
 	env, err := testenv.NewEnvironment()
 	if err != nil {
 		return m, err
+	}
+	if !*webhooks {
+		env.WebhookInstallOptions = envtest.WebhookInstallOptions{}
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -211,8 +215,11 @@ func run() (measured, error) {
 	args := []string{"--cluster-name=bench", "--sync-period=" + syncPeriod.String(),
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort), "--metrics-secure=false", "--health-probe-bind-address=0",
 		fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort),
-		"--enable-webhooks", "--webhook-host=" + wh.LocalServingHost, "--webhook-port=" + strconv.Itoa(wh.LocalServingPort),
-		"--webhook-cert-dir=" + wh.LocalServingCertDir}
+	}
+	if *webhooks {
+		args = append(args, "--enable-webhooks", "--webhook-host="+wh.LocalServingHost, "--webhook-port="+strconv.Itoa(wh.LocalServingPort),
+			"--webhook-cert-dir="+wh.LocalServingCertDir)
+	}
 	if eksEmu != nil {
 		args = append(args, podIdentityArgs...)
 	}
@@ -238,6 +245,9 @@ func run() (measured, error) {
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
+		if !*webhooks {
+			return &proc{cmd: cmd, logs: logs}, waitServing(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), logs.Name())
+		}
 		if err := testenv.WaitForWebhook(ctx, wh, 60*time.Second); err != nil {
 			return nil, fmt.Errorf("the operator did not serve its webhook (log %s): %w", logs.Name(), err)
 		}
@@ -251,8 +261,12 @@ func run() (measured, error) {
 	if len(accountIDs) > 1 {
 		title = fmt.Sprintf("%d bindings in %d AWS accounts (%d each)", total, len(accountIDs), *bindings)
 	}
-	fmt.Fprintf(report, "## Scale: %s\n\nMachine: %d cores, %s, %s, %s. moto 5.2.5, kube-apiserver 1.37.2 (envtest). Operator flags: `%s`.\n\n",
-		title, runtime.NumCPU(), cpuModel(), runtime.Version(), time.Now().UTC().Format("2006-01-02"), strings.Join(args[:2], " "))
+	webhook := "on"
+	if !*webhooks {
+		webhook = "off (the default install)"
+	}
+	fmt.Fprintf(report, "## Scale: %s\n\nMachine: %d cores, %s, %s, %s. moto 5.2.5, kube-apiserver 1.37.2 (envtest). Operator flags: `%s`; validating webhook %s.\n\n",
+		title, runtime.NumCPU(), cpuModel(), runtime.Version(), time.Now().UTC().Format("2006-01-02"), strings.Join(args[:2], " "), webhook)
 
 	if *fatSAs > 0 {
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench-fat"}}); err != nil {
@@ -802,6 +816,19 @@ func quiet(p *testenv.Proxy, d, max time.Duration) {
 			last, lastChange = n, time.Now()
 		}
 	}
+}
+
+// waitServing waits until the operator serves its metrics.
+func waitServing(url, logs string) error {
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil { //nolint:gosec // loopback
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("the operator did not serve its metrics within 60 s (log %s)", logs)
 }
 
 // idle waits until the operator's binding controller has nothing queued and
