@@ -42,10 +42,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/cmd/operator"
@@ -67,7 +71,7 @@ var (
 	fatSAs     = flag.Int("fat-serviceaccounts", 0, "ServiceAccounts carrying 250 KB of annotations each, created before the operator starts (issue 17, defect 6: the operator's memory must not grow with what tenants write).")
 	fairProbes = flag.Int("fairness-probes", 5, "New bindings timed in a quiet namespace, idle and while another namespace loops creates and deletes (0 skips the fairness scenario).")
 	stormProf  = flag.String("fairness-cpu-profile", "", "File to save a CPU profile of the operator to, taken for 5 s while the other namespace's storm runs (pprof format).")
-	fairStorm  = flag.String("fairness-storm", "bindings", "What the other namespace loops creating and deleting: bindings, or configmaps (objects the operator does not watch: what the storm costs the bed itself, the floor of the fairness ratio).")
+	fairStorm  = flag.String("fairness-storm", "bindings", "What the other namespace loops creating and deleting: bindings; or, to measure what the storm costs the bed itself (the floor of the fairness ratio), objects the operator does not watch: configmaps, or unwatched-bindings (the same bindings as custom resources of a copy of the CRD in another API group).")
 	mechanism  = flag.String("identity", "irsa", "irsa, or eks-pod-identity: every binding uses EKS Pod Identity (the EKS emulator of internal/testenv; its calls are reported per binding).")
 	accountsN  = flag.Int("accounts", 1, "AWS accounts: the operator's own and accounts-1 others (moto accounts 222222222222, 333333333333, ...), each with a PodIdentityAccount serving ten namespaces of its own and -bindings bindings there (issue 20).")
 	oneByOne   = flag.Bool("accounts-one-by-one", false, "With -accounts: create each account's bindings only once the previous account's are Ready, and report each account's time.")
@@ -598,8 +602,15 @@ func fairness(ctx context.Context, k8s client.WithWatch, storm client.Client, re
 				default:
 				}
 				var b client.Object = binding("bench-storm", fmt.Sprintf("s%d-%d", g, k))
-				if *fairStorm == "configmaps" {
+				switch *fairStorm {
+				case "configmaps":
 					b = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "bench-storm", Name: fmt.Sprintf("s%d-%d", g, k)}, Data: map[string]string{"k": "v"}}
+				case "unwatched-bindings":
+					u, err := unwatched(b)
+					if err != nil {
+						panic(err)
+					}
+					b = u
 				}
 				if err := storm.Create(ctx, b); err == nil {
 					_ = storm.Delete(ctx, b)
@@ -662,6 +673,7 @@ func stormTenant(ctx context.Context, env *envtest.Environment, k8s client.Clien
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "bench-storm", Name: name}, Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"podidentitybindings"}, Verbs: []string{"create", "delete", "get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "delete"}},
+			{APIGroups: []string{unwatchedGroup}, Resources: []string{"podidentitybindings"}, Verbs: []string{"create", "delete"}},
 		}},
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "bench-storm", Name: name},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
@@ -672,6 +684,29 @@ func stormTenant(ctx context.Context, env *envtest.Environment, k8s client.Clien
 			return nil, err
 		}
 	}
+	if *fairStorm == "unwatched-bindings" {
+		// The binding CRD, schema and validation rules included, under
+		// another group: the API server's cost of a binding, without an
+		// operator watching it.
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			return nil, err
+		}
+		raw, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "iam.podidentity.io_podidentitybindings.yaml"))
+		if err != nil {
+			return nil, err
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.Unmarshal(raw, crd); err != nil {
+			return nil, err
+		}
+		crd.Spec.Group = unwatchedGroup
+		crd.Name = crd.Spec.Names.Plural + "." + unwatchedGroup
+		crd.Spec.Names.ShortNames, crd.Spec.Names.Categories = nil, nil
+		if _, err := envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{crd}}); err != nil {
+			return nil, err
+		}
+	}
 	user, err := env.AddUser(envtest.User{Name: name}, nil)
 	if err != nil {
 		return nil, err
@@ -679,6 +714,22 @@ func stormTenant(ctx context.Context, env *envtest.Environment, k8s client.Clien
 	cfg := user.Config()
 	cfg.QPS, cfg.Burst = 1000, 2000
 	return client.New(cfg, client.Options{Scheme: operator.Scheme()})
+}
+
+// unwatchedGroup is the API group of the copy of the binding CRD that
+// -fairness-storm=unwatched-bindings storms.
+const unwatchedGroup = "storm.bench.podidentity.io"
+
+// unwatched is the same binding as a resource of the copied CRD.
+func unwatched(b client.Object) (*unstructured.Unstructured, error) {
+	obj, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(b)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetAPIVersion(unwatchedGroup + "/" + v1alpha1.GroupVersion.Version)
+	u.SetKind("PodIdentityBinding")
+	return u, nil
 }
 
 // stormCost reads what the operator has spent so far.
