@@ -58,25 +58,26 @@ import (
 )
 
 var (
-	bindings   = flag.Int("bindings", 1000, "Bindings to create.")
-	faultN     = flag.Int("fault-bindings", 200, "Bindings created during the IAM outage of the fault scenario (0 skips it).")
-	binary     = flag.String("operator", "bin/manager", "The operator binary.")
-	syncPeriod = flag.Duration("sync-period", 30*time.Second, "The operator's --sync-period (one steady period is measured).")
-	outage     = flag.Duration("outage", 20*time.Second, "Length of the IAM outage in the fault scenario.")
-	throttling = flag.Duration("throttling", 20*time.Second, "Length of the 50% throttling after the outage.")
-	extraArgs  = flag.String("operator-args", "", "Extra operator flags, space-separated.")
-	memLimit   = flag.String("operator-gomemlimit", "", "GOMEMLIMIT of the operator process only, as --memory-limit-ratio sets it in a container (e.g. 230MiB for the manifests' 256Mi limit).")
-	keepLogs   = flag.String("keep-logs", "", "Directory to copy the operator's logs to (they are deleted with the run's scratch directory otherwise).")
-	heapDir    = flag.String("heap-profiles", "", "Directory to save the operator's heap profiles to (pprof format, after the forced collections that measure the live heap).")
-	fatSAs     = flag.Int("fat-serviceaccounts", 0, "ServiceAccounts carrying 250 KB of annotations each, created before the operator starts (issue 17, defect 6: the operator's memory must not grow with what tenants write).")
-	fairProbes = flag.Int("fairness-probes", 5, "New bindings timed in a quiet namespace, idle and while another namespace loops creates and deletes (0 skips the fairness scenario).")
-	stormProf  = flag.String("fairness-cpu-profile", "", "File to save a CPU profile of the operator to, taken for 5 s while the other namespace's storm runs (pprof format).")
-	fairStorm  = flag.String("fairness-storm", "bindings", "What the other namespace loops creating and deleting: bindings; or, to measure what the storm costs the bed itself (the floor of the fairness ratio), objects the operator does not watch: configmaps, or unwatched-bindings (the same bindings as custom resources of a copy of the CRD in another API group).")
-	mechanism  = flag.String("identity", "irsa", "irsa, or eks-pod-identity: every binding uses EKS Pod Identity (the EKS emulator of internal/testenv; its calls are reported per binding).")
-	accountsN  = flag.Int("accounts", 1, "AWS accounts: the operator's own and accounts-1 others (moto accounts 222222222222, 333333333333, ...), each with a PodIdentityAccount serving ten namespaces of its own and -bindings bindings there (issue 20).")
-	oneByOne   = flag.Bool("accounts-one-by-one", false, "With -accounts: create each account's bindings only once the previous account's are Ready, and report each account's time.")
-	webhooks   = flag.Bool("webhooks", true, "Run the operator with its validating webhook (as the chart's webhook.enabled=true and the webhook components do); false is the default install, without it.")
-	iamPage    = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
+	bindings    = flag.Int("bindings", 1000, "Bindings to create.")
+	faultN      = flag.Int("fault-bindings", 200, "Bindings created during the IAM outage of the fault scenario (0 skips it).")
+	binary      = flag.String("operator", "bin/manager", "The operator binary.")
+	syncPeriod  = flag.Duration("sync-period", 30*time.Second, "The operator's --sync-period (one steady period is measured).")
+	outage      = flag.Duration("outage", 20*time.Second, "Length of the IAM outage in the fault scenario.")
+	throttling  = flag.Duration("throttling", 20*time.Second, "Length of the 50% throttling after the outage.")
+	extraArgs   = flag.String("operator-args", "", "Extra operator flags, space-separated.")
+	memLimit    = flag.String("operator-gomemlimit", "", "GOMEMLIMIT of the operator process only, as --memory-limit-ratio sets it in a container (e.g. 230MiB for the manifests' 256Mi limit).")
+	keepLogs    = flag.String("keep-logs", "", "Directory to copy the operator's logs to (they are deleted with the run's scratch directory otherwise).")
+	heapDir     = flag.String("heap-profiles", "", "Directory to save the operator's heap profiles to (pprof format, after the forced collections that measure the live heap).")
+	fatSAs      = flag.Int("fat-serviceaccounts", 0, "ServiceAccounts carrying 250 KB of annotations each, created before the operator starts (issue 17, defect 6: the operator's memory must not grow with what tenants write).")
+	fairProbes  = flag.Int("fairness-probes", 5, "New bindings timed in a quiet namespace, idle and while another namespace loops creates and deletes (0 skips the fairness scenario).")
+	stormProf   = flag.String("fairness-cpu-profile", "", "File to save a CPU profile of the operator to, taken for 5 s while the other namespace's storm runs (pprof format).")
+	fairStorm   = flag.String("fairness-storm", "bindings", "What the other namespace loops creating and deleting: bindings; or, to measure what the storm costs the bed itself (the floor of the fairness ratio), objects the operator does not watch: configmaps, or unwatched-bindings (the same bindings as custom resources of a copy of the CRD in another API group).")
+	mechanism   = flag.String("identity", "irsa", "irsa, or eks-pod-identity: every binding uses EKS Pod Identity (the EKS emulator of internal/testenv; its calls are reported per binding).")
+	accountsN   = flag.Int("accounts", 1, "AWS accounts: the operator's own and accounts-1 others (moto accounts 222222222222, 333333333333, ...), each with a PodIdentityAccount serving ten namespaces of its own and -bindings bindings there (issue 20).")
+	oneByOne    = flag.Bool("accounts-one-by-one", false, "With -accounts: create each account's bindings only once the previous account's are Ready, and report each account's time.")
+	namespacesN = flag.Int("namespaces", 10, "Namespaces the bindings of each account are spread over (1: all in one, which the namespace budget --namespace-change-qps paces).")
+	webhooks    = flag.Bool("webhooks", true, "Run the operator with its validating webhook (as the chart's webhook.enabled=true and the webhook components do); false is the default install, without it.")
+	iamPage     = flag.Int("iam-page-size", 1000, "Roles per GetAccountAuthorizationDetails page, as IAM pages them (moto answers in one page; 0 keeps that).")
 )
 
 func main() {
@@ -297,8 +298,8 @@ func run() (measured, error) {
 	for i := range names {
 		names[i] = fmt.Sprintf("b%05d", i)
 	}
-	namespaces := 10
-	// Ten namespaces per account; binding i is in account i / -bindings.
+	namespaces := *namespacesN
+	// -namespaces namespaces per account; binding i is in account i / -bindings.
 	nsOf := func(i int) string { return fmt.Sprintf("bench-%d", i%namespaces) }
 	if len(accountIDs) > 1 {
 		nsOf = func(i int) string { return fmt.Sprintf("bench-a%d-%d", i / *bindings, i%namespaces) }
@@ -643,11 +644,28 @@ func fairness(ctx context.Context, k8s client.WithWatch, storm client.Client, re
 	if err != nil {
 		return err
 	}
+	stormPicked := pickedUp
 	if err := <-profiled; err != nil {
 		return err
 	}
+	// Idle again once the operator has drained the storm: the idle figure
+	// is the p50 of both idle series, so one noisy series weighs less.
+	pickedUp = nil
+	if err := idle(cost.metricsURL, 5*time.Minute); err != nil {
+		return err
+	}
+	time.Sleep(5 * time.Second)
+	for i := range *fairProbes {
+		d, err := probe(fmt.Sprintf("after-%d", i))
+		if err != nil {
+			return err
+		}
+		idleTimes = append(idleTimes, d)
+	}
+	idlePicked = append(idlePicked, pickedUp...)
+	pickedUp = stormPicked
 	fmt.Fprintf(report, "### Fairness: a new binding in a quiet namespace while another namespace loops creates and deletes %s\n\n"+
-		"Idle: p50 %.3f s, max %.3f s to Ready (%d bindings, one at a time). While the other namespace made %.0f creates and deletes per second: p50 %.3f s, max %.3f s (%.1f× the idle p50; the target is at most 2×).\n\n",
+		"Idle, before and after the storm: p50 %.3f s, max %.3f s to Ready (2 x %d bindings, one at a time). While the other namespace made %.0f creates and deletes per second: p50 %.3f s, max %.3f s (%.1f× the idle p50; the target is at most 2×).\n\n",
 		*fairStorm, pct(idleTimes, 50).Seconds(), pct(idleTimes, 100).Seconds(), *fairProbes, float64(stormOps.Load())/stormFor.Seconds(),
 		pct(stormTimes, 50).Seconds(), pct(stormTimes, 100).Seconds(), pct(stormTimes, 50).Seconds()/pct(idleTimes, 50).Seconds())
 	fmt.Fprintf(report, "Of which from the create to the operator's finalizer (the API server, the watch, the queue and a free worker): idle p50 %.3f s, under the storm p50 %.3f s.\n\n",
