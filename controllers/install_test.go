@@ -552,6 +552,7 @@ var _ = Describe("Metrics", func() {
 			`podidentity_status_write_failures_total{reason="Invalid"}`,
 			`podidentity_orphan_roles_retired_total{account="operator",action="Parked"}`,
 			`podidentity_roles_kept_on_crd_deletion_total`,
+			`podidentity_changes_deferred_total`,
 		} {
 			Expect(body).To(ContainSubstring(want))
 		}

@@ -329,6 +329,9 @@ func (o *Options) Validate() error {
 	if o.MaxConcurrentReconciles < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
 	}
+	if o.NamespaceChangeQPS < 0 || (o.NamespaceChangeQPS > 0 && o.NamespaceChangeBurst < 1) {
+		errs = append(errs, fmt.Errorf("--namespace-change-qps %g, --namespace-change-burst %d: the rate must be 0 (unbounded) or more, and the burst at least 1 when the rate is set", o.NamespaceChangeQPS, o.NamespaceChangeBurst))
+	}
 	if o.GCPercent < 0 {
 		errs = append(errs, errors.New("--gc-percent must not be negative (0 leaves the Go runtime's default, 100)"))
 	}

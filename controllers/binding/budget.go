@@ -7,8 +7,10 @@ import (
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 // Namespace budgets (issue 17, defect 4, invariant I7): what a tenant
@@ -55,8 +57,12 @@ func newBudget(qps float64, burst int) *budget {
 // budget: a change the operator has not handled yet. A handled generation
 // has a Ready condition that records it, whatever its outcome (so retries
 // after failures are free); a handled deletion says Deleting or
-// DeleteFailed.
+// DeleteFailed. A binding deleted without the operator's finalizer leaves
+// nothing to do.
 func charged(b *v1alpha1.PodIdentityBinding) bool {
+	if !b.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(b, vocab.Finalizer) {
+		return false
+	}
 	ready := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady)
 	if ready == nil || ready.ObservedGeneration != b.Generation {
 		return true
@@ -88,8 +94,7 @@ func (g *budget) wait(key types.NamespacedName) time.Duration {
 	return d
 }
 
-// forget gives back the token a binding that no longer needs one holds
-// (deleted, or its change handled by another path).
+// forget gives back the token a deleted binding was waiting for.
 func (g *budget) forget(key types.NamespacedName) {
 	if g == nil {
 		return

@@ -14,6 +14,7 @@ import (
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/planner"
+	"github.com/podidentity/podidentity-operator/internal/vocab"
 )
 
 // After any number of failures a binding is retried within the cap, so after
@@ -173,8 +174,9 @@ func TestChargedChanges(t *testing.T) {
 		{"edited", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3}, Status: ready(2, metav1.ConditionTrue, v1alpha1.ReasonAvailable)}, true},
 		{"handled", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3}, Status: ready(3, metav1.ConditionTrue, v1alpha1.ReasonAvailable)}, false},
 		{"handled, failed: a retry", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3}, Status: ready(3, metav1.ConditionFalse, v1alpha1.ReasonIAMUnavailable)}, false},
-		{"deletion not handled", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3, DeletionTimestamp: &now}, Status: ready(3, metav1.ConditionTrue, v1alpha1.ReasonAvailable)}, true},
-		{"deletion handled, retried", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3, DeletionTimestamp: &now}, Status: ready(3, metav1.ConditionFalse, v1alpha1.ReasonDeleteFailed)}, false},
+		{"deleted, never handled: nothing to do", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 1, DeletionTimestamp: &now}}, false},
+		{"deletion not handled", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3, DeletionTimestamp: &now, Finalizers: []string{vocab.Finalizer}}, Status: ready(3, metav1.ConditionTrue, v1alpha1.ReasonAvailable)}, true},
+		{"deletion handled, retried", v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Generation: 3, DeletionTimestamp: &now, Finalizers: []string{vocab.Finalizer}}, Status: ready(3, metav1.ConditionFalse, v1alpha1.ReasonDeleteFailed)}, false},
 	} {
 		if got := charged(&c.b); got != c.want {
 			t.Errorf("%s: charged = %v, want %v", c.name, got, c.want)

@@ -283,9 +283,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if charged(b) && (b.DeletionTimestamp.IsZero() || controllerutil.ContainsFinalizer(b, vocab.Finalizer)) {
+	if charged(b) {
 		if d := r.budget.wait(req.NamespacedName); d > 0 {
-			reconcilesDeferred.Inc()
+			changesDeferred.Inc()
 			logf.FromContext(ctx).V(1).Info("waiting for the namespace's budget of changes", "after", d)
 			return ctrl.Result{RequeueAfter: d}, nil
 		}

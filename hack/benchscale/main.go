@@ -540,25 +540,23 @@ func run() (measured, error) {
 func fairness(ctx context.Context, k8s client.WithWatch, storm client.Client, report *strings.Builder, cost stormCost) error {
 	// probe times one new binding from the create call to the watch event
 	// that shows it Ready (a watch, not polling: the idle time is tens of
-	// milliseconds).
-	var pickedUp []time.Duration // create to the operator's finalizer, per probe
-	probe := func(name string) (time.Duration, error) {
+	// milliseconds), and to the first event with the operator's finalizer.
+	probe := func(name string) (ready, picked time.Duration, err error) {
 		w, err := k8s.Watch(ctx, &v1alpha1.PodIdentityBindingList{}, client.InNamespace("bench-quiet"), client.MatchingFields{"metadata.name": name})
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer w.Stop()
 		start := time.Now()
 		if err := k8s.Create(ctx, binding("bench-quiet", name)); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		timeout := time.After(5 * time.Minute)
-		var picked time.Duration
 		for {
 			select {
 			case ev, ok := <-w.ResultChan():
 				if !ok {
-					return 0, fmt.Errorf("watch of binding bench-quiet/%s closed", name)
+					return 0, 0, fmt.Errorf("watch of binding bench-quiet/%s closed", name)
 				}
 				b, isBinding := ev.Object.(*v1alpha1.PodIdentityBinding)
 				if !isBinding {
@@ -568,27 +566,34 @@ func fairness(ctx context.Context, k8s client.WithWatch, storm client.Client, re
 					picked = time.Since(start)
 				}
 				if meta.IsStatusConditionTrue(b.Status.Conditions, v1alpha1.ConditionReady) {
-					if picked == 0 {
-						picked = time.Since(start)
-					}
-					pickedUp = append(pickedUp, picked)
-					return time.Since(start), nil
+					return time.Since(start), cmp.Or(picked, time.Since(start)), nil
 				}
 			case <-timeout:
-				return 0, fmt.Errorf("binding bench-quiet/%s not Ready after 5 minutes", name)
+				return 0, 0, fmt.Errorf("binding bench-quiet/%s not Ready after 5 minutes", name)
 			}
 		}
 	}
-	var idleTimes, stormTimes []time.Duration
-	for i := range *fairProbes {
-		d, err := probe(fmt.Sprintf("idle-%d", i))
-		if err != nil {
-			return err
+	// series probes -fairness-probes bindings one at a time.
+	type times struct{ ready, picked []time.Duration }
+	series := func(prefix string, into *times) error {
+		for i := range *fairProbes {
+			ready, picked, err := probe(fmt.Sprintf("%s-%d", prefix, i))
+			if err != nil {
+				return err
+			}
+			into.ready, into.picked = append(into.ready, ready), append(into.picked, picked)
 		}
-		idleTimes = append(idleTimes, d)
+		return nil
 	}
-	idlePicked := pickedUp
-	pickedUp = nil
+	object, err := stormObject()
+	if err != nil {
+		return err
+	}
+
+	var idleT, stormT times
+	if err := series("idle", &idleT); err != nil {
+		return err
+	}
 	stop := make(chan struct{})
 	var loops sync.WaitGroup
 	var stormOps atomic.Int64
@@ -602,19 +607,9 @@ func fairness(ctx context.Context, k8s client.WithWatch, storm client.Client, re
 					return
 				default:
 				}
-				var b client.Object = binding("bench-storm", fmt.Sprintf("s%d-%d", g, k))
-				switch *fairStorm {
-				case "configmaps":
-					b = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "bench-storm", Name: fmt.Sprintf("s%d-%d", g, k)}, Data: map[string]string{"k": "v"}}
-				case "unwatched-bindings":
-					u, err := unwatched(b)
-					if err != nil {
-						panic(err)
-					}
-					b = u
-				}
-				if err := storm.Create(ctx, b); err == nil {
-					_ = storm.Delete(ctx, b)
+				o := object(fmt.Sprintf("s%d-%d", g, k))
+				if err := storm.Create(ctx, o); err == nil {
+					_ = storm.Delete(ctx, o)
 					stormOps.Add(2)
 				}
 			}
@@ -629,51 +624,68 @@ func fairness(ctx context.Context, k8s client.WithWatch, storm client.Client, re
 	go func() { profiled <- cost.profile(*stormProf) }()
 	time.Sleep(5 * time.Second) // the storm builds a backlog first
 	stormStart := time.Now()
-	for i := range *fairProbes {
-		d, err := probe(fmt.Sprintf("storm-%d", i))
-		if err != nil {
-			close(stop)
-			return err
-		}
-		stormTimes = append(stormTimes, d)
-	}
+	err = series("storm", &stormT)
 	stormFor := time.Since(stormStart) + 5*time.Second
 	close(stop)
 	loops.Wait()
+	if err != nil {
+		return err
+	}
 	after, err := cost.read()
 	if err != nil {
 		return err
 	}
-	stormPicked := pickedUp
 	if err := <-profiled; err != nil {
 		return err
 	}
 	// Idle again once the operator has drained the storm: the idle figure
 	// is the p50 of both idle series, so one noisy series weighs less.
-	pickedUp = nil
 	if err := idle(cost.metricsURL, 5*time.Minute); err != nil {
 		return err
 	}
 	time.Sleep(5 * time.Second)
-	for i := range *fairProbes {
-		d, err := probe(fmt.Sprintf("after-%d", i))
-		if err != nil {
-			return err
-		}
-		idleTimes = append(idleTimes, d)
+	if err := series("after", &idleT); err != nil {
+		return err
 	}
-	idlePicked = append(idlePicked, pickedUp...)
-	pickedUp = stormPicked
+
 	fmt.Fprintf(report, "### Fairness: a new binding in a quiet namespace while another namespace loops creates and deletes %s\n\n"+
 		"Idle, before and after the storm: p50 %.3f s, max %.3f s to Ready (2 x %d bindings, one at a time). While the other namespace made %.0f creates and deletes per second: p50 %.3f s, max %.3f s (%.1f× the idle p50; the target is at most 2×).\n\n",
-		*fairStorm, pct(idleTimes, 50).Seconds(), pct(idleTimes, 100).Seconds(), *fairProbes, float64(stormOps.Load())/stormFor.Seconds(),
-		pct(stormTimes, 50).Seconds(), pct(stormTimes, 100).Seconds(), pct(stormTimes, 50).Seconds()/pct(idleTimes, 50).Seconds())
+		*fairStorm, pct(idleT.ready, 50).Seconds(), pct(idleT.ready, 100).Seconds(), *fairProbes, float64(stormOps.Load())/stormFor.Seconds(),
+		pct(stormT.ready, 50).Seconds(), pct(stormT.ready, 100).Seconds(), pct(stormT.ready, 50).Seconds()/pct(idleT.ready, 50).Seconds())
 	fmt.Fprintf(report, "Of which from the create to the operator's finalizer (the API server, the watch, the queue and a free worker): idle p50 %.3f s, under the storm p50 %.3f s.\n\n",
-		pct(idlePicked, 50).Seconds(), pct(pickedUp, 50).Seconds())
+		pct(idleT.picked, 50).Seconds(), pct(stormT.picked, 50).Seconds())
 	ops := float64(stormOps.Load())
 	fmt.Fprintf(report, "What the storm (%.0f creates and deletes) cost the operator: %.1f CPU seconds, %d IAM calls (%.2f per storm operation), %d Kubernetes writes (%.2f per storm operation); %d reconciles waited for the namespace's budget of changes.\n\n",
 		ops, after.cpu-before.cpu, after.iam-before.iam, float64(after.iam-before.iam)/ops, after.writes-before.writes, float64(after.writes-before.writes)/ops, after.deferred-before.deferred)
 	return nil
+}
+
+// stormObject returns what -fairness-storm makes the storming tenant
+// create in bench-storm, by name.
+func stormObject() (func(name string) client.Object, error) {
+	switch *fairStorm {
+	case "bindings":
+		return func(name string) client.Object { return binding("bench-storm", name) }, nil
+	case "configmaps":
+		return func(name string) client.Object {
+			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "bench-storm", Name: name}, Data: map[string]string{"k": "v"}}
+		}, nil
+	case "unwatched-bindings":
+		// The same binding as a resource of the copied CRD.
+		obj, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(binding("bench-storm", "template"))
+		if err != nil {
+			return nil, err
+		}
+		tmpl := &unstructured.Unstructured{Object: obj}
+		tmpl.SetAPIVersion(unwatchedGroup + "/" + v1alpha1.GroupVersion.Version)
+		tmpl.SetKind("PodIdentityBinding")
+		return func(name string) client.Object {
+			u := tmpl.DeepCopy()
+			u.SetName(name)
+			return u
+		}, nil
+	}
+	return nil, fmt.Errorf("-fairness-storm %q: bindings, configmaps or unwatched-bindings", *fairStorm)
 }
 
 // stormTenant creates the fairness scenario's namespaces and returns the
@@ -737,18 +749,6 @@ func stormTenant(ctx context.Context, env *envtest.Environment, k8s client.Clien
 // unwatchedGroup is the API group of the copy of the binding CRD that
 // -fairness-storm=unwatched-bindings storms.
 const unwatchedGroup = "storm.bench.podidentity.io"
-
-// unwatched is the same binding as a resource of the copied CRD.
-func unwatched(b client.Object) (*unstructured.Unstructured, error) {
-	obj, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(b)
-	if err != nil {
-		return nil, err
-	}
-	u := &unstructured.Unstructured{Object: obj}
-	u.SetAPIVersion(unwatchedGroup + "/" + v1alpha1.GroupVersion.Version)
-	u.SetKind("PodIdentityBinding")
-	return u, nil
-}
 
 // stormCost reads what the operator has spent so far.
 type stormCost struct {

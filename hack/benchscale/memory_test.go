@@ -10,8 +10,10 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	"sigs.k8s.io/yaml"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/podidentity/podidentity-operator/cmd/operator"
+	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 
 // Issue 17 defect 6: what tenants write into ServiceAccounts must not grow
@@ -28,7 +30,7 @@ func TestTenantAnnotationsStayWithinTheManifestsMemoryLimit(t *testing.T) {
 			t.Fatalf("%s is not set: run through `make test`", v)
 		}
 	}
-	limit := manifestMemoryLimit(t)
+	limit, ratio := manifestLimits(t)
 	bin := filepath.Join(t.TempDir(), "manager")
 	build := exec.Command("go", "build", "-o", bin, "github.com/podidentity/podidentity-operator")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -43,8 +45,10 @@ func TestTenantAnnotationsStayWithinTheManifestsMemoryLimit(t *testing.T) {
 		"fault-bindings":      "0",
 		"fairness-probes":     "0",
 		"sync-period":         (30 * time.Second).String(),
-		// What --memory-limit-ratio (0.9) makes of the container's limit.
-		"operator-gomemlimit": fmt.Sprintf("%dMiB", limit*9/10>>20),
+	}
+	if ratio > 0 {
+		// What --memory-limit-ratio makes of the container's limit.
+		set["operator-gomemlimit"] = fmt.Sprintf("%dMiB", int64(float64(limit)*ratio)>>20)
 	}
 	for name, v := range set {
 		saved[name] = flagValue(t, name)
@@ -71,57 +75,35 @@ func TestTenantAnnotationsStayWithinTheManifestsMemoryLimit(t *testing.T) {
 	}
 }
 
-// manifestMemoryLimit is the operator container's memory limit in
-// config/manager, which the chart's default must match.
-func manifestMemoryLimit(t *testing.T) int64 {
+// manifestLimits are the operator container's memory limit and its
+// --memory-limit-ratio as config/default installs them (the chart renders
+// the same Deployment: charts' TestMatchesConfig).
+func manifestLimits(t *testing.T) (limit int64, ratio float64) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "manager", "manager.yaml"))
+	objs, err := testenv.Kustomize("default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var limit *resource.Quantity
-	for _, doc := range splitYAML(raw) {
-		var d appsv1.Deployment
-		if yaml.Unmarshal(doc, &d) != nil || d.Kind != "Deployment" {
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" {
 			continue
 		}
-		for _, c := range d.Spec.Template.Spec.Containers {
-			if q, ok := c.Resources.Limits["memory"]; ok {
-				limit = &q
-			}
+		var d appsv1.Deployment
+		if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if limit == nil {
-		t.Fatal("config/manager/manager.yaml has no Deployment with a memory limit")
-	}
-	values, err := os.ReadFile(filepath.Join("..", "..", "charts", "podidentity-operator", "values.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v struct {
-		Resources struct {
-			Limits map[string]resource.Quantity `json:"limits"`
-		} `json:"resources"`
-	}
-	if err := yaml.Unmarshal(values, &v); err != nil {
-		t.Fatal(err)
-	}
-	if chart := v.Resources.Limits["memory"]; chart.Cmp(*limit) != 0 {
-		t.Fatalf("the chart limits memory to %s, config/manager to %s", chart.String(), limit.String())
-	}
-	return limit.Value()
-}
-
-func splitYAML(raw []byte) [][]byte {
-	var docs [][]byte
-	start := 0
-	for i := 0; i+4 <= len(raw); i++ {
-		if (i == 0 || raw[i-1] == '\n') && string(raw[i:i+4]) == "---\n" {
-			docs = append(docs, raw[start:i])
-			start = i + 4
+		q, ok := d.Spec.Template.Spec.Containers[0].Resources.Limits["memory"]
+		if !ok {
+			t.Fatalf("Deployment %s has no memory limit", d.Name)
 		}
+		opts, err := operator.OptionsFromDeployment(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Value(), opts.MemoryLimitRatio
 	}
-	return append(docs, raw[start:])
+	t.Fatal("config/default has no Deployment")
+	return 0, 0
 }
 
 func flagValue(t *testing.T, name string) string {
