@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/podidentity/podidentity-operator/cmd/operator"
@@ -96,7 +97,17 @@ func manifestLimits(t *testing.T) (limit int64, ratio float64) {
 		if !ok {
 			t.Fatalf("Deployment %s has no memory limit", d.Name)
 		}
-		opts, err := operator.OptionsFromDeployment(o)
+		// The shipped placeholder cluster name, as a user replaces it.
+		for i, e := range d.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == operator.EnvPrefix+"CLUSTER_NAME" {
+				d.Spec.Template.Spec.Containers[0].Env[i].Value = "bench"
+			}
+		}
+		u, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(&d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts, err := operator.OptionsFromDeployment(&unstructured.Unstructured{Object: u})
 		if err != nil {
 			t.Fatal(err)
 		}
