@@ -1,13 +1,18 @@
 package binding
 
 import (
+	"container/list"
+	"context"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/vocab"
@@ -19,29 +24,43 @@ import (
 // queue serves a quiet namespace first, but a tenant looping creates and
 // deletes at the API server's pace still keeps every worker, the IAM rate
 // limit and the API server busy with its own changes. Each namespace
-// therefore gets a token bucket of changes per second: a reconcile of a
-// binding whose generation the operator has not yet handled, or whose
-// deletion it has not yet finished, takes a token, and waits in the queue
-// when there is none. Everything else (a restart, a guardrail or account
-// change, drift, a retry) is the operator's own work and takes none. A
-// create-and-delete loop then mostly deletes bindings the operator never
-// got to, which cost it nothing.
+// therefore gets a token bucket of changes per second: a binding whose
+// generation the operator has not yet handled, or whose deletion it has not
+// yet started, needs a token before it is reconciled. Everything else (a
+// restart, a guardrail or account change, drift, a retry) is the operator's
+// own work and needs none.
+//
+// A change without a token waits in its namespace's line, not in the
+// controller's queue: the binding's watch event parks it there (gate), and
+// run hands tokens to the line in order as they come, adding each binding
+// to the queue once. A binding deleted while it waits leaves the line
+// without ever reaching a worker, so a create-and-delete loop costs the
+// operator one watch event per operation and nothing more.
 type budget struct {
 	limit rate.Limit
 	burst int
 	now   func() time.Time
 
-	mu sync.Mutex
-	// buckets are the namespaces' token buckets; a full one is the same
-	// as none and is dropped when the table is full.
-	buckets map[string]*rate.Limiter
-	// held are tokens reserved for bindings waiting their turn, so a
-	// binding back from the queue early (another event) keeps its place
-	// and one back on time does not pay twice.
-	held map[types.NamespacedName]*rate.Reservation
+	mu     sync.Mutex
+	spaces map[string]*space
+	// waiting are the spaces with a line, for run.
+	waiting map[string]*space
+	// wake tells run that a line started.
+	wake chan struct{}
 }
 
-// budgetMaxNamespaces bounds the table of buckets.
+// space is one namespace's budget.
+type space struct {
+	tokens *rate.Limiter
+	// line holds the bindings waiting for a token, oldest first; parked
+	// indexes it.
+	line   *list.List
+	parked map[types.NamespacedName]*list.Element
+	// granted bindings have their token and are on their way to a worker.
+	granted map[types.NamespacedName]struct{}
+}
+
+// budgetMaxNamespaces bounds the table of spaces.
 const budgetMaxNamespaces = 10_000
 
 // newBudget returns nil (no budget) when qps is not positive.
@@ -50,7 +69,7 @@ func newBudget(qps float64, burst int) *budget {
 		return nil
 	}
 	return &budget{limit: rate.Limit(qps), burst: max(burst, 1), now: time.Now,
-		buckets: map[string]*rate.Limiter{}, held: map[types.NamespacedName]*rate.Reservation{}}
+		spaces: map[string]*space{}, waiting: map[string]*space{}, wake: make(chan struct{}, 1)}
 }
 
 // charged reports whether reconciling the binding spends its namespace's
@@ -70,56 +89,155 @@ func charged(b *v1alpha1.PodIdentityBinding) bool {
 	return !b.DeletionTimestamp.IsZero() && ready.Reason != v1alpha1.ReasonDeleting && ready.Reason != v1alpha1.ReasonDeleteFailed
 }
 
-// wait returns how long the binding must wait for its namespace's budget
-// (0: reconcile now).
-func (g *budget) wait(key types.NamespacedName) time.Duration {
+// gate is the binding watch's last predicate: an event of a change
+// without a token parks the binding in its namespace's line instead of
+// adding it to the queue, and a deleted binding leaves the line (a
+// reconcile of a binding that is gone has nothing else to do).
+func (g *budget) gate() predicate.Funcs {
+	admits := func(o client.Object) bool {
+		b, ok := o.(*v1alpha1.PodIdentityBinding)
+		return !ok || !charged(b) || g.enter(client.ObjectKeyFromObject(o), false)
+	}
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return admits(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool { return admits(e.ObjectNew) },
+		DeleteFunc: func(e event.DeleteEvent) bool {
+			g.forget(client.ObjectKeyFromObject(e.Object))
+			return false
+		},
+	}
+}
+
+// take reports whether a reconcile of a charged binding may go on, using
+// the token granted to it or taking one; false parks it in the line (run
+// adds it to the queue when its token comes).
+func (g *budget) take(key types.NamespacedName) bool { return g.enter(key, true) }
+
+// enter grants the binding a token if it holds one, or if its namespace
+// has one and nobody waits ahead of it; otherwise it joins the line. A
+// reconcile (use) spends the grant; a watch event keeps it for the
+// reconcile it queues.
+func (g *budget) enter(key types.NamespacedName, use bool) bool {
 	if g == nil {
-		return 0
+		return true
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	if r, ok := g.held[key]; ok {
-		if d := r.DelayFrom(now); d > 0 {
-			return d
+	s := g.space(key.Namespace, now)
+	if _, ok := s.granted[key]; ok {
+		if use {
+			delete(s.granted, key)
 		}
-		delete(g.held, key)
-		return 0
+		return true
 	}
-	r := g.bucket(key.Namespace, now).ReserveN(now, 1)
-	d := r.DelayFrom(now)
-	if d > 0 {
-		g.held[key] = r
+	if _, ok := s.parked[key]; ok {
+		return false
 	}
-	return d
+	if s.line.Len() == 0 && s.tokens.AllowN(now, 1) {
+		if !use {
+			s.granted[key] = struct{}{}
+		}
+		return true
+	}
+	s.parked[key] = s.line.PushBack(key)
+	g.waiting[key.Namespace] = s
+	changesDeferred.Inc()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+	return false
 }
 
-// forget gives back the token a deleted binding was waiting for.
+// forget drops a deleted binding from the line or its grant.
 func (g *budget) forget(key types.NamespacedName) {
 	if g == nil {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if r, ok := g.held[key]; ok {
-		r.CancelAt(g.now())
-		delete(g.held, key)
+	s := g.spaces[key.Namespace]
+	if s == nil {
+		return
+	}
+	delete(s.granted, key)
+	if e, ok := s.parked[key]; ok {
+		s.line.Remove(e)
+		delete(s.parked, key)
+		if s.line.Len() == 0 {
+			delete(g.waiting, key.Namespace)
+		}
 	}
 }
 
-func (g *budget) bucket(namespace string, now time.Time) *rate.Limiter {
-	l := g.buckets[namespace]
-	if l != nil {
-		return l
+// release grants the tokens due by now to the heads of the lines and
+// returns the bindings granted and how long until the next token is due
+// for a line (0 when no line waits).
+func (g *budget) release() ([]types.NamespacedName, time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	var out []types.NamespacedName
+	var next time.Duration
+	for ns, s := range g.waiting {
+		for s.line.Len() > 0 && s.tokens.AllowN(now, 1) {
+			key := s.line.Remove(s.line.Front()).(types.NamespacedName)
+			delete(s.parked, key)
+			s.granted[key] = struct{}{}
+			out = append(out, key)
+		}
+		if s.line.Len() == 0 {
+			delete(g.waiting, ns)
+			continue
+		}
+		d := max(time.Duration((1-s.tokens.TokensAt(now))/float64(g.limit)*float64(time.Second)), time.Millisecond)
+		if next == 0 || d < next {
+			next = d
+		}
 	}
-	if len(g.buckets) >= budgetMaxNamespaces {
-		for ns, b := range g.buckets {
-			if b.TokensAt(now) >= float64(g.burst) {
-				delete(g.buckets, ns)
+	return out, next
+}
+
+// run hands tokens to the lines as they come and adds each granted binding
+// to the queue, until ctx ends.
+func (g *budget) run(ctx context.Context, enqueue func(types.NamespacedName)) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		granted, next := g.release()
+		for _, key := range granted {
+			enqueue(key)
+		}
+		var due <-chan time.Time
+		if next > 0 {
+			timer.Reset(next)
+			due = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.wake:
+		case <-due:
+		}
+		timer.Stop()
+	}
+}
+
+func (g *budget) space(namespace string, now time.Time) *space {
+	s := g.spaces[namespace]
+	if s != nil {
+		return s
+	}
+	if len(g.spaces) >= budgetMaxNamespaces {
+		for ns, s := range g.spaces {
+			if s.line.Len() == 0 && len(s.granted) == 0 && s.tokens.TokensAt(now) >= float64(g.burst) {
+				delete(g.spaces, ns)
 			}
 		}
 	}
-	l = rate.NewLimiter(g.limit, g.burst)
-	g.buckets[namespace] = l
-	return l
+	s = &space{tokens: rate.NewLimiter(g.limit, g.burst), line: list.New(),
+		parked: map[types.NamespacedName]*list.Element{}, granted: map[types.NamespacedName]struct{}{}}
+	g.spaces[namespace] = s
+	return s
 }

@@ -1,6 +1,7 @@
 package binding
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
@@ -114,8 +116,8 @@ func TestNamespaceBudget(t *testing.T) {
 		t.Fatal("a budget of 0 per second should be none")
 	}
 	var none *budget
-	if d := none.wait(types.NamespacedName{Namespace: "a", Name: "x"}); d != 0 {
-		t.Fatalf("no budget waited %s", d)
+	if !none.take(types.NamespacedName{Namespace: "a", Name: "x"}) {
+		t.Fatal("no budget parked a change")
 	}
 	none.forget(types.NamespacedName{Namespace: "a", Name: "x"})
 
@@ -126,36 +128,104 @@ func TestNamespaceBudget(t *testing.T) {
 	key := func(ns string, i int) types.NamespacedName {
 		return types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("b%d", i)}
 	}
-	for i := range 3 {
-		if d := g.wait(key("storm", i)); d != 0 {
-			t.Fatalf("change %d within the burst waited %s", i, d)
+	release := func(want time.Duration, granted ...types.NamespacedName) {
+		t.Helper()
+		got, next := g.release()
+		if !slices.Equal(got, granted) || next != want {
+			t.Fatalf("at %s: released %v, next token in %s; want %v, %s", now.Sub(start), got, next, granted, want)
 		}
 	}
-	if d := g.wait(key("storm", 3)); d != time.Second {
-		t.Fatalf("the fourth change waits %s, want 1s", d)
+	for i := range 3 {
+		if !g.take(key("storm", i)) {
+			t.Fatalf("change %d within the burst was parked", i)
+		}
 	}
-	if d := g.wait(key("quiet", 0)); d != 0 {
-		t.Fatalf("another namespace waited %s for the storm's budget", d)
+	if g.take(key("storm", 3)) {
+		t.Fatal("the fourth change went ahead past the burst")
 	}
-	now = start.Add(400 * time.Millisecond)
-	if d := g.wait(key("storm", 3)); d != 600*time.Millisecond {
-		t.Fatalf("back early, the fourth change waits %s, want the remaining 600ms", d)
+	if !g.take(key("quiet", 0)) {
+		t.Fatal("another namespace was parked behind the storm's budget")
 	}
-	if d := g.wait(key("storm", 4)); d != 1600*time.Millisecond {
-		t.Fatalf("the fifth change waits %s, want 1.6s (behind the fourth)", d)
+	// A watch event parks the fifth behind the fourth; another event
+	// for the fourth does not move it.
+	if g.enter(key("storm", 4), false) || g.enter(key("storm", 3), false) {
+		t.Fatal("a change without a token passed the gate")
 	}
+	release(time.Second)
 	now = start.Add(time.Second)
-	if d := g.wait(key("storm", 3)); d != 0 {
-		t.Fatalf("on time, the fourth change waited %s again", d)
+	release(time.Second, key("storm", 3))
+	if !g.enter(key("storm", 3), false) || !g.take(key("storm", 3)) {
+		t.Fatal("the fourth change's grant was not honoured")
 	}
-	// The fifth binding is deleted while waiting: its token goes back, so
-	// the sixth change waits only as long as the fifth would have.
+	// The fifth binding is deleted while waiting: it leaves the line
+	// without spending a token, so the next change goes ahead on it.
 	g.forget(key("storm", 4))
-	if d := g.wait(key("storm", 5)); d != time.Second {
-		t.Fatalf("after the fifth gave its token back, the sixth waits %s, want 1s", d)
+	now = start.Add(2 * time.Second)
+	release(0)
+	if !g.take(key("storm", 5)) {
+		t.Fatal("a change after the line emptied waited for the deleted binding's token")
 	}
-	if len(g.held) != 1 {
-		t.Errorf("%d reservations held, want only the sixth's", len(g.held))
+	// In line order, one token per second.
+	for i := 6; i < 9; i++ {
+		if g.enter(key("storm", i), false) {
+			t.Fatalf("change %d passed without a token", i)
+		}
+	}
+	now = start.Add(4 * time.Second)
+	release(time.Second, key("storm", 6), key("storm", 7))
+	g.forget(key("storm", 7))
+	if s := g.spaces["storm"]; len(s.granted) != 1 || len(s.parked) != 1 || s.line.Len() != 1 {
+		t.Errorf("a deleted binding's grant was kept: %d granted, %d parked", len(s.granted), len(s.parked))
+	}
+}
+
+// run adds a parked binding to the queue once its token is due.
+func TestNamespaceBudgetRun(t *testing.T) {
+	g := newBudget(20, 1)
+	a, b := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}
+	if !g.take(a) || g.take(b) {
+		t.Fatal("want a through, b parked")
+	}
+	queued := make(chan types.NamespacedName, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go g.run(ctx, func(k types.NamespacedName) { queued <- k })
+	select {
+	case k := <-queued:
+		if k != b || !g.take(b) {
+			t.Fatalf("queued %v, want b with its token", k)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("b was never queued")
+	}
+}
+
+// gate: a change without a token never reaches the queue, a handled
+// binding always does, and a deletion leaves the line.
+func TestNamespaceBudgetGate(t *testing.T) {
+	g := newBudget(1, 1)
+	gate := g.gate()
+	bind := func(name string, handled bool) *v1alpha1.PodIdentityBinding {
+		b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "storm", Name: name, Generation: 1}}
+		if handled {
+			b.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, ObservedGeneration: 1}}
+		}
+		return b
+	}
+	if !gate.Create(event.CreateEvent{Object: bind("first", false)}) {
+		t.Fatal("the first change was not queued")
+	}
+	if gate.Create(event.CreateEvent{Object: bind("second", false)}) {
+		t.Fatal("a change without a token was queued")
+	}
+	if !gate.Create(event.CreateEvent{Object: bind("handled", true)}) || !gate.Update(event.UpdateEvent{ObjectOld: bind("handled", true), ObjectNew: bind("handled", true)}) {
+		t.Fatal("a handled binding (a restart's list, drift) waited for the budget")
+	}
+	if gate.Delete(event.DeleteEvent{Object: bind("second", false)}) {
+		t.Fatal("a deleted binding was queued")
+	}
+	if s := g.spaces["storm"]; s.line.Len() != 0 || len(s.granted) != 1 {
+		t.Errorf("after the deletion: %d waiting, %d granted; want 0, 1 (the first's, until its reconcile)", s.line.Len(), len(s.granted))
 	}
 }
 

@@ -47,13 +47,13 @@ var rolesKeptOnCRDDeletion = prometheus.NewCounter(prometheus.CounterOpts{
 	Help: "IAM roles kept as Retain records because their PodIdentityBinding was deleted with its CRD.",
 })
 
-// changesDeferred counts reconciles of a binding change that waited for
-// their namespace's budget (--namespace-change-qps). No namespace label: the
-// set of namespaces is the tenants' to grow; the operator's log names them
-// at -v=1.
+// changesDeferred counts binding changes that waited in line for their
+// namespace's budget (--namespace-change-qps). No namespace label: the set
+// of namespaces is the tenants' to grow; the operator's log names them at
+// -v=1.
 var changesDeferred = prometheus.NewCounter(prometheus.CounterOpts{
 	Name: "podidentity_changes_deferred_total",
-	Help: "Reconciles of a created, edited or deleted PodIdentityBinding put back in the queue because their namespace had spent its budget of changes per second.",
+	Help: "Created, edited or deleted PodIdentityBindings that waited in line because their namespace had spent its budget of changes per second.",
 })
 
 func init() {

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -283,12 +284,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if charged(b) {
-		if d := r.budget.wait(req.NamespacedName); d > 0 {
-			changesDeferred.Inc()
-			logf.FromContext(ctx).V(1).Info("waiting for the namespace's budget of changes", "after", d)
-			return ctrl.Result{RequeueAfter: d}, nil
-		}
+	if charged(b) && !r.budget.take(req.NamespacedName) {
+		logf.FromContext(ctx).V(1).Info("waiting in line for the namespace's budget of changes")
+		return ctrl.Result{}, nil
 	}
 	log := logf.FromContext(ctx).WithValues("serviceAccount", b.Spec.ServiceAccountName, "generation", b.Generation)
 	ctx = logf.IntoContext(ctx, log)
@@ -913,8 +911,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 
 	b := ctrl.NewControllerManagedBy(mgr).
+		// Changes without a token wait in their namespace's line (budget),
+		// not in the queue.
 		For(&v1alpha1.PodIdentityBinding{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, deletionStarted()))).
+			predicate.GenerationChangedPredicate{}, deletionStarted()), r.budget.gate())).
 		// A ServiceAccount change (annotation removed or edited, created,
 		// deleted) re-reconciles every binding that names it.
 		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.bindingsForServiceAccount), builder.OnlyMetadata).
@@ -942,6 +942,13 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// The OIDC provider appearing, going or changing its audiences
 		// changes whether any binding is Ready.
 		b = b.WatchesRawSource(source.Channel(r.Provider.Changes(), handler.EnqueueRequestsFromMapFunc(r.allBindings)))
+	}
+	if r.budget != nil {
+		// Bindings whose turn in their namespace's line came.
+		b = b.WatchesRawSource(source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			go r.budget.run(ctx, func(key types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: key}) })
+			return nil
+		}))
 	}
 	if r.Sweep != nil {
 		// Bindings whose roles drifted in IAM.
