@@ -317,6 +317,54 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 		}
 	})
 
+	It("defect 4: a storm of binding changes costs a guardrail one count per interval, and guardrails selecting other namespaces none", func() {
+		key := "recount-" + tenant
+		ns := newNamespaceWithLabels(map[string]string{"recount": key, bypassWebhookLabel: "true"}) // the edit below violates the guardrail
+		spec := v1alpha1.PodIdentityGuardrailSpec{DeniedActions: []string{"s3:Delete*"}}
+		here, elsewhere := guardrail(key, map[string]string{"recount": key}, spec), guardrail(key+"-elsewhere", map[string]string{"recount": key + "-elsewhere"}, spec)
+		for _, g := range []*v1alpha1.PodIdentityGuardrail{here, elsewhere} {
+			Expect(k8s.Create(ctx, g)).To(Succeed())
+			DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, g))).To(Succeed()) })
+		}
+		status := func(g *v1alpha1.PodIdentityGuardrail) func() [2]int32 {
+			return func() [2]int32 {
+				Expect(k8s.Get(ctx, client.ObjectKeyFromObject(g), g)).To(Succeed())
+				return [2]int32{g.Status.SelectedBindings, g.Status.ViolatingBindings}
+			}
+		}
+		for i := range 3 {
+			Expect(k8s.Create(ctx, newBinding(ns, fmt.Sprintf("keep%d", i), fmt.Sprintf("keep%d", i)))).To(Succeed())
+		}
+		Eventually(status(here), timeout, interval).Should(Equal([2]int32{3, 0}))
+		// Longer than a recount's wait, so none is pending.
+		waitQuiet(func() float64 { return reconciles("podidentityguardrail") }, 3*time.Second)
+
+		By("the tenant creates and deletes bindings in a loop")
+		before, start := reconciles("podidentityguardrail"), time.Now()
+		for i := range 30 {
+			b := newBinding(ns, fmt.Sprintf("loop%02d", i), fmt.Sprintf("loop%02d", i))
+			Expect(k8s.Create(ctx, b)).To(Succeed())
+			Expect(k8s.Delete(ctx, b)).To(Succeed())
+		}
+		storm := time.Since(start)
+		waitQuiet(func() float64 { return reconciles("podidentityguardrail") }, 3*time.Second)
+		// One count per 2 s while the storm lasted, and the last one after
+		// it; before, every event counted every guardrail.
+		Expect(reconciles("podidentityguardrail")-before).To(BeNumerically("<=", storm.Seconds()/2+2), "the storm took %s", storm)
+		Expect(status(here)()).To(Equal([2]int32{3, 0}))
+		Expect(status(elsewhere)()).To(Equal([2]int32{0, 0}))
+
+		By("an edit is judged afresh: the verdict follows the binding's generation")
+		b := getBinding(ns, "keep0")
+		b.Spec.Permissions = append(b.Spec.Permissions, v1alpha1.PermissionStatement{Actions: []string{"s3:DeleteObject"}, Resources: []string{"arn:aws:s3:::bucket/*"}})
+		Expect(k8s.Update(ctx, b)).To(Succeed())
+		Eventually(status(here), timeout, interval).Should(Equal([2]int32{3, 1}))
+		for i := range 3 {
+			deleteBinding(ns, fmt.Sprintf("keep%d", i))
+		}
+		Eventually(status(here), timeout, interval).Should(Equal([2]int32{0, 0}))
+	})
+
 	It("defect 4: a namespace's changes beyond its budget wait their turn, and another namespace's new binding does not wait for them", func() {
 		const burst, perSecond = 3, 1.0
 		saved := operatorOpts
@@ -356,6 +404,19 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 		Expect(handled()).To(BeNumerically("<", n), "the quiet namespace's binding waited for the storm's")
 		Expect(withinBudget()).To(BeTrue())
 		Expect(metricSum("podidentity_changes_deferred_total", nil)).To(BeNumerically(">", deferred))
+
+		By("bindings created and deleted while their namespace's line waits never reach a worker")
+		const loops = 20
+		deferred, before := metricSum("podidentity_changes_deferred_total", nil), reconciles("podidentitybinding")
+		for i := range loops {
+			b := newBinding(storm, fmt.Sprintf("loop%02d", i), fmt.Sprintf("loop%02d", i))
+			Expect(k8s.Create(ctx, b)).To(Succeed())
+			Expect(k8s.Delete(ctx, b)).To(Succeed())
+		}
+		Eventually(func() float64 { return metricSum("podidentity_changes_deferred_total", nil) - deferred }, timeout, interval).Should(BeNumerically(">=", loops))
+		// Meanwhile the line's head gets a token a second (a reconcile or
+		// two each); before the line, every loop cost two or three.
+		Consistently(func() float64 { return reconciles("podidentitybinding") - before }, 2*time.Second, interval).Should(BeNumerically("<", loops/2))
 
 		By("the storm's bindings are handled at the budget's pace, all of them in the end")
 		Eventually(func(g Gomega) {

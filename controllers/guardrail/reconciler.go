@@ -6,13 +6,17 @@ package guardrail
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -27,22 +31,47 @@ import (
 // maxListedViolations bounds status.violations.
 const maxListedViolations = 20
 
+// recountAfter is how long a binding change waits before the guardrails
+// selecting its namespace count again: the changes of that time are
+// counted together, so a tenant creating and deleting bindings in a loop
+// costs each guardrail one count per recountAfter, not one per change
+// (issue 17, defect 4; I7).
+const recountAfter = 2 * time.Second
+
 // Reconciler keeps a PodIdentityGuardrail's status: how many
 // bindings it selects and how many violate it.
 type Reconciler struct {
 	client.Client
 	Guard guard.Checker
+
+	// verdicts remembers each guardrail's verdict on each binding
+	// generation, so a count checks only bindings that changed.
+	mu       sync.Mutex
+	verdicts map[string]*verdicts
+}
+
+// verdicts are one guardrail generation's verdicts, by binding UID.
+type verdicts struct {
+	uid        types.UID
+	generation int64
+	bindings   map[types.UID]verdict
+}
+
+// verdict is a guardrail's finding on one binding generation ("" when it
+// complies).
+type verdict struct {
+	generation int64
+	violation  string
 }
 
 // Reconcile recomputes the guardrail's counts.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	g := &v1alpha1.PodIdentityGuardrail{}
 	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.remember(req.Name, nil)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	sel, err := metav1.LabelSelectorAsSelector(&g.Spec.NamespaceSelector)
-	if err != nil {
-		sel = labels.Everything()
 	}
 	namespaces := objmeta.NamespaceMetaList()
 	if err := r.List(ctx, namespaces); err != nil {
@@ -53,9 +82,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	checker.Builtins = false
 	rule := []guard.Rule{guard.FromGuardrail(g)}
 
+	known := r.recall(g)
+	seen := &verdicts{uid: g.UID, generation: g.Generation, bindings: make(map[types.UID]verdict, len(known))}
 	status := v1alpha1.PodIdentityGuardrailStatus{ObservedGeneration: g.Generation}
 	for _, ns := range namespaces.Items {
-		if !sel.Matches(labels.Set(ns.Labels)) {
+		if !selects(g, ns.Labels) {
 			continue
 		}
 		// Read only (the guard does not modify what it checks): no copy
@@ -67,18 +98,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		for i := range bindings.Items {
 			b := &bindings.Items[i]
 			status.SelectedBindings++
-			// Managed policy documents are not read here (no IAM calls per
-			// guardrail change); the reconciler checks them.
-			res := checker.Check(b, rule, nil)
-			if len(res.Violations) == 0 {
+			v, ok := known[b.UID]
+			if !ok || v.generation != b.Generation {
+				// Managed policy documents are not read here (no IAM calls
+				// per guardrail change); the reconciler checks them.
+				v = verdict{generation: b.Generation}
+				if res := checker.Check(b, rule, nil); len(res.Violations) > 0 {
+					v.violation = fmt.Sprintf("%s/%s: %s", b.Namespace, b.Name, res.Violations[0].String())
+				}
+			}
+			seen.bindings[b.UID] = v
+			if v.violation == "" {
 				continue
 			}
 			status.ViolatingBindings++
 			if len(status.Violations) < maxListedViolations {
-				status.Violations = append(status.Violations, fmt.Sprintf("%s/%s: %s", b.Namespace, b.Name, res.Violations[0].String()))
+				status.Violations = append(status.Violations, v.violation)
 			}
 		}
 	}
+	r.remember(g.Name, seen)
 	if equality.Semantic.DeepEqual(g.Status, status) {
 		return ctrl.Result{}, nil
 	}
@@ -87,19 +126,65 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{}, r.Status().Patch(ctx, g, client.MergeFrom(before))
 }
 
+// recall returns the verdicts of the guardrail's current generation on the
+// bindings it selected at its last count.
+func (r *Reconciler) recall(g *v1alpha1.PodIdentityGuardrail) map[types.UID]verdict {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v := r.verdicts[g.Name]; v != nil && v.uid == g.UID && v.generation == g.Generation {
+		return v.bindings
+	}
+	return nil
+}
+
+// remember keeps the verdicts of the last count (only the bindings it saw,
+// so memory follows the bindings that exist); nil forgets the guardrail.
+func (r *Reconciler) remember(name string, v *verdicts) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v == nil {
+		delete(r.verdicts, name)
+		return
+	}
+	if r.verdicts == nil {
+		r.verdicts = map[string]*verdicts{}
+	}
+	r.verdicts[name] = v
+}
+
 // SetupWithManager watches guardrails, bindings and namespaces.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
-		list := &v1alpha1.PodIdentityGuardrailList{}
-		if err := r.List(ctx, list); err != nil {
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for i := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-		return reqs
+		return r.allRequests(ctx)
 	})
+	// A binding created, deleted or given a new spec is counted by the
+	// guardrails selecting its namespace, recountAfter later.
+	source := Source{Reader: r.Client}
+	recount := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		selected, err := source.selecting(ctx, o.GetNamespace())
+		reqs := make([]reconcile.Request, 0, len(selected))
+		for _, g := range selected {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(g)})
+		}
+		if err != nil {
+			// The namespace is gone or not cached yet: every guardrail counts.
+			reqs = r.allRequests(ctx)
+		}
+		for _, req := range reqs {
+			q.AddAfter(req, recountAfter)
+		}
+	}
+	bindings := handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			recount(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			recount(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			recount(ctx, e.Object, q)
+		},
+	}
 	// Only what changes the counts: a guardrail's spec, a binding created,
 	// deleted or given a new spec, a namespace created, deleted or
 	// relabelled. Status writes (the reconcilers' own) change nothing here:
@@ -107,8 +192,20 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// guardrail.
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.PodIdentityGuardrail{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.PodIdentityBinding{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.PodIdentityBinding{}, bindings, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, all, builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Named("podidentityguardrail").
 		Complete(r)
+}
+
+func (r *Reconciler) allRequests(ctx context.Context) []reconcile.Request {
+	list := &v1alpha1.PodIdentityGuardrailList{}
+	if err := r.List(ctx, list); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
 }

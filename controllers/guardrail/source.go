@@ -26,6 +26,19 @@ type Source struct {
 
 // RulesFor returns the rules of every PodIdentityGuardrail selecting the namespace.
 func (s Source) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, error) {
+	selected, err := s.selecting(ctx, namespace)
+	if err != nil {
+		return nil, err
+	}
+	rules := make([]guard.Rule, 0, len(selected))
+	for _, g := range selected {
+		rules = append(rules, guard.FromGuardrail(g))
+	}
+	return rules, nil
+}
+
+// selecting returns every PodIdentityGuardrail selecting the namespace.
+func (s Source) selecting(ctx context.Context, namespace string) ([]*v1alpha1.PodIdentityGuardrail, error) {
 	nsLabels, err := objmeta.NamespaceLabels(ctx, s.Reader, s.APIReader, namespace)
 	if err != nil {
 		return nil, err
@@ -34,18 +47,22 @@ func (s Source) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, e
 	if err := s.Reader.List(ctx, list); err != nil {
 		return nil, err
 	}
-	var rules []guard.Rule
+	var out []*v1alpha1.PodIdentityGuardrail
 	for i := range list.Items {
-		g := &list.Items[i]
-		sel, err := metav1.LabelSelectorAsSelector(&g.Spec.NamespaceSelector)
-		if err != nil {
-			// Admission rejects bad selectors; one that got through selects
-			// every namespace, so the guardrail still applies (fail closed).
-			sel = labels.Everything()
-		}
-		if sel.Matches(labels.Set(nsLabels)) {
-			rules = append(rules, guard.FromGuardrail(g))
+		if g := &list.Items[i]; selects(g, nsLabels) {
+			out = append(out, g)
 		}
 	}
-	return rules, nil
+	return out, nil
+}
+
+// selects reports whether the guardrail's namespace selector matches the
+// labels. Admission rejects bad selectors; one that got through selects
+// every namespace, so the guardrail still applies (fail closed).
+func selects(g *v1alpha1.PodIdentityGuardrail, nsLabels map[string]string) bool {
+	sel, err := metav1.LabelSelectorAsSelector(&g.Spec.NamespaceSelector)
+	if err != nil {
+		sel = labels.Everything()
+	}
+	return sel.Matches(labels.Set(nsLabels))
 }

@@ -366,7 +366,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	return ctrl.NewControllerManagedBy(mgr).
 		// Status changes matter here: the role ARN and ServiceAccount come
 		// from the binding's status.
-		For(&v1alpha1.PodIdentityBinding{}).
+		For(&v1alpha1.PodIdentityBinding{}, builder.WithPredicates(podsMatter())).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.bindingsForPod), builder.WithPredicates(podChanged())).
 		// A guardrail can forbid restarts.
 		Watches(&v1alpha1.PodIdentityGuardrail{}, handler.EnqueueRequestsFromMapFunc(r.allBindings)).
@@ -386,6 +386,24 @@ func (r *Reconciler) bindingsForPod(ctx context.Context, o client.Object) []reco
 
 func (r *Reconciler) allBindings(ctx context.Context, _ client.Object) []reconcile.Request {
 	return bindingindex.Requests(ctx, r.Client, nil)
+}
+
+// podsMatter passes the events of bindings that have pods to count (a role
+// ARN and ServiceAccount in status) or counts to clear. A binding the
+// binding controller has not handled yet, such as each of the bindings a
+// tenant creates and deletes in a loop, costs this controller nothing; so
+// does a deletion (Reconcile has nothing to do for a binding that is gone).
+func podsMatter() predicate.Funcs {
+	matter := func(o client.Object) bool {
+		b, ok := o.(*v1alpha1.PodIdentityBinding)
+		return !ok || (b.Status.ServiceAccountName != "" && b.Status.RoleArn != "") || b.Status.Pods != nil ||
+			meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionPodsCurrent) != nil
+	}
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return matter(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool { return matter(e.ObjectOld) || matter(e.ObjectNew) },
+		DeleteFunc: func(event.DeleteEvent) bool { return false },
+	}
 }
 
 // podChanged passes pod updates that change what Reconciler reads (the
