@@ -183,7 +183,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PermissionsBoundaryARN, "permissions-boundary-arn", "", "Permissions boundary applied to every role (empty: none is set, and an existing one is left alone).")
 	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Minute, "How often each binding is checked for drift in IAM (jittered by up to 10%).")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bindings reconciled in parallel.")
-	fs.Float64Var(&o.NamespaceChangeQPS, "namespace-change-qps", 10, "Binding changes (created, edited, deleted) of one namespace the operator handles per second, after --namespace-change-burst; more wait in the queue, so one tenant looping changes cannot take the operator, IAM's rate limit or the API server from the others. Restarts, drift, retries and guardrail or account changes are not counted. 0: unbounded.")
+	fs.Float64Var(&o.NamespaceChangeQPS, "namespace-change-qps", 10, "Binding changes (created, edited, deleted) of one namespace the operator handles per second, after --namespace-change-burst; more wait in their namespace's line, so one tenant looping changes cannot take the operator, IAM's rate limit or the API server from the others. Restarts, drift, retries and guardrail or account changes are not counted. 0: unbounded.")
 	fs.IntVar(&o.NamespaceChangeBurst, "namespace-change-burst", 100, "Binding changes of one namespace handled at once above --namespace-change-qps.")
 	fs.BoolVar(&o.DriftSweep, "drift-sweep", true, "Detect drift in IAM once per --sync-period for all bindings with a paginated snapshot of each account (GetAccountAuthorizationDetails and ListRoles; the operator's own and each PodIdentityAccount's), enqueuing only bindings whose roles differ; false re-reads every binding's roles every period (4 IAM reads each).")
 	fs.IntVar(&o.DriftSweepListPages, "drift-sweep-list-pages", 3, "ListRoles pages (1,000 roles each) one drift sweep reads at most, continuing where the last stopped (0: all). Trust, permissions, boundary and tags are read in full every sweep; with more roles than this under --role-path, a changed description or maximum session duration is seen within ceil(roles/1000/this) sweeps. The first sweep after a start lists every page.")
@@ -379,13 +379,24 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
+// kubeClientConfig is the operator's API server client configuration: the
+// flags' rate limit, and no gzip (decision 99). The API server compresses
+// list and watch responses for clients that accept it, which costs its CPU
+// (shared by every tenant) and ours on every binding, ServiceAccount and
+// pod event, to save bandwidth on a connection inside the cluster.
+func kubeClientConfig(cfg *rest.Config, o Options) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
+	cfg.DisableCompression = true
+	return cfg
+}
+
 // Run starts the operator and blocks until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
+	cfg = kubeClientConfig(cfg, o)
 	awsCfg, err := LoadAWSConfig(ctx, awsiam.Limits{ReadQPS: o.IAMReadQPS, ReadBurst: o.IAMReadBurst, WriteQPS: o.IAMWriteQPS, WriteBurst: o.IAMWriteBurst}, awsiam.OperatorAccount)
 	if err != nil {
 		return err

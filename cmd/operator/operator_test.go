@@ -2,8 +2,11 @@ package operator
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"flag"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"k8s.io/client-go/rest"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
@@ -207,5 +211,48 @@ func TestAccountLimits(t *testing.T) {
 	want := awsiam.Limits{ReadQPS: 100, ReadBurst: 7, WriteQPS: 2, WriteBurst: 20}
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// The operator's requests to the API server do not ask for gzip (decision
+// 99): read off the wire by a stand-in API server, through the HTTP client
+// controller-runtime builds from the configuration.
+func TestKubeClientAsksForNoCompression(t *testing.T) {
+	encodings := make(chan string, 2)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		encodings <- r.Header.Get("Accept-Encoding")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Success"}`))
+	}))
+	defer srv.Close()
+	// Over TLS, as in a cluster (client-go uses Go's default transport,
+	// which ignores the setting, for a plain-HTTP server).
+	server := func() *rest.Config {
+		ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+		return &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}}
+	}
+	for _, c := range []struct {
+		name string
+		cfg  *rest.Config
+		want string
+	}{
+		{"client-go's default", server(), "gzip"},
+		{"the operator's", kubeClientConfig(server(), validOptions()), ""},
+	} {
+		hc, err := rest.HTTPClientFor(c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Get(srv.URL + "/api/v1/namespaces")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if got := <-encodings; got != c.want {
+			t.Errorf("%s configuration: Accept-Encoding %q, want %q", c.name, got, c.want)
+		}
+	}
+	if cfg := kubeClientConfig(server(), validOptions()); cfg.QPS != 500 || cfg.Burst != 1000 {
+		t.Errorf("QPS %v, burst %d; want the flags' 500, 1000", cfg.QPS, cfg.Burst)
 	}
 }
