@@ -304,14 +304,19 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 		// The guardrail's creation reconciles every binding once.
 		waitQuiet(func() float64 { return reconciles("podidentitybinding") }, time.Second)
 
+		waitQuiet(func() float64 { return reconciles("podidentitybinding-pods") }, time.Second)
+
 		By("status writes to the guardrail")
-		before := reconciles("podidentitybinding")
+		// Neither the binding controller nor the pods controller (which
+		// reads a guardrail's forbidPodRestarts) reconciles for them.
+		before, beforePods := reconciles("podidentitybinding"), reconciles("podidentitybinding-pods")
 		for i := range 5 {
 			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(g), g)).To(Succeed())
 			g.Status.ViolatingBindings = int32(100 + i)
 			Expect(k8s.Status().Update(ctx, g)).To(Succeed())
 		}
 		Consistently(func() float64 { return reconciles("podidentitybinding") - before }, 2*time.Second, interval).Should(BeNumerically("<", 5))
+		Expect(reconciles("podidentitybinding-pods") - beforePods).To(BeNumerically("<", 5))
 		for i := range 5 {
 			deleteBinding(ns, fmt.Sprintf("b%d", i))
 		}

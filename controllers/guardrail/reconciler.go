@@ -161,7 +161,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// guardrails selecting its namespace, recountAfter later.
 	source := Source{Reader: r.Client}
 	recount := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		selected, err := source.selecting(ctx, o.GetNamespace())
+		// Names only: no copy of every guardrail on every binding event.
+		selected, err := source.selecting(ctx, o.GetNamespace(), client.UnsafeDisableDeepCopy)
 		reqs := make([]reconcile.Request, 0, len(selected))
 		for _, g := range selected {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(g)})

@@ -37,14 +37,16 @@ func (s Source) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, e
 	return rules, nil
 }
 
-// selecting returns every PodIdentityGuardrail selecting the namespace.
-func (s Source) selecting(ctx context.Context, namespace string) ([]*v1alpha1.PodIdentityGuardrail, error) {
+// selecting returns every PodIdentityGuardrail selecting the namespace
+// (read-only, shared with the cache, when opts say
+// client.UnsafeDisableDeepCopy).
+func (s Source) selecting(ctx context.Context, namespace string, opts ...client.ListOption) ([]*v1alpha1.PodIdentityGuardrail, error) {
 	nsLabels, err := objmeta.NamespaceLabels(ctx, s.Reader, s.APIReader, namespace)
 	if err != nil {
 		return nil, err
 	}
 	list := &v1alpha1.PodIdentityGuardrailList{}
-	if err := s.Reader.List(ctx, list); err != nil {
+	if err := s.Reader.List(ctx, list, opts...); err != nil {
 		return nil, err
 	}
 	var out []*v1alpha1.PodIdentityGuardrail

@@ -368,8 +368,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// from the binding's status.
 		For(&v1alpha1.PodIdentityBinding{}, builder.WithPredicates(podsMatter())).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.bindingsForPod), builder.WithPredicates(podChanged())).
-		// A guardrail can forbid restarts.
-		Watches(&v1alpha1.PodIdentityGuardrail{}, handler.EnqueueRequestsFromMapFunc(r.allBindings)).
+		// A guardrail can forbid restarts (its spec; its status, the counts
+		// the guardrail controller keeps, changes nothing here).
+		Watches(&v1alpha1.PodIdentityGuardrail{}, handler.EnqueueRequestsFromMapFunc(r.allBindings),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("podidentitybinding-pods").
 		Complete(r)
 }

@@ -73,6 +73,7 @@ var (
 	fatSAs      = flag.Int("fat-serviceaccounts", 0, "ServiceAccounts carrying 250 KB of annotations each, created before the operator starts (issue 17, defect 6: the operator's memory must not grow with what tenants write).")
 	fairProbes  = flag.Int("fairness-probes", 5, "New bindings timed in a quiet namespace, idle and while another namespace loops creates and deletes (0 skips the fairness scenario).")
 	stormProf   = flag.String("fairness-cpu-profile", "", "File to save a CPU profile of the operator to, taken for 5 s while the other namespace's storm runs (pprof format).")
+	fairRails   = flag.Int("fairness-guardrails", 0, "PodIdentityGuardrails selecting every namespace, created before the fairness scenario: what the guardrails' counts cost during the storm.")
 	fairStorm   = flag.String("fairness-storm", "bindings", "What the other namespace loops creating and deleting: bindings; or, to measure what the storm costs the bed itself (the floor of the fairness ratio), objects the operator does not watch: configmaps, or unwatched-bindings (the same bindings as custom resources of a copy of the CRD in another API group).")
 	mechanism   = flag.String("identity", "irsa", "irsa, or eks-pod-identity: every binding uses EKS Pod Identity (the EKS emulator of internal/testenv; its calls are reported per binding).")
 	accountsN   = flag.Int("accounts", 1, "AWS accounts: the operator's own and accounts-1 others (moto accounts 222222222222, 333333333333, ...), each with a PodIdentityAccount serving ten namespaces of its own and -bindings bindings there (issue 20).")
@@ -523,6 +524,9 @@ func run() (measured, error) {
 		"| create + steady period | %d MiB | %d MiB | %d MiB | %.1f |\n| restart (+ fault) | %d MiB | %d MiB | %d MiB | %.1f |\n\n",
 		rss1>>20, file1>>20, live1>>20, cpu1, rss2>>20, file2>>20, live2>>20, cpu2)
 	if *fairProbes > 0 {
+		if err := guardrailsEverywhere(ctx, k8s, *fairRails); err != nil {
+			return m, err
+		}
 		tenant, err := stormTenant(ctx, env, k8s)
 		if err != nil {
 			return m, err
@@ -801,6 +805,29 @@ func (c stormCost) read() (spent, error) {
 		return spent{}, err
 	}
 	return spent{cpu: cpu, iam: sum(c.proxy.CallsByAction()), writes: kube["POST"] + kube["PATCH"] + kube["PUT"] + kube["DELETE"], deferred: deferred[""]}, nil
+}
+
+// guardrailsEverywhere creates n guardrails selecting every namespace (a
+// rule the bench's bindings keep) and waits for their first counts.
+func guardrailsEverywhere(ctx context.Context, k8s client.Client, n int) error {
+	for i := range n {
+		g := &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%d", i)},
+			Spec: v1alpha1.PodIdentityGuardrailSpec{DeniedActions: []string{"s3:DeleteBucket"}}}
+		if err := k8s.Create(ctx, g); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(5 * time.Minute)
+		for g.Status.ObservedGeneration == 0 || g.Status.SelectedBindings == 0 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("guardrail %s not counted after 5 minutes", g.Name)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(g), g); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func binding(ns, name string) *v1alpha1.PodIdentityBinding {
