@@ -412,7 +412,7 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 
 		By("bindings created and deleted while their namespace's line waits never reach a worker")
 		const loops = 20
-		deferred, before := metricSum("podidentity_changes_deferred_total", nil), reconciles("podidentitybinding")
+		deferred, before, beforePods := metricSum("podidentity_changes_deferred_total", nil), reconciles("podidentitybinding"), reconciles("podidentitybinding-pods")
 		for i := range loops {
 			b := newBinding(storm, fmt.Sprintf("loop%02d", i), fmt.Sprintf("loop%02d", i))
 			Expect(k8s.Create(ctx, b)).To(Succeed())
@@ -422,6 +422,8 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 		// Meanwhile the line's head gets a token a second (a reconcile or
 		// two each); before the line, every loop cost two or three.
 		Consistently(func() float64 { return reconciles("podidentitybinding") - before }, 2*time.Second, interval).Should(BeNumerically("<", loops/2))
+		// Nor does the pods controller see them (a binding without a role has no pods to count).
+		Expect(reconciles("podidentitybinding-pods") - beforePods).To(BeNumerically("<", loops/2))
 
 		By("the storm's bindings are handled at the budget's pace, all of them in the end")
 		Eventually(func(g Gomega) {
