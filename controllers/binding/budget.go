@@ -58,6 +58,22 @@ type space struct {
 	parked map[types.NamespacedName]*list.Element
 	// granted bindings have their token and are on their way to a worker.
 	granted map[types.NamespacedName]struct{}
+	// paid are the changes a reconcile has spent a token on, until a
+	// reconcile sees them handled (settled): another reconcile of the same
+	// change, from a cache that does not show its status yet or retrying
+	// a failure, is not charged again.
+	paid map[types.NamespacedName]change
+}
+
+// change identifies what a token pays for: a binding's generation, or its
+// deletion.
+type change struct {
+	generation int64
+	deleting   bool
+}
+
+func changeOf(b *v1alpha1.PodIdentityBinding) change {
+	return change{generation: b.Generation, deleting: !b.DeletionTimestamp.IsZero()}
 }
 
 // budgetMaxNamespaces bounds the table of spaces.
@@ -96,7 +112,7 @@ func charged(b *v1alpha1.PodIdentityBinding) bool {
 func (g *budget) gate() predicate.Funcs {
 	admits := func(o client.Object) bool {
 		b, ok := o.(*v1alpha1.PodIdentityBinding)
-		return !ok || !charged(b) || g.enter(client.ObjectKeyFromObject(o), false)
+		return !ok || !charged(b) || g.enter(client.ObjectKeyFromObject(o), changeOf(b), false)
 	}
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return admits(e.Object) },
@@ -108,16 +124,33 @@ func (g *budget) gate() predicate.Funcs {
 	}
 }
 
-// take reports whether a reconcile of a charged binding may go on, using
-// the token granted to it or taking one; false parks it in the line (run
-// adds it to the queue when its token comes).
-func (g *budget) take(key types.NamespacedName) bool { return g.enter(key, true) }
+// take reports whether a reconcile of a charged binding may go on: its
+// change is paid for, or it uses the token granted to it, or takes one;
+// false parks it in the line (run adds it to the queue when its token
+// comes).
+func (g *budget) take(b *v1alpha1.PodIdentityBinding) bool {
+	return g.enter(client.ObjectKeyFromObject(b), changeOf(b), true)
+}
 
-// enter grants the binding a token if it holds one, or if its namespace
-// has one and nobody waits ahead of it; otherwise it joins the line. A
-// reconcile (use) spends the grant; a watch event keeps it for the
-// reconcile it queues.
-func (g *budget) enter(key types.NamespacedName, use bool) bool {
+// settled forgets what a binding paid for once a reconcile sees its
+// change handled.
+func (g *budget) settled(key types.NamespacedName) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s := g.spaces[key.Namespace]; s != nil {
+		delete(s.paid, key)
+		delete(s.granted, key)
+	}
+}
+
+// enter admits a change that is paid for or granted a token, or takes one
+// if its namespace has one and nobody waits ahead of it; otherwise the
+// binding joins the line. A reconcile (use) spends the grant on the
+// change; a watch event keeps it for the reconcile it queues.
+func (g *budget) enter(key types.NamespacedName, c change, use bool) bool {
 	if g == nil {
 		return true
 	}
@@ -125,9 +158,13 @@ func (g *budget) enter(key types.NamespacedName, use bool) bool {
 	defer g.mu.Unlock()
 	now := g.now()
 	s := g.space(key.Namespace, now)
+	if p, ok := s.paid[key]; ok && p == c {
+		return true
+	}
 	if _, ok := s.granted[key]; ok {
 		if use {
 			delete(s.granted, key)
+			s.paid[key] = c
 		}
 		return true
 	}
@@ -135,7 +172,9 @@ func (g *budget) enter(key types.NamespacedName, use bool) bool {
 		return false
 	}
 	if s.line.Len() == 0 && s.tokens.AllowN(now, 1) {
-		if !use {
+		if use {
+			s.paid[key] = c
+		} else {
 			s.granted[key] = struct{}{}
 		}
 		return true
@@ -162,6 +201,7 @@ func (g *budget) forget(key types.NamespacedName) {
 		return
 	}
 	delete(s.granted, key)
+	delete(s.paid, key)
 	if e, ok := s.parked[key]; ok {
 		s.line.Remove(e)
 		delete(s.parked, key)
@@ -231,13 +271,13 @@ func (g *budget) space(namespace string, now time.Time) *space {
 	}
 	if len(g.spaces) >= budgetMaxNamespaces {
 		for ns, s := range g.spaces {
-			if s.line.Len() == 0 && len(s.granted) == 0 && s.tokens.TokensAt(now) >= float64(g.burst) {
+			if s.line.Len() == 0 && len(s.granted) == 0 && len(s.paid) == 0 && s.tokens.TokensAt(now) >= float64(g.burst) {
 				delete(g.spaces, ns)
 			}
 		}
 	}
 	s = &space{tokens: rate.NewLimiter(g.limit, g.burst), line: list.New(),
-		parked: map[types.NamespacedName]*list.Element{}, granted: map[types.NamespacedName]struct{}{}}
+		parked: map[types.NamespacedName]*list.Element{}, granted: map[types.NamespacedName]struct{}{}, paid: map[types.NamespacedName]change{}}
 	g.spaces[namespace] = s
 	return s
 }

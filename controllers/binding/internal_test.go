@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -116,7 +117,7 @@ func TestNamespaceBudget(t *testing.T) {
 		t.Fatal("a budget of 0 per second should be none")
 	}
 	var none *budget
-	if !none.take(types.NamespacedName{Namespace: "a", Name: "x"}) {
+	if !none.take(&v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "x"}}) {
 		t.Fatal("no budget parked a change")
 	}
 	none.forget(types.NamespacedName{Namespace: "a", Name: "x"})
@@ -128,6 +129,12 @@ func TestNamespaceBudget(t *testing.T) {
 	key := func(ns string, i int) types.NamespacedName {
 		return types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("b%d", i)}
 	}
+	// bind is the binding of key at its first generation; first is that
+	// change.
+	bind := func(k types.NamespacedName) *v1alpha1.PodIdentityBinding {
+		return &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name, Generation: 1}}
+	}
+	first := change{generation: 1}
 	release := func(want time.Duration, granted ...types.NamespacedName) {
 		t.Helper()
 		got, next := g.release()
@@ -136,25 +143,25 @@ func TestNamespaceBudget(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		if !g.take(key("storm", i)) {
+		if !g.take(bind(key("storm", i))) {
 			t.Fatalf("change %d within the burst was parked", i)
 		}
 	}
-	if g.take(key("storm", 3)) {
+	if g.take(bind(key("storm", 3))) {
 		t.Fatal("the fourth change went ahead past the burst")
 	}
-	if !g.take(key("quiet", 0)) {
+	if !g.take(bind(key("quiet", 0))) {
 		t.Fatal("another namespace was parked behind the storm's budget")
 	}
 	// A watch event parks the fifth behind the fourth; another event
 	// for the fourth does not move it.
-	if g.enter(key("storm", 4), false) || g.enter(key("storm", 3), false) {
+	if g.enter(key("storm", 4), first, false) || g.enter(key("storm", 3), first, false) {
 		t.Fatal("a change without a token passed the gate")
 	}
 	release(time.Second)
 	now = start.Add(time.Second)
 	release(time.Second, key("storm", 3))
-	if !g.enter(key("storm", 3), false) || !g.take(key("storm", 3)) {
+	if !g.enter(key("storm", 3), first, false) || !g.take(bind(key("storm", 3))) {
 		t.Fatal("the fourth change's grant was not honoured")
 	}
 	// The fifth binding is deleted while waiting: it leaves the line
@@ -162,12 +169,12 @@ func TestNamespaceBudget(t *testing.T) {
 	g.forget(key("storm", 4))
 	now = start.Add(2 * time.Second)
 	release(0)
-	if !g.take(key("storm", 5)) {
+	if !g.take(bind(key("storm", 5))) {
 		t.Fatal("a change after the line emptied waited for the deleted binding's token")
 	}
 	// In line order, one token per second.
 	for i := 6; i < 9; i++ {
-		if g.enter(key("storm", i), false) {
+		if g.enter(key("storm", i), first, false) {
 			t.Fatalf("change %d passed without a token", i)
 		}
 	}
@@ -179,11 +186,50 @@ func TestNamespaceBudget(t *testing.T) {
 	}
 }
 
+// A change is paid for once: another reconcile of it (a cache that does
+// not show its status yet, a retry after a failure) neither spends a token
+// nor goes back in line; a new generation or the deletion is a new change.
+func TestNamespaceBudgetChargesAChangeOnce(t *testing.T) {
+	now := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	g := newBudget(1, 1)
+	g.now = func() time.Time { return now }
+	b := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app", Generation: 1}}
+	other := &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "other", Generation: 1}}
+	if !g.take(b) || g.take(other) {
+		t.Fatal("want the first change through on the burst, the second in line")
+	}
+	if !g.take(b) || !g.take(b) {
+		t.Fatal("a reconcile of a change already paid for was charged again")
+	}
+	if _, ok := g.spaces["ns"].parked[client.ObjectKeyFromObject(b)]; ok {
+		t.Fatal("a change already paid for joined the line")
+	}
+	edited := b.DeepCopy()
+	edited.Generation = 2
+	if g.take(edited) {
+		t.Fatal("a new generation went ahead without a token")
+	}
+	deleting := b.DeepCopy()
+	deleting.DeletionTimestamp = &metav1.Time{Time: now}
+	g.forget(client.ObjectKeyFromObject(b))
+	if g.take(deleting) {
+		t.Fatal("the deletion went ahead on the generation's token")
+	}
+	g.settled(client.ObjectKeyFromObject(b))
+	g.settled(client.ObjectKeyFromObject(other))
+	if s := g.spaces["ns"]; len(s.paid) != 0 || len(s.granted) != 0 {
+		t.Errorf("settled bindings still recorded: %d paid, %d granted", len(s.paid), len(s.granted))
+	}
+}
+
 // run adds a parked binding to the queue once its token is due.
 func TestNamespaceBudgetRun(t *testing.T) {
 	g := newBudget(20, 1)
 	a, b := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}
-	if !g.take(a) || g.take(b) {
+	bind := func(k types.NamespacedName) *v1alpha1.PodIdentityBinding {
+		return &v1alpha1.PodIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name, Generation: 1}}
+	}
+	if !g.take(bind(a)) || g.take(bind(b)) {
 		t.Fatal("want a through, b parked")
 	}
 	queued := make(chan types.NamespacedName, 2)
@@ -192,7 +238,7 @@ func TestNamespaceBudgetRun(t *testing.T) {
 	go g.run(ctx, func(k types.NamespacedName) { queued <- k })
 	select {
 	case k := <-queued:
-		if k != b || !g.take(b) {
+		if k != b || !g.take(bind(b)) {
 			t.Fatalf("queued %v, want b with its token", k)
 		}
 	case <-time.After(10 * time.Second):

@@ -284,7 +284,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if charged(b) && !r.budget.take(req.NamespacedName) {
+	if !charged(b) {
+		r.budget.settled(req.NamespacedName)
+	} else if !r.budget.take(b) {
 		logf.FromContext(ctx).V(1).Info("waiting in line for the namespace's budget of changes")
 		return ctrl.Result{}, nil
 	}
