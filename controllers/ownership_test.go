@@ -459,7 +459,7 @@ var _ = Describe("Hostile-tenant regressions (issue 17)", func() {
 		// Each change waited in line once at most: a reconcile of a change
 		// already paid for (another event right after it was handled, from
 		// a cache that does not show its status yet) is not charged again.
-		Expect(metricSum("podidentity_changes_deferred_total", nil)-firstDeferred).To(BeNumerically("<=", n-burst+loops+2))
+		Expect(metricSum("podidentity_changes_deferred_total", nil) - firstDeferred).To(BeNumerically("<=", n-burst+loops+2))
 
 		By("deletions are changes too: every role goes, at most at the budget's pace")
 		start = time.Now()
