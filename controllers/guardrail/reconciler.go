@@ -163,16 +163,15 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	recount := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		// Names only: no copy of every guardrail on every binding event.
 		selected, err := source.selecting(ctx, o.GetNamespace(), client.UnsafeDisableDeepCopy)
-		reqs := make([]reconcile.Request, 0, len(selected))
-		for _, g := range selected {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(g)})
-		}
 		if err != nil {
 			// The namespace is gone or not cached yet: every guardrail counts.
-			reqs = r.allRequests(ctx)
+			for _, req := range r.allRequests(ctx) {
+				q.AddAfter(req, recountAfter)
+			}
+			return
 		}
-		for _, req := range reqs {
-			q.AddAfter(req, recountAfter)
+		for _, g := range selected {
+			q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(g)}, recountAfter)
 		}
 	}
 	bindings := handler.Funcs{
