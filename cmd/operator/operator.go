@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -391,6 +392,23 @@ func kubeClientConfig(cfg *rest.Config, o Options) *rest.Config {
 	return cfg
 }
 
+// newWatchCache is the manager's cache on a connection of its own: the
+// informers' watches stream every binding event of every tenant, and the
+// operator's requests (its writes, live reads) must not wait behind them
+// in one HTTP/2 connection. A config with a dialer of its own gets a
+// transport of its own (client-go caches transports by config, and cannot
+// compare dialers).
+func newWatchCache(cfg *rest.Config, opts cache.Options) (cache.Cache, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts.HTTPClient = hc
+	return cache.New(cfg, opts)
+}
+
 // Run starts the operator and blocks until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) error {
 	if err := o.Validate(); err != nil {
@@ -472,6 +490,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		objmeta.ServiceAccountMeta():     {Transform: objmeta.TrimMetadata},
 		objmeta.NamespaceMeta():          {Transform: objmeta.TrimMetadata},
 	}
+	mgrOpts.NewCache = newWatchCache
 	if o.TrackPods {
 		// Pods are cached trimmed to what the pods controller reads.
 		mgrOpts.Cache.ByObject[&corev1.Pod{}] = cache.ByObject{Transform: podwebhook.TrimPod}

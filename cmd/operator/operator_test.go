@@ -16,7 +16,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/awsiam"
@@ -254,5 +257,86 @@ func TestKubeClientAsksForNoCompression(t *testing.T) {
 	}
 	if cfg := kubeClientConfig(server(), validOptions()); cfg.QPS != 500 || cfg.Burst != 1000 {
 		t.Errorf("QPS %v, burst %d; want the flags' 500, 1000", cfg.QPS, cfg.Burst)
+	}
+}
+
+// TestWatchesHaveAConnectionOfTheirOwn: the cache's lists and watches reach
+// the API server on another connection than the operator's requests, so a
+// response to a write never waits behind a storm of watch events in one
+// HTTP/2 connection. The manager gives the cache its own HTTP client (the
+// one its client uses), which newWatchCache replaces.
+func TestWatchesHaveAConnectionOfTheirOwn(t *testing.T) {
+	lists := make(chan string, 16)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/api/v1/configmaps":
+			// The informer's first list or watch (a streaming list).
+			select {
+			case lists <- r.RemoteAddr:
+			default:
+			}
+			if r.URL.Query().Get("watch") == "true" {
+				w.WriteHeader(http.StatusOK)
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+				return
+			}
+			_, _ = w.Write([]byte(`{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]}`))
+		default:
+			w.Header().Set("X-Remote", r.RemoteAddr)
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Success"}`))
+		}
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	cfg := kubeClientConfig(&rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}}, validOptions())
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
+
+	for _, c := range []struct {
+		name     string
+		newCache cache.NewCacheFunc
+		apart    bool
+	}{
+		{"controller-runtime's default", cache.New, false},
+		{"the operator's", newWatchCache, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// As the manager does: one HTTP client for its client and cache.
+			shared, err := rest.HTTPClientFor(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			informers, err := c.newCache(cfg, cache.Options{Scheme: Scheme(), Mapper: mapper, HTTPClient: shared})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = informers.Start(ctx) }()
+			if _, err := informers.GetInformer(ctx, &corev1.ConfigMap{}, cache.BlockUntilSynced(false)); err != nil {
+				t.Fatal(err)
+			}
+			var listed string
+			select {
+			case listed = <-lists:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the cache listed nothing")
+			}
+			resp, err := shared.Get(srv.URL + "/api/v1/namespaces/default/configmaps/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.ProtoMajor != 2 {
+				t.Fatalf("the client spoke %s; the test needs HTTP/2", resp.Proto)
+			}
+			if requested := resp.Header.Get("X-Remote"); (requested != listed) != c.apart {
+				t.Errorf("the cache listed from %s and the client requested from %s; want them on different connections: %v", listed, requested, c.apart)
+			}
+		})
 	}
 }
