@@ -41,12 +41,17 @@ func (s Source) RulesFor(ctx context.Context, namespace string) ([]guard.Rule, e
 // (read-only, shared with the cache, when opts say
 // client.UnsafeDisableDeepCopy).
 func (s Source) selecting(ctx context.Context, namespace string, opts ...client.ListOption) ([]*v1alpha1.PodIdentityGuardrail, error) {
-	nsLabels, err := objmeta.NamespaceLabels(ctx, s.Reader, s.APIReader, namespace)
-	if err != nil {
-		return nil, err
-	}
 	list := &v1alpha1.PodIdentityGuardrailList{}
 	if err := s.Reader.List(ctx, list, opts...); err != nil {
+		return nil, err
+	}
+	if len(list.Items) == 0 {
+		// Nothing to select: no namespace to read (on every binding
+		// event, with no guardrails at all).
+		return nil, nil
+	}
+	nsLabels, err := objmeta.NamespaceLabels(ctx, s.Reader, s.APIReader, namespace)
+	if err != nil {
 		return nil, err
 	}
 	var out []*v1alpha1.PodIdentityGuardrail
