@@ -74,6 +74,7 @@ var (
 	fairProbes  = flag.Int("fairness-probes", 5, "New bindings timed in a quiet namespace, idle and while another namespace loops creates and deletes (0 skips the fairness scenario).")
 	stormProf   = flag.String("fairness-cpu-profile", "", "File to save a CPU profile of the operator to, taken for 5 s while the other namespace's storm runs (pprof format).")
 	fairRails   = flag.Int("fairness-guardrails", 0, "PodIdentityGuardrails selecting every namespace, created before the fairness scenario: what the guardrails' counts cost during the storm.")
+	floorWatch  = flag.Bool("fairness-floor-watcher", false, "With -fairness-storm unwatched-bindings: a bare informer in a process of its own (as the operator's client: no gzip) receives and decodes the storm's bindings, so the floor includes what any controller of bindings must do with the storm.")
 	fairStorm   = flag.String("fairness-storm", "bindings", "What the other namespace loops creating and deleting: bindings; or, to measure what the storm costs the bed itself (the floor of the fairness ratio), objects the operator does not watch: configmaps, or unwatched-bindings (the same bindings as custom resources of a copy of the CRD in another API group).")
 	mechanism   = flag.String("identity", "irsa", "irsa, or eks-pod-identity: every binding uses EKS Pod Identity (the EKS emulator of internal/testenv; its calls are reported per binding).")
 	accountsN   = flag.Int("accounts", 1, "AWS accounts: the operator's own and accounts-1 others (moto accounts 222222222222, 333333333333, ...), each with a PodIdentityAccount serving ten namespaces of its own and -bindings bindings there (issue 20).")
@@ -87,6 +88,13 @@ func main() {
 	flag.Parse()
 	// The bench's own clients log nothing worth reading.
 	logf.SetLogger(logr.Discard())
+	if kc := os.Getenv(floorWatcherEnv); kc != "" {
+		if err := floorWatcher(kc); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-scale floor watcher:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if _, err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-scale:", err)
 		os.Exit(1)
@@ -141,6 +149,11 @@ func run() (measured, error) {
 		return m, err
 	}
 	defer kcm.Stop()
+	if *fairProbes > 0 && *fairStorm == "unwatched-bindings" {
+		if err := installUnwatchedCRD(env); err != nil {
+			return m, err
+		}
+	}
 	cfg.QPS, cfg.Burst = 1000, 2000
 	k8s, err := client.NewWithWatch(cfg, client.Options{Scheme: operator.Scheme()})
 	if err != nil {
@@ -531,8 +544,25 @@ func run() (measured, error) {
 		if err != nil {
 			return m, err
 		}
+		var watcher *watcherProc
+		if *floorWatch {
+			if *fairStorm != "unwatched-bindings" {
+				return m, errors.New("-fairness-floor-watcher needs -fairness-storm unwatched-bindings")
+			}
+			if watcher, err = startFloorWatcher(kubeconfig); err != nil {
+				return m, err
+			}
+		}
 		if err := fairness(ctx, k8s, tenant, report, stormCost{pid: op.cmd.Process.Pid, metricsURL: metricsURL, proxy: proxy, pprofURL: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=5", pprofPort)}); err != nil {
 			return m, err
+		}
+		if watcher != nil {
+			_, cpu := usage(watcher.cmd.Process.Pid)
+			events, err := watcher.stop()
+			if err != nil {
+				return m, fmt.Errorf("floor watcher: %w", err)
+			}
+			fmt.Fprintf(report, "The floor watcher received %d events of the storm and spent %.1f CPU seconds.\n\n", events, cpu)
 		}
 	}
 	_ = op.cmd.Process.Signal(syscall.SIGTERM)
@@ -665,8 +695,11 @@ func fairness(ctx context.Context, k8s client.WithWatch, storm client.Client, re
 	fmt.Fprintf(report, "Of which from the create to the operator's finalizer (the API server, the watch, the queue and a free worker): idle p50 %.3f s, under the storm p50 %.3f s.\n\n",
 		pct(idleT.picked, 50).Seconds(), pct(stormT.picked, 50).Seconds())
 	ops := float64(stormOps.Load())
-	fmt.Fprintf(report, "What the storm (%.0f creates and deletes) cost the operator: %.1f CPU seconds, %d IAM calls (%.2f per storm operation), %d Kubernetes writes (%.2f per storm operation); %d changes waited in line for the namespace's budget.\n\n",
-		ops, after.cpu-before.cpu, after.iam-before.iam, float64(after.iam-before.iam)/ops, after.writes-before.writes, float64(after.writes-before.writes)/ops, after.deferred-before.deferred)
+	fmt.Fprintf(report, "The bed's CPU seconds during the storm: kube-apiserver %.1f, etcd %.1f, kube-controller-manager %.1f, moto %.1f.\n\n",
+		after.bed["kube-apiserver"]-before.bed["kube-apiserver"], after.bed["etcd"]-before.bed["etcd"],
+		after.bed["kube-controller-manager"]-before.bed["kube-controller-manager"], after.bed["moto_server"]-before.bed["moto_server"])
+	fmt.Fprintf(report, "What the storm (%.0f creates and deletes) cost the operator: %.1f CPU seconds, %d IAM calls (%.2f per storm operation), %d Kubernetes writes (%.2f per storm operation), %d reads; %d changes waited in line for the namespace's budget.\n\n",
+		ops, after.cpu-before.cpu, after.iam-before.iam, float64(after.iam-before.iam)/ops, after.writes-before.writes, float64(after.writes-before.writes)/ops, after.reads-before.reads, after.deferred-before.deferred)
 	return nil
 }
 
@@ -724,29 +757,6 @@ func stormTenant(ctx context.Context, env *envtest.Environment, k8s client.Clien
 			return nil, err
 		}
 	}
-	if *fairStorm == "unwatched-bindings" {
-		// The binding CRD, schema and validation rules included, under
-		// another group: the API server's cost of a binding, without an
-		// operator watching it.
-		root, err := testenv.RepoRoot()
-		if err != nil {
-			return nil, err
-		}
-		raw, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "iam.podidentity.io_podidentitybindings.yaml"))
-		if err != nil {
-			return nil, err
-		}
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := yaml.Unmarshal(raw, crd); err != nil {
-			return nil, err
-		}
-		crd.Spec.Group = unwatchedGroup
-		crd.Name = crd.Spec.Names.Plural + "." + unwatchedGroup
-		crd.Spec.Names.ShortNames, crd.Spec.Names.Categories = nil, nil
-		if _, err := envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{crd}}); err != nil {
-			return nil, err
-		}
-	}
 	user, err := env.AddUser(envtest.User{Name: name}, nil)
 	if err != nil {
 		return nil, err
@@ -754,6 +764,35 @@ func stormTenant(ctx context.Context, env *envtest.Environment, k8s client.Clien
 	cfg := user.Config()
 	cfg.QPS, cfg.Burst = 1000, 2000
 	return client.New(cfg, client.Options{Scheme: operator.Scheme()})
+}
+
+// installUnwatchedCRD installs the copy of the binding CRD that
+// -fairness-storm=unwatched-bindings storms: the binding CRD, schema and
+// validation rules included, under another group, so the storm costs the
+// API server what a storm of bindings does, without an operator watching
+// it. It is installed before the first binding, as the operator's CRD is:
+// the cluster's garbage collector discovers new resources every 30 s and
+// then watches them as it watches bindings, so by the time of the storm it
+// receives the copies' events too (a CRD installed just before the storm
+// left it out, which made the floor lower than the bed's).
+func installUnwatchedCRD(env *envtest.Environment) error {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "iam.podidentity.io_podidentitybindings.yaml"))
+	if err != nil {
+		return err
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := yaml.Unmarshal(raw, crd); err != nil {
+		return err
+	}
+	crd.Spec.Group = unwatchedGroup
+	crd.Name = crd.Spec.Names.Plural + "." + unwatchedGroup
+	crd.Spec.Names.ShortNames, crd.Spec.Names.Categories = nil, nil
+	_, err = envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{crd}})
+	return err
 }
 
 // unwatchedGroup is the API group of the copy of the binding CRD that
@@ -792,6 +831,10 @@ func (c stormCost) profile(file string) error {
 type spent struct {
 	cpu                   float64
 	iam, writes, deferred int
+	// reads are the operator's GET and LIST requests (a watch is one).
+	reads int
+	// bed is the CPU seconds of the bed's servers by name.
+	bed map[string]float64
 }
 
 func (c stormCost) read() (spent, error) {
@@ -804,7 +847,8 @@ func (c stormCost) read() (spent, error) {
 	if err != nil {
 		return spent{}, err
 	}
-	return spent{cpu: cpu, iam: sum(c.proxy.CallsByAction()), writes: kube["POST"] + kube["PATCH"] + kube["PUT"] + kube["DELETE"], deferred: deferred[""]}, nil
+	return spent{cpu: cpu, bed: bedCPU(), iam: sum(c.proxy.CallsByAction()), writes: kube["POST"] + kube["PATCH"] + kube["PUT"] + kube["DELETE"],
+		reads: kube["GET"] + kube["LIST"], deferred: deferred[""]}, nil
 }
 
 // guardrailsEverywhere creates n guardrails selecting every namespace (a
@@ -1074,6 +1118,34 @@ func usage(pid int) (uint64, float64) {
 func fileRSS(pid int) uint64 { return procStatus(pid, "RssFile:") }
 
 // procStatus reads a memory field (in kB) of /proc/<pid>/status, in bytes.
+// bedCPU returns the CPU seconds so far of the bed's servers (the API
+// server, etcd and moto), by the name of their executable.
+func bedCPU() map[string]float64 {
+	out := map[string]float64{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || len(cmdline) == 0 {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		exe := filepath.Base(args[0])
+		if strings.HasPrefix(exe, "python") && len(args) > 1 {
+			exe = filepath.Base(args[1])
+		}
+		switch exe {
+		case "kube-apiserver", "etcd", "moto_server", "kube-controller-manager":
+			_, cpu := usage(pid)
+			out[exe] += cpu
+		}
+	}
+	return out
+}
+
 func procStatus(pid int, field string) uint64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
