@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	fakeclient "sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/podidentity/podidentity-operator/api/v1alpha1"
 	"github.com/podidentity/podidentity-operator/internal/catalog"
@@ -89,4 +90,33 @@ func TestCountsRememberVerdictsPerGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	count([2]int32{1, 0})
+}
+
+// With no guardrails, choosing the ones that select a namespace reads no
+// namespace (the binding watch asks on every binding event); with one,
+// the namespace's labels decide.
+func TestSelectingReadsNamespacesOnlyWithGuardrails(t *testing.T) {
+	ctx := context.Background()
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	reads := 0
+	c := fakeclient.NewClientBuilder().WithScheme(scheme).
+		WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns", Labels: map[string]string{"team": "a"}}}).
+		WithInterceptorFuncs(interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			reads++
+			return c.Get(ctx, key, obj, opts...)
+		}}).Build()
+	s := Source{Reader: c}
+	if got, err := s.selecting(ctx, "ns"); err != nil || len(got) != 0 || reads != 0 {
+		t.Fatalf("no guardrails: selected %d (err %v) after %d reads; want none after none", len(got), err, reads)
+	}
+	g := &v1alpha1.PodIdentityGuardrail{ObjectMeta: metav1.ObjectMeta{Name: "g"},
+		Spec: v1alpha1.PodIdentityGuardrailSpec{NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}}}
+	if err := c.Create(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.selecting(ctx, "ns"); err != nil || len(got) != 1 || reads != 1 {
+		t.Fatalf("one guardrail selecting team a: selected %d (err %v) after %d reads; want it after one", len(got), err, reads)
+	}
 }
