@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -27,12 +28,9 @@ import (
 // instead of the bench.
 const floorWatcherEnv = "BENCHSCALE_FLOOR_WATCHER_KUBECONFIG"
 
-// floorWatcher is what any controller of bindings does with a storm before
-// it does anything of its own: an informer of the copied CRD's bindings,
-// on a client configured as the operator's (no gzip), that decodes every
-// event into a typed binding and caches it. It prints "synced" once the
-// informer has listed, then runs until SIGTERM and prints how many events
-// it received.
+// floorWatcher runs the bench binary as a floor watcher (floorWatcherEnv):
+// it prints "synced" once its informer has listed, then runs until SIGTERM
+// and prints how many events it received.
 func floorWatcher(kubeconfig string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -40,6 +38,21 @@ func floorWatcher(kubeconfig string) error {
 	if err != nil {
 		return err
 	}
+	var events atomic.Int64
+	if err := watchStorm(ctx, cfg, &events, func() { fmt.Println("synced") }); err != nil {
+		return err
+	}
+	fmt.Printf("events %d\n", events.Load())
+	return nil
+}
+
+// watchStorm is what any controller of bindings does with a storm before
+// it does anything of its own: an informer of the copied CRD's bindings,
+// on a client configured as the operator's (no gzip), that decodes every
+// event into a typed binding and caches it, counting them in events. It
+// calls synced once the informer has listed, and returns when ctx ends.
+func watchStorm(ctx context.Context, cfg *rest.Config, events *atomic.Int64, synced func()) error {
+	cfg = rest.CopyConfig(cfg)
 	cfg.DisableCompression = true
 	cfg.QPS, cfg.Burst = 500, 1000
 	gv := schema.GroupVersion{Group: unwatchedGroup, Version: v1alpha1.GroupVersion.Version}
@@ -50,11 +63,10 @@ func floorWatcher(kubeconfig string) error {
 	if err != nil {
 		return err
 	}
-	inf, err := c.GetInformer(ctx, &v1alpha1.PodIdentityBinding{})
+	inf, err := c.GetInformer(ctx, &v1alpha1.PodIdentityBinding{}, cache.BlockUntilSynced(false))
 	if err != nil {
 		return err
 	}
-	var events atomic.Int64
 	count := func(any) { events.Add(1) }
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: count, DeleteFunc: count, UpdateFunc: func(_, o any) { count(o) },
@@ -65,9 +77,8 @@ func floorWatcher(kubeconfig string) error {
 	if !c.WaitForCacheSync(ctx) {
 		return fmt.Errorf("the floor watcher's cache did not sync")
 	}
-	fmt.Println("synced")
+	synced()
 	<-ctx.Done()
-	fmt.Printf("events %d\n", events.Load())
 	return nil
 }
 
