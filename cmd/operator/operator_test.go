@@ -230,10 +230,7 @@ func TestKubeClientAsksForNoCompression(t *testing.T) {
 	defer srv.Close()
 	// Over TLS, as in a cluster (client-go uses Go's default transport,
 	// which ignores the setting, for a plain-HTTP server).
-	server := func() *rest.Config {
-		ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-		return &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}}
-	}
+	server := func() *rest.Config { return standIn(srv) }
 	for _, c := range []struct {
 		name string
 		cfg  *rest.Config
@@ -291,8 +288,7 @@ func TestWatchesHaveAConnectionOfTheirOwn(t *testing.T) {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	defer srv.Close()
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	cfg := kubeClientConfig(&rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}}, validOptions())
+	cfg := kubeClientConfig(standIn(srv), validOptions())
 	mapper := meta.NewDefaultRESTMapper(nil)
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 
@@ -339,4 +335,10 @@ func TestWatchesHaveAConnectionOfTheirOwn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// standIn is a client configuration for a stand-in API server over TLS.
+func standIn(srv *httptest.Server) *rest.Config {
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	return &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}}
 }

@@ -115,6 +115,9 @@ type proc struct {
 
 func run() (measured, error) {
 	var m measured
+	if *floorWatch && *fairStorm != "unwatched-bindings" {
+		return m, errors.New("-fairness-floor-watcher needs -fairness-storm unwatched-bindings")
+	}
 	ctx := context.Background()
 	moto, err := testenv.StartMoto()
 	if err != nil {
@@ -546,9 +549,6 @@ func run() (measured, error) {
 		}
 		var watcher *watcherProc
 		if *floorWatch {
-			if *fairStorm != "unwatched-bindings" {
-				return m, errors.New("-fairness-floor-watcher needs -fairness-storm unwatched-bindings")
-			}
 			if watcher, err = startFloorWatcher(kubeconfig); err != nil {
 				return m, err
 			}
@@ -714,14 +714,10 @@ func stormObject() (func(name string) client.Object, error) {
 			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "bench-storm", Name: name}, Data: map[string]string{"k": "v"}}
 		}, nil
 	case "unwatched-bindings":
-		// The same binding as a resource of the copied CRD.
-		obj, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(binding("bench-storm", "template"))
+		tmpl, err := unwatchedCopy(binding("bench-storm", "template"))
 		if err != nil {
 			return nil, err
 		}
-		tmpl := &unstructured.Unstructured{Object: obj}
-		tmpl.SetAPIVersion(unwatchedGroup + "/" + v1alpha1.GroupVersion.Version)
-		tmpl.SetKind("PodIdentityBinding")
 		return func(name string) client.Object {
 			u := tmpl.DeepCopy()
 			u.SetName(name)
@@ -764,6 +760,18 @@ func stormTenant(ctx context.Context, env *envtest.Environment, k8s client.Clien
 	cfg := user.Config()
 	cfg.QPS, cfg.Burst = 1000, 2000
 	return client.New(cfg, client.Options{Scheme: operator.Scheme()})
+}
+
+// unwatchedCopy is the same binding as a resource of the copied CRD.
+func unwatchedCopy(b *v1alpha1.PodIdentityBinding) (*unstructured.Unstructured, error) {
+	obj, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(b)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetAPIVersion(unwatchedGroup + "/" + v1alpha1.GroupVersion.Version)
+	u.SetKind("PodIdentityBinding")
+	return u, nil
 }
 
 // installUnwatchedCRD installs the copy of the binding CRD that
@@ -1117,9 +1125,9 @@ func usage(pid int) (uint64, float64) {
 // of its binary it touched).
 func fileRSS(pid int) uint64 { return procStatus(pid, "RssFile:") }
 
-// procStatus reads a memory field (in kB) of /proc/<pid>/status, in bytes.
 // bedCPU returns the CPU seconds so far of the bed's servers (the API
-// server, etcd and moto), by the name of their executable.
+// server, etcd, kube-controller-manager and moto), by the name of their
+// executable.
 func bedCPU() map[string]float64 {
 	out := map[string]float64{}
 	dirs, _ := os.ReadDir("/proc")
@@ -1146,6 +1154,7 @@ func bedCPU() map[string]float64 {
 	return out
 }
 
+// procStatus reads a memory field (in kB) of /proc/<pid>/status, in bytes.
 func procStatus(pid int, field string) uint64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/podidentity/podidentity-operator/internal/testenv"
@@ -39,13 +37,10 @@ func TestFloorWatcherReceivesTheStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(binding("default", "template"))
+	tmpl, err := unwatchedCopy(binding("default", "template"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &unstructured.Unstructured{Object: obj}
-	tmpl.SetAPIVersion(unwatchedGroup + "/v1alpha1")
-	tmpl.SetKind("PodIdentityBinding")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
