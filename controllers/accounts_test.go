@@ -455,9 +455,12 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 
 	It("reports an account whose role cannot be assumed, and the other accounts keep converging", func() {
 		key := "accounts-" + newNamespace()
-		c := newAccount(key+"-c", accountC, map[string]string{"team": key + "-c"})
-		proxy.DenyAssumeRole(c.Spec.RoleARN)
-		DeferCleanup(func() { proxy.DenyAssumeRole() })
+		// Denied before the account exists: assumed once, its session
+		// credentials would stay valid (and cached) whatever the trust says.
+		c := newAccount(key+"-c", accountC, map[string]string{"team": key + "-c"}, func(a *v1alpha1.PodIdentityAccount) {
+			proxy.DenyAssumeRole(a.Spec.RoleARN)
+			DeferCleanup(func() { proxy.DenyAssumeRole() })
+		})
 		newAccount(key+"-b", accountB, map[string]string{"team": key + "-b"})
 		Eventually(accountReady(key+"-c"), timeout, interval).Should(Equal("False/" + v1alpha1.ReasonAssumeRoleFailed))
 		nsC := newNamespaceWithLabels(map[string]string{"team": key + "-c"})
