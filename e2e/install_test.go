@@ -361,6 +361,7 @@ spec:
 		}
 		return fmt.Errorf("no Ready condition yet")
 	})
+	checkWatchConnections(t, "/apis/iam.podidentity.io/v1alpha1/namespaces/orders/podidentitybindings/orders-reader/status", op, op2)
 	appRole, err := awsIAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(roleARN[strings.LastIndex(roleARN, "/")+1:])})
 	if err != nil {
 		t.Fatalf("the binding's role %q: %v", roleARN, err)
@@ -563,6 +564,8 @@ type operator struct {
 	cmd         *exec.Cmd
 	logPath     string
 	metricsPort int
+	// api: the pod's requests to the API server, by connection.
+	api *testenv.APIProxy
 }
 
 // startOperator runs the binary as the Deployment's container would run:
@@ -574,6 +577,13 @@ func startOperator(t *testing.T, c *cluster, ctr corev1.Container, p installPath
 	t.Helper()
 	dir := t.TempDir()
 	probePort, metricsPort := freePort(t), freePort(t)
+	// The pod's connections to the API server, seen through a proxy that
+	// only records them.
+	api, err := testenv.StartAPIProxy(c.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.Close)
 	var args []string
 	hasWebhookPort := false
 	for _, a := range ctr.Args {
@@ -600,7 +610,7 @@ func startOperator(t *testing.T, c *cluster, ctr corev1.Container, p installPath
 
 	env := []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + dir, "HOME=" + dir,
 		"AWS_ENDPOINT_URL=" + awsEndpoint, "AWS_ENDPOINT_URL_STS=" + awsEndpoint,
-		"KUBECONFIG=" + saKubeconfig(t, c, dir)}
+		"KUBECONFIG=" + saKubeconfig(t, c, api, dir)}
 	for _, e := range ctr.Env {
 		switch {
 		case e.ValueFrom == nil:
@@ -637,7 +647,7 @@ func startOperator(t *testing.T, c *cluster, ctr corev1.Container, p installPath
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	op := &operator{cmd: cmd, logPath: logs.Name(), metricsPort: metricsPort}
+	op := &operator{cmd: cmd, logPath: logs.Name(), metricsPort: metricsPort, api: api}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -674,6 +684,42 @@ func startOperator(t *testing.T, c *cluster, ctr corev1.Container, p installPath
 	return op
 }
 
+// checkWatchConnections: each replica's watches reach the API server on
+// other connections than its writes (decision 100), so the answer to a
+// write never queues behind watch events in one HTTP/2 connection. The
+// leader's write of statusPath shows a write was made; several watches on
+// one connection show the proxy sees requests share connections, so apart
+// means apart.
+func checkWatchConnections(t *testing.T, statusPath string, ops ...*operator) {
+	t.Helper()
+	wroteStatus, shared := false, false
+	for i, op := range ops {
+		requests := op.api.Requests()
+		watches := map[string]int{}
+		for _, r := range requests {
+			if r.Watch {
+				watches[r.Conn]++
+				shared = shared || watches[r.Conn] > 1
+			}
+		}
+		for _, r := range requests {
+			if !r.IsWrite() {
+				continue
+			}
+			wroteStatus = wroteStatus || r.Path == statusPath
+			if watches[r.Conn] > 0 {
+				t.Errorf("replica %d: %s %s went on a connection that carries %d watches", i, r.Method, r.Path, watches[r.Conn])
+			}
+		}
+	}
+	if !wroteStatus {
+		t.Errorf("no replica wrote %s through the proxy", statusPath)
+	}
+	if !shared {
+		t.Error("no connection carried two watches: the proxy does not see HTTP/2 multiplexing, so the check above proves nothing")
+	}
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -691,13 +737,14 @@ func freePort(t *testing.T) int {
 }
 
 // saKubeconfig is the in-cluster configuration of a pod of the operator:
-// the API server, its CA, and a token of the operator's ServiceAccount.
-func saKubeconfig(t *testing.T, c *cluster, dir string) string {
+// the API server (here through the proxy), its CA, and a token of the
+// operator's ServiceAccount.
+func saKubeconfig(t *testing.T, c *cluster, api *testenv.APIProxy, dir string) string {
 	t.Helper()
 	cfg := map[string]any{
 		"apiVersion": "v1", "kind": "Config", "current-context": "pod",
-		"clusters": []any{map[string]any{"name": "c", "cluster": map[string]any{"server": c.cfg.Host,
-			"certificate-authority-data": c.cfg.CAData}}},
+		"clusters": []any{map[string]any{"name": "c", "cluster": map[string]any{"server": api.URL,
+			"certificate-authority-data": api.CAData}}},
 		"users":    []any{map[string]any{"name": "sa", "user": map[string]any{"token": token(t, c, operatorSA)}}},
 		"contexts": []any{map[string]any{"name": "pod", "context": map[string]any{"cluster": "c", "user": "sa"}}},
 	}
