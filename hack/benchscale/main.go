@@ -88,11 +88,7 @@ func main() {
 	flag.Parse()
 	// The bench's own clients log nothing worth reading.
 	logf.SetLogger(logr.Discard())
-	if kc := os.Getenv(floorWatcherEnv); kc != "" {
-		if err := floorWatcher(kc); err != nil {
-			fmt.Fprintln(os.Stderr, "bench-scale floor watcher:", err)
-			os.Exit(1)
-		}
+	if asFloorWatcher() {
 		return
 	}
 	if _, err := run(); err != nil {

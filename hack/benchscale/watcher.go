@@ -28,6 +28,20 @@ import (
 // instead of the bench.
 const floorWatcherEnv = "BENCHSCALE_FLOOR_WATCHER_KUBECONFIG"
 
+// asFloorWatcher runs the binary as a floor watcher when floorWatcherEnv is
+// set (startFloorWatcher starts it so), and reports whether it did.
+func asFloorWatcher() bool {
+	kc := os.Getenv(floorWatcherEnv)
+	if kc == "" {
+		return false
+	}
+	if err := floorWatcher(kc); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-scale floor watcher:", err)
+		os.Exit(1)
+	}
+	return true
+}
+
 // floorWatcher runs the bench binary as a floor watcher (floorWatcherEnv):
 // it prints "synced" once its informer has listed, then runs until SIGTERM
 // and prints how many events it received.

@@ -4,19 +4,33 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
 
+// TestMain: startFloorWatcher runs the binary it is in as the floor
+// watcher, here the test binary, as the bench binary runs itself.
+func TestMain(m *testing.M) {
+	if asFloorWatcher() {
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 // The floor watcher (-fairness-floor-watcher) receives every event of a
 // storm of the copied CRD's bindings: the floor it measures includes
-// decoding them. Read back: the events it counted, against the creates
-// and deletes made through the API server.
+// decoding them. Read back: the events its informer counted, against the
+// creates and deletes made through the API server; and the process the
+// bench starts (startFloorWatcher) syncs, receives the storm and reports
+// its count when stopped.
 func TestFloorWatcherReceivesTheStorm(t *testing.T) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: run through `make test`")
@@ -37,6 +51,23 @@ func TestFloorWatcherReceivesTheStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	user, err := env.AddUser(envtest.User{Name: "floor-watcher", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc, err := startFloorWatcher(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proc.cmd.Process.Kill() }) // stopped below unless the test fails first
 	tmpl, err := unwatchedCopy(binding("default", "template"))
 	if err != nil {
 		t.Fatal(err)
@@ -76,5 +107,24 @@ func TestFloorWatcherReceivesTheStorm(t *testing.T) {
 	}
 	if got := events.Load(); got != 2*n {
 		t.Errorf("the floor watcher received %d events, want %d (a create and a delete of each of %d copies)", got, 2*n, n)
+	}
+	// The process's count cannot be watched while it runs; once the
+	// informer above has every event, the process has at least one.
+	got, err := proc.stop()
+	if err != nil || got < 1 || got > 2*n {
+		t.Errorf("the floor watcher process: %d events, exit %v; want 1 to %d and a clean exit on SIGTERM", got, err, 2*n)
+	}
+}
+
+// -fairness-floor-watcher without the storm it watches is refused before
+// anything starts.
+func TestFloorWatcherNeedsTheUnwatchedStorm(t *testing.T) {
+	defer func(w bool, s string) { *floorWatch, *fairStorm = w, s }(*floorWatch, *fairStorm)
+	*floorWatch, *fairStorm = true, "bindings"
+	// Were the flags let through, the bench would stop at once here.
+	t.Setenv("MOTO_SERVER", filepath.Join(t.TempDir(), "no-moto"))
+	_, err := run()
+	if err == nil || !strings.Contains(err.Error(), "-fairness-floor-watcher needs -fairness-storm unwatched-bindings") {
+		t.Errorf("run() = %v; want the flags refused", err)
 	}
 }
