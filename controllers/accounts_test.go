@@ -485,4 +485,35 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 		deleteBinding(nsC, "app")
 		deleteBinding(nsB, "app")
 	})
+
+	It("keeps acting on an issued session after the trust shuts it out, as AWS does, and an edit assumes afresh", func() {
+		key := "accounts-" + newNamespace()
+		c := newAccount(key+"-c", accountC, map[string]string{"team": key})
+		Eventually(accountReady(key+"-c"), timeout, interval).Should(Equal("True/Assumed"))
+		ns := newNamespaceWithLabels(map[string]string{"team": key})
+		Expect(k8s.Create(ctx, newBinding(ns, "app", "app"))).To(Succeed())
+		Expect(waitReady(ns, "app").Status.Account).To(Equal(accountC))
+
+		By("the role's trust no longer admits the operator: the session it holds is still valid")
+		proxy.DenyAssumeRole(c.Spec.RoleARN)
+		DeferCleanup(func() { proxy.DenyAssumeRole() })
+		Consistently(accountReady(key+"-c"), 2*syncPeriod, interval).Should(Equal("True/Assumed"))
+
+		By("an edit of the PodIdentityAccount assumes the role afresh, and says it cannot")
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(c), c)).To(Succeed())
+		c.Spec.SessionName = "afresh"
+		Expect(k8s.Update(ctx, c)).To(Succeed())
+		Eventually(accountReady(key+"-c"), timeout, interval).Should(Equal("False/" + v1alpha1.ReasonAssumeRoleFailed))
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal(v1alpha1.ReasonAccountUnavailable))
+
+		By("the trust admits it again: the binding converges and deletes cleanly")
+		proxy.DenyAssumeRole()
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(c), c)).To(Succeed())
+		c.Spec.SessionName = "admitted"
+		Expect(k8s.Update(ctx, c)).To(Succeed())
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal("True"))
+		name := getBinding(ns, "app").Status.RoleName
+		deleteBinding(ns, "app")
+		Expect(roleIn(iamC, name)).To(BeNil())
+	})
 })

@@ -101,8 +101,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
-	// Credentials can stop working without any event (the role's trust
-	// edited, say): look again every sync period.
+	// Credentials can stop working without any event: look again every
+	// sync period. The session is cached until shortly before it expires
+	// (a trust edited meanwhile does not end it in AWS either), so a lost
+	// trust shows when it next refreshes, or at the next generation.
 	return ctrl.Result{RequeueAfter: r.SyncPeriod}, nil
 }
 
