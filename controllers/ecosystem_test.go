@@ -10,7 +10,6 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/podidentity/podidentity-operator/internal/argocd"
 	"github.com/podidentity/podidentity-operator/internal/testenv"
@@ -33,12 +32,9 @@ func argoHealth(ns, name string) argocd.Health {
 
 // kubectl runs the kubectl built with the envtest binaries against the test API server.
 func kubectl(stdin string, args ...string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "argocd-test", Groups: []string{"system:masters"}}, nil)
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	kubeconfig, err := user.KubeConfig()
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	path := filepath.Join(GinkgoT().TempDir(), "kubeconfig")
-	ExpectWithOffset(1, os.WriteFile(path, kubeconfig, 0o600)).To(Succeed())
+	_, err := testenv.AdminKubeconfig(env, "argocd-test", path)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	cmd := exec.Command(filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl"), append([]string{"--kubeconfig", path}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()

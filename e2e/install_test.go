@@ -71,16 +71,9 @@ func startCluster(t *testing.T, issuer string, sh shell) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(kcm.Stop)
-	admin, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := admin.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
+	admin, err := testenv.AdminKubeconfig(env, "admin", path)
+	if err != nil {
 		t.Fatal(err)
 	}
 	kube, err := kubernetes.NewForConfig(admin.Config())

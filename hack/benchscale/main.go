@@ -213,16 +213,8 @@ func run() (measured, error) {
 	if *keepLogs != "" {
 		defer keepOperatorLogs(dir, *keepLogs)
 	}
-	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return m, err
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return m, err
-	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+	if _, err := testenv.AdminKubeconfig(env, "operator", kubeconfig); err != nil {
 		return m, err
 	}
 	metricsPort, err := testenv.FreePort()

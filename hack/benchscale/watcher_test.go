@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
@@ -51,16 +50,8 @@ func TestFloorWatcherReceivesTheStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user, err := env.AddUser(envtest.User{Name: "floor-watcher", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, raw, 0o600); err != nil {
+	if _, err := testenv.AdminKubeconfig(env, "floor-watcher", kubeconfig); err != nil {
 		t.Fatal(err)
 	}
 	proc, err := startFloorWatcher(kubeconfig)

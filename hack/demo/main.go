@@ -278,16 +278,8 @@ func holdRunning(ctx context.Context, say func(string, ...any), hold bool, env *
 		say("==> done (run with DEMO_ARGS=-hold to keep it running)")
 		return nil
 	}
-	user, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return err
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		return err
-	}
 	path := filepath.Join(root, "bin", "demo.kubeconfig")
-	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+	if _, err := testenv.AdminKubeconfig(env, "demo-admin", path); err != nil {
 		return err
 	}
 	say("==> running; try:\n    export KUBECONFIG=%s\n    kubectl get pib -A\n    AWS_ENDPOINT_URL=%s (moto)\n  Ctrl-C to stop.", path, moto.URL)

@@ -53,16 +53,8 @@ func StartControllerManager(env *envtest.Environment) (*ControllerManager, error
 	if err != nil {
 		return nil, err
 	}
-	admin, err := env.AddUser(envtest.User{Name: "kube-controller-manager", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := admin.KubeConfig()
-	if err != nil {
-		return nil, err
-	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, raw, 0o600); err != nil {
+	if _, err := AdminKubeconfig(env, "kube-controller-manager", kubeconfig); err != nil {
 		return nil, err
 	}
 	port, err := FreePort()

@@ -542,3 +542,17 @@ func RegisterOIDCProvider(ctx context.Context, api ProviderAPI, issuer string, c
 	}
 	return aws.ToString(out.OpenIDConnectProviderArn), nil
 }
+
+// AdminKubeconfig adds a user of system:masters named name to env and
+// writes a kubeconfig for it at path.
+func AdminKubeconfig(env *envtest.Environment, name, path string) (*envtest.AuthenticatedUser, error) {
+	user, err := env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := user.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	return user, os.WriteFile(path, raw, 0o600)
+}
