@@ -350,3 +350,52 @@ func TestOperatorWebIdentityPatchMatchesChart(t *testing.T) {
 		t.Errorf("the patched Deployment's variables %v", otherEnv(want))
 	}
 }
+
+// TestOperatorSecretPatchMatchesChart builds the README's kustomize patch
+// for the operator's credentials from a Secret ("Running on any cluster",
+// step 4) and checks that it gives the Deployment exactly what the chart's
+// operatorCredentials.secretName does, for the Secret the README's command
+// creates.
+func TestOperatorSecretPatchMatchesChart(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	const secret = "podidentity-aws"
+	for _, said := range []string{
+		"kubectl -n podidentity-system create secret generic " + secret + " --from-literal=AWS_ACCESS_KEY_ID=",
+		"--from-literal=AWS_SECRET_ACCESS_KEY=",
+		"--set operatorCredentials.secretName=" + secret,
+	} {
+		if !strings.Contains(readme, said) {
+			t.Errorf("README: no %q", said)
+		}
+	}
+	patch := testenv.FencedBlock(readme, "yaml", "# kustomization.yaml: the operator's own credentials from a Secret")
+	if patch == "" || !strings.Contains(patch, secret) {
+		t.Fatalf("README: no kustomize patch for the operator's credentials naming the Secret %s", secret)
+	}
+	objs, err := testenv.KustomizeUnder(filepath.Join(root, "config"), "resources:\n- ../default\n"+patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want *unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" {
+			want = o
+		}
+	}
+	got := find(renderAs(t, "--set", "clusterName=prod", "--set", "operatorCredentials.secretName="+secret), "Deployment", "podidentity-controller-manager")
+	w, g := compareOperatorConfig(t, want, got)
+	for _, d := range diff(w.Object, g.Object, "") {
+		t.Errorf("Deployment: %s", d)
+	}
+	if envFrom := field(container(want), "envFrom"); envFrom != "[map[secretRef:map[name:"+secret+"]]]" {
+		t.Errorf("the patched Deployment's envFrom %s", envFrom)
+	}
+}
