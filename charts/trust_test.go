@@ -82,6 +82,32 @@ func TestEveryInstallPathCreatesTheTrustedServiceAccount(t *testing.T) {
 		}
 	}
 
+	// Argo CD, as docs/gitops.md's Helm Application renders the chart: the
+	// release is the Application's name, the namespace its destination's,
+	// the values its valuesObject.
+	gitops, err := os.ReadFile(filepath.Join(root, "docs", "gitops.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := argoHelmApplication(t, string(gitops))
+	out, err := helm(t, append([]string{"template", app.release(), filepath.Join(root, app.Spec.Source.Path),
+		"--namespace", app.Spec.Destination.Namespace}, app.valuesFile(t)...)...)
+	if err != nil {
+		t.Fatalf("docs/gitops.md's Application (source.path %s): %v", app.Spec.Source.Path, err)
+	}
+	argoObjs, err := parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := serviceAccounts(argoObjs); len(got) != 1 || got[0] != want {
+		t.Errorf("docs/gitops.md's Application creates ServiceAccounts %v; the trust policy trusts %s", got, want)
+	}
+	for _, o := range argoObjs {
+		if o.GetKind() == "ServiceAccount" && !strings.HasPrefix(o.GetAnnotations()["eks.amazonaws.com/role-arn"], "arn:aws:iam::") {
+			t.Errorf("docs/gitops.md's Application: the ServiceAccount has no role-arn annotation: %v", o.GetAnnotations())
+		}
+	}
+
 	// kustomize: config/default (also what dist/install.yaml is built from).
 	objs, err := testenv.Kustomize("default")
 	if err != nil {
@@ -123,6 +149,65 @@ func TestEveryInstallPathCreatesTheTrustedServiceAccount(t *testing.T) {
 			t.Errorf("the OLM bundle's deployment runs as %s; the trust policy trusts %s", got, name)
 		}
 	}
+}
+
+// argoApplication is what an Argo CD Application with a Helm source says
+// about rendering it.
+type argoApplication struct {
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Spec struct {
+		Source struct {
+			RepoURL string `json:"repoURL"`
+			Path    string `json:"path"`
+			Helm    struct {
+				ReleaseName  string         `json:"releaseName"`
+				ValuesObject map[string]any `json:"valuesObject"`
+			} `json:"helm"`
+		} `json:"source"`
+		Destination struct {
+			Namespace string `json:"namespace"`
+		} `json:"destination"`
+	} `json:"spec"`
+}
+
+// argoHelmApplication is docs/gitops.md's Application for the chart; the
+// test fails when the docs no longer have it or it names another source.
+func argoHelmApplication(t *testing.T, doc string) argoApplication {
+	t.Helper()
+	block := testenv.FencedBlock(doc, "yaml", "# Argo CD Application: the Helm chart from this repository")
+	var app argoApplication
+	if err := yaml.Unmarshal([]byte(block), &app); err != nil || block == "" {
+		t.Fatalf("docs/gitops.md: no Helm Application (%v)", err)
+	}
+	if app.Spec.Source.Path != "charts/podidentity-operator" || app.Spec.Source.RepoURL != "https://github.com/podidentity/podidentity-operator" {
+		t.Errorf("docs/gitops.md's Application renders %s at %s, not this repository's chart", app.Spec.Source.RepoURL, app.Spec.Source.Path)
+	}
+	return app
+}
+
+// release is the Helm release Argo CD renders: source.helm.releaseName,
+// else the Application's name.
+func (a argoApplication) release() string {
+	if a.Spec.Source.Helm.ReleaseName != "" {
+		return a.Spec.Source.Helm.ReleaseName
+	}
+	return a.Metadata.Name
+}
+
+// valuesFile writes valuesObject to a file, as helm's --values flag.
+func (a argoApplication) valuesFile(t *testing.T) []string {
+	t.Helper()
+	raw, err := yaml.Marshal(a.Spec.Source.Helm.ValuesObject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--values", path}
 }
 
 func serviceAccounts(objs []*unstructured.Unstructured) []string {
