@@ -10,6 +10,7 @@ RUN go mod download
 
 COPY main.go main.go
 COPY api/ api/
+COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY internal/ internal/
 
