@@ -92,3 +92,147 @@ func TestReleaseArtifactsVerify(t *testing.T) {
 		t.Fatal("sha256sum -c accepts a changed install.yaml")
 	}
 }
+
+// TestMakeReleaseAsDocumented runs `make release VERSION=x.y.z` as the
+// README's "Installing a released version" says, in a copy of the
+// checkout (the files git knows, less what it ignores): refused without a
+// CHANGELOG section for the version, then, with one, the version set
+// everywhere the repository records it, the bundle regenerated, and in
+// dist/ the installer with the image pinned to the release, the chart
+// package at that version, the bill of materials, and SHA256SUMS that
+// `sha256sum -c` accepts.
+func TestMakeReleaseAsDocumented(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helmBin := os.Getenv("HELM")
+	if helmBin == "" {
+		t.Fatal("HELM is not set: run through `make test`")
+	}
+	dir := copyCheckout(t, root)
+	// The tools `make test` provided, where the Makefile looks for them.
+	for name, from := range map[string]string{"helm-v3.22.0": helmBin, "controller-gen": filepath.Join(root, "bin", "controller-gen")} {
+		if _, err := os.Stat(from); err == nil {
+			if err := os.Symlink(from, filepath.Join(dir, "bin", name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	makeRelease := func(version string) (string, error) {
+		cmd := exec.Command("make", "release", "VERSION="+version)
+		cmd.Dir = dir
+		// Not a sub-make of the `make test` this may run under.
+		for _, e := range os.Environ() {
+			if name, _, _ := strings.Cut(e, "="); name != "MAKEFLAGS" && name != "MAKELEVEL" && name != "MFLAGS" {
+				cmd.Env = append(cmd.Env, e)
+			}
+		}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	const version = "9.9.9"
+	if out, err := makeRelease(version); err == nil || !strings.Contains(out, "CHANGELOG.md has no section for "+version) {
+		t.Fatalf("make release without a CHANGELOG section: %v\n%s", err, tail(out, 2000))
+	}
+	changelog := filepath.Join(dir, "CHANGELOG.md")
+	raw, err := os.ReadFile(changelog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, rest, _ := strings.Cut(string(raw), "\n## ")
+	if err := os.WriteFile(changelog, []byte(head+"\n## "+version+"\n\nA test release.\n\n## "+rest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := makeRelease(version); err != nil {
+		t.Fatalf("make release VERSION=%s: %v\n%s", version, err, tail(out, 4000))
+	}
+
+	read := func(rel string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for file, want := range map[string]string{
+		"Makefile":                               "\nVERSION ?= " + version + "\n",
+		"config/manager/kustomization.yaml":      "newTag: v" + version + "\n",
+		"charts/podidentity-operator/Chart.yaml": "\nversion: " + version + "\n",
+		"dist/install.yaml":                      "image: ghcr.io/podidentity/podidentity-operator:v" + version + "\n",
+		"bundle/manifests/podidentity-operator.clusterserviceversion.yaml": "name: podidentity-operator.v" + version + "\n",
+	} {
+		if !strings.Contains(read(file), want) {
+			t.Errorf("%s does not have %q", file, strings.TrimSpace(want))
+		}
+	}
+	if !strings.Contains(read("charts/podidentity-operator/Chart.yaml"), `appVersion: "`+version+`"`) {
+		t.Errorf("the chart's appVersion is not %s", version)
+	}
+	if strings.Contains(read("dist/install.yaml"), ":latest") {
+		t.Error("dist/install.yaml names a :latest image")
+	}
+	chart := filepath.Join(dir, "dist", "podidentity-operator-"+version+".tgz")
+	out, err := exec.Command(helmBin, "show", "chart", chart).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "\nversion: "+version+"\n") {
+		t.Errorf("helm show chart %s: %v\n%s", chart, err, out)
+	}
+	sums := read("dist/SHA256SUMS")
+	for _, name := range []string{"install.yaml", "podidentity-operator-" + version + ".tgz", "podidentity-operator-" + version + ".cdx.json",
+		"bundle/manifests/podidentity-operator.clusterserviceversion.yaml"} {
+		if !strings.Contains(sums, "  "+name+"\n") {
+			t.Errorf("SHA256SUMS does not cover %s", name)
+		}
+	}
+	check := exec.Command("sha256sum", "-c", "--strict", "SHA256SUMS")
+	check.Dir = filepath.Join(dir, "dist")
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Errorf("sha256sum -c refuses the release: %v\n%s", err, out)
+	}
+}
+
+// copyCheckout copies the files git knows in root (tracked, and untracked
+// ones it does not ignore) to a new git repository, with an empty bin/.
+func copyCheckout(t *testing.T, root string) string {
+	t.Helper()
+	cmd := exec.Command("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		from := filepath.Join(root, rel)
+		info, err := os.Lstat(from)
+		if err != nil || info.IsDir() {
+			continue // deleted in the working tree
+		}
+		raw, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, raw, info.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A release is made in a git checkout (the bill of materials reads
+	// the main module's version from it).
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "copy"}} {
+		git := exec.Command("git", args...)
+		git.Dir = dir
+		if out, err := git.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
