@@ -1,12 +1,19 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/podidentity/podidentity-operator/internal/testenv"
 )
@@ -107,27 +114,11 @@ func TestMakeReleaseAsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	helmBin := os.Getenv("HELM")
-	if helmBin == "" {
-		t.Fatal("HELM is not set: run through `make test`")
-	}
 	dir := copyCheckout(t, root)
-	// The tools `make test` provided, where the Makefile looks for them.
-	for name, from := range map[string]string{"helm-v3.22.0": helmBin, "controller-gen": filepath.Join(root, "bin", "controller-gen")} {
-		if _, err := os.Stat(from); err == nil {
-			if err := os.Symlink(from, filepath.Join(dir, "bin", name)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	makeRelease := func(version string) (string, error) {
 		cmd := exec.Command("make", "release", "VERSION="+version)
 		cmd.Dir = dir
-		// Not a sub-make of the `make test` this may run under.
-		for _, e := range os.Environ() {
-			if name, _, _ := strings.Cut(e, "="); name != "MAKEFLAGS" && name != "MAKELEVEL" && name != "MFLAGS" {
-				cmd.Env = append(cmd.Env, e)
-			}
-		}
+		cmd.Env = append(os.Environ(), notSubMake...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -193,10 +184,20 @@ func TestMakeReleaseAsDocumented(t *testing.T) {
 	}
 }
 
+// notSubMake: variables that make a make run in a test not a sub-make of
+// the `make test` the test may run under.
+var notSubMake = []string{"MAKEFLAGS=", "MAKELEVEL=", "MFLAGS="}
+
 // copyCheckout copies the files git knows in root (tracked, and untracked
-// ones it does not ignore) to a new git repository, with an empty bin/.
+// ones it does not ignore) to a new git repository, with a bin/ that holds
+// the tools `make test` provided (helm, controller-gen), where the
+// Makefile looks for them.
 func copyCheckout(t *testing.T, root string) string {
 	t.Helper()
+	helmBin := os.Getenv("HELM")
+	if helmBin == "" {
+		t.Fatal("HELM is not set: run through `make test`")
+	}
 	cmd := exec.Command("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
 	cmd.Dir = root
 	out, err := cmd.Output()
@@ -234,5 +235,49 @@ func copyCheckout(t *testing.T, root string) string {
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	for name, from := range map[string]string{"helm-v3.22.0": helmBin, "controller-gen": filepath.Join(root, "bin", "controller-gen")} {
+		if _, err := os.Stat(from); err == nil {
+			if err := os.Symlink(from, filepath.Join(dir, "bin", name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	return dir
+}
+
+// TestMakeInstallAsDocumented runs the README's `make install` (CRDs only)
+// in a copy of the checkout against an API server, with kubectl on PATH
+// as a user has it: every CRD of config/crd/bases is then established.
+func TestMakeInstallAsDocumented(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := copyCheckout(t, root)
+	c := startCluster(t, "", shell{root: dir, path: tools(t)})
+	c.sh.run(t, "make install", notSubMake...)
+
+	files, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no CRDs in config/crd/bases: %v", err)
+	}
+	crds := c.dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		group, plural, _ := strings.Cut(name, "_")
+		name = plural + "." + group
+		testenv.Eventually(t, 30*time.Second, "CRD "+name+" established", func() error {
+			crd, err := crds.Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+			for _, ci := range conds {
+				if cond, _ := ci.(map[string]any); cond["type"] == "Established" && cond["status"] == "True" {
+					return nil
+				}
+			}
+			return fmt.Errorf("not established: %v", conds)
+		})
+	}
 }
