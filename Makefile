@@ -52,9 +52,10 @@ verify-generated: manifests generate ## Fail if the committed generated files ar
 		git status --porcelain -- api config charts; git --no-pager diff -- api config charts | head -50; exit 1; fi
 
 .PHONY: test
-test: verify-generated fmt-check vet cross-build envtest moto helm awscli ## Run all tests: unit tests, the envtest + moto integration suites, the Helm chart's tests and the documented install paths (e2e).
+test: verify-generated fmt-check vet cross-build envtest moto helm awscli ## Run all tests: unit tests, the envtest + moto integration suites, the Helm chart's tests, the documented install paths (e2e), and each benchmark of `make bench` once.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" MOTO_SERVER="$$(hack/moto.sh)" HELM="$$(hack/helm.sh)" AWS_CLI="$$(hack/awscli.sh)" \
 		go test ./... $(GO_TEST_FLAGS)
+	go test -run '^$$' -bench . -benchtime=1x ./internal/... $(GO_TEST_FLAGS)
 
 BENCH_BINDINGS ?= 1000
 .PHONY: bench-scale
