@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,6 +177,33 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	exist(installed())
 	run("uninstall", release, "-n", ns)
 	testenv.Eventually(t, 60*time.Second, "helm uninstall with crds.keep=false removes the CRDs", func() error {
+		for _, name := range crdNames {
+			err := k8s.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("CRD %s still there (%v)", name, err)
+			}
+		}
+		return nil
+	})
+
+	t.Log("with kept CRDs, the README's uninstall command deletes them all")
+	run("install", release, chartDir, "-n", ns, "--set", "clusterName=envtest")
+	run("uninstall", release, "-n", ns)
+	established()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("`(kubectl delete crd [^`]+)`").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("the README's uninstall has no `kubectl delete crd ...`")
+	}
+	cmd := exec.Command("bash", "-c", strings.Join(strings.Fields(string(m[1])), " "))
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath, "PATH="+os.Getenv("KUBEBUILDER_ASSETS")+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", m[1], err, out)
+	}
+	testenv.Eventually(t, 60*time.Second, "the README's kubectl delete crd removes every CRD the chart installs", func() error {
 		for _, name := range crdNames {
 			err := k8s.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
 			if !apierrors.IsNotFound(err) {
