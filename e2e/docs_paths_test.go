@@ -23,7 +23,9 @@ func TestDocumentedPathsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs = append(docs, filepath.Join(root, "README.md"), filepath.Join(root, "config", "iam", "README.md"))
+	docs = append(docs, filepath.Join(root, "README.md"), filepath.Join(root, "config", "iam", "README.md"),
+		filepath.Join(root, "config", "components", "grafana-dashboard", "README.md"),
+		filepath.Join(root, "charts", "podidentity-operator", "files", "README.md"))
 	token := regexp.MustCompile("`([^` ]+)`|\\]\\(([^) ]+)\\)")
 	inRepo := regexp.MustCompile(`^(?:\./)?(?:api|bundle|charts|cmd|config|controllers|docs|e2e|hack|internal)/`)
 	brace := regexp.MustCompile(`\{([^{}]*)\}`)
