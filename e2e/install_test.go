@@ -210,6 +210,8 @@ func readmeObjectNames(t *testing.T, docs string) []string {
 		"podidentity-operator.json":           "the Grafana dashboard file",
 		"podidentity-boundary":                "the IAM boundary policy's name prefix",
 		"podidentity-boundary-prod":           "an IAM policy",
+		"podidentity-boundary-prod-eu-west-1": "an IAM policy",
+		"podidentity-aws":                     "the static-credentials Secret a user creates, not an install path",
 		"podidentity-permissions":             "the IAM inline policy of each role",
 		"podidentity-operator-prod-eu-west-1": "an IAM role",
 		"podidentity-operator-prod":           "an IAM role",
