@@ -34,6 +34,10 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: run through `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
 	}
+	start := time.Now()
+	// step logs a step with the time since the test began (go test -v, or
+	// on failure), which says where a slow run spent it.
+	step := func(what string) { t.Helper(); t.Logf("%.1fs: %s", time.Since(start).Seconds(), what) }
 	env := &envtest.Environment{}
 	cfg, err := env.Start()
 	if err != nil {
@@ -108,7 +112,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		})
 	}
 
-	t.Log("install")
+	step("install")
 	run("install", release, chartDir, "-n", ns, "--create-namespace", "--set", "clusterName=envtest",
 		"--set", `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/podidentity-operator`)
 	objs := installed()
@@ -126,13 +130,13 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("ServiceAccount annotations %v", sa.GetAnnotations())
 	}
 
-	t.Log("a binding, created while the chart is installed")
+	step("a binding, created while the chart is installed")
 	binding := sampleBinding(t)
 	if err := k8s.Create(ctx, binding); err != nil {
 		t.Fatal(err)
 	}
 
-	t.Log("upgrade: the webhook, and a ServiceMonitor on a cluster without the Prometheus Operator")
+	step("upgrade: the webhook, and a ServiceMonitor on a cluster without the Prometheus Operator")
 	run("upgrade", release, chartDir, "-n", ns, "--reuse-values", "--set", "webhook.enabled=true",
 		"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
 	objs = installed()
@@ -141,7 +145,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	}
 	exist(objs)
 
-	t.Log("upgrade once the Prometheus Operator's CRDs are there")
+	step("upgrade once the Prometheus Operator's CRDs are there")
 	if err := testenv.InstallPrerequisiteCRDs(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +156,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	}
 	exist(objs)
 
-	t.Log("uninstall: the operator's objects go, the CRDs and the binding stay (crds.keep)")
+	step("uninstall: the operator's objects go, the CRDs and the binding stay (crds.keep)")
 	run("uninstall", release, "-n", ns)
 	testenv.Eventually(t, 30*time.Second, "helm uninstall removes the operator's objects", func() error {
 		for _, o := range objs {
@@ -172,7 +176,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Fatalf("the binding did not survive the uninstall: %v", err)
 	}
 
-	t.Log("the same release installs again over its kept CRDs; with crds.keep=false an uninstall removes them")
+	step("the same release installs again over its kept CRDs; with crds.keep=false an uninstall removes them")
 	run("install", release, chartDir, "-n", ns, "--set", "clusterName=envtest", "--set", "crds.keep=false")
 	exist(installed())
 	run("uninstall", release, "-n", ns)
@@ -186,7 +190,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		return nil
 	})
 
-	t.Log("with kept CRDs, the README's uninstall command deletes them all")
+	step("with kept CRDs, the README's uninstall command deletes them all")
 	run("install", release, chartDir, "-n", ns, "--set", "clusterName=envtest")
 	run("uninstall", release, "-n", ns)
 	established()
@@ -203,6 +207,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", m[1], err, out)
 	}
+	step("the README's command returned")
 	testenv.Eventually(t, 60*time.Second, "the README's kubectl delete crd removes every CRD the chart installs", func() error {
 		for _, name := range crdNames {
 			err := k8s.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
@@ -212,6 +217,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		}
 		return nil
 	})
+	step("every CRD is gone")
 }
 
 // sampleBinding is config/samples' first binding in a new namespace.
