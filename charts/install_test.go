@@ -111,6 +111,18 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 			return nil
 		})
 	}
+	crdsGone := func(what string) {
+		t.Helper()
+		testenv.Eventually(t, 60*time.Second, what, func() error {
+			for _, name := range crdNames {
+				err := k8s.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
+				if !apierrors.IsNotFound(err) {
+					return fmt.Errorf("CRD %s still there (%v)", name, err)
+				}
+			}
+			return nil
+		})
+	}
 
 	step("install")
 	run("install", release, chartDir, "-n", ns, "--create-namespace", "--set", "clusterName=envtest",
@@ -180,15 +192,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	run("install", release, chartDir, "-n", ns, "--set", "clusterName=envtest", "--set", "crds.keep=false")
 	exist(installed())
 	run("uninstall", release, "-n", ns)
-	testenv.Eventually(t, 60*time.Second, "helm uninstall with crds.keep=false removes the CRDs", func() error {
-		for _, name := range crdNames {
-			err := k8s.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
-			if !apierrors.IsNotFound(err) {
-				return fmt.Errorf("CRD %s still there (%v)", name, err)
-			}
-		}
-		return nil
-	})
+	crdsGone("helm uninstall with crds.keep=false removes the CRDs")
 
 	step("with kept CRDs, the README's uninstall command deletes them all")
 	run("install", release, chartDir, "-n", ns, "--set", "clusterName=envtest")
@@ -208,15 +212,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Fatalf("%s: %v\n%s", m[1], err, out)
 	}
 	step("the README's command returned")
-	testenv.Eventually(t, 60*time.Second, "the README's kubectl delete crd removes every CRD the chart installs", func() error {
-		for _, name := range crdNames {
-			err := k8s.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
-			if !apierrors.IsNotFound(err) {
-				return fmt.Errorf("CRD %s still there (%v)", name, err)
-			}
-		}
-		return nil
-	})
+	crdsGone("the README's kubectl delete crd removes every CRD the chart installs")
 	step("every CRD is gone")
 }
 

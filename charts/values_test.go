@@ -316,36 +316,14 @@ func renderAs(t *testing.T, flags ...string) []*unstructured.Unstructured {
 // Deployment exactly what the chart's operatorCredentials.webIdentityRoleArn
 // does: the same Deployment, variables, token volume and mount.
 func TestOperatorWebIdentityPatchMatchesChart(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	readme := readmeText(t)
 	const role = "arn:aws:iam::111122223333:role/podidentity-operator-prod"
-	patch := testenv.FencedBlock(string(readme), "yaml", "# kustomization.yaml: the operator's own role, with its own projected token")
+	patch := testenv.FencedBlock(readme, "yaml", "# kustomization.yaml: the operator's own role, with its own projected token")
 	if patch == "" || !strings.Contains(patch, role) {
 		t.Fatalf("README: no kustomize patch for the operator's role naming %s", role)
 	}
-	objs, err := testenv.KustomizeUnder(filepath.Join(root, "config"), "resources:\n- ../default\ncomponents:\n"+
-		"- ../components/webhook-self-managed\n- ../components/pod-identity-webhook\n"+patch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want *unstructured.Unstructured
-	for _, o := range objs {
-		if o.GetKind() == "Deployment" {
-			want = o
-		}
-	}
-	got := find(renderAs(t, "--set", "clusterName=prod", "--set", "webhook.enabled=true", "--set", "podIdentityWebhook.enabled=true",
-		"--set", "operatorCredentials.webIdentityRoleArn="+role), "Deployment", "podidentity-controller-manager")
-	w, g := compareOperatorConfig(t, want, got)
-	for _, d := range diff(w.Object, g.Object, "") {
-		t.Errorf("Deployment: %s", d)
-	}
+	want := patchedLikeChart(t, "resources:\n- ../default\ncomponents:\n- ../components/webhook-self-managed\n- ../components/pod-identity-webhook\n"+patch,
+		"--set", "webhook.enabled=true", "--set", "podIdentityWebhook.enabled=true", "--set", "operatorCredentials.webIdentityRoleArn="+role)
 	if otherEnv(want)["AWS_ROLE_ARN"] != role {
 		t.Errorf("the patched Deployment's variables %v", otherEnv(want))
 	}
@@ -357,15 +335,7 @@ func TestOperatorWebIdentityPatchMatchesChart(t *testing.T) {
 // operatorCredentials.secretName does, for the Secret the README's command
 // creates.
 func TestOperatorSecretPatchMatchesChart(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(raw)
+	readme := readmeText(t)
 	const secret = "podidentity-aws"
 	for _, said := range []string{
 		"kubectl -n podidentity-system create secret generic " + secret + " --from-literal=AWS_ACCESS_KEY_ID=",
@@ -380,7 +350,36 @@ func TestOperatorSecretPatchMatchesChart(t *testing.T) {
 	if patch == "" || !strings.Contains(patch, secret) {
 		t.Fatalf("README: no kustomize patch for the operator's credentials naming the Secret %s", secret)
 	}
-	objs, err := testenv.KustomizeUnder(filepath.Join(root, "config"), "resources:\n- ../default\n"+patch)
+	want := patchedLikeChart(t, "resources:\n- ../default\n"+patch, "--set", "operatorCredentials.secretName="+secret)
+	if envFrom := field(container(want), "envFrom"); envFrom != "[map[secretRef:map[name:"+secret+"]]]" {
+		t.Errorf("the patched Deployment's envFrom %s", envFrom)
+	}
+}
+
+// readmeText is the README.
+func readmeText(t *testing.T) string {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+// patchedLikeChart builds a kustomization under config/ (a doc's patch
+// added) and checks that its Deployment is the chart's with these values
+// (and clusterName=prod), which it returns.
+func patchedLikeChart(t *testing.T, kustomization string, values ...string) *unstructured.Unstructured {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := testenv.KustomizeUnder(filepath.Join(root, "config"), kustomization)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,12 +389,13 @@ func TestOperatorSecretPatchMatchesChart(t *testing.T) {
 			want = o
 		}
 	}
-	got := find(renderAs(t, "--set", "clusterName=prod", "--set", "operatorCredentials.secretName="+secret), "Deployment", "podidentity-controller-manager")
+	if want == nil {
+		t.Fatal("the kustomization has no Deployment")
+	}
+	got := find(renderAs(t, append([]string{"--set", "clusterName=prod"}, values...)...), "Deployment", "podidentity-controller-manager")
 	w, g := compareOperatorConfig(t, want, got)
 	for _, d := range diff(w.Object, g.Object, "") {
 		t.Errorf("Deployment: %s", d)
 	}
-	if envFrom := field(container(want), "envFrom"); envFrom != "[map[secretRef:map[name:"+secret+"]]]" {
-		t.Errorf("the patched Deployment's envFrom %s", envFrom)
-	}
+	return want
 }
