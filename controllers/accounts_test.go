@@ -375,6 +375,57 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 		Expect(roleIn(iamB, b.Status.RoleName)).To(BeNil())
 	})
 
+	It("keeps a chained binding on its role in the other account when the name it would move to is taken, trusted through the hop only", func() {
+		// Found by the invariant sequence (seed 2246110281): the role in B
+		// was rendered for the cluster's account, so it trusted the
+		// ServiceAccount through EKS directly while the hop still did (I2).
+		key := "accounts-" + newNamespace()
+		newAccount(key+"-b", accountB, map[string]string{"team": key})
+		Eventually(accountReady(key+"-b"), timeout, interval).Should(Equal("True/Assumed"))
+		ns := newNamespaceWithLabels(map[string]string{"team": key})
+		Expect(k8s.Create(ctx, podIdentityBinding(ns, "app", "app"))).To(Succeed())
+		b := waitReady(ns, "app")
+		Expect(b.Status.Account).To(Equal(accountB))
+		hopARN := aws.ToString(association(ns, "app").RoleArn)
+		hopName := hopARN[strings.LastIndex(hopARN, "/")+1:]
+
+		By("another team's role holds the binding's role name in the cluster's account; the namespace leaves B")
+		createForeignRole(b.Status.RoleName)
+		DeferCleanup(func() { _, _ = iamc.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(b.Status.RoleName)}) })
+		relabel(ns, map[string]string{})
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal(v1alpha1.ReasonRoleConflict))
+
+		By("the binding keeps serving from B through the hop, and nothing in B trusts the ServiceAccount directly")
+		onlyTheHop := func(g Gomega) {
+			target := roleIn(iamB, b.Status.RoleName)
+			g.Expect(target).NotTo(BeNil())
+			doc := aws.ToString(target.Role.AssumeRolePolicyDocument)
+			externalID := aws.ToString(association(ns, "app").ExternalId)
+			g.Expect(testenv.TrustAllows(doc, testenv.TrustRequest{PrincipalType: "AWS", Principal: hopARN, Actions: []string{"sts:AssumeRole"},
+				Context: map[string]string{"sts:ExternalId": externalID}})).To(BeTrue(), "B's role trusts the hop: %s", doc)
+			g.Expect(testenv.TrustAllows(doc, testenv.TrustRequest{PrincipalType: "Service", Principal: "pods.eks.amazonaws.com",
+				Actions: []string{"sts:AssumeRole", "sts:TagSession"}, Context: map[string]string{
+					"aws:RequestTag/kubernetes-namespace": ns, "aws:RequestTag/kubernetes-service-account": "app"}})).To(BeFalse(),
+				"B's role trusts EKS for the ServiceAccount directly: %s", doc)
+			_, err := getRole(hopName)
+			g.Expect(err).NotTo(HaveOccurred(), "the hop stays while the chain serves")
+			g.Expect(getBinding(ns, "app").Status.Account).To(Equal(accountB))
+		}
+		Consistently(onlyTheHop, 2*syncPeriod, interval).Should(Succeed())
+		status, assumed := podIdentityCredentials(ns, "app")
+		Expect(status).To(Equal(http.StatusOK))
+		Expect(assumed).To(HavePrefix("arn:aws:sts::" + accountB + ":assumed-role/" + b.Status.RoleName + "/"))
+
+		By("the other role goes: the binding moves to the cluster's account, and B's role and the hop are retired")
+		_, err := iamc.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(b.Status.RoleName)})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(readyReason(ns, "app"), timeout, interval).Should(Equal("True"))
+		Expect(getBinding(ns, "app").Status.Account).To(BeEmpty())
+		Eventually(func() *iam.GetRoleOutput { return roleIn(iamB, b.Status.RoleName) }, timeout, interval).Should(BeNil())
+		Eventually(roleGone(hopName), timeout, interval).Should(BeTrue())
+		deleteBinding(ns, "app")
+	})
+
 	It("accepts the README's PodIdentityAccount as written, which names what its setup creates", func() {
 		root, err := testenv.RepoRoot()
 		Expect(err).NotTo(HaveOccurred())

@@ -60,8 +60,10 @@ type Input struct {
 	// KeepRoles: the binding is deleted with its CRD; its roles are kept
 	// (Retain records) whatever its deletionPolicy and the guardrails say.
 	KeepRoles bool
-	// Chain, set when Account is not the operator's own (the cluster's), is
-	// how EKS Pod Identity reaches a role there (see Chain).
+	// Chain, set when Account is not the operator's own (the cluster's), or
+	// when the binding's current role is in another account and bound
+	// through a hop (a plan may keep it), is how EKS Pod Identity reaches
+	// a role there (see Chain).
 	Chain *Chain
 }
 
@@ -627,7 +629,7 @@ func (s *situation) chain(p *Plan) string {
 		}
 	}
 	hopARN := in.Chain.Home.RoleARN(hop)
-	targetARN := in.Config.RoleARN(s.currentName(*p))
+	targetARN := in.configOf(p.Current).RoleARN(s.currentName(*p))
 	if obs := in.Roles[p.Current]; obs != nil && obs.ARN != "" {
 		targetARN = obs.ARN
 	}

@@ -886,6 +886,51 @@ func TestChainedPodIdentity(t *testing.T) {
 	}
 }
 
+// A chained binding whose namespace moves back to the cluster's account,
+// where its role name is taken (RoleConflict), keeps serving from its role
+// in the other account, still chained: the target keeps trusting only the
+// hop, the hop stays, and nothing trusts the ServiceAccount directly in
+// the other account (found by the invariant sequence, seed 2246110281: the
+// target was rendered for the cluster's account, so it trusted the
+// ServiceAccount through EKS while the hop still did, I2).
+func TestBlockedMoveKeepsTheChain(t *testing.T) {
+	home, other, _ := chainConfigs()
+	b := withStatus(binding("ns", "app", "app", "dynamodb:GetItem"), "ns_r7", "AROAT", "app")
+	b.Spec.Identity, b.Status.Identity, b.Status.Account = v1alpha1.IdentityEKSPodIdentity, v1alpha1.IdentityEKSPodIdentity, "222222222222"
+	b.Spec.RoleName = "ns_r7"
+	hop := HopKey(home, b)
+	target := Key("222222222222", "ns_r7")
+	b.Status.OwnedRoles = []v1alpha1.RoleReference{{Name: "ns_r7", Account: "222222222222", ID: "AROAT"}, {Name: "dev_ns_app_hop", ID: "AROAH"}}
+	hopARN := "arn:aws:iam::123456789012:role/podidentity/dev_ns_app_hop"
+	targetObs := &role.Observed{ARN: "arn:aws:iam::222222222222:role/podidentity/ns_r7", ID: "AROAT", Tags: role.OwnershipTags(other, "ns", "app"),
+		Trust: identity.TargetTrust(hopARN, "ext").Fingerprint()}
+	hopObs := &role.Observed{ARN: hopARN, ID: "AROAH", Tags: role.OwnershipTags(home, "ns", "app")}
+	squatter := &role.Observed{ARN: "arn:aws:iam::123456789012:role/podidentity/ns_r7", ID: "AROAX", Tags: map[string]string{}}
+	homeChecker := checker
+	homeChecker.RoleConfig = home
+	in := Input{Binding: b, Account: "", Config: home, Configs: map[string]role.Config{"222222222222": other}, Guard: homeChecker,
+		Managed: guard.Managed{}, Roles: map[string]*role.Observed{"ns_r7": squatter, target: targetObs, hop: hopObs},
+		Chain: &Chain{Home: home, ExternalID: "ext"}}
+	p := Compute(in)
+	if p.Policy != "RoleNameTaken" || p.Current != target || p.Bind == nil || p.Bind.Hop != hop {
+		t.Fatalf("policy %s current %q bind %+v (%s)", p.Policy, p.Current, p.Bind, p.Message)
+	}
+	for _, a := range append(p.Before, p.After...) {
+		switch a.Name {
+		case target:
+			if a.Op != OpUpdate || !policy.Equal(a.Desired.Trust, identity.TargetTrust(hopARN, "ext")) {
+				t.Errorf("the target: %s with trust %s; want it to trust only the hop", a.Op, mustJSON(t, a.Desired.Trust))
+			}
+		case hop:
+			if a.Op != OpUpdate && a.Op != OpCreate {
+				t.Errorf("the hop is %s while the chain serves", a.Op)
+			}
+		default:
+			t.Errorf("%s %s: the squatter and nothing else is touched", a.Op, a.Name)
+		}
+	}
+}
+
 // A binding kept on a role of the cluster's account (a guardrail forbids
 // the role name it asks for in the other account) is not chained: its hop
 // is retired and the association points at that role directly.
