@@ -121,6 +121,20 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 	)
 	var iamB, iamC *iam.Client
 
+	// podIdentityInB is a namespace a new PodIdentityAccount of B selects,
+	// and its EKS Pod Identity binding app, Ready with its role in B.
+	podIdentityInB := func() (string, *v1alpha1.PodIdentityBinding) {
+		GinkgoHelper()
+		key := "accounts-" + newNamespace()
+		newAccount(key+"-b", accountB, map[string]string{"team": key})
+		Eventually(accountReady(key+"-b"), timeout, interval).Should(Equal("True/Assumed"))
+		ns := newNamespaceWithLabels(map[string]string{"team": key})
+		Expect(k8s.Create(ctx, podIdentityBinding(ns, "app", "app"))).To(Succeed())
+		b := waitReady(ns, "app")
+		Expect(b.Status.Account).To(Equal(accountB))
+		return ns, b
+	}
+
 	BeforeAll(func() {
 		iamB, iamC = iamIn(accountB), iamIn(accountC)
 		// The cluster's issuer is registered in each account, as the
@@ -300,13 +314,7 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 	})
 
 	It("binds EKS Pod Identity across accounts: a hop role in the cluster's account, the target role in the namespace's, exact trust at both", func() {
-		key := "accounts-" + newNamespace()
-		newAccount(key+"-b", accountB, map[string]string{"team": key})
-		Eventually(accountReady(key+"-b"), timeout, interval).Should(Equal("True/Assumed"))
-		ns := newNamespaceWithLabels(map[string]string{"team": key})
-		Expect(k8s.Create(ctx, podIdentityBinding(ns, "app", "app"))).To(Succeed())
-		b := waitReady(ns, "app")
-		Expect(b.Status.Account).To(Equal(accountB))
+		ns, b := podIdentityInB()
 		Expect(b.Status.Identity).To(Equal(v1alpha1.IdentityEKSPodIdentity))
 
 		By("the association maps the ServiceAccount to the hop role, with B's role as its target (read through the EKS API)")
@@ -379,13 +387,7 @@ var _ = Describe("Many AWS accounts (issue 20)", Ordered, func() {
 		// Found by the invariant sequence (seed 2246110281): the role in B
 		// was rendered for the cluster's account, so it trusted the
 		// ServiceAccount through EKS directly while the hop still did (I2).
-		key := "accounts-" + newNamespace()
-		newAccount(key+"-b", accountB, map[string]string{"team": key})
-		Eventually(accountReady(key+"-b"), timeout, interval).Should(Equal("True/Assumed"))
-		ns := newNamespaceWithLabels(map[string]string{"team": key})
-		Expect(k8s.Create(ctx, podIdentityBinding(ns, "app", "app"))).To(Succeed())
-		b := waitReady(ns, "app")
-		Expect(b.Status.Account).To(Equal(accountB))
+		ns, b := podIdentityInB()
 		hopARN := aws.ToString(association(ns, "app").RoleArn)
 		hopName := hopARN[strings.LastIndex(hopARN, "/")+1:]
 

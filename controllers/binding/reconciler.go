@@ -144,7 +144,7 @@ func (r *Reconciler) accountsOf(ctx context.Context, b *v1alpha1.PodIdentityBind
 	cur := r.acctOf(ctx, a)
 	others := map[string]acct{}
 	keys := recordedAccounts(b)
-	if r.chained(cur, b) || r.servesThroughChain(b) {
+	if r.chained(cur, b) {
 		keys = append(keys, accounts.Home) // the hop role's account
 	}
 	if r.Sweep != nil {
@@ -169,26 +169,25 @@ func (r *Reconciler) accountsOf(ctx context.Context, b *v1alpha1.PodIdentityBind
 	return cur, others, nil
 }
 
-// chained reports whether a binding's roles in the account are reached
-// through a hop role in the cluster's (the operator's own) account: EKS Pod
-// Identity, which the account offers through the cluster's associations,
-// in another account than the cluster's (planner.Chain). Deleted bindings
-// too, so the hop is seen and retired.
+// chained reports whether a plan may reach a role of the binding through a
+// hop role in the cluster's (the operator's own) account (planner.Chain):
+// EKS Pod Identity, which the account holding the binding's roles offers
+// through the cluster's associations, in another account than the
+// cluster's (deleted bindings too, so the hop is seen and retired); or a
+// current role status records in another account, bound that way, which a
+// plan may keep while the namespace's roles belong elsewhere now (the new
+// account's role name is taken, the spec is invalid). Rendered without the
+// chain, that role would trust the ServiceAccount directly while the hop
+// still does (I2).
 func (r *Reconciler) chained(cur acct, b *v1alpha1.PodIdentityBinding) bool {
-	return cur.key != accounts.Home && r.Associations != nil && cur.config.PodIdentity != nil &&
-		(cur.config.Mechanism(b).Kind() == identity.KindEKSPodIdentity || b.Status.Identity == v1alpha1.IdentityEKSPodIdentity)
-}
-
-// servesThroughChain reports whether the role status records as current
-// is reached through a hop role: EKS Pod Identity in another account than
-// the cluster's. A plan that keeps serving from that role while the
-// namespace's roles belong elsewhere now (the new account's role name is
-// taken, the spec is invalid) must keep it chained: rendered for the
-// cluster's account, its trust would name the ServiceAccount directly
-// while the hop still does (I2).
-func (r *Reconciler) servesThroughChain(b *v1alpha1.PodIdentityBinding) bool {
-	return r.Associations != nil && b.Status.Account != accounts.Home && b.Status.RoleName != "" &&
-		b.Status.Identity == v1alpha1.IdentityEKSPodIdentity
+	if r.Associations == nil {
+		return false
+	}
+	if cur.key != accounts.Home && cur.config.PodIdentity != nil &&
+		(cur.config.Mechanism(b).Kind() == identity.KindEKSPodIdentity || b.Status.Identity == v1alpha1.IdentityEKSPodIdentity) {
+		return true
+	}
+	return b.Status.Account != accounts.Home && b.Status.RoleName != "" && b.Status.Identity == v1alpha1.IdentityEKSPodIdentity
 }
 
 // swept reports whether the drift sweep watches every role of the
@@ -453,7 +452,7 @@ func (r *Reconciler) gatherWith(ctx context.Context, b *v1alpha1.PodIdentityBind
 		}
 	}
 	names := planner.Candidates(cur.config, cur.key, b)
-	if r.chained(cur, b) || r.servesThroughChain(b) {
+	if r.chained(cur, b) {
 		in.Chain = &planner.Chain{Home: r.Config}
 		if hop := planner.HopKey(r.Config, b); !slices.Contains(names, hop) {
 			names = append(names, hop)
