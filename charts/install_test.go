@@ -1,8 +1,10 @@
 package charts_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -124,6 +127,36 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		})
 	}
 
+	// readmeCommand starts the README's inline command that starts with
+	// prefix, as written but for values (a placeholder -> a user's), with
+	// envtest's kubectl on PATH; done receives how it ended.
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readmeCommand := func(prefix string, values map[string]string) (cmd *exec.Cmd, out *bytes.Buffer, done chan error) {
+		t.Helper()
+		m := regexp.MustCompile("`(" + regexp.QuoteMeta(prefix) + "[^`]+)`").FindSubmatch(readme)
+		if m == nil {
+			t.Fatalf("the README has no `%s ...`", prefix)
+		}
+		command := strings.Join(strings.Fields(string(m[1])), " ")
+		for from, to := range values {
+			if !strings.Contains(command, from) {
+				t.Fatalf("the README's %q no longer has %q", command, from)
+			}
+			command = strings.ReplaceAll(command, from, to)
+		}
+		cmd, out, done = exec.Command("bash", "-c", command), &bytes.Buffer{}, make(chan error, 1)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath, "PATH="+os.Getenv("KUBEBUILDER_ASSETS")+":"+os.Getenv("PATH"))
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		return cmd, out, done
+	}
+
 	step("install")
 	run("install", release, chartDir, "-n", ns, "--create-namespace", "--set", "clusterName=envtest",
 		"--set", `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/podidentity-operator`)
@@ -140,6 +173,20 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	}
 	if sa.GetAnnotations()["eks.amazonaws.com/role-arn"] != "arn:aws:iam::123456789012:role/podidentity-operator" {
 		t.Errorf("ServiceAccount annotations %v", sa.GetAnnotations())
+	}
+
+	step("the README's Secret of static credentials is the one operatorCredentials.secretName names")
+	_, out, done := readmeCommand("kubectl -n podidentity-system create secret generic", map[string]string{
+		"AWS_ACCESS_KEY_ID=...": "AWS_ACCESS_KEY_ID=AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY=...": "AWS_SECRET_ACCESS_KEY=example-secret"})
+	if err := <-done; err != nil {
+		t.Fatalf("kubectl create secret: %v\n%s", err, out)
+	}
+	secret := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "podidentity-aws"}, secret); err != nil {
+		t.Fatal(err)
+	}
+	if string(secret.Data["AWS_ACCESS_KEY_ID"]) != "AKIAEXAMPLE" || string(secret.Data["AWS_SECRET_ACCESS_KEY"]) != "example-secret" || len(secret.Data) != 2 {
+		t.Errorf("the Secret holds %v; want the two variables the SDK reads", maps.Keys(secret.Data))
 	}
 
 	step("a binding, created while the chart is installed")
@@ -198,22 +245,23 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	run("install", release, chartDir, "-n", ns, "--set", "clusterName=envtest")
 	run("uninstall", release, "-n", ns)
 	established()
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile("`(kubectl delete crd [^`]+)`").FindSubmatch(readme)
-	if m == nil {
-		t.Fatal("the README's uninstall has no `kubectl delete crd ...`")
-	}
-	cmd := exec.Command("bash", "-c", strings.Join(strings.Fields(string(m[1])), " "))
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath, "PATH="+os.Getenv("KUBEBUILDER_ASSETS")+":"+os.Getenv("PATH"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", m[1], err, out)
-	}
-	step("the README's command returned")
+	// What it deletes is read back through the API server. kubectl then
+	// waits for each CRD to go; against envtest's API server that wait
+	// sometimes misses the deletion and lasts until the watch times out
+	// (about 5 minutes), so a kubectl still waiting once every CRD is gone
+	// is stopped.
+	cmd, out, done := readmeCommand("kubectl delete crd", nil)
 	crdsGone("the README's kubectl delete crd removes every CRD the chart installs")
 	step("every CRD is gone")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("kubectl delete crd: %v\n%s", err, out)
+		}
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Logf("kubectl was still waiting for the deletion it asked for: %s", out)
+	}
 }
 
 // sampleBinding is config/samples' first binding in a new namespace.
